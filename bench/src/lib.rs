@@ -1,0 +1,2 @@
+//! Benchmarks for ferrograd (see `benches/`).
+#![deny(missing_docs)]

@@ -1,0 +1,480 @@
+//! Elementwise ops: unary maps, binary ops with NumPy broadcasting,
+//! comparisons, and `where`.
+
+use super::{for_each_strided, PARALLEL_THRESHOLD};
+use crate::storage::CpuSlice;
+use crate::{with_dtype, Element, Result, Shape, Tensor};
+use num_traits::Zero;
+use rayon::prelude::*;
+
+/// The `c` in GELU's tanh approximation: sqrt(2/pi) (Hendrycks and Gimpel, 2016).
+pub const GELU_C: f64 = 0.797_884_560_802_865_4;
+/// The cubic coefficient in GELU's tanh approximation.
+pub const GELU_A: f64 = 0.044_715;
+
+/// A function applied to each element independently.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum UnaryOp {
+    /// `-x`
+    Neg,
+    /// `|x|`
+    Abs,
+    /// `e^x`
+    Exp,
+    /// natural log
+    Log,
+    /// square root
+    Sqrt,
+    /// `1/sqrt(x)`
+    Rsqrt,
+    /// `x^2`
+    Square,
+    /// `1/x`
+    Recip,
+    /// `max(x, 0)`
+    Relu,
+    /// `x` if `x > 0` else `slope * x`
+    LeakyRelu(f64),
+    /// `1/(1+e^-x)`
+    Sigmoid,
+    /// hyperbolic tangent
+    Tanh,
+    /// GELU, tanh form: `0.5 x (1 + tanh(c (x + a x^3)))`
+    Gelu,
+    /// `x * sigmoid(x)`
+    Silu,
+    /// sine
+    Sin,
+    /// cosine
+    Cos,
+    /// -1, 0 or 1 (NaN stays NaN)
+    Sign,
+    /// `min(max(x, lo), hi)`
+    Clamp(f64, f64),
+    /// `x + c`
+    AddScalar(f64),
+    /// `x * c`
+    MulScalar(f64),
+    /// `x ^ p`
+    PowScalar(f64),
+    /// 1 if `x > c` else 0
+    GtScalar(f64),
+    /// 1 if `x < c` else 0
+    LtScalar(f64),
+}
+
+impl UnaryOp {
+    /// Applies the op to one value.
+    #[inline]
+    pub fn apply<T: Element>(self, x: T) -> T {
+        let f = |v: f64| T::from_f64(v);
+        match self {
+            UnaryOp::Neg => -x,
+            UnaryOp::Abs => x.abs(),
+            UnaryOp::Exp => x.exp(),
+            UnaryOp::Log => x.ln(),
+            UnaryOp::Sqrt => x.sqrt(),
+            UnaryOp::Rsqrt => x.sqrt().recip(),
+            UnaryOp::Square => x * x,
+            UnaryOp::Recip => x.recip(),
+            UnaryOp::Relu => {
+                if x > T::zero() {
+                    x
+                } else {
+                    T::zero()
+                }
+            }
+            UnaryOp::LeakyRelu(s) => {
+                if x > T::zero() {
+                    x
+                } else {
+                    x * f(s)
+                }
+            }
+            UnaryOp::Sigmoid => T::one() / (T::one() + (-x).exp()),
+            UnaryOp::Tanh => x.tanh(),
+            UnaryOp::Gelu => {
+                let inner = f(GELU_C) * (x + f(GELU_A) * x * x * x);
+                f(0.5) * x * (T::one() + inner.tanh())
+            }
+            UnaryOp::Silu => x / (T::one() + (-x).exp()),
+            UnaryOp::Sin => x.sin(),
+            UnaryOp::Cos => x.cos(),
+            UnaryOp::Sign => {
+                if x > T::zero() {
+                    T::one()
+                } else if x < T::zero() {
+                    -T::one()
+                } else {
+                    x // keeps 0, -0 and NaN
+                }
+            }
+            UnaryOp::Clamp(lo, hi) => x.max(f(lo)).min(f(hi)),
+            UnaryOp::AddScalar(c) => x + f(c),
+            UnaryOp::MulScalar(c) => x * f(c),
+            UnaryOp::PowScalar(p) => x.powf(f(p)),
+            UnaryOp::GtScalar(c) => bool_to(x > f(c)),
+            UnaryOp::LtScalar(c) => bool_to(x < f(c)),
+        }
+    }
+}
+
+/// A function of two elements, applied with broadcasting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BinaryOp {
+    /// `a + b`
+    Add,
+    /// `a - b`
+    Sub,
+    /// `a * b`
+    Mul,
+    /// `a / b`
+    Div,
+    /// `a ^ b`
+    Pow,
+    /// `max(a, b)`
+    Maximum,
+    /// `min(a, b)`
+    Minimum,
+    /// 1 if `a == b` else 0
+    Eq,
+    /// 1 if `a != b` else 0
+    Ne,
+    /// 1 if `a < b` else 0
+    Lt,
+    /// 1 if `a <= b` else 0
+    Le,
+    /// 1 if `a > b` else 0
+    Gt,
+    /// 1 if `a >= b` else 0
+    Ge,
+}
+
+impl BinaryOp {
+    /// The op's name, for error messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            BinaryOp::Add => "add",
+            BinaryOp::Sub => "sub",
+            BinaryOp::Mul => "mul",
+            BinaryOp::Div => "div",
+            BinaryOp::Pow => "pow",
+            BinaryOp::Maximum => "maximum",
+            BinaryOp::Minimum => "minimum",
+            BinaryOp::Eq => "eq",
+            BinaryOp::Ne => "ne",
+            BinaryOp::Lt => "lt",
+            BinaryOp::Le => "le",
+            BinaryOp::Gt => "gt",
+            BinaryOp::Ge => "ge",
+        }
+    }
+
+    /// Applies the op to one pair.
+    #[inline]
+    pub fn apply<T: Element>(self, a: T, b: T) -> T {
+        match self {
+            BinaryOp::Add => a + b,
+            BinaryOp::Sub => a - b,
+            BinaryOp::Mul => a * b,
+            BinaryOp::Div => a / b,
+            BinaryOp::Pow => a.powf(b),
+            BinaryOp::Maximum => {
+                if a >= b || a.is_nan() {
+                    a
+                } else {
+                    b
+                }
+            }
+            BinaryOp::Minimum => {
+                if a <= b || a.is_nan() {
+                    a
+                } else {
+                    b
+                }
+            }
+            BinaryOp::Eq => bool_to(a == b),
+            BinaryOp::Ne => bool_to(a != b),
+            BinaryOp::Lt => bool_to(a < b),
+            BinaryOp::Le => bool_to(a <= b),
+            BinaryOp::Gt => bool_to(a > b),
+            BinaryOp::Ge => bool_to(a >= b),
+        }
+    }
+}
+
+#[inline]
+fn bool_to<T: Element>(b: bool) -> T {
+    if b {
+        T::one()
+    } else {
+        T::zero()
+    }
+}
+
+/// Maps `f` over a slice, in parallel chunks when it is large.
+pub(crate) fn map_slice<T: Element>(src: &[T], f: impl Fn(T) -> T + Sync) -> Vec<T> {
+    if src.len() >= PARALLEL_THRESHOLD {
+        let mut out = vec![T::zero(); src.len()];
+        out.par_chunks_mut(PARALLEL_THRESHOLD / 4)
+            .zip(src.par_chunks(PARALLEL_THRESHOLD / 4))
+            .for_each(|(o, s)| o.iter_mut().zip(s).for_each(|(o, &x)| *o = f(x)));
+        out
+    } else {
+        src.iter().map(|&x| f(x)).collect()
+    }
+}
+
+fn binary_kernel<T: CpuSlice>(a: &Tensor, b: &Tensor, out_shape: &Shape, op: BinaryOp) -> Vec<T> {
+    let (x, y) = (a.data::<T>(), b.data::<T>());
+    if a.shape() == b.shape() {
+        if x.len() >= PARALLEL_THRESHOLD {
+            let mut out = vec![T::zero(); x.len()];
+            let chunk = PARALLEL_THRESHOLD / 4;
+            out.par_chunks_mut(chunk)
+                .zip(x.par_chunks(chunk).zip(y.par_chunks(chunk)))
+                .for_each(|(o, (xs, ys))| {
+                    for ((o, &p), &q) in o.iter_mut().zip(xs).zip(ys) {
+                        *o = op.apply(p, q);
+                    }
+                });
+            return out;
+        }
+        return x.iter().zip(y).map(|(&p, &q)| op.apply(p, q)).collect();
+    }
+    if y.len() == 1 && out_shape == a.shape() {
+        let q = y[0];
+        return map_slice(x, move |p| op.apply(p, q));
+    }
+    if x.len() == 1 && out_shape == b.shape() {
+        let p = x[0];
+        return map_slice(y, move |q| op.apply(p, q));
+    }
+    let sa = a.shape().broadcast_strides(out_shape);
+    let sb = b.shape().broadcast_strides(out_shape);
+    let mut out = vec![T::zero(); out_shape.numel()];
+    for_each_strided(out_shape.dims(), [&sa, &sb], |i, [oa, ob]| {
+        out[i] = op.apply(x[oa], y[ob]);
+    });
+    out
+}
+
+impl Tensor {
+    /// Applies a [`UnaryOp`] to every element.
+    pub fn unary(&self, op: UnaryOp) -> Tensor {
+        with_dtype!(self.dtype(), T => {
+            let out = map_slice(self.data::<T>(), move |x| op.apply(x));
+            Tensor::from_typed(out, self.shape().clone())
+        })
+    }
+
+    /// Applies a [`BinaryOp`] with NumPy broadcasting.
+    pub fn binary(&self, rhs: &Tensor, op: BinaryOp) -> Result<Tensor> {
+        self.check_same_kind(rhs, op.name())?;
+        let shape = self.shape().broadcast(rhs.shape(), op.name())?;
+        Ok(with_dtype!(self.dtype(), T => {
+            let out = binary_kernel::<T>(self, rhs, &shape, op);
+            Tensor::from_typed(out, shape)
+        }))
+    }
+
+    /// `cond ? on_true : on_false` elementwise, where `cond` is non-zero;
+    /// all three broadcast together. No gradient flows through `cond`.
+    pub fn where_cond(cond: &Tensor, on_true: &Tensor, on_false: &Tensor) -> Result<Tensor> {
+        cond.check_same_kind(on_true, "where")?;
+        on_true.check_same_kind(on_false, "where")?;
+        let shape = cond.shape().broadcast(on_true.shape(), "where")?.broadcast(on_false.shape(), "where")?;
+        let sc = cond.shape().broadcast_strides(&shape);
+        let st = on_true.shape().broadcast_strides(&shape);
+        let sf = on_false.shape().broadcast_strides(&shape);
+        Ok(with_dtype!(cond.dtype(), T => {
+            let (c, t, f) = (cond.data::<T>(), on_true.data::<T>(), on_false.data::<T>());
+            let mut out = vec![T::zero(); shape.numel()];
+            for_each_strided(shape.dims(), [&sc, &st, &sf], |i, [oc, ot, of]| {
+                out[i] = if c[oc] != T::zero() { t[ot] } else { f[of] };
+            });
+            Tensor::from_typed(out, shape)
+        }))
+    }
+}
+
+/// Generates a named method for each unary op.
+macro_rules! unary_methods {
+    ($($(#[$doc:meta])* $name:ident => $op:expr;)*) => {
+        impl Tensor {
+            $($(#[$doc])* pub fn $name(&self) -> Tensor { self.unary($op) })*
+        }
+    };
+}
+
+unary_methods! {
+    /// `-x`
+    neg => UnaryOp::Neg;
+    /// `|x|`
+    abs => UnaryOp::Abs;
+    /// `e^x`
+    exp => UnaryOp::Exp;
+    /// Natural logarithm.
+    log => UnaryOp::Log;
+    /// Square root.
+    sqrt => UnaryOp::Sqrt;
+    /// `1/sqrt(x)`
+    rsqrt => UnaryOp::Rsqrt;
+    /// `x^2`
+    square => UnaryOp::Square;
+    /// `1/x`
+    recip => UnaryOp::Recip;
+    /// `max(x, 0)`
+    relu => UnaryOp::Relu;
+    /// Logistic sigmoid.
+    sigmoid => UnaryOp::Sigmoid;
+    /// Hyperbolic tangent.
+    tanh => UnaryOp::Tanh;
+    /// GELU in its tanh form.
+    gelu => UnaryOp::Gelu;
+    /// SiLU (swish): `x * sigmoid(x)`.
+    silu => UnaryOp::Silu;
+    /// Sine.
+    sin => UnaryOp::Sin;
+    /// Cosine.
+    cos => UnaryOp::Cos;
+    /// -1, 0 or 1.
+    sign => UnaryOp::Sign;
+}
+
+/// Generates a named method for each binary op.
+macro_rules! binary_methods {
+    ($($(#[$doc:meta])* $name:ident => $op:expr;)*) => {
+        impl Tensor {
+            $($(#[$doc])* pub fn $name(&self, rhs: &Tensor) -> Result<Tensor> { self.binary(rhs, $op) })*
+        }
+    };
+}
+
+binary_methods! {
+    /// `a + b` with broadcasting.
+    add => BinaryOp::Add;
+    /// `a - b` with broadcasting.
+    sub => BinaryOp::Sub;
+    /// `a * b` with broadcasting.
+    mul => BinaryOp::Mul;
+    /// `a / b` with broadcasting.
+    div => BinaryOp::Div;
+    /// `a ^ b` with broadcasting.
+    pow => BinaryOp::Pow;
+    /// Elementwise maximum with broadcasting.
+    maximum => BinaryOp::Maximum;
+    /// Elementwise minimum with broadcasting.
+    minimum => BinaryOp::Minimum;
+    /// 1 where `a == b`, else 0.
+    eq => BinaryOp::Eq;
+    /// 1 where `a != b`, else 0.
+    ne => BinaryOp::Ne;
+    /// 1 where `a < b`, else 0.
+    lt => BinaryOp::Lt;
+    /// 1 where `a <= b`, else 0.
+    le => BinaryOp::Le;
+    /// 1 where `a > b`, else 0.
+    gt => BinaryOp::Gt;
+    /// 1 where `a >= b`, else 0.
+    ge => BinaryOp::Ge;
+}
+
+impl Tensor {
+    /// `x + c`
+    pub fn add_scalar(&self, c: f64) -> Tensor {
+        self.unary(UnaryOp::AddScalar(c))
+    }
+    /// `x - c`
+    pub fn sub_scalar(&self, c: f64) -> Tensor {
+        self.unary(UnaryOp::AddScalar(-c))
+    }
+    /// `x * c`
+    pub fn mul_scalar(&self, c: f64) -> Tensor {
+        self.unary(UnaryOp::MulScalar(c))
+    }
+    /// `x / c`
+    pub fn div_scalar(&self, c: f64) -> Tensor {
+        self.unary(UnaryOp::MulScalar(1.0 / c))
+    }
+    /// `x ^ p`
+    pub fn pow_scalar(&self, p: f64) -> Tensor {
+        self.unary(UnaryOp::PowScalar(p))
+    }
+    /// `max(x, c)`
+    pub fn maximum_scalar(&self, c: f64) -> Tensor {
+        self.unary(UnaryOp::Clamp(c, f64::INFINITY))
+    }
+    /// `min(x, c)`
+    pub fn minimum_scalar(&self, c: f64) -> Tensor {
+        self.unary(UnaryOp::Clamp(f64::NEG_INFINITY, c))
+    }
+    /// Leaky ReLU with the given negative slope.
+    pub fn leaky_relu(&self, slope: f64) -> Tensor {
+        self.unary(UnaryOp::LeakyRelu(slope))
+    }
+    /// Clamps into `[lo, hi]`; fails if `lo > hi` or either is NaN.
+    pub fn clamp(&self, lo: f64, hi: f64) -> Result<Tensor> {
+        if lo.is_nan() || hi.is_nan() || lo > hi {
+            return Err(crate::Error::invalid("clamp", format!("need lo <= hi, got [{lo}, {hi}]")));
+        }
+        Ok(self.unary(UnaryOp::Clamp(lo, hi)))
+    }
+    /// 1 where `x > c`, else 0.
+    pub fn gt_scalar(&self, c: f64) -> Tensor {
+        self.unary(UnaryOp::GtScalar(c))
+    }
+    /// 1 where `x < c`, else 0.
+    pub fn lt_scalar(&self, c: f64) -> Tensor {
+        self.unary(UnaryOp::LtScalar(c))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::DType;
+
+    #[test]
+    fn broadcast_add_matches_hand_computation() {
+        let a = Tensor::from_vec(vec![1.0f64, 2.0, 3.0, 4.0, 5.0, 6.0], [2, 3]).unwrap();
+        let b = Tensor::from_vec(vec![10.0f64, 20.0, 30.0], [3]).unwrap();
+        let c = Tensor::from_vec(vec![100.0f64, 200.0], [2, 1]).unwrap();
+        assert_eq!(a.add(&b).unwrap().to_vec::<f64>(), vec![11.0, 22.0, 33.0, 14.0, 25.0, 36.0]);
+        assert_eq!(a.add(&c).unwrap().to_vec::<f64>(), vec![101.0, 102.0, 103.0, 204.0, 205.0, 206.0]);
+        let outer = b.reshape([3, 1]).unwrap().mul(&c.reshape([1, 2]).unwrap()).unwrap();
+        assert_eq!(outer.dims(), &[3, 2]);
+        assert_eq!(outer.to_vec::<f64>(), vec![1000.0, 2000.0, 2000.0, 4000.0, 3000.0, 6000.0]);
+    }
+
+    #[test]
+    fn mismatches_are_errors() {
+        let a = Tensor::zeros([2, 3], DType::F32);
+        assert!(a.add(&Tensor::zeros([4], DType::F32)).is_err());
+        assert!(a.add(&Tensor::zeros([2, 3], DType::F64)).is_err());
+        assert!(a.clamp(1.0, 0.0).is_err());
+    }
+
+    #[test]
+    fn large_parallel_path_equals_serial_definition() {
+        let n = PARALLEL_THRESHOLD * 3 + 7;
+        let v: Vec<f32> = (0..n).map(|i| (i as f32) * 0.001 - 3.0).collect();
+        let t = Tensor::from_vec(v.clone(), [n]).unwrap();
+        let s = t.sigmoid().to_vec::<f32>();
+        for (i, &x) in v.iter().enumerate() {
+            assert_eq!(s[i], 1.0 / (1.0 + (-x).exp()));
+        }
+        let sum = t.add(&t).unwrap().to_vec::<f32>();
+        assert!(sum.iter().zip(&v).all(|(s, x)| *s == x + x));
+    }
+
+    #[test]
+    fn where_selects_by_mask() {
+        let c = Tensor::from_vec(vec![1.0f64, 0.0, 1.0], [3]).unwrap();
+        let t = Tensor::full([3], 5.0, DType::F64);
+        let f = Tensor::full([2, 1], -1.0, DType::F64);
+        let w = Tensor::where_cond(&c, &t, &f).unwrap();
+        assert_eq!(w.dims(), &[2, 3]);
+        assert_eq!(w.to_vec::<f64>(), vec![5.0, -1.0, 5.0, 5.0, -1.0, 5.0]);
+    }
+}

@@ -1,0 +1,211 @@
+//! Reductions over chosen axes (or all), with `keepdim`: sum, mean, max, min,
+//! var, logsumexp; and argmax.
+
+use super::for_each_strided;
+use crate::storage::CpuSlice;
+use crate::{with_dtype, Element, Error, Result, Shape, Tensor};
+
+/// How a reduction combines values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReduceOp {
+    /// Sum of the values.
+    Sum,
+    /// Largest value (NaN wins).
+    Max,
+    /// Smallest value (NaN wins).
+    Min,
+}
+
+impl ReduceOp {
+    fn init<T: Element>(self) -> T {
+        match self {
+            ReduceOp::Sum => T::zero(),
+            ReduceOp::Max => T::neg_infinity(),
+            ReduceOp::Min => T::infinity(),
+        }
+    }
+
+    #[inline]
+    fn fold<T: Element>(self, acc: T, x: T) -> T {
+        match self {
+            ReduceOp::Sum => acc + x,
+            ReduceOp::Max => {
+                if x > acc || x.is_nan() {
+                    x
+                } else {
+                    acc
+                }
+            }
+            ReduceOp::Min => {
+                if x < acc || x.is_nan() {
+                    x
+                } else {
+                    acc
+                }
+            }
+        }
+    }
+}
+
+/// The output shape of reducing `axes` (sorted, resolved) of `shape`.
+pub(crate) fn reduced_shape(shape: &Shape, axes: &[usize], keepdim: bool) -> Shape {
+    let dims = shape
+        .dims()
+        .iter()
+        .enumerate()
+        .filter_map(|(i, &d)| match (axes.contains(&i), keepdim) {
+            (false, _) => Some(d),
+            (true, true) => Some(1),
+            (true, false) => None,
+        })
+        .collect::<Vec<_>>();
+    Shape::new(dims)
+}
+
+fn reduce_kernel<T: CpuSlice>(x: &Tensor, axes: &[usize], op: ReduceOp) -> Vec<T> {
+    let kept = reduced_shape(x.shape(), axes, true);
+    let src = x.data::<T>();
+    // Fast path: reducing every axis.
+    if kept.numel() == 1 {
+        return vec![src.iter().fold(op.init(), |a, &v| op.fold(a, v))];
+    }
+    // Stride of each input axis in the output (0 on reduced axes).
+    let out_strides: Vec<usize> = kept
+        .strides()
+        .iter()
+        .enumerate()
+        .map(|(i, &s)| if axes.contains(&i) { 0 } else { s })
+        .collect();
+    let mut out = vec![op.init::<T>(); kept.numel()];
+    let in_strides = x.shape().strides();
+    for_each_strided(x.dims(), [&in_strides, &out_strides], |_, [i, o]| {
+        out[o] = op.fold(out[o], src[i]);
+    });
+    out
+}
+
+impl Tensor {
+    /// Reduces `axes` (all if `None`) with `op`.
+    pub fn reduce(&self, axes: Option<&[isize]>, keepdim: bool, op: ReduceOp) -> Result<Tensor> {
+        let axes = self.shape().axes("reduce", axes)?;
+        if op != ReduceOp::Sum && axes.iter().any(|&a| self.dims()[a] == 0) {
+            return Err(Error::invalid("reduce", "max/min over an empty axis has no value"));
+        }
+        let shape = reduced_shape(self.shape(), &axes, keepdim);
+        Ok(with_dtype!(self.dtype(), T => Tensor::from_typed(reduce_kernel::<T>(self, &axes, op), shape)))
+    }
+
+    /// Sum over `axes` (all if `None`).
+    pub fn sum(&self, axes: Option<&[isize]>, keepdim: bool) -> Result<Tensor> {
+        self.reduce(axes, keepdim, ReduceOp::Sum)
+    }
+
+    /// Sum of all elements, as a scalar tensor.
+    pub fn sum_all(&self) -> Tensor {
+        self.sum(None, false).expect("reducing all axes cannot fail")
+    }
+
+    /// Mean over `axes` (all if `None`).
+    pub fn mean(&self, axes: Option<&[isize]>, keepdim: bool) -> Result<Tensor> {
+        let count = self.reduced_count("mean", axes)?;
+        Ok(self.sum(axes, keepdim)?.div_scalar(count as f64))
+    }
+
+    /// Maximum over `axes` (all if `None`).
+    pub fn max(&self, axes: Option<&[isize]>, keepdim: bool) -> Result<Tensor> {
+        self.reduce(axes, keepdim, ReduceOp::Max)
+    }
+
+    /// Minimum over `axes` (all if `None`).
+    pub fn min(&self, axes: Option<&[isize]>, keepdim: bool) -> Result<Tensor> {
+        self.reduce(axes, keepdim, ReduceOp::Min)
+    }
+
+    /// Variance over `axes`: biased (divide by n) or unbiased (n - 1).
+    pub fn var(&self, axes: Option<&[isize]>, keepdim: bool, unbiased: bool) -> Result<Tensor> {
+        let count = self.reduced_count("var", axes)?;
+        let ddof = usize::from(unbiased);
+        if count <= ddof {
+            return Err(Error::invalid("var", format!("needs more than {ddof} element(s) per reduction, got {count}")));
+        }
+        let centered = self.sub(&self.mean(axes, true)?)?;
+        Ok(centered.square().sum(axes, keepdim)?.div_scalar((count - ddof) as f64))
+    }
+
+    /// `log(sum(exp(x)))` over `axes`, computed stably (max subtracted first).
+    pub fn logsumexp(&self, axes: Option<&[isize]>, keepdim: bool) -> Result<Tensor> {
+        let m = self.max(axes, true)?;
+        // An all -inf slice would give -inf - -inf = NaN; shift by 0 there instead.
+        let m = m.unary(crate::UnaryOp::Clamp(f64::MIN, f64::INFINITY));
+        let lse = self.sub(&m)?.exp().sum(axes, true)?.log().add(&m)?;
+        if keepdim {
+            Ok(lse)
+        } else {
+            let axes = self.shape().axes("logsumexp", axes)?;
+            lse.reshape(reduced_shape(self.shape(), &axes, false))
+        }
+    }
+
+    /// Index of the largest value along `axis` for every other position, in
+    /// row-major order of the remaining axes (the first index wins ties).
+    pub fn argmax(&self, axis: isize) -> Result<Vec<usize>> {
+        let a = self.shape().axis("argmax", axis)?;
+        let size = self.dims()[a];
+        if size == 0 {
+            return Err(Error::invalid("argmax", "axis is empty"));
+        }
+        let outer: usize = self.dims()[..a].iter().product();
+        let inner: usize = self.dims()[a + 1..].iter().product();
+        let v = self.to_vec_f64();
+        let mut out = Vec::with_capacity(outer * inner);
+        for o in 0..outer {
+            for i in 0..inner {
+                let at = |k: usize| v[(o * size + k) * inner + i];
+                let best = (1..size).fold(0, |b, k| if at(k) > at(b) { k } else { b });
+                out.push(best);
+            }
+        }
+        Ok(out)
+    }
+
+    /// How many elements each output of a reduction over `axes` combines.
+    pub fn reduced_count(&self, op: &'static str, axes: Option<&[isize]>) -> Result<usize> {
+        let axes = self.shape().axes(op, axes)?;
+        Ok(axes.iter().map(|&a| self.dims()[a]).product())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::Tensor;
+
+    #[test]
+    fn sums_and_means_over_axes() {
+        let a = Tensor::from_vec((0..24).map(|x| x as f64).collect(), [2, 3, 4]).unwrap();
+        let s = a.sum(Some(&[0, 2]), false).unwrap();
+        assert_eq!(s.dims(), &[3]);
+        // axis-1 index j: sum over i,k of 12i + 4j + k = 2*4*4j + (0+12)*4 + 2*(0+1+2+3)
+        let expect: Vec<f64> = (0..3).map(|j| 32.0 * j as f64 + 48.0 + 12.0).collect();
+        assert_eq!(s.to_vec::<f64>(), expect);
+        assert_eq!(a.mean(None, false).unwrap().to_scalar().unwrap(), 11.5);
+        assert_eq!(a.sum(Some(&[-1]), true).unwrap().dims(), &[2, 3, 1]);
+        assert!(a.sum(Some(&[3]), false).is_err());
+    }
+
+    #[test]
+    fn var_max_argmax_logsumexp() {
+        let a = Tensor::from_vec(vec![1.0f64, 2.0, 3.0, 4.0, 9.0, 0.0], [2, 3]).unwrap();
+        let v = a.var(Some(&[1]), false, true).unwrap().to_vec::<f64>();
+        // row [4, 9, 0]: mean 13/3, squared deviations sum to 122/3, over n-1 = 2
+        assert!((v[0] - 1.0).abs() < 1e-12 && (v[1] - 61.0 / 3.0).abs() < 1e-12, "{v:?}");
+        let vb = a.var(Some(&[1]), false, false).unwrap().to_vec::<f64>();
+        assert!((vb[0] - 2.0 / 3.0).abs() < 1e-12);
+        assert_eq!(a.max(Some(&[0]), false).unwrap().to_vec::<f64>(), vec![4.0, 9.0, 3.0]);
+        assert_eq!(a.argmax(1).unwrap(), vec![2, 1]);
+        let l = a.logsumexp(Some(&[1]), false).unwrap().to_vec::<f64>();
+        let direct = (1f64.exp() + 2f64.exp() + 3f64.exp()).ln();
+        assert!((l[0] - direct).abs() < 1e-12);
+        let big = Tensor::from_vec(vec![1000.0f64, 1000.0], [2]).unwrap();
+        assert!((big.logsumexp(None, false).unwrap().to_scalar().unwrap() - (1000.0 + 2f64.ln())).abs() < 1e-9);
+    }
+}

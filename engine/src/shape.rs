@@ -1,0 +1,194 @@
+//! [`Shape`]: the dimensions of a tensor, and the broadcasting rules.
+
+use crate::{Error, Result};
+use std::fmt;
+
+/// The dimensions of a tensor, outermost first (row-major). A rank-0 shape
+/// (`[]`) is a scalar and holds one element.
+#[derive(Clone, PartialEq, Eq, Hash, Default)]
+pub struct Shape(Vec<usize>);
+
+impl Shape {
+    /// A shape from its dimensions.
+    pub fn new(dims: impl Into<Vec<usize>>) -> Self {
+        Shape(dims.into())
+    }
+
+    /// The shape of a scalar.
+    pub fn scalar() -> Self {
+        Shape(Vec::new())
+    }
+
+    /// The dimensions.
+    pub fn dims(&self) -> &[usize] {
+        &self.0
+    }
+
+    /// The number of dimensions.
+    pub fn rank(&self) -> usize {
+        self.0.len()
+    }
+
+    /// The number of elements (1 for a scalar).
+    pub fn numel(&self) -> usize {
+        self.0.iter().product()
+    }
+
+    /// Row-major strides, in elements.
+    pub fn strides(&self) -> Vec<usize> {
+        let mut strides = vec![0; self.0.len()];
+        let mut acc = 1;
+        for (s, d) in strides.iter_mut().zip(&self.0).rev() {
+            *s = acc;
+            acc *= d;
+        }
+        strides
+    }
+
+    /// Resolves a possibly negative axis (`-1` is the last) to an index.
+    pub fn axis(&self, op: &'static str, axis: isize) -> Result<usize> {
+        let rank = self.rank() as isize;
+        let resolved = if axis < 0 { axis + rank } else { axis };
+        if resolved < 0 || resolved >= rank {
+            return Err(Error::InvalidAxis {
+                op,
+                axis,
+                rank: self.rank(),
+            });
+        }
+        Ok(resolved as usize)
+    }
+
+    /// Resolves a list of axes; `None` means all axes. Rejects duplicates.
+    pub fn axes(&self, op: &'static str, axes: Option<&[isize]>) -> Result<Vec<usize>> {
+        let mut out: Vec<usize> = match axes {
+            None => (0..self.rank()).collect(),
+            Some(list) => list
+                .iter()
+                .map(|&a| self.axis(op, a))
+                .collect::<Result<_>>()?,
+        };
+        out.sort_unstable();
+        let before = out.len();
+        out.dedup();
+        if out.len() != before {
+            return Err(Error::invalid(op, "an axis is listed twice; list each axis once"));
+        }
+        Ok(out)
+    }
+
+    /// The NumPy broadcast of two shapes: align on the right, each pair of
+    /// dimensions must be equal or one of them 1.
+    pub fn broadcast(&self, other: &Shape, op: &'static str) -> Result<Shape> {
+        let rank = self.rank().max(other.rank());
+        let mut dims = vec![0; rank];
+        for (i, d) in dims.iter_mut().enumerate() {
+            let a = dim_from_right(self, rank - 1 - i);
+            let b = dim_from_right(other, rank - 1 - i);
+            *d = match (a, b) {
+                (x, y) if x == y => x,
+                (1, y) => y,
+                (x, 1) => x,
+                _ => {
+                    return Err(Error::ShapeMismatch {
+                        op,
+                        lhs: self.clone(),
+                        rhs: other.clone(),
+                        hint: "each pair of trailing dimensions must be equal or 1 (NumPy broadcasting)",
+                    })
+                }
+            };
+        }
+        Ok(Shape(dims))
+    }
+
+    /// Strides for reading this shape as if broadcast to `target` (0 where a
+    /// dimension is stretched). `target` must be a valid broadcast of `self`.
+    pub fn broadcast_strides(&self, target: &Shape) -> Vec<usize> {
+        let own = self.strides();
+        let offset = target.rank() - self.rank();
+        (0..target.rank())
+            .map(|i| {
+                if i < offset || self.0[i - offset] == 1 {
+                    0
+                } else {
+                    own[i - offset]
+                }
+            })
+            .collect()
+    }
+}
+
+/// The dimension `k` places from the right, or 1 past the shape's rank.
+fn dim_from_right(shape: &Shape, k: usize) -> usize {
+    if k < shape.rank() {
+        shape.0[shape.rank() - 1 - k]
+    } else {
+        1
+    }
+}
+
+impl fmt::Debug for Shape {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{self}")
+    }
+}
+
+impl fmt::Display for Shape {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "[")?;
+        for (i, d) in self.0.iter().enumerate() {
+            if i > 0 {
+                write!(f, ", ")?;
+            }
+            write!(f, "{d}")?;
+        }
+        write!(f, "]")
+    }
+}
+
+impl From<&[usize]> for Shape {
+    fn from(d: &[usize]) -> Self {
+        Shape(d.to_vec())
+    }
+}
+
+impl From<Vec<usize>> for Shape {
+    fn from(d: Vec<usize>) -> Self {
+        Shape(d)
+    }
+}
+
+impl<const N: usize> From<[usize; N]> for Shape {
+    fn from(d: [usize; N]) -> Self {
+        Shape(d.to_vec())
+    }
+}
+
+impl From<&Shape> for Shape {
+    fn from(s: &Shape) -> Self {
+        s.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn broadcasting_follows_numpy() {
+        let a = Shape::new([3, 1, 5]);
+        let b = Shape::new([4, 5]);
+        assert_eq!(a.broadcast(&b, "t").unwrap(), Shape::new([3, 4, 5]));
+        assert!(Shape::new([3]).broadcast(&Shape::new([4]), "t").is_err());
+        assert_eq!(Shape::new([4, 5]).broadcast_strides(&Shape::new([3, 4, 5])), vec![0, 5, 1]);
+    }
+
+    #[test]
+    fn negative_axes_resolve() {
+        let s = Shape::new([2, 3, 4]);
+        assert_eq!(s.axis("t", -1).unwrap(), 2);
+        assert!(s.axis("t", 3).is_err());
+        assert!(s.axes("t", Some(&[0, -3])).is_err());
+    }
+}

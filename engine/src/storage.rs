@@ -1,0 +1,89 @@
+//! Where a tensor's elements live. One variant per (device, dtype); the CUDA
+//! variants join when the CUDA backend lands, so every op dispatches through
+//! this enum and the rest of the engine never sees raw buffers.
+
+use crate::{DType, Device, Element};
+
+/// A tensor's element buffer, contiguous and row-major.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Storage {
+    /// f32 values in host memory.
+    CpuF32(Vec<f32>),
+    /// f64 values in host memory.
+    CpuF64(Vec<f64>),
+}
+
+impl Storage {
+    /// The element type.
+    pub fn dtype(&self) -> DType {
+        match self {
+            Storage::CpuF32(_) => DType::F32,
+            Storage::CpuF64(_) => DType::F64,
+        }
+    }
+
+    /// The device holding the buffer.
+    pub fn device(&self) -> Device {
+        Device::Cpu
+    }
+
+    /// The number of elements.
+    pub fn len(&self) -> usize {
+        match self {
+            Storage::CpuF32(v) => v.len(),
+            Storage::CpuF64(v) => v.len(),
+        }
+    }
+
+    /// Whether the buffer holds no elements.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Typed access to a CPU storage: lets kernels be written once, generic over
+/// `f32` and `f64`.
+pub trait CpuSlice: Element {
+    /// The buffer as `&[Self]`, if its dtype is `Self`.
+    fn slice(s: &Storage) -> Option<&[Self]>;
+    /// The buffer as `&mut [Self]`, if its dtype is `Self`.
+    fn slice_mut(s: &mut Storage) -> Option<&mut [Self]>;
+    /// Wraps a vector into storage.
+    fn wrap(v: Vec<Self>) -> Storage;
+}
+
+impl CpuSlice for f32 {
+    fn slice(s: &Storage) -> Option<&[f32]> {
+        match s {
+            Storage::CpuF32(v) => Some(v),
+            _ => None,
+        }
+    }
+    fn slice_mut(s: &mut Storage) -> Option<&mut [f32]> {
+        match s {
+            Storage::CpuF32(v) => Some(v),
+            _ => None,
+        }
+    }
+    fn wrap(v: Vec<f32>) -> Storage {
+        Storage::CpuF32(v)
+    }
+}
+
+impl CpuSlice for f64 {
+    fn slice(s: &Storage) -> Option<&[f64]> {
+        match s {
+            Storage::CpuF64(v) => Some(v),
+            _ => None,
+        }
+    }
+    fn slice_mut(s: &mut Storage) -> Option<&mut [f64]> {
+        match s {
+            Storage::CpuF64(v) => Some(v),
+            _ => None,
+        }
+    }
+    fn wrap(v: Vec<f64>) -> Storage {
+        Storage::CpuF64(v)
+    }
+}

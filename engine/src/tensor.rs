@@ -1,0 +1,324 @@
+//! [`Tensor`]: an immutable, cheaply cloned n-dimensional array, and the ways
+//! to create and read one. The operations live in `ops/`, one file per family.
+
+use crate::storage::{CpuSlice, Storage};
+use crate::{DType, Device, Element, Error, Result, Rng, Shape};
+use std::sync::Arc;
+
+/// An n-dimensional array of `f32` or `f64`, contiguous and row-major.
+///
+/// Tensors are values: every operation returns a new tensor, and cloning one
+/// only bumps a reference count. (In-place updates for optimizers go through
+/// [`Tensor::update_in_place`], which copies first if the buffer is shared.)
+#[derive(Clone)]
+pub struct Tensor {
+    storage: Arc<Storage>,
+    shape: Shape,
+}
+
+/// Runs `$body` with `$T` bound to the Rust type of `$dtype`.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! with_dtype {
+    ($dtype:expr, $T:ident => $body:expr) => {
+        match $dtype {
+            $crate::DType::F32 => {
+                type $T = f32;
+                $body
+            }
+            $crate::DType::F64 => {
+                type $T = f64;
+                $body
+            }
+        }
+    };
+}
+
+impl Tensor {
+    // ----- construction -------------------------------------------------
+
+    /// Wraps a storage buffer; the buffer length must match the shape.
+    pub fn from_storage(storage: Storage, shape: impl Into<Shape>) -> Result<Tensor> {
+        let shape = shape.into();
+        if storage.len() != shape.numel() {
+            return Err(Error::LengthMismatch {
+                op: "from_storage",
+                expected: shape.numel(),
+                got: storage.len(),
+                shape,
+            });
+        }
+        Ok(Tensor {
+            storage: Arc::new(storage),
+            shape,
+        })
+    }
+
+    /// A tensor holding `data` (row-major) with the given shape.
+    pub fn from_vec<T: CpuSlice>(data: Vec<T>, shape: impl Into<Shape>) -> Result<Tensor> {
+        let shape = shape.into();
+        if data.len() != shape.numel() {
+            return Err(Error::LengthMismatch {
+                op: "from_vec",
+                expected: shape.numel(),
+                got: data.len(),
+                shape,
+            });
+        }
+        Ok(Tensor::from_parts(T::wrap(data), shape))
+    }
+
+    /// A tensor from a slice of f64 values, converted to `dtype`.
+    pub fn from_f64_slice(data: &[f64], shape: impl Into<Shape>, dtype: DType) -> Result<Tensor> {
+        with_dtype!(dtype, T => Tensor::from_vec::<T>(
+            data.iter().map(|&v| T::from_f64(v)).collect(),
+            shape,
+        ))
+    }
+
+    /// Internal constructor for kernels that already guarantee the length.
+    pub(crate) fn from_parts(storage: Storage, shape: Shape) -> Tensor {
+        debug_assert_eq!(storage.len(), shape.numel());
+        Tensor {
+            storage: Arc::new(storage),
+            shape,
+        }
+    }
+
+    /// Internal: a tensor from a typed vector whose length matches `shape`.
+    pub(crate) fn from_typed<T: CpuSlice>(data: Vec<T>, shape: Shape) -> Tensor {
+        Tensor::from_parts(T::wrap(data), shape)
+    }
+
+    /// A 0-dimensional tensor holding `value`.
+    pub fn scalar(value: f64, dtype: DType) -> Tensor {
+        Tensor::full(Shape::scalar(), value, dtype)
+    }
+
+    /// A tensor of the given shape filled with `value`.
+    pub fn full(shape: impl Into<Shape>, value: f64, dtype: DType) -> Tensor {
+        let shape = shape.into();
+        let n = shape.numel();
+        with_dtype!(dtype, T => Tensor::from_typed(vec![T::from_f64(value); n], shape))
+    }
+
+    /// A tensor of zeros.
+    pub fn zeros(shape: impl Into<Shape>, dtype: DType) -> Tensor {
+        Tensor::full(shape, 0.0, dtype)
+    }
+
+    /// A tensor of ones.
+    pub fn ones(shape: impl Into<Shape>, dtype: DType) -> Tensor {
+        Tensor::full(shape, 1.0, dtype)
+    }
+
+    /// Zeros with this tensor's shape and dtype.
+    pub fn zeros_like(&self) -> Tensor {
+        Tensor::zeros(self.shape.clone(), self.dtype())
+    }
+
+    /// Ones with this tensor's shape and dtype.
+    pub fn ones_like(&self) -> Tensor {
+        Tensor::ones(self.shape.clone(), self.dtype())
+    }
+
+    /// `[start, start + step, ...)` up to (not including) `end`, as a 1-D tensor.
+    pub fn arange(start: f64, end: f64, step: f64, dtype: DType) -> Result<Tensor> {
+        if step == 0.0 || !step.is_finite() || !start.is_finite() || !end.is_finite() {
+            return Err(Error::invalid("arange", "start, end and step must be finite and step non-zero"));
+        }
+        let count = ((end - start) / step).ceil().max(0.0) as usize;
+        let values: Vec<f64> = (0..count).map(|i| start + step * i as f64).collect();
+        Tensor::from_f64_slice(&values, [count], dtype)
+    }
+
+    /// The `n x n` identity matrix.
+    pub fn eye(n: usize, dtype: DType) -> Tensor {
+        let mut values = vec![0.0; n * n];
+        for i in 0..n {
+            values[i * n + i] = 1.0;
+        }
+        Tensor::from_f64_slice(&values, [n, n], dtype).expect("length matches by construction")
+    }
+
+    /// Values drawn uniformly from `[low, high)` with the given generator.
+    pub fn rand_uniform(shape: impl Into<Shape>, low: f64, high: f64, dtype: DType, rng: &mut Rng) -> Result<Tensor> {
+        if !(low.is_finite() && high.is_finite() && low <= high) {
+            return Err(Error::invalid("rand_uniform", format!("need finite low <= high, got [{low}, {high})")));
+        }
+        let shape = shape.into();
+        let values: Vec<f64> = (0..shape.numel()).map(|_| rng.uniform_range(low, high)).collect();
+        Tensor::from_f64_slice(&values, shape, dtype)
+    }
+
+    /// Values drawn from a normal distribution with the given generator.
+    pub fn rand_normal(shape: impl Into<Shape>, mean: f64, std: f64, dtype: DType, rng: &mut Rng) -> Result<Tensor> {
+        if !(mean.is_finite() && std.is_finite() && std >= 0.0) {
+            return Err(Error::invalid("rand_normal", format!("need finite mean and std >= 0, got mean {mean}, std {std}")));
+        }
+        let shape = shape.into();
+        let values: Vec<f64> = (0..shape.numel()).map(|_| mean + std * rng.normal()).collect();
+        Tensor::from_f64_slice(&values, shape, dtype)
+    }
+
+    // ----- metadata -----------------------------------------------------
+
+    /// The shape.
+    pub fn shape(&self) -> &Shape {
+        &self.shape
+    }
+
+    /// The dimensions (shorthand for `shape().dims()`).
+    pub fn dims(&self) -> &[usize] {
+        self.shape.dims()
+    }
+
+    /// The number of dimensions.
+    pub fn rank(&self) -> usize {
+        self.shape.rank()
+    }
+
+    /// The number of elements.
+    pub fn numel(&self) -> usize {
+        self.shape.numel()
+    }
+
+    /// The element type.
+    pub fn dtype(&self) -> DType {
+        self.storage.dtype()
+    }
+
+    /// The device holding the data.
+    pub fn device(&self) -> Device {
+        self.storage.device()
+    }
+
+    /// The underlying storage.
+    pub fn storage(&self) -> &Storage {
+        &self.storage
+    }
+
+    /// Whether two tensors share one buffer (a clone of the other, or a reshape).
+    pub fn same_storage(&self, other: &Tensor) -> bool {
+        Arc::ptr_eq(&self.storage, &other.storage)
+    }
+
+    // ----- reading --------------------------------------------------------
+
+    /// The elements as a typed slice; fails if `T` is not this tensor's dtype.
+    pub fn as_slice<T: CpuSlice>(&self) -> Result<&[T]> {
+        T::slice(&self.storage).ok_or(Error::DTypeMismatch {
+            op: "as_slice",
+            lhs: self.dtype(),
+            rhs: T::DTYPE,
+        })
+    }
+
+    /// Internal typed access; callers have checked the dtype.
+    pub(crate) fn data<T: CpuSlice>(&self) -> &[T] {
+        T::slice(&self.storage).expect("kernel called with the wrong dtype")
+    }
+
+    /// The elements converted to f64, row-major.
+    pub fn to_vec_f64(&self) -> Vec<f64> {
+        with_dtype!(self.dtype(), T => self.data::<T>().iter().map(|v| v.to_f64()).collect())
+    }
+
+    /// The elements as `Vec<T>`, converting if the dtype differs.
+    pub fn to_vec<T: CpuSlice>(&self) -> Vec<T> {
+        match T::slice(&self.storage) {
+            Some(s) => s.to_vec(),
+            None => self.to_vec_f64().into_iter().map(T::from_f64).collect(),
+        }
+    }
+
+    /// The single value of a one-element tensor, as f64.
+    pub fn to_scalar(&self) -> Result<f64> {
+        if self.numel() != 1 {
+            return Err(Error::invalid(
+                "to_scalar",
+                format!("tensor of shape {} has {} elements; reduce it (e.g. `.sum_all()`) first", self.shape, self.numel()),
+            ));
+        }
+        Ok(self.to_vec_f64()[0])
+    }
+
+    /// The element at a multi-index, as f64.
+    pub fn get(&self, index: &[usize]) -> Result<f64> {
+        if index.len() != self.rank() {
+            return Err(Error::invalid("get", format!("index has {} entries for a rank-{} tensor", index.len(), self.rank())));
+        }
+        let mut flat = 0;
+        for ((&i, &d), s) in index.iter().zip(self.dims()).zip(self.shape.strides()) {
+            if i >= d {
+                return Err(Error::IndexOutOfRange { op: "get", index: i, size: d });
+            }
+            flat += i * s;
+        }
+        Ok(with_dtype!(self.dtype(), T => self.data::<T>()[flat].to_f64()))
+    }
+
+    /// Whether every element is finite.
+    pub fn all_finite(&self) -> bool {
+        with_dtype!(self.dtype(), T => self.data::<T>().iter().all(|v| v.is_finite()))
+    }
+
+    // ----- conversion -----------------------------------------------------
+
+    /// The same values in another dtype (a cheap clone if already `dtype`).
+    pub fn to_dtype(&self, dtype: DType) -> Tensor {
+        if dtype == self.dtype() {
+            return self.clone();
+        }
+        let storage = match (&*self.storage, dtype) {
+            (Storage::CpuF32(v), DType::F64) => Storage::CpuF64(v.iter().map(|&x| x as f64).collect()),
+            (Storage::CpuF64(v), DType::F32) => Storage::CpuF32(v.iter().map(|&x| x as f32).collect()),
+            _ => unreachable!("same-dtype case returned above"),
+        };
+        Tensor::from_parts(storage, self.shape.clone())
+    }
+
+    /// This tensor on another device.
+    pub fn to_device(&self, device: Device) -> Result<Tensor> {
+        match device {
+            Device::Cpu => Ok(self.clone()),
+            Device::Cuda(i) => Device::cuda(i).map(|_| self.clone()),
+        }
+    }
+
+    // ----- in-place access (for optimizers and fused kernels) ------------
+
+    /// Mutates the elements in place through `f`, copying first if the buffer
+    /// is shared with another tensor (so no other tensor ever changes).
+    pub fn update_in_place<T: CpuSlice>(&mut self, f: impl FnOnce(&mut [T])) -> Result<()> {
+        let dtype = self.dtype();
+        let storage = Arc::make_mut(&mut self.storage);
+        let slice = T::slice_mut(storage).ok_or(Error::DTypeMismatch {
+            op: "update_in_place",
+            lhs: dtype,
+            rhs: T::DTYPE,
+        })?;
+        f(slice);
+        Ok(())
+    }
+
+    /// Internal: a tensor with the same buffer and a new shape of equal size.
+    pub(crate) fn with_shape(&self, shape: Shape) -> Tensor {
+        debug_assert_eq!(shape.numel(), self.numel());
+        Tensor {
+            storage: Arc::clone(&self.storage),
+            shape,
+        }
+    }
+
+    /// Checks that `other` has the same dtype and device, for binary ops.
+    pub(crate) fn check_same_kind(&self, other: &Tensor, op: &'static str) -> Result<()> {
+        if self.device() != other.device() {
+            return Err(Error::DeviceMismatch { op, lhs: self.device(), rhs: other.device() });
+        }
+        if self.dtype() != other.dtype() {
+            return Err(Error::DTypeMismatch { op, lhs: self.dtype(), rhs: other.dtype() });
+        }
+        Ok(())
+    }
+}

@@ -1,2 +1,34 @@
-//! placeholder
+//! # ferrograd-autograd
+//!
+//! Reverse-mode automatic differentiation over [`ferrograd_engine`] tensors.
+//! Wrap tensors in [`Var`]s, compute with them, call [`Var::backward`] on a
+//! scalar, and read each leaf's gradient. [`gradcheck`] proves a backward
+//! rule against central finite differences, and [`registry`] lists every
+//! op with the input domain its gradient check uses.
+//!
+//! ```
+//! use ferrograd_autograd::{Var, gradcheck, GradcheckOptions};
+//! use ferrograd_engine::Tensor;
+//!
+//! let x = Var::parameter(Tensor::from_vec(vec![0.5f64, -1.0, 2.0], [3])?);
+//! let y = x.tanh().mul(&x)?.sum_all();          // y = sum(x * tanh(x))
+//! let grads = y.backward()?;
+//! println!("dy/dx = {:?}", grads.get(&x).unwrap().to_vec::<f64>());
+//!
+//! let report = gradcheck(|v| Ok(v[0].tanh().mul(&v[0])?), &[x.value().clone()], &GradcheckOptions::default())?;
+//! assert!(report.passed);
+//! # Ok::<(), ferrograd_engine::Error>(())
+//! ```
 #![deny(missing_docs)]
+
+mod backward;
+mod forward;
+pub mod gradcheck;
+pub mod op;
+pub mod registry;
+mod var;
+
+pub use backward::Gradients;
+pub use gradcheck::{gradcheck, GradcheckOptions, GradcheckReport};
+pub use op::{Op, OpKind};
+pub use var::{is_grad_enabled, no_grad, set_grad_enabled, GradModeGuard, Node, Var};

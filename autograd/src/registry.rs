@@ -1,0 +1,328 @@
+//! The op registry: one entry per differentiable op a user can call, each
+//! with the input domain its gradient check draws from (positive for `log`,
+//! away from the kink for `relu`, distinct values for `max`, ...).
+//!
+//! The test suite and `ferrograd gradcheck` both enumerate [`entries`], and a
+//! test fails if any [`OpKind`] is not the primary kind of some entry, so an
+//! op cannot be added without a gradient check.
+
+use crate::{OpKind, Var};
+use ferrograd_engine::{DType, Result, Rng, Shape, Tensor};
+
+/// One drawn test case: inputs (f64) and the function of them to check.
+pub struct Case {
+    /// The inputs, in f64.
+    pub inputs: Vec<Tensor>,
+    /// The op applied to the inputs.
+    pub apply: Box<dyn Fn(&[Var]) -> Result<Var>>,
+}
+
+/// A registered op: its name, the recorded kind it exercises, and how to
+/// draw a valid case from base dimensions and a generator.
+pub struct OpEntry {
+    /// The op's user-facing name.
+    pub name: &'static str,
+    /// The recorded op kind this entry proves.
+    pub kind: OpKind,
+    /// Draws a case. `dims` are base dimensions (rank 1..=3, each 1..=4)
+    /// from which the entry derives its input shapes.
+    pub build: fn(&[usize], &mut Rng) -> Case,
+    /// Finite-difference step and tolerances, if the defaults do not fit.
+    pub tolerance: Option<(f64, f64, f64)>,
+}
+
+// ----- input domains --------------------------------------------------------
+
+/// Standard normal values.
+pub fn real(shape: &[usize], rng: &mut Rng) -> Tensor {
+    Tensor::rand_normal(shape.to_vec(), 0.0, 1.0, DType::F64, rng).expect("valid normal")
+}
+
+/// Values in [0.5, 2]: the domain of log, sqrt, rsqrt and a pow base.
+pub fn positive(shape: &[usize], rng: &mut Rng) -> Tensor {
+    Tensor::rand_uniform(shape.to_vec(), 0.5, 2.0, DType::F64, rng).expect("valid uniform")
+}
+
+/// Normal values at least `margin` away from every point in `kinks`, where
+/// the function is not differentiable.
+pub fn away_from(shape: &[usize], kinks: &[f64], margin: f64, rng: &mut Rng) -> Tensor {
+    let n: usize = shape.iter().product();
+    let values: Vec<f64> = (0..n)
+        .map(|_| loop {
+            let v = rng.normal();
+            if kinks.iter().all(|k| (v - k).abs() >= margin) {
+                break v;
+            }
+        })
+        .collect();
+    Tensor::from_vec(values, shape.to_vec()).expect("length matches")
+}
+
+/// Distinct values (a shuffled grid plus jitter), so max/min have no ties.
+pub fn distinct(shape: &[usize], rng: &mut Rng) -> Tensor {
+    let n: usize = shape.iter().product();
+    let mut order: Vec<usize> = (0..n).collect();
+    rng.shuffle(&mut order);
+    let values: Vec<f64> = order.iter().map(|&i| (i as f64 - n as f64 / 2.0) * 0.3 + rng.uniform_range(-0.05, 0.05)).collect();
+    Tensor::from_vec(values, shape.to_vec()).expect("length matches")
+}
+
+/// A shape that broadcasts with `dims`: some axes set to 1, maybe fewer leading axes.
+fn broadcast_partner(dims: &[usize], rng: &mut Rng) -> Vec<usize> {
+    let drop = rng.below(dims.len());
+    dims[drop..].iter().map(|&d| if rng.below(3) == 0 { 1 } else { d }).collect()
+}
+
+/// Two broadcast-compatible shapes in random order.
+fn broadcast_pair(dims: &[usize], rng: &mut Rng) -> (Vec<usize>, Vec<usize>) {
+    let partner = broadcast_partner(dims, rng);
+    if rng.below(2) == 0 {
+        (dims.to_vec(), partner)
+    } else {
+        (partner, dims.to_vec())
+    }
+}
+
+/// A random non-empty subset of `0..rank` as isize axes.
+fn random_axes(rank: usize, rng: &mut Rng) -> Vec<isize> {
+    loop {
+        let axes: Vec<isize> = (0..rank as isize).filter(|_| rng.below(2) == 0).collect();
+        if !axes.is_empty() {
+            return axes;
+        }
+    }
+}
+
+fn unary(inputs: Vec<Tensor>, f: fn(&Var) -> Var) -> Case {
+    Case { inputs, apply: Box::new(move |v| Ok(f(&v[0]))) }
+}
+
+fn binary(inputs: Vec<Tensor>, f: fn(&Var, &Var) -> Result<Var>) -> Case {
+    Case { inputs, apply: Box::new(move |v| f(&v[0], &v[1])) }
+}
+
+/// Two broadcasting inputs whose paired values stay `margin` apart (for max/min).
+fn separated_pair(dims: &[usize], rng: &mut Rng) -> Vec<Tensor> {
+    let (sa, sb) = broadcast_pair(dims, rng);
+    let a = distinct(&sa, rng);
+    loop {
+        let b = real(&sb, rng);
+        let gap = a.sub(&b).expect("broadcastable").abs().min(None, false).expect("non-empty");
+        if gap.to_scalar().expect("scalar") > 0.02 {
+            return vec![a, b];
+        }
+    }
+}
+
+macro_rules! entry {
+    ($name:literal, $kind:ident, $build:expr) => {
+        OpEntry { name: $name, kind: OpKind::$kind, build: $build, tolerance: None }
+    };
+}
+
+/// Every registered op, in a stable order.
+pub fn entries() -> Vec<OpEntry> {
+    let mut all = unary_entries();
+    all.extend(binary_entries());
+    all.extend(reduction_entries());
+    all.extend(shape_entries());
+    all
+}
+
+fn unary_entries() -> Vec<OpEntry> {
+    vec![
+        entry!("neg", Neg, |d, r| unary(vec![real(d, r)], Var::neg)),
+        entry!("abs", Abs, |d, r| unary(vec![away_from(d, &[0.0], 0.05, r)], Var::abs)),
+        entry!("exp", Exp, |d, r| unary(vec![real(d, r)], Var::exp)),
+        entry!("log", Log, |d, r| unary(vec![positive(d, r)], Var::log)),
+        entry!("sqrt", Sqrt, |d, r| unary(vec![positive(d, r)], Var::sqrt)),
+        entry!("rsqrt", Rsqrt, |d, r| unary(vec![positive(d, r)], Var::rsqrt)),
+        entry!("square", Square, |d, r| unary(vec![real(d, r)], Var::square)),
+        entry!("recip", Recip, |d, r| unary(vec![away_from(d, &[0.0], 0.5, r)], Var::recip)),
+        entry!("relu", Relu, |d, r| unary(vec![away_from(d, &[0.0], 0.05, r)], Var::relu)),
+        entry!("leaky_relu", LeakyRelu, |d, r| unary(vec![away_from(d, &[0.0], 0.05, r)], |x| x.leaky_relu(0.1))),
+        entry!("sigmoid", Sigmoid, |d, r| unary(vec![real(d, r)], Var::sigmoid)),
+        entry!("tanh", Tanh, |d, r| unary(vec![real(d, r)], Var::tanh)),
+        entry!("gelu", Gelu, |d, r| unary(vec![real(d, r)], Var::gelu)),
+        entry!("silu", Silu, |d, r| unary(vec![real(d, r)], Var::silu)),
+        entry!("sin", Sin, |d, r| unary(vec![real(d, r)], Var::sin)),
+        entry!("cos", Cos, |d, r| unary(vec![real(d, r)], Var::cos)),
+        entry!("clamp", Clamp, |d, r| Case {
+            inputs: vec![away_from(d, &[-0.5, 0.7], 0.05, r)],
+            apply: Box::new(|v| v[0].clamp(-0.5, 0.7)),
+        }),
+        entry!("add_scalar", AddScalar, |d, r| unary(vec![real(d, r)], |x| x.add_scalar(1.5))),
+        entry!("sub_scalar", AddScalar, |d, r| unary(vec![real(d, r)], |x| x.sub_scalar(0.25))),
+        entry!("mul_scalar", MulScalar, |d, r| unary(vec![real(d, r)], |x| x.mul_scalar(-2.5))),
+        entry!("div_scalar", MulScalar, |d, r| unary(vec![real(d, r)], |x| x.div_scalar(3.0))),
+        entry!("pow_scalar", PowScalar, |d, r| {
+            let p = [-1.5, 0.5, 2.0, 3.0][r.below(4)];
+            Case { inputs: vec![positive(d, r)], apply: Box::new(move |v| Ok(v[0].pow_scalar(p))) }
+        }),
+        OpEntry {
+            name: "cast",
+            kind: OpKind::Cast,
+            build: |d, r| unary(vec![real(d, r)], |x| x.to_dtype(DType::F32).to_dtype(DType::F64)),
+            // f32 rounding is a step function at 1e-7 scale: use a wide step.
+            tolerance: Some((1e-2, 1e-4, 1e-3)),
+        },
+    ]
+}
+
+fn binary_entries() -> Vec<OpEntry> {
+    fn pair(d: &[usize], r: &mut Rng, first: fn(&[usize], &mut Rng) -> Tensor, second: fn(&[usize], &mut Rng) -> Tensor) -> Vec<Tensor> {
+        let (sa, sb) = broadcast_pair(d, r);
+        vec![first(&sa, r), second(&sb, r)]
+    }
+    fn nonzero(s: &[usize], r: &mut Rng) -> Tensor {
+        away_from(s, &[0.0], 0.5, r)
+    }
+    vec![
+        entry!("add", Add, |d, r| binary(pair(d, r, real, real), Var::add)),
+        entry!("sub", Sub, |d, r| binary(pair(d, r, real, real), Var::sub)),
+        entry!("mul", Mul, |d, r| binary(pair(d, r, real, real), Var::mul)),
+        entry!("div", Div, |d, r| binary(pair(d, r, real, nonzero), Var::div)),
+        entry!("pow", Pow, |d, r| binary(pair(d, r, positive, real), Var::pow)),
+        entry!("maximum", Maximum, |d, r| binary(separated_pair(d, r), Var::maximum)),
+        entry!("minimum", Minimum, |d, r| binary(separated_pair(d, r), Var::minimum)),
+        entry!("where", Where, |d, r| {
+            let (sa, sb) = broadcast_pair(d, r);
+            let mask_shape = broadcast_partner(d, r);
+            let mask = Tensor::rand_uniform(mask_shape, 0.0, 1.0, DType::F64, r).expect("valid").gt_scalar(0.5);
+            Case { inputs: vec![real(&sa, r), real(&sb, r)], apply: Box::new(move |v| Var::where_mask(&mask, &v[0], &v[1])) }
+        }),
+        entry!("matmul", Matmul, |d, r| matmul_case(d, r, false, false)),
+        entry!("matmul_tn", Matmul, |d, r| matmul_case(d, r, true, false)),
+        entry!("matmul_nt", Matmul, |d, r| matmul_case(d, r, false, true)),
+        entry!("matmul_tt", Matmul, |d, r| matmul_case(d, r, true, true)),
+    ]
+}
+
+/// `op(A) op(B)` with `m, k, n` taken from the base dims (padded randomly).
+fn matmul_case(d: &[usize], r: &mut Rng, ta: bool, tb: bool) -> Case {
+    let mut pick = |i: usize| d.get(i).copied().unwrap_or_else(|| 1 + r.below(5));
+    let (m, k, n) = (pick(0), pick(1), pick(2));
+    let a = if ta { [k, m] } else { [m, k] };
+    let b = if tb { [n, k] } else { [k, n] };
+    Case { inputs: vec![real(&a, r), real(&b, r)], apply: Box::new(move |v| v[0].matmul_t(ta, &v[1], tb)) }
+}
+
+fn reduction_entries() -> Vec<OpEntry> {
+    /// A reduction over random axes (sometimes all), keepdim random.
+    fn reduce(d: &[usize], r: &mut Rng, input: fn(&[usize], &mut Rng) -> Tensor, f: fn(&Var, Option<&[isize]>, bool) -> Result<Var>) -> Case {
+        let axes = if r.below(4) == 0 { None } else { Some(random_axes(d.len(), r)) };
+        let keepdim = r.below(2) == 0;
+        Case { inputs: vec![input(d, r)], apply: Box::new(move |v| f(&v[0], axes.as_deref(), keepdim)) }
+    }
+    fn axis_op(d: &[usize], r: &mut Rng, f: fn(&Var, isize) -> Result<Var>) -> Case {
+        let axis = r.below(d.len()) as isize - if r.below(2) == 0 { d.len() as isize } else { 0 };
+        Case { inputs: vec![real(d, r).mul_scalar(2.0)], apply: Box::new(move |v| f(&v[0], axis)) }
+    }
+    vec![
+        entry!("sum", Sum, |d, r| reduce(d, r, real, Var::sum)),
+        entry!("mean", Sum, |d, r| reduce(d, r, real, Var::mean)),
+        entry!("max", Max, |d, r| reduce(d, r, distinct, Var::max)),
+        entry!("min", Min, |d, r| reduce(d, r, distinct, Var::min)),
+        entry!("var", Sum, |d, r| {
+            let dims: Vec<usize> = d.iter().map(|&x| x + 1).collect(); // >= 2 per axis
+            reduce(&dims, r, real, |x, a, k| x.var(a, k, false))
+        }),
+        entry!("var_unbiased", Sum, |d, r| {
+            let dims: Vec<usize> = d.iter().map(|&x| x + 1).collect();
+            reduce(&dims, r, real, |x, a, k| x.var(a, k, true))
+        }),
+        entry!("logsumexp", LogSumExp, |d, r| reduce(d, r, real, Var::logsumexp)),
+        entry!("softmax", Softmax, |d, r| axis_op(d, r, Var::softmax)),
+        entry!("log_softmax", LogSoftmax, |d, r| axis_op(d, r, Var::log_softmax)),
+    ]
+}
+
+fn shape_entries() -> Vec<OpEntry> {
+    vec![
+        entry!("reshape", Reshape, |d, r| {
+            let target: Vec<usize> = d.iter().rev().copied().collect();
+            Case { inputs: vec![real(d, r)], apply: Box::new(move |v| v[0].reshape(target.clone())) }
+        }),
+        entry!("squeeze", Reshape, |d, r| {
+            let mut dims = d.to_vec();
+            let at = r.below(dims.len() + 1);
+            dims.insert(at, 1);
+            Case { inputs: vec![real(&dims, r)], apply: Box::new(move |v| v[0].squeeze(at as isize)) }
+        }),
+        entry!("unsqueeze", Reshape, |d, r| {
+            let at = r.below(d.len() + 1) as isize;
+            Case { inputs: vec![real(d, r)], apply: Box::new(move |v| v[0].unsqueeze(at)) }
+        }),
+        entry!("permute", Permute, |d, r| {
+            let mut axes: Vec<usize> = (0..d.len()).collect();
+            r.shuffle(&mut axes);
+            Case { inputs: vec![real(d, r)], apply: Box::new(move |v| v[0].permute(&axes)) }
+        }),
+        entry!("transpose", Permute, |d, r| {
+            let (a, b) = (r.below(d.len()) as isize, r.below(d.len()) as isize);
+            Case { inputs: vec![real(d, r)], apply: Box::new(move |v| v[0].transpose(a, b)) }
+        }),
+        entry!("broadcast_to", BroadcastTo, |d, r| {
+            let source = broadcast_partner(d, r);
+            let mut target = d.to_vec();
+            if r.below(2) == 0 {
+                target.insert(0, 2);
+            }
+            Case { inputs: vec![real(&source, r)], apply: Box::new(move |v| v[0].broadcast_to(target.clone())) }
+        }),
+        entry!("sum_to", SumTo, |d, r| {
+            let target = broadcast_partner(d, r);
+            let mut source = d.to_vec();
+            if r.below(2) == 0 {
+                source.insert(0, 3);
+            }
+            let target = Shape::new(target);
+            Case { inputs: vec![real(&source, r)], apply: Box::new(move |v| v[0].sum_to(target.clone())) }
+        }),
+        entry!("concat", Concat, |d, r| {
+            let axis = r.below(d.len());
+            let pieces = 2 + r.below(2);
+            let inputs = (0..pieces)
+                .map(|_| {
+                    let mut s = d.to_vec();
+                    s[axis] = 1 + r.below(3);
+                    real(&s, r)
+                })
+                .collect();
+            Case { inputs, apply: Box::new(move |v| Var::concat(v, axis as isize)) }
+        }),
+        entry!("narrow", Narrow, |d, r| {
+            let axis = r.below(d.len());
+            let mut s = d.to_vec();
+            s[axis] += 2;
+            let start = r.below(s[axis]);
+            let len = 1 + r.below(s[axis] - start);
+            Case { inputs: vec![real(&s, r)], apply: Box::new(move |v| v[0].narrow(axis as isize, start, len)) }
+        }),
+        entry!("pad_zeros", PadZeros, |d, r| {
+            let axis = r.below(d.len()) as isize;
+            let (before, after) = (r.below(3), r.below(3));
+            Case { inputs: vec![real(d, r)], apply: Box::new(move |v| v[0].pad_zeros(axis, before, after)) }
+        }),
+        entry!("index_select", IndexSelect, |d, r| {
+            let rows = d[0];
+            let indices: Vec<usize> = (0..1 + r.below(5)).map(|_| r.below(rows)).collect();
+            Case { inputs: vec![real(d, r)], apply: Box::new(move |v| v[0].index_select(&indices)) }
+        }),
+        entry!("index_add", IndexAdd, |d, r| {
+            let rows = 1 + r.below(4);
+            let indices: Vec<usize> = (0..d[0]).map(|_| r.below(rows)).collect();
+            Case { inputs: vec![real(d, r)], apply: Box::new(move |v| v[0].index_add(&indices, rows)) }
+        }),
+        entry!("gather", Gather, |d, r| {
+            let (n, c) = (d[0], d.get(1).copied().unwrap_or(3));
+            let labels: Vec<usize> = (0..n).map(|_| r.below(c)).collect();
+            Case { inputs: vec![real(&[n, c], r)], apply: Box::new(move |v| v[0].gather(&labels)) }
+        }),
+        entry!("scatter", Scatter, |d, r| {
+            let (n, c) = (d[0], d.get(1).copied().unwrap_or(3));
+            let labels: Vec<usize> = (0..n).map(|_| r.below(c)).collect();
+            Case { inputs: vec![real(&[n], r)], apply: Box::new(move |v| v[0].scatter(&labels, c)) }
+        }),
+    ]
+}

@@ -39,7 +39,8 @@ pub struct GradcheckReport {
     pub checked: usize,
     /// Largest `|analytic - numeric|`.
     pub max_abs_error: f64,
-    /// Largest `|analytic - numeric| / max(|numeric|, tiny)`.
+    /// Largest `|analytic - numeric| / max(|numeric|, atol)` (floored at `atol`
+    /// so that gradients that are zero do not make it meaningless).
     pub max_rel_error: f64,
     /// The element with the largest tolerance-scaled error, if any.
     pub worst: Option<WorstElement>,
@@ -119,7 +120,7 @@ pub fn gradcheck(f: impl Fn(&[Var]) -> Result<Var>, inputs: &[Tensor], options: 
         for (j, &a) in analytic.iter().enumerate() {
             let numeric = central_difference(&f, &inputs, i, &base, j, &r, options)?;
             let abs = (a - numeric).abs();
-            let rel = abs / numeric.abs().max(1e-12);
+            let rel = abs / numeric.abs().max(options.atol);
             let score = abs / (options.atol + options.rtol * numeric.abs());
             report.checked += 1;
             report.max_abs_error = report.max_abs_error.max(abs);

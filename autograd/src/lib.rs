@@ -26,6 +26,7 @@ mod forward;
 pub mod gradcheck;
 pub mod op;
 pub mod registry;
+pub mod suite;
 mod var;
 
 pub use backward::Gradients;

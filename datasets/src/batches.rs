@@ -60,7 +60,10 @@ impl ShuffledBatches {
     pub fn next_epoch(&mut self) -> Vec<Vec<usize>> {
         let mut order: Vec<usize> = (0..self.n_samples).collect();
         self.rng.shuffle(&mut order);
-        order.chunks(self.batch_size).map(<[usize]>::to_vec).collect()
+        order
+            .chunks(self.batch_size)
+            .map(<[usize]>::to_vec)
+            .collect()
     }
 
     /// Number of batches per epoch (the last one may be short).

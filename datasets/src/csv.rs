@@ -104,8 +104,9 @@ pub fn parse_csv(text: &str, target_columns: &[TargetColumn]) -> Result<Table, D
 /// Writes `data` as CSV with a header of `column_names`, atomically.
 ///
 /// Values are written in Rust's shortest round-trip form, so [`load_csv`]
-/// reads back bit-identical numbers. Names must be non-empty and contain no
-/// commas, quotes or line breaks.
+/// reads back bit-identical numbers (a matrix with no rows gives a header-only
+/// file, which `load_csv` rejects). Names must be unique, non-empty and contain
+/// no commas, quotes or line breaks.
 pub fn write_csv<S: AsRef<str>>(
     path: impl AsRef<Path>,
     column_names: &[S],
@@ -137,15 +138,22 @@ fn check_names_for_writing<S: AsRef<str>>(
         })
     };
     if names.len() != cols {
-        return fail(format!("{} column names for {cols} columns; give one name per column", names.len()));
+        return fail(format!(
+            "{} column names for {cols} columns; give one name per column",
+            names.len()
+        ));
     }
     let mut seen = HashSet::new();
     for name in names.iter().map(AsRef::as_ref) {
         if name.trim().is_empty() || name.trim() != name {
-            return fail(format!("column name '{name}' is empty or has surrounding spaces"));
+            return fail(format!(
+                "column name '{name}' is empty or has surrounding spaces"
+            ));
         }
         if name.contains([',', '"', '\n', '\r']) {
-            return fail(format!("column name '{name}' contains a comma, quote or line break"));
+            return fail(format!(
+                "column name '{name}' contains a comma, quote or line break"
+            ));
         }
         if !seen.insert(name) {
             return fail(format!("column name '{name}' appears more than once"));
@@ -187,7 +195,8 @@ fn parse(text: &str, path: &Path, target_columns: &[TargetColumn]) -> Result<Tab
         .next()
         .ok_or_else(|| csv_error(path, 1, CsvProblem::Empty))?;
     let names = parse_header(header).map_err(|p| csv_error(path, header_line, p))?;
-    let layout = ColumnLayout::new(&names, target_columns).map_err(|p| csv_error(path, header_line, p))?;
+    let layout =
+        ColumnLayout::new(&names, target_columns).map_err(|p| csv_error(path, header_line, p))?;
     let mut inputs = Vec::new();
     let mut targets = Vec::new();
     let mut rows = 0usize;
@@ -210,7 +219,10 @@ fn parse(text: &str, path: &Path, target_columns: &[TargetColumn]) -> Result<Tab
 
 /// Splits and checks the header: non-empty unique names that are not all numbers.
 fn parse_header(line: &str) -> Result<Vec<String>, CsvProblem> {
-    let names: Vec<String> = line.split(',').map(|f| clean_field(f).to_string()).collect();
+    let names: Vec<String> = line
+        .split(',')
+        .map(|f| clean_field(f).to_string())
+        .collect();
     if names.iter().all(|n| n.parse::<f64>().is_ok()) {
         return Err(CsvProblem::MissingHeader);
     }
@@ -291,13 +303,15 @@ fn resolve(names: &[String], target: &TargetColumn) -> Result<usize, CsvProblem>
             index: *index,
             columns: names.len(),
         }),
-        TargetColumn::Name(name) => names
-            .iter()
-            .position(|n| n == name)
-            .ok_or_else(|| CsvProblem::UnknownTargetColumn {
-                target: name.clone(),
-                available: names.join(", "),
-            }),
+        TargetColumn::Name(name) => {
+            names
+                .iter()
+                .position(|n| n == name)
+                .ok_or_else(|| CsvProblem::UnknownTargetColumn {
+                    target: name.clone(),
+                    available: names.join(", "),
+                })
+        }
     }
 }
 

@@ -197,7 +197,9 @@ pub enum NpyProblem {
         available: usize,
     },
     /// The format version is not 1.0, 2.0 or 3.0.
-    #[error("unsupported NPY format version {major}.{minor}; versions 1.0, 2.0 and 3.0 are supported")]
+    #[error(
+        "unsupported NPY format version {major}.{minor}; versions 1.0, 2.0 and 3.0 are supported"
+    )]
     UnsupportedVersion {
         /// Major version byte.
         major: u8,

@@ -108,7 +108,11 @@ impl RffConfig {
         if samples_fit && features_fit {
             Ok(())
         } else {
-            Err(invalid("n_total", format!("{}", self.n_total()), "small enough to allocate"))
+            Err(invalid(
+                "n_train + n_val + n_test",
+                format!("{}", self.n_total()),
+                "small enough to allocate",
+            ))
         }
     }
 }
@@ -327,23 +331,69 @@ mod tests {
     #[test]
     fn validation_names_the_field() {
         let cases: Vec<(RffConfig, &str)> = vec![
-            (RffConfig { n_features: 0, ..Default::default() }, "n_features"),
-            (RffConfig { n_val: 0, ..Default::default() }, "n_val"),
-            (RffConfig { lengthscale: 0.0, ..Default::default() }, "lengthscale"),
-            (RffConfig { lengthscale: f64::NAN, ..Default::default() }, "lengthscale"),
-            (RffConfig { noise_std: -0.1, ..Default::default() }, "noise_std"),
-            (RffConfig { n_train: usize::MAX, ..Default::default() }, "n_total"),
+            (
+                RffConfig {
+                    n_features: 0,
+                    ..Default::default()
+                },
+                "n_features",
+            ),
+            (
+                RffConfig {
+                    n_val: 0,
+                    ..Default::default()
+                },
+                "n_val",
+            ),
+            (
+                RffConfig {
+                    lengthscale: 0.0,
+                    ..Default::default()
+                },
+                "lengthscale",
+            ),
+            (
+                RffConfig {
+                    lengthscale: f64::NAN,
+                    ..Default::default()
+                },
+                "lengthscale",
+            ),
+            (
+                RffConfig {
+                    noise_std: -0.1,
+                    ..Default::default()
+                },
+                "noise_std",
+            ),
+            (
+                RffConfig {
+                    n_train: usize::MAX,
+                    ..Default::default()
+                },
+                "n_train + n_val + n_test",
+            ),
         ];
         for (config, field) in cases {
             let msg = generate(&config, 0).unwrap_err().to_string();
             assert!(msg.contains(&format!("RffConfig.{field}")), "{msg}");
         }
-        assert!(RffConfig { noise_std: 0.0, ..Default::default() }.validate().is_ok());
+        assert!(RffConfig {
+            noise_std: 0.0,
+            ..Default::default()
+        }
+        .validate()
+        .is_ok());
     }
 
     #[test]
     fn eval_matches_the_formula() {
-        let config = RffConfig { n_features: 3, output_dims: 2, input_dims: 2, ..Default::default() };
+        let config = RffConfig {
+            n_features: 3,
+            output_dims: 2,
+            input_dims: 2,
+            ..Default::default()
+        };
         let f = RffFunction::sample(&config, &mut Rng::new(5));
         let x = [0.25, -0.5];
         let y = f.eval(&x).unwrap();
@@ -361,7 +411,10 @@ mod tests {
 
     #[test]
     fn noise_free_config_gives_clean_targets() {
-        let config = RffConfig { noise_std: 0.0, ..Default::default() };
+        let config = RffConfig {
+            noise_std: 0.0,
+            ..Default::default()
+        };
         let data = generate(&config, 9).unwrap();
         assert_eq!(data.test.targets, data.test.clean);
     }

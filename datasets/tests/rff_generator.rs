@@ -13,14 +13,20 @@ fn all_splits(data: &RffData) -> [&Split; 3] {
 }
 
 fn all_values<'a>(data: &'a RffData, pick: impl Fn(&'a Split) -> &'a [f64]) -> Vec<f64> {
-    all_splits(data).into_iter().flat_map(|s| pick(s).iter().copied()).collect()
+    all_splits(data)
+        .into_iter()
+        .flat_map(|s| pick(s).iter().copied())
+        .collect()
 }
 
 const SEEDS: [u64; 6] = [0, 1, 2, 3, 17, 12345];
 
 #[test]
 fn split_sizes_and_shapes_for_both_presets() {
-    for (config, d_in, d_out) in [(RffConfig::default(), 1, 2), (RffConfig::readme_variant(), 8, 1)] {
+    for (config, d_in, d_out) in [
+        (RffConfig::default(), 1, 2),
+        (RffConfig::readme_variant(), 8, 1),
+    ] {
         let data = generate(&config, 3).unwrap();
         for (split, n) in all_splits(&data).into_iter().zip([1000, 200, 250]) {
             assert_eq!(split.inputs.shape(), (n, d_in));
@@ -42,7 +48,11 @@ fn inputs_lie_in_minus_one_to_one_and_fill_it() {
         // standard errors are < 0.016 and < 0.007; allow about 5 of them.
         let mean = xs.iter().sum::<f64>() / xs.len() as f64;
         assert!(mean.abs() < 0.08, "input mean {mean}");
-        assert!((variance(&xs) - 1.0 / 3.0).abs() < 0.035, "input variance {}", variance(&xs));
+        assert!(
+            (variance(&xs) - 1.0 / 3.0).abs() < 0.035,
+            "input variance {}",
+            variance(&xs)
+        );
     }
 }
 
@@ -80,7 +90,10 @@ fn noise_variance_is_noise_std_squared() {
         let f = all_values(&data, |s| s.clean.data());
         let noise: Vec<f64> = y.iter().zip(&f).map(|(y, f)| y - f).collect();
         let v = variance(&noise);
-        assert!((0.035..0.045).contains(&v), "seed {seed}: noise variance {v}");
+        assert!(
+            (0.035..0.045).contains(&v),
+            "seed {seed}: noise variance {v}"
+        );
     }
 }
 
@@ -92,7 +105,9 @@ fn frequencies_use_one_over_lengthscale_squared() {
     let std = variance(data.function.frequencies()).sqrt();
     assert!((9.9..12.3).contains(&std), "frequency std {std}");
     let phases = data.function.phases();
-    assert!(phases.iter().all(|&b| b > 0.0 && b <= 2.0 * std::f64::consts::PI));
+    assert!(phases
+        .iter()
+        .all(|&b| b > 0.0 && b <= 2.0 * std::f64::consts::PI));
 }
 
 #[test]
@@ -111,7 +126,10 @@ fn same_seed_is_bit_identical_and_different_seeds_differ() {
         let b = generate(&config, 42).unwrap();
         let c = generate(&config, 43).unwrap();
         let bits = |d: &RffData| -> Vec<u64> {
-            all_values(d, |s| s.targets.data()).iter().map(|v| v.to_bits()).collect()
+            all_values(d, |s| s.targets.data())
+                .iter()
+                .map(|v| v.to_bits())
+                .collect()
         };
         assert_eq!(bits(&a), bits(&b));
         assert_eq!(a, b);

@@ -1,0 +1,77 @@
+//! Running the registry: draw cases for an entry and gradcheck each one.
+//! Shared by `ferrograd gradcheck` and anyone scripting a check suite.
+
+use crate::registry::OpEntry;
+use crate::{gradcheck, GradcheckOptions};
+use ferrograd_engine::Rng;
+
+/// The result of checking one registry entry over many cases.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EntrySummary {
+    /// The entry's name.
+    pub op: &'static str,
+    /// Cases run.
+    pub cases: usize,
+    /// Cases that failed (or errored).
+    pub failed_cases: usize,
+    /// Largest absolute error over all cases.
+    pub worst_abs_error: f64,
+    /// Largest relative error over all cases.
+    pub worst_rel_error: f64,
+    /// A description of the first failure, if any.
+    pub first_failure: Option<String>,
+}
+
+impl EntrySummary {
+    /// Whether every case passed.
+    pub fn passed(&self) -> bool {
+        self.failed_cases == 0
+    }
+}
+
+/// Draws base dimensions (rank 1..=3, each 1..=4) for one case.
+pub fn draw_dims(rng: &mut Rng) -> Vec<usize> {
+    let rank = 1 + rng.below(3);
+    (0..rank).map(|_| 1 + rng.below(4)).collect()
+}
+
+/// The gradcheck options an entry asks for, with the cotangent seeded.
+pub fn options_for(entry: &OpEntry, seed: u64) -> GradcheckOptions {
+    let base = GradcheckOptions { seed, ..GradcheckOptions::default() };
+    match entry.tolerance {
+        Some((eps, atol, rtol)) => GradcheckOptions { eps, atol, rtol, seed },
+        None => base,
+    }
+}
+
+/// Gradchecks `cases` drawn cases of `entry`; case `i` uses seed `seed + i`.
+pub fn check_entry(entry: &OpEntry, cases: usize, seed: u64) -> EntrySummary {
+    let mut summary = EntrySummary {
+        op: entry.name,
+        cases,
+        failed_cases: 0,
+        worst_abs_error: 0.0,
+        worst_rel_error: 0.0,
+        first_failure: None,
+    };
+    for i in 0..cases as u64 {
+        let case_seed = seed.wrapping_add(i);
+        let mut rng = Rng::new(case_seed);
+        let dims = draw_dims(&mut rng);
+        let case = (entry.build)(&dims, &mut rng);
+        let outcome = gradcheck(&case.apply, &case.inputs, &options_for(entry, case_seed));
+        let failure = match outcome {
+            Ok(report) => {
+                summary.worst_abs_error = summary.worst_abs_error.max(report.max_abs_error);
+                summary.worst_rel_error = summary.worst_rel_error.max(report.max_rel_error);
+                (!report.passed).then(|| report.to_string())
+            }
+            Err(e) => Some(format!("error: {e}")),
+        };
+        if let Some(message) = failure {
+            summary.failed_cases += 1;
+            summary.first_failure.get_or_insert_with(|| format!("seed {case_seed}, dims {dims:?}: {message}"));
+        }
+    }
+    summary
+}

@@ -1,2 +1,93 @@
-//! placeholder
+//! # ferrograd-optim
+//!
+//! Optimizers for ferrograd, behind the interface of the benchmark task
+//! (`TIG_TASK.md` section 3): an optimizer is told the parameter shapes once
+//! ([`TaskOptimizer::init_state`]), may ask for the gradient at other
+//! parameters ([`TaskOptimizer::query_at_params`]), and returns one
+//! *additive* update per tensor ([`TaskOptimizer::step`]).
+//!
+//! ```
+//! use ferrograd_engine::{DType, Shape, Tensor};
+//! use ferrograd_optim::{catalog, HyperParams, StepContext};
+//!
+//! let info = catalog::find("adam").unwrap();
+//! let mut adam = (info.build)(&HyperParams::defaults(info).with("lr", 0.1)?)?;
+//! adam.init_state(0, &[Shape::new([2])])?;
+//! let params = [Tensor::from_vec(vec![1.0f32, -1.0], [2])?];
+//! let grads = [Tensor::from_vec(vec![0.5f32, -0.5], [2])?];
+//! let updates = adam.step(&params, &grads, &StepContext::default())?;
+//! // Adam's first step moves each coordinate by lr against the gradient's sign.
+//! let u = updates[0].to_vec::<f32>();
+//! assert!((u[0] + 0.1).abs() < 1e-6 && (u[1] - 0.1).abs() < 1e-6);
+//! # Ok::<(), ferrograd_engine::Error>(())
+//! ```
 #![deny(missing_docs)]
+
+pub mod adam;
+pub mod catalog;
+mod hyper;
+pub mod sgd;
+mod state;
+
+pub use catalog::OptimizerInfo;
+pub use hyper::{HpSpec, HyperParams};
+pub use state::OptimizerState;
+
+use ferrograd_engine::{Result, Shape, Tensor};
+
+/// What an optimizer may know about the training loop at each step.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StepContext {
+    /// The current epoch (0-based).
+    pub epoch: usize,
+    /// Steps taken before this one, over the whole run.
+    pub step: usize,
+    /// The previous epoch's mean training loss (`None` in epoch 0).
+    pub train_loss: Option<f64>,
+    /// The previous epoch's validation loss (`None` in epoch 0).
+    pub val_loss: Option<f64>,
+}
+
+/// An optimizer under the benchmark task's rules: it sees every tensor of the
+/// model in the task's order (trainable or not, including BatchNorm running
+/// statistics) and returns an additive update for each; the harness applies
+/// only the updates of trainable tensors.
+pub trait TaskOptimizer: Send {
+    /// The optimizer's catalog name.
+    fn name(&self) -> &str;
+
+    /// Prepares state for tensors of these shapes. Called once before training.
+    fn init_state(&mut self, seed: u64, param_shapes: &[Shape]) -> Result<()>;
+
+    /// Parameters at which to evaluate the next gradient instead of the
+    /// current ones (look-ahead, SAM, Hessian probes); `None` means the
+    /// current parameters.
+    fn query_at_params(&mut self, _params: &[Tensor], _ctx: &StepContext) -> Result<Option<Vec<Tensor>>> {
+        Ok(None)
+    }
+
+    /// One update per tensor, to be added to the parameters.
+    fn step(&mut self, params: &[Tensor], grads: &[Tensor], ctx: &StepContext) -> Result<Vec<Tensor>>;
+
+    /// The complete state (moments, counters), for checkpoints.
+    fn state(&self) -> OptimizerState;
+
+    /// Restores a state returned by [`TaskOptimizer::state`].
+    fn load_state(&mut self, state: &OptimizerState) -> Result<()>;
+}
+
+/// Checks that `grads` pairs up with the shapes the optimizer was set up for.
+pub(crate) fn check_grads(op: &'static str, shapes: &[Shape], grads: &[Tensor]) -> Result<()> {
+    if shapes.len() != grads.len() {
+        return Err(ferrograd_engine::Error::invalid(
+            op,
+            format!("got {} gradients for {} parameters; call init_state with the model's parameter shapes", grads.len(), shapes.len()),
+        ));
+    }
+    for (s, g) in shapes.iter().zip(grads) {
+        if s != g.shape() {
+            return Err(ferrograd_engine::Error::ShapeMismatch { op, lhs: s.clone(), rhs: g.shape().clone(), hint: "each gradient must have its parameter's shape" });
+        }
+    }
+    Ok(())
+}

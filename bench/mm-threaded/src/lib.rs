@@ -1,0 +1,1 @@
+//! Only a carrier for `benches/matmul.rs`.

@@ -30,3 +30,10 @@ pub use ferrograd_autograd as autograd;
 pub use ferrograd_datasets as datasets;
 pub use ferrograd_engine as engine;
 pub use ferrograd_optim as optim;
+
+mod error;
+pub mod io;
+pub mod nn;
+pub mod train;
+
+pub use error::{Error, Result};

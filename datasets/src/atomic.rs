@@ -12,7 +12,7 @@ static COUNTER: AtomicU64 = AtomicU64::new(0);
 
 /// Writes `bytes` to `path` so that readers see either the old file or the
 /// complete new one, never a partial write.
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), DataError> {
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), DataError> {
     let temp = temp_path(path);
     let result = write_and_sync(&temp, bytes).and_then(|()| {
         fs::rename(&temp, path).map_err(|e| DataError::io(path, "rename a temporary file onto", e))

@@ -34,7 +34,7 @@
 
 #![deny(missing_docs)]
 
-mod atomic;
+pub mod atomic;
 pub mod batches;
 pub mod csv;
 mod error;

@@ -3,6 +3,8 @@
 //! or input.
 
 mod gradcheck;
+mod metrics;
+mod train;
 
 use clap::{Parser, Subcommand};
 
@@ -18,6 +20,8 @@ struct Cli {
 enum Command {
     /// Gradient-check every registered op against finite differences.
     Gradcheck(gradcheck::Args),
+    /// Train the benchmark MLP under the task's protocol and print its score.
+    Train(train::Args),
 }
 
 /// Parses the command line, runs the subcommand, returns the exit code.
@@ -32,5 +36,6 @@ pub fn run() -> i32 {
     };
     match cli.command {
         Command::Gradcheck(args) => gradcheck::run(&args),
+        Command::Train(args) => train::run(&args),
     }
 }

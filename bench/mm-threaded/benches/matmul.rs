@@ -7,7 +7,9 @@
 //! physical cores). This bench sets it to 2 when it is unset, before the first
 //! call, and names its ids after the count in force: `matrixmultiply_f32_mt2`.
 
-use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode, Throughput};
+use criterion::{
+    black_box, criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode, Throughput,
+};
 use std::time::Duration;
 
 #[derive(Clone, Copy)]
@@ -44,11 +46,41 @@ impl Case {
 }
 
 const CASES: [Case; 5] = [
-    Case { m: 128, k: 256, n: 256, ta: false, tb: false },
-    Case { m: 256, k: 128, n: 256, ta: true, tb: false },
-    Case { m: 128, k: 256, n: 256, ta: false, tb: true },
-    Case { m: 104, k: 256, n: 256, ta: false, tb: false },
-    Case { m: 1024, k: 1024, n: 1024, ta: false, tb: false },
+    Case {
+        m: 128,
+        k: 256,
+        n: 256,
+        ta: false,
+        tb: false,
+    },
+    Case {
+        m: 256,
+        k: 128,
+        n: 256,
+        ta: true,
+        tb: false,
+    },
+    Case {
+        m: 128,
+        k: 256,
+        n: 256,
+        ta: false,
+        tb: true,
+    },
+    Case {
+        m: 104,
+        k: 256,
+        n: 256,
+        ta: false,
+        tb: false,
+    },
+    Case {
+        m: 1024,
+        k: 1024,
+        n: 1024,
+        ta: false,
+        tb: false,
+    },
 ];
 
 trait Kernel: Copy + 'static {
@@ -77,7 +109,22 @@ macro_rules! kernel {
                 // SAFETY: lengths checked above; the strides describe
                 // row-major buffers of exactly those lengths.
                 unsafe {
-                    $mm(m, k, n, 1.0, a.as_ptr(), ars, acs, b.as_ptr(), brs, bcs, 0.0, c.as_mut_ptr(), n as isize, 1);
+                    $mm(
+                        m,
+                        k,
+                        n,
+                        1.0,
+                        a.as_ptr(),
+                        ars,
+                        acs,
+                        b.as_ptr(),
+                        brs,
+                        bcs,
+                        0.0,
+                        c.as_mut_ptr(),
+                        n as isize,
+                        1,
+                    );
                 }
             }
         }
@@ -92,7 +139,9 @@ fn fill<T: Kernel>(len: usize, seed: u64) -> Vec<T> {
     let mut s = seed;
     (0..len)
         .map(|_| {
-            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             T::from_f64((s >> 11) as f64 / (1u64 << 52) as f64 - 1.0)
         })
         .collect()
@@ -104,10 +153,16 @@ fn check<T: Kernel>(case: &Case, a: &[T], b: &[T], c: &[T]) {
     for idx in (0..case.m * case.n).step_by(61) {
         let (i, j) = ((idx / case.n) as isize, (idx % case.n) as isize);
         let want: f64 = (0..case.k as isize)
-            .map(|p| a[(i * ars + p * acs) as usize].to_f64() * b[(p * brs + j * bcs) as usize].to_f64())
+            .map(|p| {
+                a[(i * ars + p * acs) as usize].to_f64() * b[(p * brs + j * bcs) as usize].to_f64()
+            })
             .sum();
         let got = c[idx].to_f64();
-        assert!((got - want).abs() <= T::TOL * (1.0 + want.abs()), "{} at {idx}: {got} vs {want}", case.id());
+        assert!(
+            (got - want).abs() <= T::TOL * (1.0 + want.abs()),
+            "{} at {idx}: {got} vs {want}",
+            case.id()
+        );
     }
 }
 
@@ -116,9 +171,15 @@ fn bench_dtype<T: Kernel>(c: &mut Criterion, threads: &str) {
     group.warm_up_time(Duration::from_secs(1));
     for (seed, case) in CASES.iter().enumerate() {
         if case.flops() > 1_000_000_000 {
-            group.sample_size(10).sampling_mode(SamplingMode::Flat).measurement_time(Duration::from_secs(3));
+            group
+                .sample_size(10)
+                .sampling_mode(SamplingMode::Flat)
+                .measurement_time(Duration::from_secs(3));
         } else {
-            group.sample_size(20).sampling_mode(SamplingMode::Auto).measurement_time(Duration::from_secs(2));
+            group
+                .sample_size(20)
+                .sampling_mode(SamplingMode::Auto)
+                .measurement_time(Duration::from_secs(2));
         }
         group.throughput(Throughput::Elements(case.flops()));
         let a = fill::<T>(case.m * case.k, 2 * seed as u64 + 1);
@@ -126,9 +187,10 @@ fn bench_dtype<T: Kernel>(c: &mut Criterion, threads: &str) {
         let mut out = vec![T::from_f64(0.0); case.m * case.n];
         T::mm(case, &a, &b, &mut out);
         check(case, &a, &b, &out);
-        group.bench_function(BenchmarkId::new(format!("matrixmultiply_{}_mt{threads}", T::NAME), case.id()), |bench| {
-            bench.iter(|| T::mm(case, black_box(&a), black_box(&b), black_box(&mut out)))
-        });
+        group.bench_function(
+            BenchmarkId::new(format!("matrixmultiply_{}_mt{threads}", T::NAME), case.id()),
+            |bench| bench.iter(|| T::mm(case, black_box(&a), black_box(&b), black_box(&mut out))),
+        );
     }
     group.finish();
 }

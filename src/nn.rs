@@ -1,0 +1,367 @@
+//! Neural-network layers for the benchmark model (`TIG_TASK.md` section 2):
+//! [`Linear`], [`BatchNorm1d`], activations, the [`Mlp`] with frozen layers,
+//! and the [`mse`] and [`cross_entropy`] losses.
+//!
+//! Layers hold plain tensors. A forward pass wraps them in `Var`s (trainable
+//! tensors as parameters, frozen ones as constants) so backward returns
+//! gradients for exactly the trainable ones.
+
+use crate::autograd::Var;
+use crate::engine::{DType, Error, Result, Rng, Shape, Tensor};
+
+/// The BatchNorm running-statistics momentum: `running = 0.9 running + 0.1 batch`.
+pub const BN_MOMENTUM: f64 = 0.1;
+/// The BatchNorm variance epsilon.
+pub const BN_EPS: f64 = 1e-5;
+
+/// A fully connected layer `y = x W^T + b`, with `W` stored `[out, in]` as
+/// PyTorch stores it.
+#[derive(Debug, Clone)]
+pub struct Linear {
+    /// `[out, in]`
+    pub weight: Tensor,
+    /// `[out]`
+    pub bias: Tensor,
+}
+
+impl Linear {
+    /// The task's init: weights uniform in `±0.5 sqrt(2 / (fan_in + fan_out))`, biases 0.
+    pub fn new(fan_in: usize, fan_out: usize, dtype: DType, rng: &mut Rng) -> Result<Linear> {
+        let bound = 0.5 * (2.0 / (fan_in + fan_out) as f64).sqrt();
+        Ok(Linear {
+            weight: Tensor::rand_uniform([fan_out, fan_in], -bound, bound, dtype, rng)?,
+            bias: Tensor::zeros([fan_out], dtype),
+        })
+    }
+
+    /// `x W^T + b` for `x: [batch, in]`, with `W` read transposed (no copy).
+    pub fn forward(x: &Var, weight: &Var, bias: &Var) -> Result<Var> {
+        x.matmul_t(false, weight, true)?.add(bias)
+    }
+}
+
+/// Batch normalisation over the batch axis of `[batch, features]`.
+#[derive(Debug, Clone)]
+pub struct BatchNorm1d {
+    /// Scale `gamma`, init 1.
+    pub scale: Tensor,
+    /// Shift `beta`, init 0.
+    pub shift: Tensor,
+    /// Running mean, init 0.
+    pub running_mean: Tensor,
+    /// Running (unbiased) variance, init 1.
+    pub running_var: Tensor,
+}
+
+impl BatchNorm1d {
+    /// A fresh layer for `features` channels.
+    pub fn new(features: usize, dtype: DType) -> BatchNorm1d {
+        BatchNorm1d {
+            scale: Tensor::ones([features], dtype),
+            shift: Tensor::zeros([features], dtype),
+            running_mean: Tensor::zeros([features], dtype),
+            running_var: Tensor::ones([features], dtype),
+        }
+    }
+
+    /// Training mode: normalise with the batch mean and biased variance, and
+    /// return the new running statistics (updated with the unbiased variance,
+    /// as PyTorch and cuDNN do).
+    pub fn forward_train(&self, x: &Var, scale: &Var, shift: &Var) -> Result<(Var, Tensor, Tensor)> {
+        let n = x.dims()[0];
+        if n < 2 {
+            return Err(Error::invalid("batch_norm", "training mode needs at least 2 samples per batch to estimate a variance"));
+        }
+        let mean = x.mean(Some(&[0]), false)?;
+        let var = x.var(Some(&[0]), false, false)?;
+        let normalised = x.sub(&mean)?.mul(&var.add_scalar(BN_EPS).rsqrt())?;
+        let y = normalised.mul(scale)?.add(shift)?;
+        let unbiased = var.value().mul_scalar(n as f64 / (n - 1) as f64);
+        let running_mean = blend(&self.running_mean, mean.value())?;
+        let running_var = blend(&self.running_var, &unbiased)?;
+        Ok((y, running_mean, running_var))
+    }
+
+    /// Inference mode: normalise with the running statistics.
+    pub fn forward_eval(&self, x: &Var, scale: &Var, shift: &Var) -> Result<Var> {
+        let inv_std = self.running_var.add_scalar(BN_EPS).rsqrt();
+        x.sub(&Var::constant(self.running_mean.clone()))?.mul(&Var::constant(inv_std))?.mul(scale)?.add(shift)
+    }
+}
+
+/// `(1 - momentum) * running + momentum * batch`.
+fn blend(running: &Tensor, batch: &Tensor) -> Result<Tensor> {
+    running.mul_scalar(1.0 - BN_MOMENTUM).add(&batch.mul_scalar(BN_MOMENTUM))
+}
+
+/// An activation function between layers.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Activation {
+    /// `max(x, 0)`: the task's activation.
+    Relu,
+    /// Leaky ReLU with the given slope.
+    LeakyRelu(f64),
+    /// `tanh`
+    Tanh,
+    /// GELU (tanh form)
+    Gelu,
+    /// SiLU
+    Silu,
+    /// Logistic sigmoid
+    Sigmoid,
+}
+
+impl Activation {
+    /// Applies the activation.
+    pub fn apply(self, x: &Var) -> Var {
+        match self {
+            Activation::Relu => x.relu(),
+            Activation::LeakyRelu(s) => x.leaky_relu(s),
+            Activation::Tanh => x.tanh(),
+            Activation::Gelu => x.gelu(),
+            Activation::Silu => x.silu(),
+            Activation::Sigmoid => x.sigmoid(),
+        }
+    }
+}
+
+/// A multilayer perceptron: every layer but the last is
+/// `Linear -> activation -> BatchNorm1d` (BatchNorm after the activation, as
+/// in the task), the last a plain `Linear`. The last `frozen` Linear layers
+/// (with their BatchNorms) are never trained.
+#[derive(Debug, Clone)]
+pub struct Mlp {
+    /// The linear layers, input first.
+    pub linears: Vec<Linear>,
+    /// One BatchNorm per hidden layer.
+    pub norms: Vec<BatchNorm1d>,
+    /// The activation of every hidden layer.
+    pub activation: Activation,
+    /// How many of the last Linear layers are frozen.
+    pub frozen: usize,
+}
+
+/// The role of a tensor in the model, in the task's order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TensorRole {
+    /// Weight of Linear layer `i`.
+    Weight(usize),
+    /// Bias of Linear layer `i`.
+    Bias(usize),
+    /// BatchNorm `i` scale.
+    BnScale(usize),
+    /// BatchNorm `i` shift.
+    BnShift(usize),
+    /// BatchNorm `i` running mean (never trained).
+    RunningMean(usize),
+    /// BatchNorm `i` running variance (never trained).
+    RunningVar(usize),
+}
+
+impl Mlp {
+    /// Builds an MLP with layer widths `widths` (input first, output last).
+    pub fn new(widths: &[usize], activation: Activation, frozen: usize, dtype: DType, rng: &mut Rng) -> Result<Mlp> {
+        if widths.len() < 2 || widths.contains(&0) {
+            return Err(Error::invalid("Mlp::new", format!("need at least an input and an output width, all positive; got {widths:?}")));
+        }
+        if frozen > widths.len() - 1 {
+            return Err(Error::invalid("Mlp::new", format!("cannot freeze {frozen} of {} linear layers", widths.len() - 1)));
+        }
+        let linears = widths.windows(2).map(|w| Linear::new(w[0], w[1], dtype, rng)).collect::<Result<Vec<_>>>()?;
+        let norms = widths[1..widths.len() - 1].iter().map(|&w| BatchNorm1d::new(w, dtype)).collect();
+        Ok(Mlp { linears, norms, activation, frozen })
+    }
+
+    /// The task's model: `[input, 256 x n_hidden, output]`, ReLU, last 2 Linear frozen.
+    pub fn task(input: usize, output: usize, n_hidden: usize, dtype: DType, rng: &mut Rng) -> Result<Mlp> {
+        if n_hidden < 1 {
+            return Err(Error::invalid("Mlp::task", "n_hidden must be at least 1"));
+        }
+        let mut widths = vec![input];
+        widths.extend(std::iter::repeat_n(256, n_hidden));
+        widths.push(output);
+        Mlp::new(&widths, Activation::Relu, 2, dtype, rng)
+    }
+
+    /// The roles of [`Mlp::tensors`], in the task's order: `W0, b0, ..., Wn, bn`,
+    /// then per BatchNorm `scale, shift, running_mean, running_var`.
+    pub fn roles(&self) -> Vec<TensorRole> {
+        let mut roles = Vec::new();
+        for i in 0..self.linears.len() {
+            roles.extend([TensorRole::Weight(i), TensorRole::Bias(i)]);
+        }
+        for i in 0..self.norms.len() {
+            roles.extend([TensorRole::BnScale(i), TensorRole::BnShift(i), TensorRole::RunningMean(i), TensorRole::RunningVar(i)]);
+        }
+        roles
+    }
+
+    /// Every tensor, in the task's order (see [`Mlp::roles`]).
+    pub fn tensors(&self) -> Vec<Tensor> {
+        self.roles().into_iter().map(|r| self.tensor(r).clone()).collect()
+    }
+
+    /// The tensor with role `role`.
+    pub fn tensor(&self, role: TensorRole) -> &Tensor {
+        match role {
+            TensorRole::Weight(i) => &self.linears[i].weight,
+            TensorRole::Bias(i) => &self.linears[i].bias,
+            TensorRole::BnScale(i) => &self.norms[i].scale,
+            TensorRole::BnShift(i) => &self.norms[i].shift,
+            TensorRole::RunningMean(i) => &self.norms[i].running_mean,
+            TensorRole::RunningVar(i) => &self.norms[i].running_var,
+        }
+    }
+
+    /// Mutable access to the tensor with role `role`.
+    pub fn tensor_mut(&mut self, role: TensorRole) -> &mut Tensor {
+        match role {
+            TensorRole::Weight(i) => &mut self.linears[i].weight,
+            TensorRole::Bias(i) => &mut self.linears[i].bias,
+            TensorRole::BnScale(i) => &mut self.norms[i].scale,
+            TensorRole::BnShift(i) => &mut self.norms[i].shift,
+            TensorRole::RunningMean(i) => &mut self.norms[i].running_mean,
+            TensorRole::RunningVar(i) => &mut self.norms[i].running_var,
+        }
+    }
+
+    /// Replaces every tensor, in the task's order; shapes must match.
+    pub fn set_tensors(&mut self, tensors: &[Tensor]) -> Result<()> {
+        let roles = self.roles();
+        if tensors.len() != roles.len() {
+            return Err(Error::invalid("Mlp::set_tensors", format!("got {} tensors for a model with {}", tensors.len(), roles.len())));
+        }
+        for (role, t) in roles.into_iter().zip(tensors) {
+            let slot = self.tensor_mut(role);
+            if slot.shape() != t.shape() || slot.dtype() != t.dtype() {
+                return Err(Error::ShapeMismatch { op: "Mlp::set_tensors", lhs: slot.shape().clone(), rhs: t.shape().clone(), hint: "each tensor must keep its shape and dtype" });
+            }
+            *slot = t.clone();
+        }
+        Ok(())
+    }
+
+    /// Whether the tensor with role `role` is trained (running statistics and
+    /// the frozen layers are not).
+    pub fn is_trainable(&self, role: TensorRole) -> bool {
+        let first_frozen = self.linears.len() - self.frozen;
+        match role {
+            TensorRole::Weight(i) | TensorRole::Bias(i) | TensorRole::BnScale(i) | TensorRole::BnShift(i) => i < first_frozen,
+            TensorRole::RunningMean(_) | TensorRole::RunningVar(_) => false,
+        }
+    }
+
+    /// The number of trained scalars.
+    pub fn trainable_count(&self) -> usize {
+        self.roles().into_iter().filter(|&r| self.is_trainable(r)).map(|r| self.tensor(r).numel()).sum()
+    }
+
+    /// The `Var`s of a forward pass: parameters for trainable tensors,
+    /// constants for the rest, in the task's order.
+    pub fn vars(&self) -> Vec<Var> {
+        self.roles()
+            .into_iter()
+            .map(|r| if self.is_trainable(r) { Var::parameter(self.tensor(r).clone()) } else { Var::constant(self.tensor(r).clone()) })
+            .collect()
+    }
+
+    /// Forward pass with the tensors in `vars` (from [`Mlp::vars`]). In
+    /// training mode, also returns the updated running statistics
+    /// (`[mean0, var0, mean1, var1, ...]`) without storing them.
+    pub fn forward(&self, x: &Var, vars: &[Var], training: bool) -> Result<(Var, Vec<Tensor>)> {
+        let n_lin = self.linears.len();
+        let bn_base = 2 * n_lin;
+        let mut h = x.clone();
+        let mut stats = Vec::new();
+        for i in 0..n_lin {
+            h = Linear::forward(&h, &vars[2 * i], &vars[2 * i + 1])?;
+            if i + 1 == n_lin {
+                break;
+            }
+            h = self.activation.apply(&h);
+            let (scale, shift) = (&vars[bn_base + 4 * i], &vars[bn_base + 4 * i + 1]);
+            h = if training {
+                let (y, mean, var) = self.norms[i].forward_train(&h, scale, shift)?;
+                stats.extend([mean, var]);
+                y
+            } else {
+                self.norms[i].forward_eval(&h, scale, shift)?
+            };
+        }
+        Ok((h, stats))
+    }
+
+    /// Stores running statistics returned by a training-mode [`Mlp::forward`].
+    pub fn set_running_stats(&mut self, stats: Vec<Tensor>) {
+        for (norm, pair) in self.norms.iter_mut().zip(stats.chunks_exact(2)) {
+            norm.running_mean = pair[0].clone();
+            norm.running_var = pair[1].clone();
+        }
+    }
+
+    /// Inference-mode predictions for `x: [batch, input]`, without recording.
+    pub fn predict(&self, x: &Tensor) -> Result<Tensor> {
+        crate::autograd::no_grad(|| {
+            let vars: Vec<Var> = self.tensors().into_iter().map(Var::constant).collect();
+            Ok(self.forward(&Var::constant(x.clone()), &vars, false)?.0.value().clone())
+        })
+    }
+
+    /// The shapes of [`Mlp::tensors`].
+    pub fn shapes(&self) -> Vec<Shape> {
+        self.tensors().iter().map(|t| t.shape().clone()).collect()
+    }
+}
+
+/// Mean squared error over every element.
+pub fn mse(prediction: &Var, target: &Var) -> Result<Var> {
+    Ok(prediction.sub(target)?.square().mean_all())
+}
+
+/// Sum of squared errors: the loss whose gradient the task hands to the optimizer.
+pub fn sse(prediction: &Var, target: &Var) -> Result<Var> {
+    Ok(prediction.sub(target)?.square().sum_all())
+}
+
+/// Softmax cross-entropy of `logits: [n, classes]` against class labels, averaged.
+pub fn cross_entropy(logits: &Var, labels: &[usize]) -> Result<Var> {
+    Ok(logits.log_softmax(-1)?.gather(labels)?.mean_all().neg())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn task_model_has_the_published_trainable_counts() {
+        let want = [(4, 133_632), (7, 332_544), (10, 531_456), (14, 796_672), (18, 1_061_888)];
+        for (n, count) in want {
+            let m = Mlp::task(1, 2, n, DType::F32, &mut Rng::new(0)).unwrap();
+            assert_eq!(m.trainable_count(), count, "n_hidden={n}");
+        }
+    }
+
+    #[test]
+    fn linear_init_is_within_the_task_bound() {
+        let l = Linear::new(256, 256, DType::F64, &mut Rng::new(1)).unwrap();
+        let bound = 0.5 * (2.0f64 / 512.0).sqrt();
+        let w = l.weight.to_vec::<f64>();
+        assert!(w.iter().all(|x| x.abs() <= bound));
+        assert!(w.iter().any(|x| x.abs() > 0.9 * bound));
+        assert!(l.bias.to_vec::<f64>().iter().all(|&b| b == 0.0));
+    }
+
+    #[test]
+    fn batchnorm_training_matches_hand_computation() {
+        let bn = BatchNorm1d::new(1, DType::F64);
+        let x = Var::constant(Tensor::from_vec(vec![1.0f64, 2.0, 3.0, 6.0], [4, 1]).unwrap());
+        let (y, mean, var) = bn.forward_train(&x, &Var::constant(bn.scale.clone()), &Var::constant(bn.shift.clone())).unwrap();
+        // batch mean 3, biased var 3.5, unbiased 14/3
+        let expect: Vec<f64> = [1.0, 2.0, 3.0, 6.0].iter().map(|v| (v - 3.0) / (3.5f64 + 1e-5).sqrt()).collect();
+        for (a, b) in y.value().to_vec::<f64>().iter().zip(expect) {
+            assert!((a - b).abs() < 1e-12);
+        }
+        assert!((mean.to_scalar().unwrap() - 0.3).abs() < 1e-12);
+        assert!((var.to_scalar().unwrap() - (0.9 + 0.1 * 14.0 / 3.0)).abs() < 1e-12);
+    }
+}

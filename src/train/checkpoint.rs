@@ -1,0 +1,158 @@
+//! Saved models and resumable checkpoints.
+//!
+//! A model file (`model.safetensors`) holds the task's tensors under
+//! PyTorch-style names (`linear.0.weight`, `bn.0.running_var`, ...) with the
+//! model's shape in the metadata. A checkpoint directory holds
+//! `checkpoint.safetensors` (current model, best model, optimizer tensors)
+//! and `checkpoint.json` (epoch, step count, shuffle RNG state, early-stopping
+//! counters, optimizer counters, last losses), both written atomically.
+
+use super::{EarlyStopping, Trainer};
+use crate::engine::{Rng, Tensor};
+use crate::error::{Error, Result};
+use crate::io::{load_safetensors, save_safetensors};
+use crate::nn::{Mlp, TensorRole};
+use crate::optim::OptimizerState;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+/// The PyTorch-style name of a model tensor.
+pub fn tensor_name(role: TensorRole) -> String {
+    match role {
+        TensorRole::Weight(i) => format!("linear.{i}.weight"),
+        TensorRole::Bias(i) => format!("linear.{i}.bias"),
+        TensorRole::BnScale(i) => format!("bn.{i}.weight"),
+        TensorRole::BnShift(i) => format!("bn.{i}.bias"),
+        TensorRole::RunningMean(i) => format!("bn.{i}.running_mean"),
+        TensorRole::RunningVar(i) => format!("bn.{i}.running_var"),
+    }
+}
+
+fn named_tensors(model: &Mlp, prefix: &str) -> Vec<(String, Tensor)> {
+    model.roles().into_iter().map(|r| (format!("{prefix}{}", tensor_name(r)), model.tensor(r).clone())).collect()
+}
+
+/// Fills `model`'s tensors from `named` (names with `prefix`).
+fn fill_model(model: &mut Mlp, named: &HashMap<String, Tensor>, prefix: &str, origin: &Path) -> Result<()> {
+    for role in model.roles() {
+        let name = format!("{prefix}{}", tensor_name(role));
+        let t = named.get(&name).ok_or_else(|| Error::format(origin, format!("missing tensor {name}; is this a model of the same n_hidden?")))?;
+        let slot = model.tensor_mut(role);
+        if slot.shape() != t.shape() {
+            return Err(Error::format(origin, format!("tensor {name} has shape {}, the model needs {}; check --n-hidden", t.shape(), slot.shape())));
+        }
+        *slot = t.to_dtype(slot.dtype());
+    }
+    Ok(())
+}
+
+/// Saves `model` to `path` (safetensors, atomic).
+pub fn save_model(model: &Mlp, path: &Path) -> Result<()> {
+    let widths: Vec<String> = std::iter::once(model.linears[0].weight.dims()[1]).chain(model.linears.iter().map(|l| l.weight.dims()[0])).map(|w| w.to_string()).collect();
+    let metadata = HashMap::from([("format".to_string(), "ferrograd-mlp".to_string()), ("widths".to_string(), widths.join(","))]);
+    save_safetensors(path, &named_tensors(model, ""), Some(metadata))
+}
+
+/// Loads the tensors of a saved model into `model` (which fixes the architecture).
+pub fn load_model(model: &mut Mlp, path: &Path) -> Result<()> {
+    let (tensors, _) = load_safetensors(path)?;
+    fill_model(model, &tensors.into_iter().collect(), "", path)
+}
+
+/// The scalar part of a checkpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    /// The optimizer's name (a resume must use the same one).
+    pub optimizer: String,
+    /// The instance seed.
+    pub seed: u64,
+    /// Hidden layers.
+    pub n_hidden: usize,
+    /// Epochs completed.
+    pub epoch: usize,
+    /// Optimizer steps taken.
+    pub steps: usize,
+    /// The shuffle generator's state.
+    pub shuffle_state: [u64; 4],
+    /// Early stopping: best validation loss (as bits, to be exact).
+    pub best_val_bits: u64,
+    /// Early stopping: epoch of the best.
+    pub best_epoch: usize,
+    /// Early stopping: epochs since the best.
+    pub since_best: usize,
+    /// Whether early stopping fired.
+    pub stopped: bool,
+    /// Previous epoch's train loss (as bits).
+    pub last_train_bits: Option<u64>,
+    /// Previous epoch's validation loss (as bits).
+    pub last_val_bits: Option<u64>,
+    /// Training seconds so far.
+    pub seconds: f64,
+    /// The optimizer's counters.
+    pub optimizer_counters: BTreeMap<String, u64>,
+}
+
+impl Trainer {
+    /// Writes a checkpoint into `dir` (created if missing).
+    pub fn save_checkpoint(&self, dir: &Path) -> Result<()> {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, "create directory", e))?;
+        let opt_state = self.optimizer.state();
+        let mut tensors = named_tensors(&self.model, "model.");
+        tensors.extend(named_tensors(&self.best_model, "best."));
+        tensors.extend(opt_state.tensors.iter().map(|(k, v)| (format!("optimizer.{k}"), v.clone())));
+        save_safetensors(&dir.join("checkpoint.safetensors"), &tensors, None)?;
+        let meta = Checkpoint {
+            optimizer: self.optimizer.name().to_string(),
+            seed: self.config.seed,
+            n_hidden: self.config.n_hidden,
+            epoch: self.epoch,
+            steps: self.steps,
+            shuffle_state: self.shuffle.state(),
+            best_val_bits: self.stopping.best().to_bits(),
+            best_epoch: self.stopping.best_epoch(),
+            since_best: self.stopping.since_best(),
+            stopped: self.stopped,
+            last_train_bits: self.last_losses.0.map(f64::to_bits),
+            last_val_bits: self.last_losses.1.map(f64::to_bits),
+            seconds: self.seconds,
+            optimizer_counters: opt_state.counters,
+        };
+        let json = serde_json::to_vec_pretty(&meta).expect("checkpoint serialises");
+        let path = dir.join("checkpoint.json");
+        crate::datasets::atomic::write_atomic(&path, &json)?;
+        Ok(())
+    }
+
+    /// Restores this trainer (built with the same config and optimizer) from
+    /// a checkpoint in `dir`.
+    pub fn load_checkpoint(&mut self, dir: &Path) -> Result<()> {
+        let json_path = dir.join("checkpoint.json");
+        let text = std::fs::read(&json_path).map_err(|e| Error::io(&json_path, "read", e))?;
+        let meta: Checkpoint = serde_json::from_slice(&text).map_err(|e| Error::format(&json_path, format!("not a ferrograd checkpoint: {e}")))?;
+        if meta.seed != self.config.seed || meta.n_hidden != self.config.n_hidden || meta.optimizer != self.optimizer.name() {
+            return Err(Error::format(
+                &json_path,
+                format!(
+                    "checkpoint is for seed {}, n_hidden {}, optimizer {}; this run is seed {}, n_hidden {}, optimizer {}",
+                    meta.seed, meta.n_hidden, meta.optimizer, self.config.seed, self.config.n_hidden, self.optimizer.name()
+                ),
+            ));
+        }
+        let tensor_path = dir.join("checkpoint.safetensors");
+        let (tensors, _) = load_safetensors(&tensor_path)?;
+        let named: HashMap<String, Tensor> = tensors.into_iter().collect();
+        fill_model(&mut self.model, &named, "model.", &tensor_path)?;
+        fill_model(&mut self.best_model, &named, "best.", &tensor_path)?;
+        let opt_tensors = named.iter().filter_map(|(k, v)| k.strip_prefix("optimizer.").map(|k| (k.to_string(), v.clone()))).collect();
+        self.optimizer.load_state(&OptimizerState { tensors: opt_tensors, counters: meta.optimizer_counters.clone() })?;
+        self.epoch = meta.epoch;
+        self.steps = meta.steps;
+        self.shuffle = Rng::from_state(meta.shuffle_state);
+        self.stopping = EarlyStopping::restore(self.config.patience, self.config.min_delta, f64::from_bits(meta.best_val_bits), meta.best_epoch, meta.since_best);
+        self.stopped = meta.stopped;
+        self.last_losses = (meta.last_train_bits.map(f64::from_bits), meta.last_val_bits.map(f64::from_bits));
+        self.seconds = meta.seconds;
+        Ok(())
+    }
+}

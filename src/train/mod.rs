@@ -1,0 +1,346 @@
+//! The benchmark task's training protocol (`TIG_TASK.md` section 3), exactly:
+//! batches of 128 over a fresh shuffle each epoch, at most 1000 epochs, early
+//! stopping with patience 50 and min delta 1e-7 on the validation loss, the
+//! best-validation model kept, `query_at_params` honoured, additive updates
+//! applied to trainable tensors only, and the task's score.
+
+mod checkpoint;
+mod early_stopping;
+mod score;
+
+pub use checkpoint::{load_model, save_model, Checkpoint};
+pub use early_stopping::{EarlyStopping, Verdict};
+pub use score::{score, Score};
+
+use crate::autograd::Var;
+use crate::datasets::{generate, streams, RffConfig, RffData, Split};
+use crate::engine::{DType, Error, Result, Rng, Tensor};
+use crate::nn::{self, Mlp};
+use crate::optim::{StepContext, TaskOptimizer};
+use std::time::Instant;
+
+/// Everything that defines one run of the task.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskConfig {
+    /// Hidden layers of width 256 (the task's tracks: 4, 7, 10, 14, 18).
+    pub n_hidden: usize,
+    /// The instance seed: data, init and shuffles all derive from it.
+    pub seed: u64,
+    /// The data generator's settings.
+    pub data: RffConfig,
+    /// Samples per step.
+    pub batch_size: usize,
+    /// The epoch budget.
+    pub max_epochs: usize,
+    /// Epochs without improvement before stopping.
+    pub patience: usize,
+    /// An epoch improves if `val < best - min_delta`.
+    pub min_delta: f64,
+    /// The element type of the model and data.
+    pub dtype: DType,
+}
+
+impl Default for TaskConfig {
+    fn default() -> Self {
+        TaskConfig {
+            n_hidden: 4,
+            seed: 0,
+            data: RffConfig::default(),
+            batch_size: 128,
+            max_epochs: 1000,
+            patience: 50,
+            min_delta: 1e-7,
+            dtype: DType::F32,
+        }
+    }
+}
+
+/// One data split as tensors.
+#[derive(Debug, Clone)]
+pub struct SplitTensors {
+    /// `[n, input_dims]`
+    pub inputs: Tensor,
+    /// Noisy targets `[n, output_dims]`.
+    pub targets: Tensor,
+    /// Noise-free function values `[n, output_dims]`.
+    pub clean: Tensor,
+}
+
+impl SplitTensors {
+    fn from_split(split: &Split, dtype: DType) -> Result<SplitTensors> {
+        let convert = |m: &crate::datasets::Matrix| Tensor::from_f64_slice(m.data(), [m.rows(), m.cols()], dtype);
+        Ok(SplitTensors { inputs: convert(&split.inputs)?, targets: convert(&split.targets)?, clean: convert(&split.clean)? })
+    }
+
+    /// The number of samples.
+    pub fn len(&self) -> usize {
+        self.inputs.dims()[0]
+    }
+
+    /// Whether the split is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The instance's data as tensors.
+#[derive(Debug, Clone)]
+pub struct TaskData {
+    /// Training split.
+    pub train: SplitTensors,
+    /// Validation split.
+    pub val: SplitTensors,
+    /// Test split.
+    pub test: SplitTensors,
+}
+
+impl TaskData {
+    /// Generates the instance `config.seed` and converts it.
+    pub fn generate(config: &TaskConfig) -> Result<TaskData> {
+        let data = generate(&config.data, config.seed).map_err(|e| Error::invalid("generate", e.to_string()))?;
+        TaskData::from_rff(&data, config.dtype)
+    }
+
+    /// Converts generated data.
+    pub fn from_rff(data: &RffData, dtype: DType) -> Result<TaskData> {
+        Ok(TaskData {
+            train: SplitTensors::from_split(&data.train, dtype)?,
+            val: SplitTensors::from_split(&data.val, dtype)?,
+            test: SplitTensors::from_split(&data.test, dtype)?,
+        })
+    }
+}
+
+/// What one epoch did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EpochMetrics {
+    /// The epoch (0-based).
+    pub epoch: usize,
+    /// Mean squared error over the epoch's training batches (sample-weighted).
+    pub train_loss: f64,
+    /// Validation MSE in inference mode after the epoch.
+    pub val_loss: f64,
+    /// The best validation loss so far.
+    pub best_val_loss: f64,
+    /// The epoch of the best validation loss.
+    pub best_epoch: usize,
+    /// Wall time of the epoch, seconds.
+    pub seconds: f64,
+}
+
+/// The result of a whole run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Summary {
+    /// The task's quality score.
+    pub quality: i64,
+    /// Test MSE of the kept (best-validation) model.
+    pub test_loss: f64,
+    /// The task's threshold `4/N_test * sum((y - f)^2)`.
+    pub eps2: f64,
+    /// Epochs run.
+    pub epochs: usize,
+    /// The epoch whose model was kept.
+    pub best_epoch: usize,
+    /// Its validation loss.
+    pub best_val_loss: f64,
+    /// Training wall time, seconds.
+    pub seconds: f64,
+    /// Mean seconds per epoch.
+    pub seconds_per_epoch: f64,
+}
+
+/// A run of the task protocol, one epoch at a time (so callers can show
+/// progress, checkpoint, or stop).
+pub struct Trainer {
+    /// The run's settings.
+    pub config: TaskConfig,
+    /// The data.
+    pub data: TaskData,
+    /// The model being trained.
+    pub model: Mlp,
+    /// The best-validation model so far.
+    pub best_model: Mlp,
+    optimizer: Box<dyn TaskOptimizer>,
+    shuffle: Rng,
+    stopping: EarlyStopping,
+    epoch: usize,
+    steps: usize,
+    last_losses: (Option<f64>, Option<f64>),
+    seconds: f64,
+    stopped: bool,
+}
+
+impl Trainer {
+    /// Generates the data, builds the model and initialises the optimizer.
+    pub fn new(config: TaskConfig, optimizer: Box<dyn TaskOptimizer>) -> Result<Trainer> {
+        let data = TaskData::generate(&config)?;
+        Trainer::with_data(config, data, optimizer)
+    }
+
+    /// Like [`Trainer::new`] with data supplied.
+    pub fn with_data(config: TaskConfig, data: TaskData, mut optimizer: Box<dyn TaskOptimizer>) -> Result<Trainer> {
+        if config.batch_size < 2 {
+            return Err(Error::invalid("train", "batch_size must be at least 2 (BatchNorm needs a batch variance)"));
+        }
+        let mut init = Rng::derived(config.seed, streams::MODEL_INIT);
+        let (input, output) = (data.train.inputs.dims()[1], data.train.targets.dims()[1]);
+        let model = Mlp::task(input, output, config.n_hidden, config.dtype, &mut init)?;
+        optimizer.init_state(config.seed, &model.shapes())?;
+        Ok(Trainer {
+            shuffle: Rng::derived(config.seed, streams::EPOCH_SHUFFLE),
+            stopping: EarlyStopping::new(config.patience, config.min_delta),
+            best_model: model.clone(),
+            model,
+            data,
+            config,
+            optimizer,
+            epoch: 0,
+            steps: 0,
+            last_losses: (None, None),
+            seconds: 0.0,
+            stopped: false,
+        })
+    }
+
+    /// Whether training is over (early stop or epoch budget).
+    pub fn finished(&self) -> bool {
+        self.stopped || self.epoch >= self.config.max_epochs
+    }
+
+    /// Epochs run so far.
+    pub fn epochs_run(&self) -> usize {
+        self.epoch
+    }
+
+    /// The early-stopping state.
+    pub fn stopping(&self) -> &EarlyStopping {
+        &self.stopping
+    }
+
+    /// The optimizer.
+    pub fn optimizer(&self) -> &dyn TaskOptimizer {
+        self.optimizer.as_ref()
+    }
+
+    /// Runs one epoch: shuffled batches, one step each, then validation.
+    pub fn run_epoch(&mut self) -> Result<EpochMetrics> {
+        let started = Instant::now();
+        let n = self.data.train.len();
+        let mut order: Vec<usize> = (0..n).collect();
+        self.shuffle.shuffle(&mut order);
+        let mut sse_total = 0.0;
+        for (step, batch) in order.chunks(self.config.batch_size).enumerate() {
+            let sse = self.train_step(batch)?;
+            if !sse.is_finite() {
+                return Err(Error::NonFinite { what: format!("training loss at epoch {}, step {step}", self.epoch), value: sse });
+            }
+            sse_total += sse;
+        }
+        let train_loss = sse_total / (n * self.data.train.targets.dims()[1]) as f64;
+        let val_loss = self.validation_loss()?;
+        if !val_loss.is_finite() {
+            return Err(Error::NonFinite { what: format!("validation loss at epoch {}", self.epoch), value: val_loss });
+        }
+        let verdict = self.stopping.observe(self.epoch, val_loss);
+        if verdict == Verdict::Improved {
+            self.best_model = self.model.clone();
+        }
+        self.stopped = verdict == Verdict::Stop;
+        self.last_losses = (Some(train_loss), Some(val_loss));
+        let seconds = started.elapsed().as_secs_f64();
+        self.seconds += seconds;
+        let metrics = EpochMetrics {
+            epoch: self.epoch,
+            train_loss,
+            val_loss,
+            best_val_loss: self.stopping.best(),
+            best_epoch: self.stopping.best_epoch(),
+            seconds,
+        };
+        self.epoch += 1;
+        Ok(metrics)
+    }
+
+    fn context(&self) -> StepContext {
+        StepContext { epoch: self.epoch, step: self.steps, train_loss: self.last_losses.0, val_loss: self.last_losses.1 }
+    }
+
+    /// One optimizer step on the samples `batch`; returns the batch's sum of
+    /// squared errors.
+    fn train_step(&mut self, batch: &[usize]) -> Result<f64> {
+        let ctx = self.context();
+        let x = Var::constant(self.data.train.inputs.index_select(batch)?);
+        let y = Var::constant(self.data.train.targets.index_select(batch)?);
+        let current = self.model.tensors();
+        let query = self.optimizer.query_at_params(&current, &ctx)?;
+        let mut probe = self.model.clone();
+        if let Some(params) = &query {
+            probe.set_tensors(params)?;
+        }
+        let vars = probe.vars();
+        let (prediction, running_stats) = probe.forward(&x, &vars, true)?;
+        let loss = nn::sse(&prediction, &y)?;
+        let grads = loss.backward()?;
+        let grads: Vec<Tensor> = vars.iter().map(|v| grads.get(v).cloned().unwrap_or_else(|| v.value().zeros_like())).collect();
+        // With a query, the probe's parameters and running statistics are
+        // discarded: the model keeps its own (the protocol's restore).
+        if query.is_none() {
+            self.model.set_running_stats(running_stats);
+        }
+        let updates = self.optimizer.step(&current, &grads, &ctx)?;
+        self.apply_updates(&updates)?;
+        self.steps += 1;
+        loss.value().to_scalar()
+    }
+
+    /// `param += update` for every trainable tensor; other updates are ignored.
+    fn apply_updates(&mut self, updates: &[Tensor]) -> Result<()> {
+        let roles = self.model.roles();
+        if updates.len() != roles.len() {
+            return Err(Error::invalid("step", format!("the optimizer returned {} updates for {} tensors; return one per tensor", updates.len(), roles.len())));
+        }
+        for (role, update) in roles.into_iter().zip(updates) {
+            if self.model.is_trainable(role) {
+                let slot = self.model.tensor_mut(role);
+                *slot = slot.add(update)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Validation MSE of the current model in inference mode.
+    pub fn validation_loss(&self) -> Result<f64> {
+        mse_of(&self.model, &self.data.val)
+    }
+
+    /// Scores the best model on the test split.
+    pub fn summary(&self) -> Result<Summary> {
+        let prediction = self.best_model.predict(&self.data.test.inputs)?;
+        let s = score(&prediction, &self.data.test.targets, &self.data.test.clean)?;
+        Ok(Summary {
+            quality: s.quality,
+            test_loss: s.test_loss,
+            eps2: s.eps2,
+            epochs: self.epoch,
+            best_epoch: self.stopping.best_epoch(),
+            best_val_loss: self.stopping.best(),
+            seconds: self.seconds,
+            seconds_per_epoch: if self.epoch == 0 { 0.0 } else { self.seconds / self.epoch as f64 },
+        })
+    }
+
+    /// Runs to the end, calling `on_epoch` after each epoch.
+    pub fn run(&mut self, mut on_epoch: impl FnMut(&EpochMetrics)) -> Result<Summary> {
+        while !self.finished() {
+            let metrics = self.run_epoch()?;
+            on_epoch(&metrics);
+        }
+        self.summary()
+    }
+}
+
+/// Inference-mode MSE of `model` on `split`.
+pub fn mse_of(model: &Mlp, split: &SplitTensors) -> Result<f64> {
+    let prediction = model.predict(&split.inputs)?;
+    prediction.sub(&split.targets)?.square().mean(None, false)?.to_scalar()
+}

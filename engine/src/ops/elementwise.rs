@@ -1,7 +1,7 @@
 //! Elementwise ops: unary maps, binary ops with NumPy broadcasting,
 //! comparisons, and `where`.
 
-use super::{for_each_strided, PARALLEL_THRESHOLD};
+use super::{for_each_strided, layout, Layout, PARALLEL_THRESHOLD};
 use crate::storage::CpuSlice;
 use crate::{with_dtype, Element, Result, Shape, Tensor};
 use num_traits::Zero;
@@ -65,7 +65,7 @@ pub enum UnaryOp {
 
 impl UnaryOp {
     /// Applies the op to one value.
-    #[inline]
+    #[inline(always)]
     pub fn apply<T: Element>(self, x: T) -> T {
         let f = |v: f64| T::from_f64(v);
         match self {
@@ -171,7 +171,7 @@ impl BinaryOp {
     }
 
     /// Applies the op to one pair.
-    #[inline]
+    #[inline(always)]
     pub fn apply<T: Element>(self, a: T, b: T) -> T {
         match self {
             BinaryOp::Add => a + b,
@@ -225,45 +225,77 @@ pub(crate) fn map_slice<T: Element>(src: &[T], f: impl Fn(T) -> T + Sync) -> Vec
     }
 }
 
-fn binary_kernel<T: CpuSlice>(a: &Tensor, b: &Tensor, out_shape: &Shape, op: BinaryOp) -> Vec<T> {
+/// `out[i] = f(x[i], y[i])` over equal-length slices, in parallel when large.
+fn zip_map<T: Element, F: Fn(T, T) -> T + Sync>(x: &[T], y: &[T], f: &F) -> Vec<T> {
+    if x.len() >= PARALLEL_THRESHOLD {
+        let mut out = vec![T::zero(); x.len()];
+        let chunk = PARALLEL_THRESHOLD / 4;
+        out.par_chunks_mut(chunk).zip(x.par_chunks(chunk).zip(y.par_chunks(chunk))).for_each(|(o, (xs, ys))| {
+            for ((o, &p), &q) in o.iter_mut().zip(xs).zip(ys) {
+                *o = f(p, q);
+            }
+        });
+        return out;
+    }
+    x.iter().zip(y).map(|(&p, &q)| f(p, q)).collect()
+}
+
+/// A broadcasting binary kernel for one (inlined) function `f`.
+fn binary_with<T: CpuSlice, F: Fn(T, T) -> T + Sync>(a: &Tensor, b: &Tensor, out_shape: &Shape, f: F) -> Vec<T> {
     let (x, y) = (a.data::<T>(), b.data::<T>());
-    if a.shape() == b.shape() {
-        if x.len() >= PARALLEL_THRESHOLD {
-            let mut out = vec![T::zero(); x.len()];
-            let chunk = PARALLEL_THRESHOLD / 4;
-            out.par_chunks_mut(chunk)
-                .zip(x.par_chunks(chunk).zip(y.par_chunks(chunk)))
-                .for_each(|(o, (xs, ys))| {
-                    for ((o, &p), &q) in o.iter_mut().zip(xs).zip(ys) {
-                        *o = op.apply(p, q);
-                    }
-                });
-            return out;
+    let f = &f;
+    match (layout(a.shape(), out_shape), layout(b.shape(), out_shape)) {
+        (Layout::Full, Layout::Full) => zip_map(x, y, f),
+        (Layout::Full, Layout::Scalar) => map_slice(x, |p| f(p, y[0])),
+        (Layout::Scalar, Layout::Full) => map_slice(y, |q| f(x[0], q)),
+        (Layout::Full, Layout::Tail(len)) => x.chunks(len).flat_map(|row| row.iter().zip(y).map(|(&p, &q)| f(p, q))).collect(),
+        (Layout::Tail(len), Layout::Full) => y.chunks(len).flat_map(|row| x.iter().zip(row).map(|(&p, &q)| f(p, q))).collect(),
+        (Layout::Full, Layout::Spread(inner)) => x.chunks(inner).zip(y).flat_map(|(row, &q)| row.iter().map(move |&p| f(p, q))).collect(),
+        (Layout::Spread(inner), Layout::Full) => y.chunks(inner).zip(x).flat_map(|(row, &p)| row.iter().map(move |&q| f(p, q))).collect(),
+        _ => {
+            let sa = a.shape().broadcast_strides(out_shape);
+            let sb = b.shape().broadcast_strides(out_shape);
+            let mut out = Vec::with_capacity(out_shape.numel());
+            for_each_strided(out_shape.dims(), [&sa, &sb], |_, [oa, ob]| out.push(f(x[oa], y[ob])));
+            out
         }
-        return x.iter().zip(y).map(|(&p, &q)| op.apply(p, q)).collect();
     }
-    if y.len() == 1 && out_shape == a.shape() {
-        let q = y[0];
-        return map_slice(x, move |p| op.apply(p, q));
+}
+
+/// Dispatches on the op once, outside the loop, so each kernel is a tight
+/// loop over one known function.
+fn binary_kernel<T: CpuSlice>(a: &Tensor, b: &Tensor, out_shape: &Shape, op: BinaryOp) -> Vec<T> {
+    macro_rules! specialise {
+        ($($v:ident),*) => {
+            match op {
+                $(BinaryOp::$v => binary_with(a, b, out_shape, |p: T, q: T| BinaryOp::$v.apply(p, q)),)*
+            }
+        };
     }
-    if x.len() == 1 && out_shape == b.shape() {
-        let p = x[0];
-        return map_slice(y, move |q| op.apply(p, q));
+    specialise!(Add, Sub, Mul, Div, Pow, Maximum, Minimum, Eq, Ne, Lt, Le, Gt, Ge)
+}
+
+/// Applies a unary op with the dispatch hoisted out of the loop.
+fn unary_kernel<T: CpuSlice>(x: &[T], op: UnaryOp) -> Vec<T> {
+    macro_rules! specialise {
+        (plain: $($v:ident),*; with: $($w:ident($($arg:ident),*)),*) => {
+            match op {
+                $(UnaryOp::$v => map_slice(x, |p| UnaryOp::$v.apply(p)),)*
+                $(UnaryOp::$w($($arg),*) => map_slice(x, move |p| UnaryOp::$w($($arg),*).apply(p)),)*
+            }
+        };
     }
-    let sa = a.shape().broadcast_strides(out_shape);
-    let sb = b.shape().broadcast_strides(out_shape);
-    let mut out = vec![T::zero(); out_shape.numel()];
-    for_each_strided(out_shape.dims(), [&sa, &sb], |i, [oa, ob]| {
-        out[i] = op.apply(x[oa], y[ob]);
-    });
-    out
+    specialise!(
+        plain: Neg, Abs, Exp, Log, Sqrt, Rsqrt, Square, Recip, Relu, Sigmoid, Tanh, Gelu, Silu, Sin, Cos, Sign;
+        with: LeakyRelu(s), Clamp(lo, hi), AddScalar(c), MulScalar(c), PowScalar(p), GtScalar(c), LtScalar(c)
+    )
 }
 
 impl Tensor {
     /// Applies a [`UnaryOp`] to every element.
     pub fn unary(&self, op: UnaryOp) -> Tensor {
         with_dtype!(self.dtype(), T => {
-            let out = map_slice(self.data::<T>(), move |x| op.apply(x));
+            let out = unary_kernel(self.data::<T>(), op);
             Tensor::from_typed(out, self.shape().clone())
         })
     }
@@ -466,6 +498,24 @@ mod tests {
         }
         let sum = t.add(&t).unwrap().to_vec::<f32>();
         assert!(sum.iter().zip(&v).all(|(s, x)| *s == x + x));
+    }
+
+    #[test]
+    fn every_broadcast_layout_matches_the_strided_definition() {
+        let mut rng = crate::Rng::new(9);
+        let cases: [(&[usize], &[usize]); 7] =
+            [(&[3, 4], &[4]), (&[3, 4], &[3, 1]), (&[2, 3, 4], &[3, 4]), (&[2, 3, 4], &[2, 1, 1]), (&[2, 3, 4], &[1, 3, 1]), (&[4], &[3, 1]), (&[1], &[2, 2])];
+        for (sa, sb) in cases {
+            for (sa, sb) in [(sa, sb), (sb, sa)] {
+                let a = Tensor::rand_normal(sa.to_vec(), 0.0, 1.0, DType::F64, &mut rng).unwrap();
+                let b = Tensor::rand_normal(sb.to_vec(), 0.0, 1.0, DType::F64, &mut rng).unwrap();
+                let out = a.shape().broadcast(b.shape(), "t").unwrap();
+                let got = a.sub(&b).unwrap();
+                let (ea, eb) = (a.broadcast_to(out.clone()).unwrap(), b.broadcast_to(out.clone()).unwrap());
+                let want: Vec<f64> = ea.to_vec::<f64>().iter().zip(eb.to_vec::<f64>()).map(|(p, q)| p - q).collect();
+                assert_eq!(got.to_vec::<f64>(), want, "{sa:?} - {sb:?}");
+            }
+        }
     }
 
     #[test]

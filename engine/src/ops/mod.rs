@@ -11,7 +11,48 @@ pub mod softmax;
 
 /// Element counts at or above this are split across threads (rayon); below
 /// it, the op runs on the calling thread so small tensors pay no sync cost.
-pub const PARALLEL_THRESHOLD: usize = 1 << 16;
+pub const PARALLEL_THRESHOLD: usize = 1 << 18;
+
+use crate::Shape;
+
+/// How an operand's elements line up with a broadcast output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Layout {
+    /// Same shape as the output.
+    Full,
+    /// One element, used everywhere.
+    Scalar,
+    /// The whole operand repeats every `len` output elements (`[n]` under `[b, n]`).
+    Tail(usize),
+    /// Each element repeats `inner` times in a row (`[b, 1]` under `[b, n]`).
+    Spread(usize),
+    /// Anything else: read through broadcast strides.
+    Strided,
+}
+
+pub(crate) fn layout(shape: &Shape, out: &Shape) -> Layout {
+    if shape == out {
+        return Layout::Full;
+    }
+    if shape.numel() == 1 {
+        return Layout::Scalar;
+    }
+    let pad = out.rank() - shape.rank();
+    let padded: Vec<usize> = std::iter::repeat_n(1, pad).chain(shape.dims().iter().copied()).collect();
+    let dims = out.dims();
+    // Tail: leading ones, then exactly the output's trailing dims.
+    let lead = padded.iter().take_while(|&&d| d == 1).count();
+    if padded[lead..] == dims[lead..] {
+        return Layout::Tail(shape.numel());
+    }
+    // Spread: exactly the output's leading dims, then trailing ones.
+    let trail = padded.iter().rev().take_while(|&&d| d == 1).count();
+    let k = padded.len() - trail;
+    if padded[..k] == dims[..k] {
+        return Layout::Spread(dims[k..].iter().product());
+    }
+    Layout::Strided
+}
 
 /// Walks a row-major index over `dims`, calling `f(out_index, offsets)` where
 /// `offsets[j]` is the flat offset into operand `j` whose strides are

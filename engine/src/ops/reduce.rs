@@ -65,11 +65,30 @@ pub(crate) fn reduced_shape(shape: &Shape, axes: &[usize], keepdim: bool) -> Sha
 fn reduce_kernel<T: CpuSlice>(x: &Tensor, axes: &[usize], op: ReduceOp) -> Vec<T> {
     let kept = reduced_shape(x.shape(), axes, true);
     let src = x.data::<T>();
+    let rank = x.rank();
     // Fast path: reducing every axis.
     if kept.numel() == 1 {
         return vec![src.iter().fold(op.init(), |a, &v| op.fold(a, v))];
     }
-    // Stride of each input axis in the output (0 on reduced axes).
+    let leading = axes.iter().enumerate().all(|(i, &a)| i == a);
+    let trailing = axes.iter().rev().enumerate().all(|(i, &a)| a == rank - 1 - i);
+    if leading {
+        // Reduce whole rows into one: out[j] = fold over i of src[i * inner + j].
+        let inner = kept.numel();
+        let mut out = vec![op.init::<T>(); inner];
+        for row in src.chunks(inner) {
+            for (o, &v) in out.iter_mut().zip(row) {
+                *o = op.fold(*o, v);
+            }
+        }
+        return out;
+    }
+    if trailing {
+        // Reduce each contiguous chunk to one value.
+        let chunk = src.len() / kept.numel();
+        return src.chunks(chunk).map(|c| c.iter().fold(op.init(), |a, &v| op.fold(a, v))).collect();
+    }
+    // General case: stride of each input axis in the output (0 on reduced axes).
     let out_strides: Vec<usize> = kept
         .strides()
         .iter()
@@ -177,6 +196,7 @@ impl Tensor {
 
 #[cfg(test)]
 mod tests {
+    use super::ReduceOp;
     use crate::Tensor;
 
     #[test]
@@ -190,6 +210,46 @@ mod tests {
         assert_eq!(a.mean(None, false).unwrap().to_scalar().unwrap(), 11.5);
         assert_eq!(a.sum(Some(&[-1]), true).unwrap().dims(), &[2, 3, 1]);
         assert!(a.sum(Some(&[3]), false).is_err());
+    }
+
+    #[test]
+    fn fast_paths_agree_with_the_general_path() {
+        let a = Tensor::from_vec((0..60).map(|x| ((x * 37) % 11) as f64 - 5.0).collect(), [3, 4, 5]).unwrap();
+        // leading [0,1], trailing [1,2], middle [1] and [0,2] (general) against a direct loop
+        for axes in [vec![0isize, 1], vec![1, 2], vec![1], vec![0, 2], vec![0], vec![2]] {
+            for op in [ReduceOp::Sum, ReduceOp::Max, ReduceOp::Min] {
+                let got = a.reduce(Some(&axes), true, op).unwrap();
+                for idx in 0..got.numel() {
+                    let out_index: Vec<usize> = {
+                        let mut rem = idx;
+                        let mut v = vec![0; 3];
+                        for d in (0..3).rev() {
+                            v[d] = rem % got.dims()[d];
+                            rem /= got.dims()[d];
+                        }
+                        v
+                    };
+                    let mut acc: Option<f64> = None;
+                    for i in 0..3 {
+                        for j in 0..4 {
+                            for k in 0..5 {
+                                let pos = [i, j, k];
+                                if (0..3).all(|d| axes.contains(&(d as isize)) || pos[d] == out_index[d]) {
+                                    let v = a.get(&pos).unwrap();
+                                    acc = Some(match (acc, op) {
+                                        (None, _) => v,
+                                        (Some(s), ReduceOp::Sum) => s + v,
+                                        (Some(s), ReduceOp::Max) => s.max(v),
+                                        (Some(s), ReduceOp::Min) => s.min(v),
+                                    });
+                                }
+                            }
+                        }
+                    }
+                    assert_eq!(got.to_vec::<f64>()[idx], acc.unwrap(), "axes {axes:?} {op:?}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -74,8 +74,15 @@ impl Tensor {
             return Ok(self.clone());
         }
         let strides = self.shape().broadcast_strides(&shape);
+        let layout = super::layout(self.shape(), &shape);
         Ok(with_dtype!(self.dtype(), T => {
-            Tensor::from_typed(gather_strided(self.data::<T>(), 0, &strides, shape.dims()), shape)
+            let src = self.data::<T>();
+            let data: Vec<T> = match layout {
+                super::Layout::Tail(len) => src.iter().copied().cycle().take(len * (shape.numel() / len)).collect(),
+                super::Layout::Spread(inner) => src.iter().flat_map(|&v| std::iter::repeat_n(v, inner)).collect(),
+                _ => gather_strided(src, 0, &strides, shape.dims()),
+            };
+            Tensor::from_typed(data, shape)
         }))
     }
 

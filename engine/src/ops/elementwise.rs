@@ -77,15 +77,16 @@ impl UnaryOp {
             UnaryOp::Rsqrt => x.sqrt().recip(),
             UnaryOp::Square => x * x,
             UnaryOp::Recip => x.recip(),
+            // NaN propagates, as in PyTorch: a diverged run must not be masked.
             UnaryOp::Relu => {
-                if x > T::zero() {
+                if x > T::zero() || x.is_nan() {
                     x
                 } else {
                     T::zero()
                 }
             }
             UnaryOp::LeakyRelu(s) => {
-                if x > T::zero() {
+                if x > T::zero() || x.is_nan() {
                     x
                 } else {
                     x * f(s)
@@ -516,6 +517,14 @@ mod tests {
                 assert_eq!(got.to_vec::<f64>(), want, "{sa:?} - {sb:?}");
             }
         }
+    }
+
+    #[test]
+    fn relu_propagates_nan() {
+        let t = Tensor::from_vec(vec![f32::NAN, -1.0, 2.0], [3]).unwrap();
+        let r = t.relu().to_vec::<f32>();
+        assert!(r[0].is_nan() && r[1] == 0.0 && r[2] == 2.0);
+        assert!(t.leaky_relu(0.1).to_vec::<f32>()[0].is_nan());
     }
 
     #[test]

@@ -37,3 +37,8 @@ pub mod nn;
 pub mod train;
 
 pub use error::{Error, Result};
+
+/// The README's code examples, compiled and run as doctests so they never rot.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

@@ -38,11 +38,18 @@ pub type Result<T> = std::result::Result<T, Error>;
 impl Error {
     /// An [`Error::Io`] from a `std::io::Error`.
     pub fn io(path: &Path, action: &'static str, e: std::io::Error) -> Error {
-        Error::Io { path: path.to_path_buf(), action, message: e.to_string() }
+        Error::Io {
+            path: path.to_path_buf(),
+            action,
+            message: e.to_string(),
+        }
     }
 
     /// An [`Error::Format`].
     pub fn format(path: &Path, message: impl Into<String>) -> Error {
-        Error::Format { path: path.to_path_buf(), message: message.into() }
+        Error::Format {
+            path: path.to_path_buf(),
+            message: message.into(),
+        }
     }
 }

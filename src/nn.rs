@@ -70,7 +70,10 @@ impl BatchNorm1d {
     pub fn forward_train(&self, x: &Var, scale: &Var, shift: &Var) -> Result<(Var, Tensor, Tensor)> {
         let n = x.dims()[0];
         if n < 2 {
-            return Err(Error::invalid("batch_norm", "training mode needs at least 2 samples per batch to estimate a variance"));
+            return Err(Error::invalid(
+                "batch_norm",
+                "training mode needs at least 2 samples per batch to estimate a variance",
+            ));
         }
         let mean = x.mean(Some(&[0]), false)?;
         let var = x.var(Some(&[0]), false, false)?;
@@ -85,13 +88,18 @@ impl BatchNorm1d {
     /// Inference mode: normalise with the running statistics.
     pub fn forward_eval(&self, x: &Var, scale: &Var, shift: &Var) -> Result<Var> {
         let inv_std = self.running_var.add_scalar(BN_EPS).rsqrt();
-        x.sub(&Var::constant(self.running_mean.clone()))?.mul(&Var::constant(inv_std))?.mul(scale)?.add(shift)
+        x.sub(&Var::constant(self.running_mean.clone()))?
+            .mul(&Var::constant(inv_std))?
+            .mul(scale)?
+            .add(shift)
     }
 }
 
 /// `(1 - momentum) * running + momentum * batch`.
 fn blend(running: &Tensor, batch: &Tensor) -> Result<Tensor> {
-    running.mul_scalar(1.0 - BN_MOMENTUM).add(&batch.mul_scalar(BN_MOMENTUM))
+    running
+        .mul_scalar(1.0 - BN_MOMENTUM)
+        .add(&batch.mul_scalar(BN_MOMENTUM))
 }
 
 /// An activation function between layers.
@@ -162,14 +170,31 @@ impl Mlp {
     /// Builds an MLP with layer widths `widths` (input first, output last).
     pub fn new(widths: &[usize], activation: Activation, frozen: usize, dtype: DType, rng: &mut Rng) -> Result<Mlp> {
         if widths.len() < 2 || widths.contains(&0) {
-            return Err(Error::invalid("Mlp::new", format!("need at least an input and an output width, all positive; got {widths:?}")));
+            return Err(Error::invalid(
+                "Mlp::new",
+                format!("need at least an input and an output width, all positive; got {widths:?}"),
+            ));
         }
         if frozen > widths.len() - 1 {
-            return Err(Error::invalid("Mlp::new", format!("cannot freeze {frozen} of {} linear layers", widths.len() - 1)));
+            return Err(Error::invalid(
+                "Mlp::new",
+                format!("cannot freeze {frozen} of {} linear layers", widths.len() - 1),
+            ));
         }
-        let linears = widths.windows(2).map(|w| Linear::new(w[0], w[1], dtype, rng)).collect::<Result<Vec<_>>>()?;
-        let norms = widths[1..widths.len() - 1].iter().map(|&w| BatchNorm1d::new(w, dtype)).collect();
-        Ok(Mlp { linears, norms, activation, frozen })
+        let linears = widths
+            .windows(2)
+            .map(|w| Linear::new(w[0], w[1], dtype, rng))
+            .collect::<Result<Vec<_>>>()?;
+        let norms = widths[1..widths.len() - 1]
+            .iter()
+            .map(|&w| BatchNorm1d::new(w, dtype))
+            .collect();
+        Ok(Mlp {
+            linears,
+            norms,
+            activation,
+            frozen,
+        })
     }
 
     /// The task's model: `[input, 256 x n_hidden, output]`, ReLU, last 2 Linear frozen.
@@ -191,7 +216,12 @@ impl Mlp {
             roles.extend([TensorRole::Weight(i), TensorRole::Bias(i)]);
         }
         for i in 0..self.norms.len() {
-            roles.extend([TensorRole::BnScale(i), TensorRole::BnShift(i), TensorRole::RunningMean(i), TensorRole::RunningVar(i)]);
+            roles.extend([
+                TensorRole::BnScale(i),
+                TensorRole::BnShift(i),
+                TensorRole::RunningMean(i),
+                TensorRole::RunningVar(i),
+            ]);
         }
         roles
     }
@@ -229,12 +259,20 @@ impl Mlp {
     pub fn set_tensors(&mut self, tensors: &[Tensor]) -> Result<()> {
         let roles = self.roles();
         if tensors.len() != roles.len() {
-            return Err(Error::invalid("Mlp::set_tensors", format!("got {} tensors for a model with {}", tensors.len(), roles.len())));
+            return Err(Error::invalid(
+                "Mlp::set_tensors",
+                format!("got {} tensors for a model with {}", tensors.len(), roles.len()),
+            ));
         }
         for (role, t) in roles.into_iter().zip(tensors) {
             let slot = self.tensor_mut(role);
             if slot.shape() != t.shape() || slot.dtype() != t.dtype() {
-                return Err(Error::ShapeMismatch { op: "Mlp::set_tensors", lhs: slot.shape().clone(), rhs: t.shape().clone(), hint: "each tensor must keep its shape and dtype" });
+                return Err(Error::ShapeMismatch {
+                    op: "Mlp::set_tensors",
+                    lhs: slot.shape().clone(),
+                    rhs: t.shape().clone(),
+                    hint: "each tensor must keep its shape and dtype",
+                });
             }
             *slot = t.clone();
         }
@@ -246,14 +284,20 @@ impl Mlp {
     pub fn is_trainable(&self, role: TensorRole) -> bool {
         let first_frozen = self.linears.len() - self.frozen;
         match role {
-            TensorRole::Weight(i) | TensorRole::Bias(i) | TensorRole::BnScale(i) | TensorRole::BnShift(i) => i < first_frozen,
+            TensorRole::Weight(i) | TensorRole::Bias(i) | TensorRole::BnScale(i) | TensorRole::BnShift(i) => {
+                i < first_frozen
+            }
             TensorRole::RunningMean(_) | TensorRole::RunningVar(_) => false,
         }
     }
 
     /// The number of trained scalars.
     pub fn trainable_count(&self) -> usize {
-        self.roles().into_iter().filter(|&r| self.is_trainable(r)).map(|r| self.tensor(r).numel()).sum()
+        self.roles()
+            .into_iter()
+            .filter(|&r| self.is_trainable(r))
+            .map(|r| self.tensor(r).numel())
+            .sum()
     }
 
     /// The `Var`s of a forward pass: parameters for trainable tensors,
@@ -261,7 +305,13 @@ impl Mlp {
     pub fn vars(&self) -> Vec<Var> {
         self.roles()
             .into_iter()
-            .map(|r| if self.is_trainable(r) { Var::parameter(self.tensor(r).clone()) } else { Var::constant(self.tensor(r).clone()) })
+            .map(|r| {
+                if self.is_trainable(r) {
+                    Var::parameter(self.tensor(r).clone())
+                } else {
+                    Var::constant(self.tensor(r).clone())
+                }
+            })
             .collect()
     }
 
@@ -334,7 +384,13 @@ mod tests {
 
     #[test]
     fn task_model_has_the_published_trainable_counts() {
-        let want = [(4, 133_632), (7, 332_544), (10, 531_456), (14, 796_672), (18, 1_061_888)];
+        let want = [
+            (4, 133_632),
+            (7, 332_544),
+            (10, 531_456),
+            (14, 796_672),
+            (18, 1_061_888),
+        ];
         for (n, count) in want {
             let m = Mlp::task(1, 2, n, DType::F32, &mut Rng::new(0)).unwrap();
             assert_eq!(m.trainable_count(), count, "n_hidden={n}");
@@ -355,9 +411,14 @@ mod tests {
     fn batchnorm_training_matches_hand_computation() {
         let bn = BatchNorm1d::new(1, DType::F64);
         let x = Var::constant(Tensor::from_vec(vec![1.0f64, 2.0, 3.0, 6.0], [4, 1]).unwrap());
-        let (y, mean, var) = bn.forward_train(&x, &Var::constant(bn.scale.clone()), &Var::constant(bn.shift.clone())).unwrap();
+        let (y, mean, var) = bn
+            .forward_train(&x, &Var::constant(bn.scale.clone()), &Var::constant(bn.shift.clone()))
+            .unwrap();
         // batch mean 3, biased var 3.5, unbiased 14/3
-        let expect: Vec<f64> = [1.0, 2.0, 3.0, 6.0].iter().map(|v| (v - 3.0) / (3.5f64 + 1e-5).sqrt()).collect();
+        let expect: Vec<f64> = [1.0, 2.0, 3.0, 6.0]
+            .iter()
+            .map(|v| (v - 3.0) / (3.5f64 + 1e-5).sqrt())
+            .collect();
         for (a, b) in y.value().to_vec::<f64>().iter().zip(expect) {
             assert!((a - b).abs() < 1e-12);
         }

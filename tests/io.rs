@@ -16,8 +16,14 @@ fn temp_dir(name: &str) -> std::path::PathBuf {
 fn named_tensors_round_trip_bit_exactly() {
     let mut rng = Rng::new(2);
     let tensors = vec![
-        ("a".to_string(), Tensor::rand_normal([3, 4], 0.0, 1.0, DType::F32, &mut rng).unwrap()),
-        ("b.c".to_string(), Tensor::rand_normal([5], 0.0, 1.0, DType::F64, &mut rng).unwrap()),
+        (
+            "a".to_string(),
+            Tensor::rand_normal([3, 4], 0.0, 1.0, DType::F32, &mut rng).unwrap(),
+        ),
+        (
+            "b.c".to_string(),
+            Tensor::rand_normal([5], 0.0, 1.0, DType::F64, &mut rng).unwrap(),
+        ),
         ("scalar".to_string(), Tensor::scalar(-0.0, DType::F64)),
     ];
     let dir = temp_dir("roundtrip");
@@ -58,11 +64,17 @@ fn malformed_bytes_are_errors_not_panics() {
     let origin = Path::new("x.safetensors");
     assert!(from_safetensors_bytes(&good, origin).is_ok());
     for cut in [0, 1, 7, 8, 9, good.len() / 2, good.len() - 1] {
-        assert!(from_safetensors_bytes(&good[..cut], origin).is_err(), "truncated at {cut}");
+        assert!(
+            from_safetensors_bytes(&good[..cut], origin).is_err(),
+            "truncated at {cut}"
+        );
     }
     let mut bad_header = good.clone();
     bad_header[8] = b'!';
     let err = from_safetensors_bytes(&bad_header, origin).unwrap_err().to_string();
     assert!(err.contains("x.safetensors"), "{err}");
-    assert!(load_safetensors(Path::new("/nonexistent/m.safetensors")).unwrap_err().to_string().contains("cannot read"));
+    assert!(load_safetensors(Path::new("/nonexistent/m.safetensors"))
+        .unwrap_err()
+        .to_string()
+        .contains("cannot read"));
 }

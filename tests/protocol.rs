@@ -30,14 +30,19 @@ impl TaskOptimizer for Scripted {
         Ok(())
     }
     fn query_at_params(&mut self, params: &[Tensor], _ctx: &StepContext) -> Result<Option<Vec<Tensor>>> {
-        Ok(self.query_shift.map(|s| params.iter().map(|p| p.add_scalar(s)).collect()))
+        Ok(self
+            .query_shift
+            .map(|s| params.iter().map(|p| p.add_scalar(s)).collect()))
     }
     fn step(&mut self, params: &[Tensor], grads: &[Tensor], ctx: &StepContext) -> Result<Vec<Tensor>> {
         let mut log = self.log.lock().unwrap();
         log.contexts.push(ctx.clone());
         log.params_seen.push(params.to_vec());
         log.grads_seen.push(grads.to_vec());
-        Ok(params.iter().map(|p| Tensor::full(p.shape().clone(), self.update_value, p.dtype())).collect())
+        Ok(params
+            .iter()
+            .map(|p| Tensor::full(p.shape().clone(), self.update_value, p.dtype()))
+            .collect())
     }
     fn state(&self) -> OptimizerState {
         OptimizerState::default()
@@ -48,12 +53,23 @@ impl TaskOptimizer for Scripted {
 }
 
 fn quick_config(epochs: usize) -> TaskConfig {
-    TaskConfig { n_hidden: 2, max_epochs: epochs, ..TaskConfig::default() }
+    TaskConfig {
+        n_hidden: 2,
+        max_epochs: epochs,
+        ..TaskConfig::default()
+    }
 }
 
 fn scripted(update_value: f64, query_shift: Option<f64>) -> (Box<dyn TaskOptimizer>, Arc<Mutex<Log>>) {
     let log = Arc::new(Mutex::new(Log::default()));
-    (Box::new(Scripted { update_value, query_shift, log: log.clone() }), log)
+    (
+        Box::new(Scripted {
+            update_value,
+            query_shift,
+            log: log.clone(),
+        }),
+        log,
+    )
 }
 
 #[test]
@@ -64,12 +80,18 @@ fn updates_are_added_to_trainable_tensors_only() {
     trainer.run_epoch().unwrap();
     let steps = 8.0; // 1000 samples in batches of 128
     for role in before.roles() {
-        let (b, a) = (before.tensor(role).to_vec::<f64>(), trainer.model.tensor(role).to_vec::<f64>());
+        let (b, a) = (
+            before.tensor(role).to_vec::<f64>(),
+            trainer.model.tensor(role).to_vec::<f64>(),
+        );
         if before.is_trainable(role) {
             for (x, y) in b.iter().zip(&a) {
                 assert!((y - x - steps * 0.001).abs() < 1e-5, "{role:?}: {x} -> {y}");
             }
-        } else if !matches!(role, ferrograd::nn::TensorRole::RunningMean(_) | ferrograd::nn::TensorRole::RunningVar(_)) {
+        } else if !matches!(
+            role,
+            ferrograd::nn::TensorRole::RunningMean(_) | ferrograd::nn::TensorRole::RunningVar(_)
+        ) {
             assert_eq!(a, b, "frozen tensor {role:?} changed");
         }
     }
@@ -97,7 +119,10 @@ fn frozen_tensors_get_zero_gradients_and_never_change() {
             let _ = i;
             continue;
         }
-        assert_eq!(first.tensor(*role).to_vec::<f64>(), trainer.model.tensor(*role).to_vec::<f64>());
+        assert_eq!(
+            first.tensor(*role).to_vec::<f64>(),
+            trainer.model.tensor(*role).to_vec::<f64>()
+        );
     }
 }
 
@@ -129,7 +154,11 @@ fn query_at_params_gradients_come_from_the_probe_and_the_model_is_restored() {
     trainer.run_epoch().unwrap();
     // Params and running statistics are exactly restored (the update is 0).
     for role in before.roles() {
-        assert_eq!(before.tensor(role).to_vec::<f64>(), trainer.model.tensor(role).to_vec::<f64>(), "{role:?} not restored");
+        assert_eq!(
+            before.tensor(role).to_vec::<f64>(),
+            trainer.model.tensor(role).to_vec::<f64>(),
+            "{role:?} not restored"
+        );
     }
     // The params passed to step are the current ones, not the probe's.
     let log = log.lock().unwrap();
@@ -159,9 +188,22 @@ fn same_seed_same_numbers_different_seed_different_numbers() {
     let run = |seed: u64| {
         let info = catalog::lookup("adam").unwrap();
         let opt = (info.build)(&HyperParams::defaults(info)).unwrap();
-        let mut t = Trainer::new(TaskConfig { seed, ..quick_config(3) }, opt).unwrap();
-        let losses: Vec<(u64, u64)> = (0..3).map(|_| t.run_epoch().unwrap()).map(|m| (m.train_loss.to_bits(), m.val_loss.to_bits())).collect();
-        (losses, t.model.tensors().iter().map(|x| x.to_vec::<f32>()).collect::<Vec<_>>())
+        let mut t = Trainer::new(
+            TaskConfig {
+                seed,
+                ..quick_config(3)
+            },
+            opt,
+        )
+        .unwrap();
+        let losses: Vec<(u64, u64)> = (0..3)
+            .map(|_| t.run_epoch().unwrap())
+            .map(|m| (m.train_loss.to_bits(), m.val_loss.to_bits()))
+            .collect();
+        (
+            losses,
+            t.model.tensors().iter().map(|x| x.to_vec::<f32>()).collect::<Vec<_>>(),
+        )
     };
     let (a, b, c) = (run(3), run(3), run(4));
     assert_eq!(a, b);
@@ -172,8 +214,15 @@ fn same_seed_same_numbers_different_seed_different_numbers() {
 fn a_non_finite_loss_stops_with_the_epoch_and_step() {
     let (opt, _) = scripted(f64::NAN, None);
     let mut trainer = Trainer::new(quick_config(3), opt).unwrap();
-    let err = trainer.run_epoch().err().or_else(|| trainer.run_epoch().err()).expect("the loss must blow up");
+    let err = trainer
+        .run_epoch()
+        .err()
+        .or_else(|| trainer.run_epoch().err())
+        .expect("the loss must blow up");
     let message = err.to_string();
     assert!(message.contains("epoch") && message.contains("step"), "{message}");
-    assert!(trainer.best_model.tensors().iter().all(|t| t.all_finite()), "the kept model stays intact");
+    assert!(
+        trainer.best_model.tensors().iter().all(|t| t.all_finite()),
+        "the kept model stays intact"
+    );
 }

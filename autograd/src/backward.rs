@@ -89,7 +89,10 @@ impl Var {
         if self.shape().numel() != 1 {
             return Err(Error::invalid(
                 "backward",
-                format!("needs a scalar, got shape {}; reduce it first (e.g. `.sum_all()` or `.mean_all()`)", self.shape()),
+                format!(
+                    "needs a scalar, got shape {}; reduce it first (e.g. `.sum_all()` or `.mean_all()`)",
+                    self.shape()
+                ),
             ));
         }
         let _mode = set_grad_enabled(create_graph);
@@ -128,7 +131,9 @@ fn unreduce(g: &Var, input: &Shape, axes: &[usize], keepdim: bool) -> Result<Var
     if keepdim {
         return Ok(g.clone());
     }
-    let kept: Vec<usize> = (0..input.rank()).map(|i| if axes.contains(&i) { 1 } else { input.dims()[i] }).collect();
+    let kept: Vec<usize> = (0..input.rank())
+        .map(|i| if axes.contains(&i) { 1 } else { input.dims()[i] })
+        .collect();
     g.reshape(kept)
 }
 
@@ -156,7 +161,10 @@ fn input_grads(node: &Node, out: &Var, g: &Var) -> Result<Vec<Option<Var>>> {
         Op::Binary(kind) => {
             let y = &node.inputs[1];
             let (ga, gb) = binary_grads(*kind, x, y, g)?;
-            Ok(vec![Some(ga.sum_to(x.shape().clone())?), Some(gb.sum_to(y.shape().clone())?)])
+            Ok(vec![
+                Some(ga.sum_to(x.shape().clone())?),
+                Some(gb.sum_to(y.shape().clone())?),
+            ])
         }
         Op::Where(mask) => {
             let y = &node.inputs[1];
@@ -168,10 +176,21 @@ fn input_grads(node: &Node, out: &Var, g: &Var) -> Result<Vec<Option<Var>>> {
             ])
         }
         // ----- matmul: C = op(A) op(B) ---------------------------------------
-        Op::Matmul { transpose_a: ta, transpose_b: tb } => {
+        Op::Matmul {
+            transpose_a: ta,
+            transpose_b: tb,
+        } => {
             let (a, b) = (x, &node.inputs[1]);
-            let ga = if *ta { b.matmul_t(*tb, g, true)? } else { g.matmul_t(false, b, !tb)? };
-            let gb = if *tb { g.matmul_t(true, a, *ta)? } else { a.matmul_t(!ta, g, false)? };
+            let ga = if *ta {
+                b.matmul_t(*tb, g, true)?
+            } else {
+                g.matmul_t(false, b, !tb)?
+            };
+            let gb = if *tb {
+                g.matmul_t(true, a, *ta)?
+            } else {
+                a.matmul_t(!ta, g, false)?
+            };
             Ok(vec![Some(ga), Some(gb)])
         }
         // ----- reductions ----------------------------------------------------
@@ -286,7 +305,11 @@ fn binary_grads(kind: OpKind, a: &Var, b: &Var, g: &Var) -> Result<(Var, Var)> {
             Ok((ga, gb))
         }
         OpKind::Maximum | OpKind::Minimum => {
-            let a_wins = if kind == OpKind::Maximum { a.value().ge(b.value())? } else { a.value().le(b.value())? };
+            let a_wins = if kind == OpKind::Maximum {
+                a.value().ge(b.value())?
+            } else {
+                a.value().le(b.value())?
+            };
             let b_wins = a_wins.neg().add_scalar(1.0);
             Ok((g.mul(&constant(a_wins))?, g.mul(&constant(b_wins))?))
         }

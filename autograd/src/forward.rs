@@ -43,7 +43,11 @@ fn engine_binary(kind: OpKind) -> BinaryOp {
 
 impl Var {
     fn unary_kind(&self, kind: OpKind) -> Var {
-        Var::from_op(self.value().unary(engine_unary(kind)), Op::Unary(kind), vec![self.clone()])
+        Var::from_op(
+            self.value().unary(engine_unary(kind)),
+            Op::Unary(kind),
+            vec![self.clone()],
+        )
     }
 
     fn binary_kind(&self, rhs: &Var, kind: OpKind) -> Result<Var> {
@@ -131,7 +135,11 @@ impl Var {
 
     /// Clamps into `[lo, hi]` (gradient 1 inside, 0 outside).
     pub fn clamp(&self, lo: f64, hi: f64) -> Result<Var> {
-        Ok(Var::from_op(self.value().clamp(lo, hi)?, Op::Clamp(lo, hi), vec![self.clone()]))
+        Ok(Var::from_op(
+            self.value().clamp(lo, hi)?,
+            Op::Clamp(lo, hi),
+            vec![self.clone()],
+        ))
     }
 
     /// `x + c`
@@ -174,14 +182,28 @@ impl Var {
     /// `op(self) * op(rhs)`, transposes read through strides.
     pub fn matmul_t(&self, transpose_a: bool, rhs: &Var, transpose_b: bool) -> Result<Var> {
         let value = self.value().matmul_t(transpose_a, rhs.value(), transpose_b)?;
-        Ok(Var::from_op(value, Op::Matmul { transpose_a, transpose_b }, vec![self.clone(), rhs.clone()]))
+        Ok(Var::from_op(
+            value,
+            Op::Matmul {
+                transpose_a,
+                transpose_b,
+            },
+            vec![self.clone(), rhs.clone()],
+        ))
     }
 
     /// Sum over `axes` (all if `None`).
     pub fn sum(&self, axes: Option<&[isize]>, keepdim: bool) -> Result<Var> {
         let resolved = self.shape().axes("sum", axes)?;
         let value = self.value().sum(axes, keepdim)?;
-        Ok(Var::from_op(value, Op::Sum { axes: resolved, keepdim }, vec![self.clone()]))
+        Ok(Var::from_op(
+            value,
+            Op::Sum {
+                axes: resolved,
+                keepdim,
+            },
+            vec![self.clone()],
+        ))
     }
 
     /// Sum of every element, as a scalar.
@@ -206,7 +228,10 @@ impl Var {
         let count = self.value().reduced_count("var", axes)?;
         let ddof = usize::from(unbiased);
         if count <= ddof {
-            return Err(ferrograd_engine::Error::invalid("var", format!("needs more than {ddof} element(s) per reduction")));
+            return Err(ferrograd_engine::Error::invalid(
+                "var",
+                format!("needs more than {ddof} element(s) per reduction"),
+            ));
         }
         let centered = self.sub(&self.mean(axes, true)?)?;
         Ok(centered.square().sum(axes, keepdim)?.div_scalar((count - ddof) as f64))
@@ -214,8 +239,20 @@ impl Var {
 
     fn extremum(&self, axes: Option<&[isize]>, keepdim: bool, is_max: bool) -> Result<Var> {
         let resolved = self.shape().axes("max", axes)?;
-        let value = if is_max { self.value().max(axes, keepdim)? } else { self.value().min(axes, keepdim)? };
-        Ok(Var::from_op(value, Op::Extremum { is_max, axes: resolved, keepdim }, vec![self.clone()]))
+        let value = if is_max {
+            self.value().max(axes, keepdim)?
+        } else {
+            self.value().min(axes, keepdim)?
+        };
+        Ok(Var::from_op(
+            value,
+            Op::Extremum {
+                is_max,
+                axes: resolved,
+                keepdim,
+            },
+            vec![self.clone()],
+        ))
     }
 
     /// Maximum over `axes`; the gradient is shared equally among tied maxima.
@@ -232,39 +269,70 @@ impl Var {
     pub fn logsumexp(&self, axes: Option<&[isize]>, keepdim: bool) -> Result<Var> {
         let resolved = self.shape().axes("logsumexp", axes)?;
         let value = self.value().logsumexp(axes, keepdim)?;
-        Ok(Var::from_op(value, Op::LogSumExp { axes: resolved, keepdim }, vec![self.clone()]))
+        Ok(Var::from_op(
+            value,
+            Op::LogSumExp {
+                axes: resolved,
+                keepdim,
+            },
+            vec![self.clone()],
+        ))
     }
 
     /// softmax along `axis`.
     pub fn softmax(&self, axis: isize) -> Result<Var> {
         let a = self.shape().axis("softmax", axis)?;
-        Ok(Var::from_op(self.value().softmax(axis)?, Op::Softmax(a), vec![self.clone()]))
+        Ok(Var::from_op(
+            self.value().softmax(axis)?,
+            Op::Softmax(a),
+            vec![self.clone()],
+        ))
     }
 
     /// log_softmax along `axis`.
     pub fn log_softmax(&self, axis: isize) -> Result<Var> {
         let a = self.shape().axis("log_softmax", axis)?;
-        Ok(Var::from_op(self.value().log_softmax(axis)?, Op::LogSoftmax(a), vec![self.clone()]))
+        Ok(Var::from_op(
+            self.value().log_softmax(axis)?,
+            Op::LogSoftmax(a),
+            vec![self.clone()],
+        ))
     }
 
     /// The same elements with another shape.
     pub fn reshape(&self, shape: impl Into<Shape>) -> Result<Var> {
-        Ok(Var::from_op(self.value().reshape(shape)?, Op::Reshape, vec![self.clone()]))
+        Ok(Var::from_op(
+            self.value().reshape(shape)?,
+            Op::Reshape,
+            vec![self.clone()],
+        ))
     }
 
     /// Removes a size-1 axis.
     pub fn squeeze(&self, axis: isize) -> Result<Var> {
-        Ok(Var::from_op(self.value().squeeze(axis)?, Op::Reshape, vec![self.clone()]))
+        Ok(Var::from_op(
+            self.value().squeeze(axis)?,
+            Op::Reshape,
+            vec![self.clone()],
+        ))
     }
 
     /// Inserts a size-1 axis.
     pub fn unsqueeze(&self, axis: isize) -> Result<Var> {
-        Ok(Var::from_op(self.value().unsqueeze(axis)?, Op::Reshape, vec![self.clone()]))
+        Ok(Var::from_op(
+            self.value().unsqueeze(axis)?,
+            Op::Reshape,
+            vec![self.clone()],
+        ))
     }
 
     /// Reorders axes: output axis `i` is input axis `axes[i]`.
     pub fn permute(&self, axes: &[usize]) -> Result<Var> {
-        Ok(Var::from_op(self.value().permute(axes)?, Op::Permute(axes.to_vec()), vec![self.clone()]))
+        Ok(Var::from_op(
+            self.value().permute(axes)?,
+            Op::Permute(axes.to_vec()),
+            vec![self.clone()],
+        ))
     }
 
     /// Swaps two axes.
@@ -277,7 +345,11 @@ impl Var {
 
     /// Broadcasts to `shape`.
     pub fn broadcast_to(&self, shape: impl Into<Shape>) -> Result<Var> {
-        Ok(Var::from_op(self.value().broadcast_to(shape)?, Op::BroadcastTo, vec![self.clone()]))
+        Ok(Var::from_op(
+            self.value().broadcast_to(shape)?,
+            Op::BroadcastTo,
+            vec![self.clone()],
+        ))
     }
 
     /// Sums down to `shape` (the adjoint of broadcasting).
@@ -300,34 +372,58 @@ impl Var {
     /// The slice `start..start+len` along `axis`.
     pub fn narrow(&self, axis: isize, start: usize, len: usize) -> Result<Var> {
         let a = self.shape().axis("narrow", axis)?;
-        Ok(Var::from_op(self.value().narrow(axis, start, len)?, Op::Narrow { axis: a, start }, vec![self.clone()]))
+        Ok(Var::from_op(
+            self.value().narrow(axis, start, len)?,
+            Op::Narrow { axis: a, start },
+            vec![self.clone()],
+        ))
     }
 
     /// Zero padding along `axis`.
     pub fn pad_zeros(&self, axis: isize, before: usize, after: usize) -> Result<Var> {
         let a = self.shape().axis("pad_zeros", axis)?;
         let value = self.value().pad_zeros(axis, before, after)?;
-        Ok(Var::from_op(value, Op::PadZeros { axis: a, before }, vec![self.clone()]))
+        Ok(Var::from_op(
+            value,
+            Op::PadZeros { axis: a, before },
+            vec![self.clone()],
+        ))
     }
 
     /// Rows listed in `indices`.
     pub fn index_select(&self, indices: &[usize]) -> Result<Var> {
-        Ok(Var::from_op(self.value().index_select(indices)?, Op::IndexSelect(indices.to_vec()), vec![self.clone()]))
+        Ok(Var::from_op(
+            self.value().index_select(indices)?,
+            Op::IndexSelect(indices.to_vec()),
+            vec![self.clone()],
+        ))
     }
 
     /// Rows added into `rows` zero rows at `indices`.
     pub fn index_add(&self, indices: &[usize], rows: usize) -> Result<Var> {
-        Ok(Var::from_op(self.value().index_add(indices, rows)?, Op::IndexAdd(indices.to_vec()), vec![self.clone()]))
+        Ok(Var::from_op(
+            self.value().index_add(indices, rows)?,
+            Op::IndexAdd(indices.to_vec()),
+            vec![self.clone()],
+        ))
     }
 
     /// `x[i, labels[i]]` for a `[n, c]` matrix.
     pub fn gather(&self, labels: &[usize]) -> Result<Var> {
-        Ok(Var::from_op(self.value().gather(labels)?, Op::Gather(labels.to_vec()), vec![self.clone()]))
+        Ok(Var::from_op(
+            self.value().gather(labels)?,
+            Op::Gather(labels.to_vec()),
+            vec![self.clone()],
+        ))
     }
 
     /// The `[n, classes]` matrix with `self[i]` at `(i, labels[i])`.
     pub fn scatter(&self, labels: &[usize], classes: usize) -> Result<Var> {
-        Ok(Var::from_op(self.value().scatter(labels, classes)?, Op::Scatter(labels.to_vec()), vec![self.clone()]))
+        Ok(Var::from_op(
+            self.value().scatter(labels, classes)?,
+            Op::Scatter(labels.to_vec()),
+            vec![self.clone()],
+        ))
     }
 
     /// The same values in another dtype; gradients are cast back.

@@ -26,7 +26,12 @@ pub struct GradcheckOptions {
 
 impl Default for GradcheckOptions {
     fn default() -> Self {
-        GradcheckOptions { eps: 1e-6, atol: 1e-5, rtol: 1e-3, seed: 0 }
+        GradcheckOptions {
+            eps: 1e-6,
+            atol: 1e-5,
+            rtol: 1e-3,
+            seed: 0,
+        }
     }
 }
 
@@ -70,7 +75,11 @@ impl std::fmt::Display for GradcheckReport {
             self.max_rel_error
         )?;
         if let Some(w) = &self.worst {
-            write!(f, "; worst: input {} at {:?}: analytic {:.9e}, numeric {:.9e}", w.input, w.index, w.analytic, w.numeric)?;
+            write!(
+                f,
+                "; worst: input {} at {:?}: analytic {:.9e}, numeric {:.9e}",
+                w.input, w.index, w.analytic, w.numeric
+            )?;
         }
         Ok(())
     }
@@ -97,19 +106,32 @@ fn unravel(mut flat: usize, dims: &[usize]) -> Vec<usize> {
 /// central finite differences. Every input is treated as requiring a
 /// gradient. Fails with an error only if `f` itself fails or its output is
 /// not finite.
-pub fn gradcheck(f: impl Fn(&[Var]) -> Result<Var>, inputs: &[Tensor], options: &GradcheckOptions) -> Result<GradcheckReport> {
+pub fn gradcheck(
+    f: impl Fn(&[Var]) -> Result<Var>,
+    inputs: &[Tensor],
+    options: &GradcheckOptions,
+) -> Result<GradcheckReport> {
     let inputs: Vec<Tensor> = inputs.iter().map(|t| t.to_dtype(DType::F64)).collect();
     let params: Vec<Var> = inputs.iter().cloned().map(Var::parameter).collect();
     let out = f(&params)?;
     if !out.value().all_finite() {
-        return Err(Error::NonFinite { what: "gradcheck: the function's output".into(), value: f64::NAN });
+        return Err(Error::NonFinite {
+            what: "gradcheck: the function's output".into(),
+            value: f64::NAN,
+        });
     }
     let mut rng = Rng::new(options.seed);
     let r = Tensor::rand_normal(out.shape().clone(), 0.0, 1.0, DType::F64, &mut rng)?;
     let loss = out.mul(&Var::constant(r.clone()))?.sum_all();
     let grads = loss.backward()?;
 
-    let mut report = GradcheckReport { passed: true, checked: 0, max_abs_error: 0.0, max_rel_error: 0.0, worst: None };
+    let mut report = GradcheckReport {
+        passed: true,
+        checked: 0,
+        max_abs_error: 0.0,
+        max_rel_error: 0.0,
+        worst: None,
+    };
     let mut worst_score = f64::NEG_INFINITY;
     for (i, (input, param)) in inputs.iter().zip(&params).enumerate() {
         let analytic = match grads.get(param) {
@@ -125,12 +147,17 @@ pub fn gradcheck(f: impl Fn(&[Var]) -> Result<Var>, inputs: &[Tensor], options: 
             report.checked += 1;
             report.max_abs_error = report.max_abs_error.max(abs);
             report.max_rel_error = report.max_rel_error.max(rel);
-            if !(score <= 1.0) {
+            if score.is_nan() || score > 1.0 {
                 report.passed = false;
             }
             if score > worst_score || score.is_nan() {
                 worst_score = if score.is_nan() { f64::INFINITY } else { score };
-                report.worst = Some(WorstElement { input: i, index: unravel(j, input.dims()), analytic: a, numeric });
+                report.worst = Some(WorstElement {
+                    input: i,
+                    index: unravel(j, input.dims()),
+                    analytic: a,
+                    numeric,
+                });
             }
         }
     }

@@ -9,12 +9,15 @@
 use crate::{OpKind, Var};
 use ferrograd_engine::{DType, Result, Rng, Shape, Tensor};
 
+/// A differentiable function of some input `Var`s.
+pub type VarFn = Box<dyn Fn(&[Var]) -> Result<Var>>;
+
 /// One drawn test case: inputs (f64) and the function of them to check.
 pub struct Case {
     /// The inputs, in f64.
     pub inputs: Vec<Tensor>,
     /// The op applied to the inputs.
-    pub apply: Box<dyn Fn(&[Var]) -> Result<Var>>,
+    pub apply: VarFn,
 }
 
 /// A registered op: its name, the recorded kind it exercises, and how to
@@ -63,14 +66,20 @@ pub fn distinct(shape: &[usize], rng: &mut Rng) -> Tensor {
     let n: usize = shape.iter().product();
     let mut order: Vec<usize> = (0..n).collect();
     rng.shuffle(&mut order);
-    let values: Vec<f64> = order.iter().map(|&i| (i as f64 - n as f64 / 2.0) * 0.3 + rng.uniform_range(-0.05, 0.05)).collect();
+    let values: Vec<f64> = order
+        .iter()
+        .map(|&i| (i as f64 - n as f64 / 2.0) * 0.3 + rng.uniform_range(-0.05, 0.05))
+        .collect();
     Tensor::from_vec(values, shape.to_vec()).expect("length matches")
 }
 
 /// A shape that broadcasts with `dims`: some axes set to 1, maybe fewer leading axes.
 fn broadcast_partner(dims: &[usize], rng: &mut Rng) -> Vec<usize> {
     let drop = rng.below(dims.len());
-    dims[drop..].iter().map(|&d| if rng.below(3) == 0 { 1 } else { d }).collect()
+    dims[drop..]
+        .iter()
+        .map(|&d| if rng.below(3) == 0 { 1 } else { d })
+        .collect()
 }
 
 /// Two broadcast-compatible shapes in random order.
@@ -94,11 +103,17 @@ fn random_axes(rank: usize, rng: &mut Rng) -> Vec<isize> {
 }
 
 fn unary(inputs: Vec<Tensor>, f: fn(&Var) -> Var) -> Case {
-    Case { inputs, apply: Box::new(move |v| Ok(f(&v[0]))) }
+    Case {
+        inputs,
+        apply: Box::new(move |v| Ok(f(&v[0]))),
+    }
 }
 
 fn binary(inputs: Vec<Tensor>, f: fn(&Var, &Var) -> Result<Var>) -> Case {
-    Case { inputs, apply: Box::new(move |v| f(&v[0], &v[1])) }
+    Case {
+        inputs,
+        apply: Box::new(move |v| f(&v[0], &v[1])),
+    }
 }
 
 /// Two broadcasting inputs whose paired values stay `margin` apart (for max/min).
@@ -107,7 +122,12 @@ fn separated_pair(dims: &[usize], rng: &mut Rng) -> Vec<Tensor> {
     let a = distinct(&sa, rng);
     loop {
         let b = real(&sb, rng);
-        let gap = a.sub(&b).expect("broadcastable").abs().min(None, false).expect("non-empty");
+        let gap = a
+            .sub(&b)
+            .expect("broadcastable")
+            .abs()
+            .min(None, false)
+            .expect("non-empty");
         if gap.to_scalar().expect("scalar") > 0.02 {
             return vec![a, b];
         }
@@ -116,7 +136,12 @@ fn separated_pair(dims: &[usize], rng: &mut Rng) -> Vec<Tensor> {
 
 macro_rules! entry {
     ($name:literal, $kind:ident, $build:expr) => {
-        OpEntry { name: $name, kind: OpKind::$kind, build: $build, tolerance: None }
+        OpEntry {
+            name: $name,
+            kind: OpKind::$kind,
+            build: $build,
+            tolerance: None,
+        }
     };
 }
 
@@ -138,9 +163,18 @@ fn unary_entries() -> Vec<OpEntry> {
         entry!("sqrt", Sqrt, |d, r| unary(vec![positive(d, r)], Var::sqrt)),
         entry!("rsqrt", Rsqrt, |d, r| unary(vec![positive(d, r)], Var::rsqrt)),
         entry!("square", Square, |d, r| unary(vec![real(d, r)], Var::square)),
-        entry!("recip", Recip, |d, r| unary(vec![away_from(d, &[0.0], 0.5, r)], Var::recip)),
-        entry!("relu", Relu, |d, r| unary(vec![away_from(d, &[0.0], 0.05, r)], Var::relu)),
-        entry!("leaky_relu", LeakyRelu, |d, r| unary(vec![away_from(d, &[0.0], 0.05, r)], |x| x.leaky_relu(0.1))),
+        entry!("recip", Recip, |d, r| unary(
+            vec![away_from(d, &[0.0], 0.5, r)],
+            Var::recip
+        )),
+        entry!("relu", Relu, |d, r| unary(
+            vec![away_from(d, &[0.0], 0.05, r)],
+            Var::relu
+        )),
+        entry!("leaky_relu", LeakyRelu, |d, r| unary(
+            vec![away_from(d, &[0.0], 0.05, r)],
+            |x| x.leaky_relu(0.1)
+        )),
         entry!("sigmoid", Sigmoid, |d, r| unary(vec![real(d, r)], Var::sigmoid)),
         entry!("tanh", Tanh, |d, r| unary(vec![real(d, r)], Var::tanh)),
         entry!("gelu", Gelu, |d, r| unary(vec![real(d, r)], Var::gelu)),
@@ -151,13 +185,20 @@ fn unary_entries() -> Vec<OpEntry> {
             inputs: vec![away_from(d, &[-0.5, 0.7], 0.05, r)],
             apply: Box::new(|v| v[0].clamp(-0.5, 0.7)),
         }),
-        entry!("add_scalar", AddScalar, |d, r| unary(vec![real(d, r)], |x| x.add_scalar(1.5))),
-        entry!("sub_scalar", AddScalar, |d, r| unary(vec![real(d, r)], |x| x.sub_scalar(0.25))),
-        entry!("mul_scalar", MulScalar, |d, r| unary(vec![real(d, r)], |x| x.mul_scalar(-2.5))),
-        entry!("div_scalar", MulScalar, |d, r| unary(vec![real(d, r)], |x| x.div_scalar(3.0))),
+        entry!("add_scalar", AddScalar, |d, r| unary(vec![real(d, r)], |x| x
+            .add_scalar(1.5))),
+        entry!("sub_scalar", AddScalar, |d, r| unary(vec![real(d, r)], |x| x
+            .sub_scalar(0.25))),
+        entry!("mul_scalar", MulScalar, |d, r| unary(vec![real(d, r)], |x| x
+            .mul_scalar(-2.5))),
+        entry!("div_scalar", MulScalar, |d, r| unary(vec![real(d, r)], |x| x
+            .div_scalar(3.0))),
         entry!("pow_scalar", PowScalar, |d, r| {
             let p = [-1.5, 0.5, 2.0, 3.0][r.below(4)];
-            Case { inputs: vec![positive(d, r)], apply: Box::new(move |v| Ok(v[0].pow_scalar(p))) }
+            Case {
+                inputs: vec![positive(d, r)],
+                apply: Box::new(move |v| Ok(v[0].pow_scalar(p))),
+            }
         }),
         OpEntry {
             name: "cast",
@@ -170,7 +211,12 @@ fn unary_entries() -> Vec<OpEntry> {
 }
 
 fn binary_entries() -> Vec<OpEntry> {
-    fn pair(d: &[usize], r: &mut Rng, first: fn(&[usize], &mut Rng) -> Tensor, second: fn(&[usize], &mut Rng) -> Tensor) -> Vec<Tensor> {
+    fn pair(
+        d: &[usize],
+        r: &mut Rng,
+        first: fn(&[usize], &mut Rng) -> Tensor,
+        second: fn(&[usize], &mut Rng) -> Tensor,
+    ) -> Vec<Tensor> {
         let (sa, sb) = broadcast_pair(d, r);
         vec![first(&sa, r), second(&sb, r)]
     }
@@ -188,8 +234,13 @@ fn binary_entries() -> Vec<OpEntry> {
         entry!("where", Where, |d, r| {
             let (sa, sb) = broadcast_pair(d, r);
             let mask_shape = broadcast_partner(d, r);
-            let mask = Tensor::rand_uniform(mask_shape, 0.0, 1.0, DType::F64, r).expect("valid").gt_scalar(0.5);
-            Case { inputs: vec![real(&sa, r), real(&sb, r)], apply: Box::new(move |v| Var::where_mask(&mask, &v[0], &v[1])) }
+            let mask = Tensor::rand_uniform(mask_shape, 0.0, 1.0, DType::F64, r)
+                .expect("valid")
+                .gt_scalar(0.5);
+            Case {
+                inputs: vec![real(&sa, r), real(&sb, r)],
+                apply: Box::new(move |v| Var::where_mask(&mask, &v[0], &v[1])),
+            }
         }),
         entry!("matmul", Matmul, |d, r| matmul_case(d, r, false, false)),
         entry!("matmul_tn", Matmul, |d, r| matmul_case(d, r, true, false)),
@@ -204,19 +255,37 @@ fn matmul_case(d: &[usize], r: &mut Rng, ta: bool, tb: bool) -> Case {
     let (m, k, n) = (pick(0), pick(1), pick(2));
     let a = if ta { [k, m] } else { [m, k] };
     let b = if tb { [n, k] } else { [k, n] };
-    Case { inputs: vec![real(&a, r), real(&b, r)], apply: Box::new(move |v| v[0].matmul_t(ta, &v[1], tb)) }
+    Case {
+        inputs: vec![real(&a, r), real(&b, r)],
+        apply: Box::new(move |v| v[0].matmul_t(ta, &v[1], tb)),
+    }
 }
 
 fn reduction_entries() -> Vec<OpEntry> {
     /// A reduction over random axes (sometimes all), keepdim random.
-    fn reduce(d: &[usize], r: &mut Rng, input: fn(&[usize], &mut Rng) -> Tensor, f: fn(&Var, Option<&[isize]>, bool) -> Result<Var>) -> Case {
-        let axes = if r.below(4) == 0 { None } else { Some(random_axes(d.len(), r)) };
+    fn reduce(
+        d: &[usize],
+        r: &mut Rng,
+        input: fn(&[usize], &mut Rng) -> Tensor,
+        f: fn(&Var, Option<&[isize]>, bool) -> Result<Var>,
+    ) -> Case {
+        let axes = if r.below(4) == 0 {
+            None
+        } else {
+            Some(random_axes(d.len(), r))
+        };
         let keepdim = r.below(2) == 0;
-        Case { inputs: vec![input(d, r)], apply: Box::new(move |v| f(&v[0], axes.as_deref(), keepdim)) }
+        Case {
+            inputs: vec![input(d, r)],
+            apply: Box::new(move |v| f(&v[0], axes.as_deref(), keepdim)),
+        }
     }
     fn axis_op(d: &[usize], r: &mut Rng, f: fn(&Var, isize) -> Result<Var>) -> Case {
         let axis = r.below(d.len()) as isize - if r.below(2) == 0 { d.len() as isize } else { 0 };
-        Case { inputs: vec![real(d, r).mul_scalar(2.0)], apply: Box::new(move |v| f(&v[0], axis)) }
+        Case {
+            inputs: vec![real(d, r).mul_scalar(2.0)],
+            apply: Box::new(move |v| f(&v[0], axis)),
+        }
     }
     vec![
         entry!("sum", Sum, |d, r| reduce(d, r, real, Var::sum)),
@@ -241,26 +310,41 @@ fn shape_entries() -> Vec<OpEntry> {
     vec![
         entry!("reshape", Reshape, |d, r| {
             let target: Vec<usize> = d.iter().rev().copied().collect();
-            Case { inputs: vec![real(d, r)], apply: Box::new(move |v| v[0].reshape(target.clone())) }
+            Case {
+                inputs: vec![real(d, r)],
+                apply: Box::new(move |v| v[0].reshape(target.clone())),
+            }
         }),
         entry!("squeeze", Reshape, |d, r| {
             let mut dims = d.to_vec();
             let at = r.below(dims.len() + 1);
             dims.insert(at, 1);
-            Case { inputs: vec![real(&dims, r)], apply: Box::new(move |v| v[0].squeeze(at as isize)) }
+            Case {
+                inputs: vec![real(&dims, r)],
+                apply: Box::new(move |v| v[0].squeeze(at as isize)),
+            }
         }),
         entry!("unsqueeze", Reshape, |d, r| {
             let at = r.below(d.len() + 1) as isize;
-            Case { inputs: vec![real(d, r)], apply: Box::new(move |v| v[0].unsqueeze(at)) }
+            Case {
+                inputs: vec![real(d, r)],
+                apply: Box::new(move |v| v[0].unsqueeze(at)),
+            }
         }),
         entry!("permute", Permute, |d, r| {
             let mut axes: Vec<usize> = (0..d.len()).collect();
             r.shuffle(&mut axes);
-            Case { inputs: vec![real(d, r)], apply: Box::new(move |v| v[0].permute(&axes)) }
+            Case {
+                inputs: vec![real(d, r)],
+                apply: Box::new(move |v| v[0].permute(&axes)),
+            }
         }),
         entry!("transpose", Permute, |d, r| {
             let (a, b) = (r.below(d.len()) as isize, r.below(d.len()) as isize);
-            Case { inputs: vec![real(d, r)], apply: Box::new(move |v| v[0].transpose(a, b)) }
+            Case {
+                inputs: vec![real(d, r)],
+                apply: Box::new(move |v| v[0].transpose(a, b)),
+            }
         }),
         entry!("broadcast_to", BroadcastTo, |d, r| {
             let source = broadcast_partner(d, r);
@@ -268,7 +352,10 @@ fn shape_entries() -> Vec<OpEntry> {
             if r.below(2) == 0 {
                 target.insert(0, 2);
             }
-            Case { inputs: vec![real(&source, r)], apply: Box::new(move |v| v[0].broadcast_to(target.clone())) }
+            Case {
+                inputs: vec![real(&source, r)],
+                apply: Box::new(move |v| v[0].broadcast_to(target.clone())),
+            }
         }),
         entry!("sum_to", SumTo, |d, r| {
             let target = broadcast_partner(d, r);
@@ -277,7 +364,10 @@ fn shape_entries() -> Vec<OpEntry> {
                 source.insert(0, 3);
             }
             let target = Shape::new(target);
-            Case { inputs: vec![real(&source, r)], apply: Box::new(move |v| v[0].sum_to(target.clone())) }
+            Case {
+                inputs: vec![real(&source, r)],
+                apply: Box::new(move |v| v[0].sum_to(target.clone())),
+            }
         }),
         entry!("concat", Concat, |d, r| {
             let axis = r.below(d.len());
@@ -289,7 +379,10 @@ fn shape_entries() -> Vec<OpEntry> {
                     real(&s, r)
                 })
                 .collect();
-            Case { inputs, apply: Box::new(move |v| Var::concat(v, axis as isize)) }
+            Case {
+                inputs,
+                apply: Box::new(move |v| Var::concat(v, axis as isize)),
+            }
         }),
         entry!("narrow", Narrow, |d, r| {
             let axis = r.below(d.len());
@@ -297,32 +390,50 @@ fn shape_entries() -> Vec<OpEntry> {
             s[axis] += 2;
             let start = r.below(s[axis]);
             let len = 1 + r.below(s[axis] - start);
-            Case { inputs: vec![real(&s, r)], apply: Box::new(move |v| v[0].narrow(axis as isize, start, len)) }
+            Case {
+                inputs: vec![real(&s, r)],
+                apply: Box::new(move |v| v[0].narrow(axis as isize, start, len)),
+            }
         }),
         entry!("pad_zeros", PadZeros, |d, r| {
             let axis = r.below(d.len()) as isize;
             let (before, after) = (r.below(3), r.below(3));
-            Case { inputs: vec![real(d, r)], apply: Box::new(move |v| v[0].pad_zeros(axis, before, after)) }
+            Case {
+                inputs: vec![real(d, r)],
+                apply: Box::new(move |v| v[0].pad_zeros(axis, before, after)),
+            }
         }),
         entry!("index_select", IndexSelect, |d, r| {
             let rows = d[0];
             let indices: Vec<usize> = (0..1 + r.below(5)).map(|_| r.below(rows)).collect();
-            Case { inputs: vec![real(d, r)], apply: Box::new(move |v| v[0].index_select(&indices)) }
+            Case {
+                inputs: vec![real(d, r)],
+                apply: Box::new(move |v| v[0].index_select(&indices)),
+            }
         }),
         entry!("index_add", IndexAdd, |d, r| {
             let rows = 1 + r.below(4);
             let indices: Vec<usize> = (0..d[0]).map(|_| r.below(rows)).collect();
-            Case { inputs: vec![real(d, r)], apply: Box::new(move |v| v[0].index_add(&indices, rows)) }
+            Case {
+                inputs: vec![real(d, r)],
+                apply: Box::new(move |v| v[0].index_add(&indices, rows)),
+            }
         }),
         entry!("gather", Gather, |d, r| {
             let (n, c) = (d[0], d.get(1).copied().unwrap_or(3));
             let labels: Vec<usize> = (0..n).map(|_| r.below(c)).collect();
-            Case { inputs: vec![real(&[n, c], r)], apply: Box::new(move |v| v[0].gather(&labels)) }
+            Case {
+                inputs: vec![real(&[n, c], r)],
+                apply: Box::new(move |v| v[0].gather(&labels)),
+            }
         }),
         entry!("scatter", Scatter, |d, r| {
             let (n, c) = (d[0], d.get(1).copied().unwrap_or(3));
             let labels: Vec<usize> = (0..n).map(|_| r.below(c)).collect();
-            Case { inputs: vec![real(&[n], r)], apply: Box::new(move |v| v[0].scatter(&labels, c)) }
+            Case {
+                inputs: vec![real(&[n], r)],
+                apply: Box::new(move |v| v[0].scatter(&labels, c)),
+            }
         }),
     ]
 }

@@ -37,7 +37,10 @@ pub fn draw_dims(rng: &mut Rng) -> Vec<usize> {
 
 /// The gradcheck options an entry asks for, with the cotangent seeded.
 pub fn options_for(entry: &OpEntry, seed: u64) -> GradcheckOptions {
-    let base = GradcheckOptions { seed, ..GradcheckOptions::default() };
+    let base = GradcheckOptions {
+        seed,
+        ..GradcheckOptions::default()
+    };
     match entry.tolerance {
         Some((eps, atol, rtol)) => GradcheckOptions { eps, atol, rtol, seed },
         None => base,
@@ -70,7 +73,9 @@ pub fn check_entry(entry: &OpEntry, cases: usize, seed: u64) -> EntrySummary {
         };
         if let Some(message) = failure {
             summary.failed_cases += 1;
-            summary.first_failure.get_or_insert_with(|| format!("seed {case_seed}, dims {dims:?}: {message}"));
+            summary
+                .first_failure
+                .get_or_insert_with(|| format!("seed {case_seed}, dims {dims:?}: {message}"));
         }
     }
     summary

@@ -14,9 +14,8 @@ static COUNTER: AtomicU64 = AtomicU64::new(0);
 /// complete new one, never a partial write.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), DataError> {
     let temp = temp_path(path);
-    let result = write_and_sync(&temp, bytes).and_then(|()| {
-        fs::rename(&temp, path).map_err(|e| DataError::io(path, "rename a temporary file onto", e))
-    });
+    let result = write_and_sync(&temp, bytes)
+        .and_then(|()| fs::rename(&temp, path).map_err(|e| DataError::io(path, "rename a temporary file onto", e)));
     if result.is_err() {
         // Best effort: the temporary file may not exist if creating it failed.
         let _ = fs::remove_file(&temp);

@@ -9,11 +9,7 @@ use crate::DataError;
 /// The last batch holds the remainder, so 1000 samples in batches of 128 give
 /// seven batches of 128 and one of 104. `n_samples == 0` gives no batches;
 /// `batch_size == 0` is an error.
-pub fn epoch_batches(
-    n_samples: usize,
-    batch_size: usize,
-    rng: &mut Rng,
-) -> Result<Vec<Vec<usize>>, DataError> {
+pub fn epoch_batches(n_samples: usize, batch_size: usize, rng: &mut Rng) -> Result<Vec<Vec<usize>>, DataError> {
     check_batch_size("epoch_batches", batch_size)?;
     let mut order: Vec<usize> = (0..n_samples).collect();
     rng.shuffle(&mut order);
@@ -60,10 +56,7 @@ impl ShuffledBatches {
     pub fn next_epoch(&mut self) -> Vec<Vec<usize>> {
         let mut order: Vec<usize> = (0..self.n_samples).collect();
         self.rng.shuffle(&mut order);
-        order
-            .chunks(self.batch_size)
-            .map(<[usize]>::to_vec)
-            .collect()
+        order.chunks(self.batch_size).map(<[usize]>::to_vec).collect()
     }
 
     /// Number of batches per epoch (the last one may be short).

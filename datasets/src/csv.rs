@@ -82,10 +82,7 @@ impl Table {
 /// Errors name the file and line and say what was wrong: empty file, missing
 /// header, wrong field count, a non-numeric value (with its column name), an
 /// unknown target column, or no input columns left.
-pub fn load_csv(
-    path: impl AsRef<Path>,
-    target_columns: &[TargetColumn],
-) -> Result<Table, DataError> {
+pub fn load_csv(path: impl AsRef<Path>, target_columns: &[TargetColumn]) -> Result<Table, DataError> {
     let path = path.as_ref();
     let bytes = std::fs::read(path).map_err(|e| DataError::io(path, "read", e))?;
     let text = String::from_utf8(bytes).map_err(|e| {
@@ -107,11 +104,7 @@ pub fn parse_csv(text: &str, target_columns: &[TargetColumn]) -> Result<Table, D
 /// reads back bit-identical numbers (a matrix with no rows gives a header-only
 /// file, which `load_csv` rejects). Names must be unique, non-empty and contain
 /// no commas, quotes or line breaks.
-pub fn write_csv<S: AsRef<str>>(
-    path: impl AsRef<Path>,
-    column_names: &[S],
-    data: &Matrix,
-) -> Result<(), DataError> {
+pub fn write_csv<S: AsRef<str>>(path: impl AsRef<Path>, column_names: &[S], data: &Matrix) -> Result<(), DataError> {
     let path = path.as_ref();
     check_names_for_writing(path, column_names, data.cols())?;
     let names: Vec<&str> = column_names.iter().map(AsRef::as_ref).collect();
@@ -126,11 +119,7 @@ pub fn write_csv<S: AsRef<str>>(
 }
 
 /// Checks that `names` can be written as a header for `cols` columns and read back.
-fn check_names_for_writing<S: AsRef<str>>(
-    path: &Path,
-    names: &[S],
-    cols: usize,
-) -> Result<(), DataError> {
+fn check_names_for_writing<S: AsRef<str>>(path: &Path, names: &[S], cols: usize) -> Result<(), DataError> {
     let fail = |problem: String| {
         Err(DataError::CsvWrite {
             path: path.to_path_buf(),
@@ -146,14 +135,10 @@ fn check_names_for_writing<S: AsRef<str>>(
     let mut seen = HashSet::new();
     for name in names.iter().map(AsRef::as_ref) {
         if name.trim().is_empty() || name.trim() != name {
-            return fail(format!(
-                "column name '{name}' is empty or has surrounding spaces"
-            ));
+            return fail(format!("column name '{name}' is empty or has surrounding spaces"));
         }
         if name.contains([',', '"', '\n', '\r']) {
-            return fail(format!(
-                "column name '{name}' contains a comma, quote or line break"
-            ));
+            return fail(format!("column name '{name}' contains a comma, quote or line break"));
         }
         if !seen.insert(name) {
             return fail(format!("column name '{name}' appears more than once"));
@@ -191,12 +176,9 @@ fn clean_field(field: &str) -> &str {
 /// Parses `text` (read from `path`) into a [`Table`].
 fn parse(text: &str, path: &Path, target_columns: &[TargetColumn]) -> Result<Table, DataError> {
     let mut lines = records(text);
-    let (header_line, header) = lines
-        .next()
-        .ok_or_else(|| csv_error(path, 1, CsvProblem::Empty))?;
+    let (header_line, header) = lines.next().ok_or_else(|| csv_error(path, 1, CsvProblem::Empty))?;
     let names = parse_header(header).map_err(|p| csv_error(path, header_line, p))?;
-    let layout =
-        ColumnLayout::new(&names, target_columns).map_err(|p| csv_error(path, header_line, p))?;
+    let layout = ColumnLayout::new(&names, target_columns).map_err(|p| csv_error(path, header_line, p))?;
     let mut inputs = Vec::new();
     let mut targets = Vec::new();
     let mut rows = 0usize;
@@ -219,10 +201,7 @@ fn parse(text: &str, path: &Path, target_columns: &[TargetColumn]) -> Result<Tab
 
 /// Splits and checks the header: non-empty unique names that are not all numbers.
 fn parse_header(line: &str) -> Result<Vec<String>, CsvProblem> {
-    let names: Vec<String> = line
-        .split(',')
-        .map(|f| clean_field(f).to_string())
-        .collect();
+    let names: Vec<String> = line.split(',').map(|f| clean_field(f).to_string()).collect();
     if names.iter().all(|n| n.parse::<f64>().is_ok()) {
         return Err(CsvProblem::MissingHeader);
     }

@@ -139,7 +139,9 @@ pub enum CsvProblem {
         available: String,
     },
     /// A target index is past the last column.
-    #[error("target column index {index} is out of range; the file has {columns} columns (0-based indices 0..{columns})")]
+    #[error(
+        "target column index {index} is out of range; the file has {columns} columns (0-based indices 0..{columns})"
+    )]
     TargetIndexOutOfRange {
         /// The requested index.
         index: usize,
@@ -197,9 +199,7 @@ pub enum NpyProblem {
         available: usize,
     },
     /// The format version is not 1.0, 2.0 or 3.0.
-    #[error(
-        "unsupported NPY format version {major}.{minor}; versions 1.0, 2.0 and 3.0 are supported"
-    )]
+    #[error("unsupported NPY format version {major}.{minor}; versions 1.0, 2.0 and 3.0 are supported")]
     UnsupportedVersion {
         /// Major version byte.
         major: u8,

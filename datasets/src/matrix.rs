@@ -32,9 +32,7 @@ impl Matrix {
     /// # Panics
     /// If `rows * cols` overflows `usize`.
     pub fn zeros(rows: usize, cols: usize) -> Self {
-        let len = rows
-            .checked_mul(cols)
-            .expect("Matrix::zeros: size overflow");
+        let len = rows.checked_mul(cols).expect("Matrix::zeros: size overflow");
         Matrix {
             rows,
             cols,

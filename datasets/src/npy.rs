@@ -110,12 +110,8 @@ impl NpyArray {
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = header_bytes(self.data.descr(), &self.shape);
         match &self.data {
-            NpyData::F32(v) => v
-                .iter()
-                .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
-            NpyData::F64(v) => v
-                .iter()
-                .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+            NpyData::F32(v) => v.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+            NpyData::F64(v) => v.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
         }
         out
     }
@@ -178,10 +174,7 @@ fn read_preamble(bytes: &[u8]) -> Result<Preamble, DataError> {
         (1, 0) => 2,
         (2, 0) | (3, 0) => 4,
         (major, minor) => {
-            return Err(npy_error(
-                6,
-                NpyProblem::UnsupportedVersion { major, minor },
-            ));
+            return Err(npy_error(6, NpyProblem::UnsupportedVersion { major, minor }));
         }
     };
     let len_bytes = take(bytes, 8, len_width, "the header length")?;
@@ -207,12 +200,7 @@ fn check_magic(bytes: &[u8]) -> Result<(), DataError> {
 }
 
 /// `bytes[offset..offset + len]`, or a `Truncated` error naming `what`.
-fn take<'a>(
-    bytes: &'a [u8],
-    offset: usize,
-    len: usize,
-    what: &'static str,
-) -> Result<&'a [u8], DataError> {
+fn take<'a>(bytes: &'a [u8], offset: usize, len: usize, what: &'static str) -> Result<&'a [u8], DataError> {
     let available = bytes.len().saturating_sub(offset);
     if len > available {
         let problem = NpyProblem::Truncated {
@@ -258,8 +246,7 @@ impl Dtype {
 fn read_header_dict(bytes: &[u8], preamble: &Preamble) -> Result<Header, DataError> {
     let start = preamble.header_start;
     let raw = &bytes[start..start + preamble.header_len];
-    let text = std::str::from_utf8(raw)
-        .map_err(|e| npy_error(start + e.valid_up_to(), NpyProblem::HeaderNotText))?;
+    let text = std::str::from_utf8(raw).map_err(|e| npy_error(start + e.valid_up_to(), NpyProblem::HeaderNotText))?;
     let entries = HeaderParser::new(text, start).parse_dict()?;
     let dtype = dtype_entry(lookup(&entries, "descr", start)?)?;
     fortran_entry(lookup(&entries, "fortran_order", start)?)?;
@@ -268,11 +255,7 @@ fn read_header_dict(bytes: &[u8], preamble: &Preamble) -> Result<Header, DataErr
 }
 
 /// The entry for `key`, or a `MissingKey` error at the header start.
-fn lookup<'a>(
-    entries: &'a [Entry],
-    key: &'static str,
-    header_start: usize,
-) -> Result<&'a Entry, DataError> {
+fn lookup<'a>(entries: &'a [Entry], key: &'static str, header_start: usize) -> Result<&'a Entry, DataError> {
     entries
         .iter()
         .find(|e| e.key == key)
@@ -285,10 +268,7 @@ fn dtype_entry(entry: &Entry) -> Result<Dtype, DataError> {
         Value::Str(s) if s == "<f4" => Ok(Dtype::F32),
         Value::Str(s) if s == "<f8" => Ok(Dtype::F64),
         Value::Str(s) => Err(unsupported_dtype(entry.offset, format!("'{s}'"))),
-        _ => Err(unsupported_dtype(
-            entry.offset,
-            "a structured (record) dtype".into(),
-        )),
+        _ => Err(unsupported_dtype(entry.offset, "a structured (record) dtype".into())),
     }
 }
 
@@ -336,9 +316,7 @@ fn decode_data(data: &[u8], offset: usize, header: &Header) -> Result<NpyData, D
         )
     };
     let count = element_count(&header.shape).ok_or_else(overflow)?;
-    let expected = count
-        .checked_mul(header.dtype.size())
-        .ok_or_else(overflow)?;
+    let expected = count.checked_mul(header.dtype.size()).ok_or_else(overflow)?;
     if expected != data.len() {
         let problem = NpyProblem::DataLength {
             shape: header.shape.clone(),
@@ -436,10 +414,7 @@ impl<'a> HeaderParser<'a> {
                 self.pos += 1;
                 Ok(())
             }
-            Some(b) => Err(self.fail(format!(
-                "expected '{}' but found '{}'",
-                byte as char, b as char
-            ))),
+            Some(b) => Err(self.fail(format!("expected '{}' but found '{}'", byte as char, b as char))),
             None => Err(self.fail(format!("expected '{}' but the header ended", byte as char))),
         }
     }
@@ -530,11 +505,7 @@ impl<'a> HeaderParser<'a> {
     /// `True`, `False` or `None`.
     fn parse_word(&mut self) -> Result<Value, DataError> {
         let start = self.pos;
-        while self
-            .text
-            .get(self.pos)
-            .is_some_and(u8::is_ascii_alphanumeric)
-        {
+        while self.text.get(self.pos).is_some_and(u8::is_ascii_alphanumeric) {
             self.pos += 1;
         }
         match &self.text[start..self.pos] {
@@ -625,17 +596,11 @@ mod tests {
 
     #[test]
     fn parser_accepts_numpy_variants() {
-        let entries = HeaderParser::new(
-            "{\"descr\":\"<f4\",'shape':(2L, 3,),'fortran_order':False}  \n",
-            10,
-        )
-        .parse_dict()
-        .unwrap();
+        let entries = HeaderParser::new("{\"descr\":\"<f4\",'shape':(2L, 3,),'fortran_order':False}  \n", 10)
+            .parse_dict()
+            .unwrap();
         assert_eq!(entries.len(), 3);
-        assert_eq!(
-            entries[1].value,
-            Value::Tuple(vec![Value::Int(2), Value::Int(3)])
-        );
+        assert_eq!(entries[1].value, Value::Tuple(vec![Value::Int(2), Value::Int(3)]));
     }
 
     #[test]

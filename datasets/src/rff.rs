@@ -66,9 +66,7 @@ impl RffConfig {
 
     /// Total samples across the three splits.
     pub fn n_total(&self) -> usize {
-        self.n_train
-            .saturating_add(self.n_val)
-            .saturating_add(self.n_test)
+        self.n_train.saturating_add(self.n_val).saturating_add(self.n_test)
     }
 
     /// Checks every field; the error names the field and its allowed range.
@@ -317,11 +315,7 @@ fn sample_split(function: &RffFunction, noise_std: f64, n: usize, rng: &mut Rng)
             *y = f + noise_std * rng.normal();
         }
     }
-    Split {
-        inputs,
-        targets,
-        clean,
-    }
+    Split { inputs, targets, clean }
 }
 
 #[cfg(test)]

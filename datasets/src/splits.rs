@@ -19,11 +19,7 @@ pub struct IndexSplit {
 /// `val_fraction` must be in `[0, 1]`. Use
 /// `Rng::derived(seed, streams::VAL_SPLIT)` for a reproducible split; apply
 /// it with [`crate::Matrix::select_rows`].
-pub fn train_val_split(
-    n: usize,
-    val_fraction: f64,
-    rng: &mut Rng,
-) -> Result<IndexSplit, DataError> {
+pub fn train_val_split(n: usize, val_fraction: f64, rng: &mut Rng) -> Result<IndexSplit, DataError> {
     if !(0.0..=1.0).contains(&val_fraction) {
         return Err(DataError::InvalidArgument {
             function: "train_val_split",
@@ -62,10 +58,7 @@ mod tests {
         assert_eq!((none.train.len(), none.val.len()), (7, 0));
         let all = train_val_split(7, 1.0, &mut Rng::new(1)).unwrap();
         assert_eq!((all.train.len(), all.val.len()), (0, 7));
-        assert_eq!(
-            train_val_split(0, 0.5, &mut Rng::new(1)).unwrap().val.len(),
-            0
-        );
+        assert_eq!(train_val_split(0, 0.5, &mut Rng::new(1)).unwrap().val.len(), 0);
     }
 
     #[test]

@@ -28,13 +28,7 @@ mod tests {
 
     #[test]
     fn streams_are_distinct_and_give_different_numbers() {
-        let all = [
-            RFF_FUNCTION,
-            RFF_SAMPLES,
-            MODEL_INIT,
-            EPOCH_SHUFFLE,
-            VAL_SPLIT,
-        ];
+        let all = [RFF_FUNCTION, RFF_SAMPLES, MODEL_INIT, EPOCH_SHUFFLE, VAL_SPLIT];
         let firsts: Vec<u64> = all
             .iter()
             .map(|&s| ferrograd_engine::Rng::derived(42, s).next_u64())

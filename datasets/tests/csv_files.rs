@@ -14,10 +14,7 @@ fn load_error(dir: &TempDir, text: &str, targets: &[TargetColumn]) -> String {
     let path = dir.file("bad.csv", text.as_bytes());
     let err = load_csv(&path, targets).unwrap_err();
     let msg = err.to_string();
-    assert!(
-        msg.contains("bad.csv"),
-        "message does not name the file: {msg}"
-    );
+    assert!(msg.contains("bad.csv"), "message does not name the file: {msg}");
     msg
 }
 
@@ -61,10 +58,7 @@ fn non_numeric_value_names_line_and_column() {
     assert!(msg.contains("column 'y'"), "{msg}");
     assert!(msg.contains("'abc' is not a number"), "{msg}");
     let msg = load_error(&dir, "temp,y\n,2\n", &by_name(&["y"]));
-    assert!(
-        msg.contains("line 2") && msg.contains("column 'temp'"),
-        "{msg}"
-    );
+    assert!(msg.contains("line 2") && msg.contains("column 'temp'"), "{msg}");
 }
 
 #[test]
@@ -72,10 +66,7 @@ fn wrong_field_count_names_line_and_counts() {
     let dir = TempDir::new("csv-count");
     let msg = load_error(&dir, "x,y\n1,2\n\n3,4,5\n", &by_name(&["y"]));
     assert!(msg.contains("line 4"), "{msg}");
-    assert!(
-        msg.contains("expected 2") && msg.contains("found 3"),
-        "{msg}"
-    );
+    assert!(msg.contains("expected 2") && msg.contains("found 3"), "{msg}");
 }
 
 #[test]
@@ -123,10 +114,7 @@ fn errors_are_typed() {
     match load_csv(&path, &by_name(&["y"])).unwrap_err() {
         DataError::Csv { line, problem, .. } => {
             assert_eq!(line, 2);
-            assert!(matches!(
-                problem,
-                ferrograd_datasets::CsvProblem::NonNumeric { .. }
-            ));
+            assert!(matches!(problem, ferrograd_datasets::CsvProblem::NonNumeric { .. }));
         }
         other => panic!("unexpected error {other:?}"),
     }

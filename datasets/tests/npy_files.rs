@@ -80,9 +80,7 @@ fn npy_problem(bytes: &[u8]) -> (NpyProblem, usize, String) {
     let err = NpyArray::from_bytes(bytes).unwrap_err();
     let msg = err.to_string();
     match err {
-        DataError::Npy {
-            offset, problem, ..
-        } => (problem, offset, msg),
+        DataError::Npy { offset, problem, .. } => (problem, offset, msg),
         other => panic!("not an NPY error: {other:?}"),
     }
 }
@@ -90,10 +88,7 @@ fn npy_problem(bytes: &[u8]) -> (NpyProblem, usize, String) {
 #[test]
 fn reads_numpy_style_headers_including_version_2() {
     let data: Vec<u8> = [1.0f64, 2.0].iter().flat_map(|v| v.to_le_bytes()).collect();
-    let v1 = file_with_header(
-        "{'descr': '<f8', 'fortran_order': False, 'shape': (2,), }",
-        &data,
-    );
+    let v1 = file_with_header("{'descr': '<f8', 'fortran_order': False, 'shape': (2,), }", &data);
     assert_eq!(NpyArray::from_bytes(&v1).unwrap().to_f64(), [1.0, 2.0]);
     // Version 2.0: same header with a 4-byte length field.
     let header = &v1[10..v1.len() - 16];
@@ -118,17 +113,11 @@ fn truncated_preamble_and_header() {
     let full = f64_array(&[3]).to_bytes();
     for cut in [0, 3, 6, 7, 9, 10, 40, 127] {
         let (problem, _, msg) = npy_problem(&full[..cut]);
-        assert!(
-            matches!(problem, NpyProblem::Truncated { .. }),
-            "cut at {cut}: {msg}"
-        );
+        assert!(matches!(problem, NpyProblem::Truncated { .. }), "cut at {cut}: {msg}");
     }
     let (_, offset, msg) = npy_problem(&full[..40]);
     assert_eq!(offset, 10, "{msg}");
-    assert!(
-        msg.contains("header needs 118 bytes but only 30 remain"),
-        "{msg}"
-    );
+    assert!(msg.contains("header needs 118 bytes but only 30 remain"), "{msg}");
 }
 
 #[test]
@@ -136,10 +125,7 @@ fn unsupported_version() {
     let mut bytes = f64_array(&[1]).to_bytes();
     bytes[6] = 9;
     let (problem, offset, _) = npy_problem(&bytes);
-    assert_eq!(
-        problem,
-        NpyProblem::UnsupportedVersion { major: 9, minor: 0 }
-    );
+    assert_eq!(problem, NpyProblem::UnsupportedVersion { major: 9, minor: 0 });
     assert_eq!(offset, 6);
 }
 
@@ -153,26 +139,15 @@ fn header_not_a_dict() {
         "{1: 2}",
     ] {
         let (problem, offset, msg) = npy_problem(&file_with_header(header, &[]));
-        assert!(
-            matches!(problem, NpyProblem::HeaderNotDict { .. }),
-            "{header}: {msg}"
-        );
+        assert!(matches!(problem, NpyProblem::HeaderNotDict { .. }), "{header}: {msg}");
         assert!(offset >= 10, "{msg}");
     }
 }
 
 #[test]
 fn missing_keys_and_bad_values() {
-    let (problem, ..) = npy_problem(&file_with_header(
-        "{'descr': '<f8', 'shape': (1,)}",
-        &[0; 8],
-    ));
-    assert_eq!(
-        problem,
-        NpyProblem::MissingKey {
-            key: "fortran_order"
-        }
-    );
+    let (problem, ..) = npy_problem(&file_with_header("{'descr': '<f8', 'shape': (1,)}", &[0; 8]));
+    assert_eq!(problem, NpyProblem::MissingKey { key: "fortran_order" });
     let (problem, ..) = npy_problem(&file_with_header(
         "{'descr': '<f8', 'fortran_order': False, 'shape': (-1,)}",
         &[],
@@ -196,10 +171,7 @@ fn unsupported_dtypes() {
     for descr in ["'>f8'", "'<i4'", "'|u1'", "'<f2'", "[('a', '<f8')]"] {
         let header = format!("{{'descr': {descr}, 'fortran_order': False, 'shape': (1,)}}");
         let (problem, _, msg) = npy_problem(&file_with_header(&header, &[0; 8]));
-        assert!(
-            matches!(problem, NpyProblem::UnsupportedDtype { .. }),
-            "{descr}: {msg}"
-        );
+        assert!(matches!(problem, NpyProblem::UnsupportedDtype { .. }), "{descr}: {msg}");
         assert!(msg.contains("astype('<f8')"), "{msg}");
     }
 }
@@ -238,8 +210,7 @@ fn data_length_mismatch_and_huge_shapes() {
     let header = "{'descr': '<f8', 'fortran_order': False, 'shape': (1000000000, 1000000000)}";
     let (problem, ..) = npy_problem(&file_with_header(header, &[0; 16]));
     assert!(matches!(problem, NpyProblem::DataLength { found: 16, .. }));
-    let header =
-        "{'descr': '<f8', 'fortran_order': False, 'shape': (99999999999999999, 99999999999)}";
+    let header = "{'descr': '<f8', 'fortran_order': False, 'shape': (99999999999999999, 99999999999)}";
     let (problem, ..) = npy_problem(&file_with_header(header, &[]));
     assert!(matches!(problem, NpyProblem::ShapeOverflow { .. }));
 }

@@ -23,10 +23,7 @@ const SEEDS: [u64; 6] = [0, 1, 2, 3, 17, 12345];
 
 #[test]
 fn split_sizes_and_shapes_for_both_presets() {
-    for (config, d_in, d_out) in [
-        (RffConfig::default(), 1, 2),
-        (RffConfig::readme_variant(), 8, 1),
-    ] {
+    for (config, d_in, d_out) in [(RffConfig::default(), 1, 2), (RffConfig::readme_variant(), 8, 1)] {
         let data = generate(&config, 3).unwrap();
         for (split, n) in all_splits(&data).into_iter().zip([1000, 200, 250]) {
             assert_eq!(split.inputs.shape(), (n, d_in));
@@ -90,10 +87,7 @@ fn noise_variance_is_noise_std_squared() {
         let f = all_values(&data, |s| s.clean.data());
         let noise: Vec<f64> = y.iter().zip(&f).map(|(y, f)| y - f).collect();
         let v = variance(&noise);
-        assert!(
-            (0.035..0.045).contains(&v),
-            "seed {seed}: noise variance {v}"
-        );
+        assert!((0.035..0.045).contains(&v), "seed {seed}: noise variance {v}");
     }
 }
 
@@ -105,9 +99,7 @@ fn frequencies_use_one_over_lengthscale_squared() {
     let std = variance(data.function.frequencies()).sqrt();
     assert!((9.9..12.3).contains(&std), "frequency std {std}");
     let phases = data.function.phases();
-    assert!(phases
-        .iter()
-        .all(|&b| b > 0.0 && b <= 2.0 * std::f64::consts::PI));
+    assert!(phases.iter().all(|&b| b > 0.0 && b <= 2.0 * std::f64::consts::PI));
 }
 
 #[test]

@@ -19,7 +19,11 @@ fn format_value(v: f64) -> String {
 
 fn shown(len: usize) -> Vec<Option<usize>> {
     if len > SUMMARISE_ABOVE {
-        (0..EDGE).map(Some).chain([None]).chain((len - EDGE..len).map(Some)).collect()
+        (0..EDGE)
+            .map(Some)
+            .chain([None])
+            .chain((len - EDGE..len).map(Some))
+            .collect()
     } else {
         (0..len).map(Some).collect()
     }
@@ -56,7 +60,13 @@ impl fmt::Display for Tensor {
         let width = values.iter().map(String::len).max().unwrap_or(0);
         let mut body = String::new();
         write_axis(&mut body, &values, self.dims(), 0, 0, width);
-        write!(f, "{body}\nTensor(shape={}, dtype={}, device={})", self.shape(), self.dtype(), self.device())
+        write!(
+            f,
+            "{body}\nTensor(shape={}, dtype={}, device={})",
+            self.shape(),
+            self.dtype(),
+            self.device()
+        )
     }
 }
 

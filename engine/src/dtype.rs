@@ -62,15 +62,7 @@ impl Device {
 
 /// A Rust float type that can be a tensor element (`f32` or `f64`).
 pub trait Element:
-    num_traits::Float
-    + Copy
-    + Send
-    + Sync
-    + fmt::Debug
-    + fmt::Display
-    + Default
-    + std::iter::Sum
-    + 'static
+    num_traits::Float + Copy + Send + Sync + fmt::Debug + fmt::Display + Default + std::iter::Sum + 'static
 {
     /// The matching [`DType`].
     const DTYPE: DType;

@@ -63,10 +63,7 @@ impl Shape {
     pub fn axes(&self, op: &'static str, axes: Option<&[isize]>) -> Result<Vec<usize>> {
         let mut out: Vec<usize> = match axes {
             None => (0..self.rank()).collect(),
-            Some(list) => list
-                .iter()
-                .map(|&a| self.axis(op, a))
-                .collect::<Result<_>>()?,
+            Some(list) => list.iter().map(|&a| self.axis(op, a)).collect::<Result<_>>()?,
         };
         out.sort_unstable();
         let before = out.len();
@@ -181,7 +178,10 @@ mod tests {
         let b = Shape::new([4, 5]);
         assert_eq!(a.broadcast(&b, "t").unwrap(), Shape::new([3, 4, 5]));
         assert!(Shape::new([3]).broadcast(&Shape::new([4]), "t").is_err());
-        assert_eq!(Shape::new([4, 5]).broadcast_strides(&Shape::new([3, 4, 5])), vec![0, 5, 1]);
+        assert_eq!(
+            Shape::new([4, 5]).broadcast_strides(&Shape::new([3, 4, 5])),
+            vec![0, 5, 1]
+        );
     }
 
     #[test]

@@ -125,7 +125,10 @@ impl Tensor {
     /// `[start, start + step, ...)` up to (not including) `end`, as a 1-D tensor.
     pub fn arange(start: f64, end: f64, step: f64, dtype: DType) -> Result<Tensor> {
         if step == 0.0 || !step.is_finite() || !start.is_finite() || !end.is_finite() {
-            return Err(Error::invalid("arange", "start, end and step must be finite and step non-zero"));
+            return Err(Error::invalid(
+                "arange",
+                "start, end and step must be finite and step non-zero",
+            ));
         }
         let count = ((end - start) / step).ceil().max(0.0) as usize;
         let values: Vec<f64> = (0..count).map(|i| start + step * i as f64).collect();
@@ -144,7 +147,10 @@ impl Tensor {
     /// Values drawn uniformly from `[low, high)` with the given generator.
     pub fn rand_uniform(shape: impl Into<Shape>, low: f64, high: f64, dtype: DType, rng: &mut Rng) -> Result<Tensor> {
         if !(low.is_finite() && high.is_finite() && low <= high) {
-            return Err(Error::invalid("rand_uniform", format!("need finite low <= high, got [{low}, {high})")));
+            return Err(Error::invalid(
+                "rand_uniform",
+                format!("need finite low <= high, got [{low}, {high})"),
+            ));
         }
         let shape = shape.into();
         let values: Vec<f64> = (0..shape.numel()).map(|_| rng.uniform_range(low, high)).collect();
@@ -154,7 +160,10 @@ impl Tensor {
     /// Values drawn from a normal distribution with the given generator.
     pub fn rand_normal(shape: impl Into<Shape>, mean: f64, std: f64, dtype: DType, rng: &mut Rng) -> Result<Tensor> {
         if !(mean.is_finite() && std.is_finite() && std >= 0.0) {
-            return Err(Error::invalid("rand_normal", format!("need finite mean and std >= 0, got mean {mean}, std {std}")));
+            return Err(Error::invalid(
+                "rand_normal",
+                format!("need finite mean and std >= 0, got mean {mean}, std {std}"),
+            ));
         }
         let shape = shape.into();
         let values: Vec<f64> = (0..shape.numel()).map(|_| mean + std * rng.normal()).collect();
@@ -237,7 +246,11 @@ impl Tensor {
         if self.numel() != 1 {
             return Err(Error::invalid(
                 "to_scalar",
-                format!("tensor of shape {} has {} elements; reduce it (e.g. `.sum_all()`) first", self.shape, self.numel()),
+                format!(
+                    "tensor of shape {} has {} elements; reduce it (e.g. `.sum_all()`) first",
+                    self.shape,
+                    self.numel()
+                ),
             ));
         }
         Ok(self.to_vec_f64()[0])
@@ -246,12 +259,19 @@ impl Tensor {
     /// The element at a multi-index, as f64.
     pub fn get(&self, index: &[usize]) -> Result<f64> {
         if index.len() != self.rank() {
-            return Err(Error::invalid("get", format!("index has {} entries for a rank-{} tensor", index.len(), self.rank())));
+            return Err(Error::invalid(
+                "get",
+                format!("index has {} entries for a rank-{} tensor", index.len(), self.rank()),
+            ));
         }
         let mut flat = 0;
         for ((&i, &d), s) in index.iter().zip(self.dims()).zip(self.shape.strides()) {
             if i >= d {
-                return Err(Error::IndexOutOfRange { op: "get", index: i, size: d });
+                return Err(Error::IndexOutOfRange {
+                    op: "get",
+                    index: i,
+                    size: d,
+                });
             }
             flat += i * s;
         }
@@ -314,10 +334,18 @@ impl Tensor {
     /// Checks that `other` has the same dtype and device, for binary ops.
     pub(crate) fn check_same_kind(&self, other: &Tensor, op: &'static str) -> Result<()> {
         if self.device() != other.device() {
-            return Err(Error::DeviceMismatch { op, lhs: self.device(), rhs: other.device() });
+            return Err(Error::DeviceMismatch {
+                op,
+                lhs: self.device(),
+                rhs: other.device(),
+            });
         }
         if self.dtype() != other.dtype() {
-            return Err(Error::DTypeMismatch { op, lhs: self.dtype(), rhs: other.dtype() });
+            return Err(Error::DTypeMismatch {
+                op,
+                lhs: self.dtype(),
+                rhs: other.dtype(),
+            });
         }
         Ok(())
     }

@@ -34,14 +34,26 @@ pub struct ClippedAdam {
 impl ClippedAdam {
     /// Adam with the given hyperparameters.
     pub fn new(lr: f64, beta1: f64, beta2: f64, eps: f64, clip: f64) -> Self {
-        ClippedAdam { lr, beta1, beta2, eps, clip, steps: 0, m: Vec::new(), v: Vec::new(), shapes: Vec::new() }
+        ClippedAdam {
+            lr,
+            beta1,
+            beta2,
+            eps,
+            clip,
+            steps: 0,
+            m: Vec::new(),
+            v: Vec::new(),
+            shapes: Vec::new(),
+        }
     }
 
     /// The update for one tensor, advancing its moments.
     fn update_one(&mut self, i: usize, grad: &Tensor) -> Result<Tensor> {
         let g = grad.clamp(-self.clip, self.clip)?;
         self.m[i] = self.m[i].mul_scalar(self.beta1).add(&g.mul_scalar(1.0 - self.beta1))?;
-        self.v[i] = self.v[i].mul_scalar(self.beta2).add(&g.square().mul_scalar(1.0 - self.beta2))?;
+        self.v[i] = self.v[i]
+            .mul_scalar(self.beta2)
+            .add(&g.square().mul_scalar(1.0 - self.beta2))?;
         let t = self.steps as i32;
         let m_hat = self.m[i].div_scalar(1.0 - self.beta1.powi(t));
         let v_hat = self.v[i].div_scalar(1.0 - self.beta2.powi(t));
@@ -89,8 +101,12 @@ impl TaskOptimizer for ClippedAdam {
             self.v.clear();
             return Ok(());
         }
-        self.m = (0..self.shapes.len()).map(|i| state.tensor(&format!("m.{i}")).cloned()).collect::<Result<_>>()?;
-        self.v = (0..self.shapes.len()).map(|i| state.tensor(&format!("v.{i}")).cloned()).collect::<Result<_>>()?;
+        self.m = (0..self.shapes.len())
+            .map(|i| state.tensor(&format!("m.{i}")).cloned())
+            .collect::<Result<_>>()?;
+        self.v = (0..self.shapes.len())
+            .map(|i| state.tensor(&format!("v.{i}")).cloned())
+            .collect::<Result<_>>()?;
         Ok(())
     }
 }
@@ -109,7 +125,13 @@ mod tests {
         let mut x = 1.0f64;
         for _ in 0..3 {
             let p = Tensor::from_vec(vec![x], [1]).unwrap();
-            let u = adam.step(&[p.clone()], &[p], &StepContext::default()).unwrap();
+            let u = adam
+                .step(
+                    std::slice::from_ref(&p),
+                    std::slice::from_ref(&p),
+                    &StepContext::default(),
+                )
+                .unwrap();
             let dx = u[0].to_scalar().unwrap();
             assert!((dx + 0.1).abs() < 2e-3, "{dx}");
             x += dx;
@@ -123,11 +145,22 @@ mod tests {
         let p = g.zeros_like();
         let mut a = ClippedAdam::new(1e-3, 0.9, 0.999, 1e-8, 1.0);
         a.init_state(0, &shapes).unwrap();
-        a.step(&[p.clone()], &[g.clone()], &StepContext::default()).unwrap();
+        a.step(
+            std::slice::from_ref(&p),
+            std::slice::from_ref(&g),
+            &StepContext::default(),
+        )
+        .unwrap();
         let mut b = ClippedAdam::new(1e-3, 0.9, 0.999, 1e-8, 1.0);
         b.init_state(0, &shapes).unwrap();
         b.load_state(&a.state()).unwrap();
-        let ua = a.step(&[p.clone()], &[g.clone()], &StepContext::default()).unwrap();
+        let ua = a
+            .step(
+                std::slice::from_ref(&p),
+                std::slice::from_ref(&g),
+                &StepContext::default(),
+            )
+            .unwrap();
         let ub = b.step(&[p], &[g], &StepContext::default()).unwrap();
         assert_eq!(ua[0].to_vec::<f32>(), ub[0].to_vec::<f32>());
     }

@@ -20,16 +20,44 @@ pub struct OptimizerInfo {
 }
 
 const SGD_HPS: &[HpSpec] = &[
-    HpSpec { name: "lr", default: 1e-3, about: "learning rate" },
-    HpSpec { name: "clip", default: 1.0, about: "gradients are clamped to [-clip, clip]" },
+    HpSpec {
+        name: "lr",
+        default: 1e-3,
+        about: "learning rate",
+    },
+    HpSpec {
+        name: "clip",
+        default: 1.0,
+        about: "gradients are clamped to [-clip, clip]",
+    },
 ];
 
 const ADAM_HPS: &[HpSpec] = &[
-    HpSpec { name: "lr", default: 1e-3, about: "learning rate" },
-    HpSpec { name: "beta1", default: 0.9, about: "first-moment decay" },
-    HpSpec { name: "beta2", default: 0.999, about: "second-moment decay" },
-    HpSpec { name: "eps", default: 1e-8, about: "denominator stabiliser" },
-    HpSpec { name: "clip", default: 1.0, about: "gradients are clamped to [-clip, clip]" },
+    HpSpec {
+        name: "lr",
+        default: 1e-3,
+        about: "learning rate",
+    },
+    HpSpec {
+        name: "beta1",
+        default: 0.9,
+        about: "first-moment decay",
+    },
+    HpSpec {
+        name: "beta2",
+        default: 0.999,
+        about: "second-moment decay",
+    },
+    HpSpec {
+        name: "eps",
+        default: 1e-8,
+        about: "denominator stabiliser",
+    },
+    HpSpec {
+        name: "clip",
+        default: 1.0,
+        about: "gradients are clamped to [-clip, clip]",
+    },
 ];
 
 /// Every optimizer, the default (`adam`) first.
@@ -38,7 +66,15 @@ pub const ALL: &[OptimizerInfo] = &[
         name: "adam",
         about: "Adam (Kingma & Ba 2015) with gradient value clipping",
         hyperparams: ADAM_HPS,
-        build: |h| Ok(Box::new(ClippedAdam::new(h.get("lr"), h.get("beta1"), h.get("beta2"), h.get("eps"), h.get("clip")))),
+        build: |h| {
+            Ok(Box::new(ClippedAdam::new(
+                h.get("lr"),
+                h.get("beta1"),
+                h.get("beta2"),
+                h.get("eps"),
+                h.get("clip"),
+            )))
+        },
     },
     OptimizerInfo {
         name: "sgd",
@@ -60,6 +96,9 @@ pub fn find(name: &str) -> Option<&'static OptimizerInfo> {
 pub fn lookup(name: &str) -> Result<&'static OptimizerInfo> {
     find(name).ok_or_else(|| {
         let names: Vec<&str> = ALL.iter().map(|o| o.name).collect();
-        ferrograd_engine::Error::invalid("optimizer", format!("unknown optimizer {name:?}; choose one of: {}", names.join(", ")))
+        ferrograd_engine::Error::invalid(
+            "optimizer",
+            format!("unknown optimizer {name:?}; choose one of: {}", names.join(", ")),
+        )
     })
 }

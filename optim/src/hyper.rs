@@ -26,7 +26,10 @@ pub struct HyperParams {
 impl HyperParams {
     /// The declared defaults of `info`.
     pub fn defaults(info: &OptimizerInfo) -> HyperParams {
-        HyperParams { optimizer: info.name, values: info.hyperparams.iter().map(|h| (h.name, h.default)).collect() }
+        HyperParams {
+            optimizer: info.name,
+            values: info.hyperparams.iter().map(|h| (h.name, h.default)).collect(),
+        }
     }
 
     /// Sets `name` to `value`; fails for an unknown name or a non-finite value.
@@ -39,10 +42,20 @@ impl HyperParams {
     pub fn set(&mut self, name: &str, value: f64) -> Result<()> {
         let known: Vec<&str> = self.values.keys().copied().collect();
         let Some(slot) = self.values.get_mut(name) else {
-            return Err(Error::invalid("hyperparameter", format!("{} has no hyperparameter {name:?}; it has: {}", self.optimizer, known.join(", "))));
+            return Err(Error::invalid(
+                "hyperparameter",
+                format!(
+                    "{} has no hyperparameter {name:?}; it has: {}",
+                    self.optimizer,
+                    known.join(", ")
+                ),
+            ));
         };
         if !value.is_finite() {
-            return Err(Error::invalid("hyperparameter", format!("{name} must be a finite number, got {value}")));
+            return Err(Error::invalid(
+                "hyperparameter",
+                format!("{name} must be a finite number, got {value}"),
+            ));
         }
         *slot = value;
         Ok(())
@@ -62,7 +75,10 @@ impl HyperParams {
 
     /// The value of a declared hyperparameter.
     pub fn get(&self, name: &str) -> f64 {
-        *self.values.get(name).unwrap_or_else(|| panic!("{} declares no hyperparameter {name}", self.optimizer))
+        *self
+            .values
+            .get(name)
+            .unwrap_or_else(|| panic!("{} declares no hyperparameter {name}", self.optimizer))
     }
 
     /// All values, by name.

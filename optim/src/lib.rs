@@ -81,12 +81,21 @@ pub(crate) fn check_grads(op: &'static str, shapes: &[Shape], grads: &[Tensor]) 
     if shapes.len() != grads.len() {
         return Err(ferrograd_engine::Error::invalid(
             op,
-            format!("got {} gradients for {} parameters; call init_state with the model's parameter shapes", grads.len(), shapes.len()),
+            format!(
+                "got {} gradients for {} parameters; call init_state with the model's parameter shapes",
+                grads.len(),
+                shapes.len()
+            ),
         ));
     }
     for (s, g) in shapes.iter().zip(grads) {
         if s != g.shape() {
-            return Err(ferrograd_engine::Error::ShapeMismatch { op, lhs: s.clone(), rhs: g.shape().clone(), hint: "each gradient must have its parameter's shape" });
+            return Err(ferrograd_engine::Error::ShapeMismatch {
+                op,
+                lhs: s.clone(),
+                rhs: g.shape().clone(),
+                hint: "each gradient must have its parameter's shape",
+            });
         }
     }
     Ok(())

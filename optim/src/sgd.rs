@@ -19,7 +19,11 @@ pub struct ClippedSgd {
 impl ClippedSgd {
     /// SGD with the given learning rate and clip value.
     pub fn new(lr: f64, clip: f64) -> Self {
-        ClippedSgd { lr, clip, shapes: Vec::new() }
+        ClippedSgd {
+            lr,
+            clip,
+            shapes: Vec::new(),
+        }
     }
 }
 
@@ -35,7 +39,10 @@ impl TaskOptimizer for ClippedSgd {
 
     fn step(&mut self, _params: &[Tensor], grads: &[Tensor], _ctx: &StepContext) -> Result<Vec<Tensor>> {
         check_grads("sgd", &self.shapes, grads)?;
-        grads.iter().map(|g| Ok(g.clamp(-self.clip, self.clip)?.mul_scalar(-self.lr))).collect()
+        grads
+            .iter()
+            .map(|g| Ok(g.clamp(-self.clip, self.clip)?.mul_scalar(-self.lr)))
+            .collect()
     }
 
     fn state(&self) -> OptimizerState {

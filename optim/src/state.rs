@@ -16,11 +16,19 @@ pub struct OptimizerState {
 impl OptimizerState {
     /// The tensor `name`, or an error saying the state is incomplete.
     pub fn tensor(&self, name: &str) -> Result<&Tensor> {
-        self.tensors.get(name).ok_or_else(|| Error::invalid("load_state", format!("the saved state has no tensor {name:?}; was it saved by another optimizer?")))
+        self.tensors.get(name).ok_or_else(|| {
+            Error::invalid(
+                "load_state",
+                format!("the saved state has no tensor {name:?}; was it saved by another optimizer?"),
+            )
+        })
     }
 
     /// The counter `name`, or an error.
     pub fn counter(&self, name: &str) -> Result<u64> {
-        self.counters.get(name).copied().ok_or_else(|| Error::invalid("load_state", format!("the saved state has no counter {name:?}")))
+        self.counters
+            .get(name)
+            .copied()
+            .ok_or_else(|| Error::invalid("load_state", format!("the saved state has no counter {name:?}")))
     }
 }

@@ -39,17 +39,28 @@ fn table_line(s: &EntrySummary) -> String {
         s.cases,
         s.worst_abs_error,
         s.worst_rel_error,
-        if s.passed() { "ok".to_string() } else { format!("FAILED: {}", s.first_failure.as_deref().unwrap_or("")) }
+        if s.passed() {
+            "ok".to_string()
+        } else {
+            format!("FAILED: {}", s.first_failure.as_deref().unwrap_or(""))
+        }
     )
 }
 
 /// Runs the check; exit code 1 if any op fails, 2 for an unknown op name.
 pub fn run(args: &Args) -> i32 {
     let entries = registry::entries();
-    let selected: Vec<_> = entries.iter().filter(|e| args.op.as_deref().is_none_or(|name| name == e.name)).collect();
+    let selected: Vec<_> = entries
+        .iter()
+        .filter(|e| args.op.as_deref().is_none_or(|name| name == e.name))
+        .collect();
     if selected.is_empty() {
         let names: Vec<&str> = entries.iter().map(|e| e.name).collect();
-        eprintln!("error: no op named {:?}; known ops: {}", args.op.as_deref().unwrap_or(""), names.join(", "));
+        eprintln!(
+            "error: no op named {:?}; known ops: {}",
+            args.op.as_deref().unwrap_or(""),
+            names.join(", ")
+        );
         return 2;
     }
     if args.cases == 0 {
@@ -57,16 +68,31 @@ pub fn run(args: &Args) -> i32 {
         return 2;
     }
     if !args.json {
-        println!("{:<14} {:>6} {:>14} {:>14}  result", "op", "cases", "worst abs err", "worst rel err");
+        println!(
+            "{:<14} {:>6} {:>14} {:>14}  result",
+            "op", "cases", "worst abs err", "worst rel err"
+        );
     }
     let mut failed = 0;
     for entry in selected.iter() {
         let summary = check_entry(entry, args.cases, args.seed);
         failed += usize::from(!summary.passed());
-        println!("{}", if args.json { json_line(&summary) } else { table_line(&summary) });
+        println!(
+            "{}",
+            if args.json {
+                json_line(&summary)
+            } else {
+                table_line(&summary)
+            }
+        );
     }
     if !args.json {
-        println!("{} ops checked, {} passed, {} failed", selected.len(), selected.len() - failed, failed);
+        println!(
+            "{} ops checked, {} passed, {} failed",
+            selected.len(),
+            selected.len() - failed,
+            failed
+        );
     }
     i32::from(failed > 0)
 }

@@ -33,8 +33,12 @@ pub fn read_history(path: &Path, epochs: usize) -> Result<Vec<EpochMetrics>, Err
         .take(epochs)
         .enumerate()
         .map(|(i, line)| {
-            let v: serde_json::Value = serde_json::from_str(line).map_err(|e| Error::format(path, format!("line {}: {e}", i + 1)))?;
-            let num = |k: &str| v[k].as_f64().ok_or_else(|| Error::format(path, format!("line {}: missing {k}", i + 1)));
+            let v: serde_json::Value =
+                serde_json::from_str(line).map_err(|e| Error::format(path, format!("line {}: {e}", i + 1)))?;
+            let num = |k: &str| {
+                v[k].as_f64()
+                    .ok_or_else(|| Error::format(path, format!("line {}: missing {k}", i + 1)))
+            };
             Ok(EpochMetrics {
                 epoch: num("epoch")? as usize,
                 train_loss: num("train_loss")?,

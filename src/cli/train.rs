@@ -89,7 +89,12 @@ pub fn run(args: &Args) -> i32 {
     if args.n_hidden == 0 || args.max_epochs == 0 || args.checkpoint_every == 0 {
         return usage("--n-hidden, --max-epochs and --checkpoint-every must be at least 1");
     }
-    let config = TaskConfig { n_hidden: args.n_hidden, seed: args.seed, max_epochs: args.max_epochs, ..TaskConfig::default() };
+    let config = TaskConfig {
+        n_hidden: args.n_hidden,
+        seed: args.seed,
+        max_epochs: args.max_epochs,
+        ..TaskConfig::default()
+    };
     let out_dir = args.resume.clone().or_else(|| args.out.clone());
     match train(args, config, optimizer, out_dir.as_deref()) {
         Ok(Some(summary)) => {
@@ -110,7 +115,12 @@ enum Failure {
     Training(Error),
 }
 
-fn train(args: &Args, config: TaskConfig, optimizer: Box<dyn TaskOptimizer>, out: Option<&Path>) -> Result<Option<Summary>, Failure> {
+fn train(
+    args: &Args,
+    config: TaskConfig,
+    optimizer: Box<dyn TaskOptimizer>,
+    out: Option<&Path>,
+) -> Result<Option<Summary>, Failure> {
     let mut trainer = Trainer::new(config, optimizer).map_err(|e| Failure::Usage(e.into()))?;
     if let Some(path) = &args.init_out {
         save_model(&trainer.model, path).map_err(Failure::Usage)?;
@@ -118,7 +128,8 @@ fn train(args: &Args, config: TaskConfig, optimizer: Box<dyn TaskOptimizer>, out
     let mut history = Vec::new();
     if let Some(dir) = &args.resume {
         trainer.load_checkpoint(dir).map_err(Failure::Usage)?;
-        history = crate::cli::metrics::read_history(&dir.join("metrics.jsonl"), trainer.epochs_run()).map_err(Failure::Usage)?;
+        history = crate::cli::metrics::read_history(&dir.join("metrics.jsonl"), trainer.epochs_run())
+            .map_err(Failure::Usage)?;
     }
     let bar = progress_bar(args, &trainer);
     let mut ran = 0;
@@ -153,7 +164,8 @@ fn train(args: &Args, config: TaskConfig, optimizer: Box<dyn TaskOptimizer>, out
         save_progress(&trainer, &history, dir).map_err(Failure::Training)?;
         save_model(&trainer.best_model, &dir.join("model.safetensors")).map_err(Failure::Training)?;
         let json = summary_json(args, &summary).to_string();
-        ferrograd::datasets::atomic::write_atomic(&dir.join("summary.json"), json.as_bytes()).map_err(|e| Failure::Training(e.into()))?;
+        ferrograd::datasets::atomic::write_atomic(&dir.join("summary.json"), json.as_bytes())
+            .map_err(|e| Failure::Training(e.into()))?;
     }
     Ok(Some(summary))
 }
@@ -170,7 +182,8 @@ fn progress_bar(args: &Args, trainer: &Trainer) -> ProgressBar {
     }
     let bar = ProgressBar::new(args.max_epochs as u64);
     bar.set_style(
-        ProgressStyle::with_template("{bar:30} epoch {pos}/{len} {msg} [{elapsed_precise}, ETA {eta}]").expect("valid template"),
+        ProgressStyle::with_template("{bar:30} epoch {pos}/{len} {msg} [{elapsed_precise}, ETA {eta}]")
+            .expect("valid template"),
     );
     bar.set_position(trainer.epochs_run() as u64);
     bar
@@ -178,7 +191,10 @@ fn progress_bar(args: &Args, trainer: &Trainer) -> ProgressBar {
 
 fn update_bar(bar: &ProgressBar, m: &EpochMetrics) {
     bar.set_position(m.epoch as u64 + 1);
-    bar.set_message(format!("train {:.4} val {:.4} best {:.4}@{}", m.train_loss, m.val_loss, m.best_val_loss, m.best_epoch));
+    bar.set_message(format!(
+        "train {:.4} val {:.4} best {:.4}@{}",
+        m.train_loss, m.val_loss, m.best_val_loss, m.best_epoch
+    ));
 }
 
 fn summary_json(args: &Args, s: &Summary) -> serde_json::Value {
@@ -202,11 +218,18 @@ fn report(args: &Args, s: &Summary) {
     if args.json {
         println!("{}", summary_json(args, s));
     } else if !args.quiet {
-        println!("track n_hidden={} seed={} optimizer={}", args.n_hidden, args.seed, args.optimizer);
+        println!(
+            "track n_hidden={} seed={} optimizer={}",
+            args.n_hidden, args.seed, args.optimizer
+        );
         println!("  quality      {:>12}", s.quality);
         println!("  test loss    {:>12.6}", s.test_loss);
         println!("  eps2         {:>12.6}", s.eps2);
         println!("  epochs       {:>12}  (best {})", s.epochs, s.best_epoch);
-        println!("  wall time    {:>11.2}s  ({:.1} ms/epoch)", s.seconds, 1e3 * s.seconds_per_epoch);
+        println!(
+            "  wall time    {:>11.2}s  ({:.1} ms/epoch)",
+            s.seconds,
+            1e3 * s.seconds_per_epoch
+        );
     }
 }

@@ -30,17 +30,33 @@ pub fn tensor_name(role: TensorRole) -> String {
 }
 
 fn named_tensors(model: &Mlp, prefix: &str) -> Vec<(String, Tensor)> {
-    model.roles().into_iter().map(|r| (format!("{prefix}{}", tensor_name(r)), model.tensor(r).clone())).collect()
+    model
+        .roles()
+        .into_iter()
+        .map(|r| (format!("{prefix}{}", tensor_name(r)), model.tensor(r).clone()))
+        .collect()
 }
 
 /// Fills `model`'s tensors from `named` (names with `prefix`).
 fn fill_model(model: &mut Mlp, named: &HashMap<String, Tensor>, prefix: &str, origin: &Path) -> Result<()> {
     for role in model.roles() {
         let name = format!("{prefix}{}", tensor_name(role));
-        let t = named.get(&name).ok_or_else(|| Error::format(origin, format!("missing tensor {name}; is this a model of the same n_hidden?")))?;
+        let t = named.get(&name).ok_or_else(|| {
+            Error::format(
+                origin,
+                format!("missing tensor {name}; is this a model of the same n_hidden?"),
+            )
+        })?;
         let slot = model.tensor_mut(role);
         if slot.shape() != t.shape() {
-            return Err(Error::format(origin, format!("tensor {name} has shape {}, the model needs {}; check --n-hidden", t.shape(), slot.shape())));
+            return Err(Error::format(
+                origin,
+                format!(
+                    "tensor {name} has shape {}, the model needs {}; check --n-hidden",
+                    t.shape(),
+                    slot.shape()
+                ),
+            ));
         }
         *slot = t.to_dtype(slot.dtype());
     }
@@ -49,8 +65,14 @@ fn fill_model(model: &mut Mlp, named: &HashMap<String, Tensor>, prefix: &str, or
 
 /// Saves `model` to `path` (safetensors, atomic).
 pub fn save_model(model: &Mlp, path: &Path) -> Result<()> {
-    let widths: Vec<String> = std::iter::once(model.linears[0].weight.dims()[1]).chain(model.linears.iter().map(|l| l.weight.dims()[0])).map(|w| w.to_string()).collect();
-    let metadata = HashMap::from([("format".to_string(), "ferrograd-mlp".to_string()), ("widths".to_string(), widths.join(","))]);
+    let widths: Vec<String> = std::iter::once(model.linears[0].weight.dims()[1])
+        .chain(model.linears.iter().map(|l| l.weight.dims()[0]))
+        .map(|w| w.to_string())
+        .collect();
+    let metadata = HashMap::from([
+        ("format".to_string(), "ferrograd-mlp".to_string()),
+        ("widths".to_string(), widths.join(",")),
+    ]);
     save_safetensors(path, &named_tensors(model, ""), Some(metadata))
 }
 
@@ -100,7 +122,12 @@ impl Trainer {
         let opt_state = self.optimizer.state();
         let mut tensors = named_tensors(&self.model, "model.");
         tensors.extend(named_tensors(&self.best_model, "best."));
-        tensors.extend(opt_state.tensors.iter().map(|(k, v)| (format!("optimizer.{k}"), v.clone())));
+        tensors.extend(
+            opt_state
+                .tensors
+                .iter()
+                .map(|(k, v)| (format!("optimizer.{k}"), v.clone())),
+        );
         save_safetensors(&dir.join("checkpoint.safetensors"), &tensors, None)?;
         let meta = Checkpoint {
             optimizer: self.optimizer.name().to_string(),
@@ -129,8 +156,12 @@ impl Trainer {
     pub fn load_checkpoint(&mut self, dir: &Path) -> Result<()> {
         let json_path = dir.join("checkpoint.json");
         let text = std::fs::read(&json_path).map_err(|e| Error::io(&json_path, "read", e))?;
-        let meta: Checkpoint = serde_json::from_slice(&text).map_err(|e| Error::format(&json_path, format!("not a ferrograd checkpoint: {e}")))?;
-        if meta.seed != self.config.seed || meta.n_hidden != self.config.n_hidden || meta.optimizer != self.optimizer.name() {
+        let meta: Checkpoint = serde_json::from_slice(&text)
+            .map_err(|e| Error::format(&json_path, format!("not a ferrograd checkpoint: {e}")))?;
+        if meta.seed != self.config.seed
+            || meta.n_hidden != self.config.n_hidden
+            || meta.optimizer != self.optimizer.name()
+        {
             return Err(Error::format(
                 &json_path,
                 format!(
@@ -144,14 +175,29 @@ impl Trainer {
         let named: HashMap<String, Tensor> = tensors.into_iter().collect();
         fill_model(&mut self.model, &named, "model.", &tensor_path)?;
         fill_model(&mut self.best_model, &named, "best.", &tensor_path)?;
-        let opt_tensors = named.iter().filter_map(|(k, v)| k.strip_prefix("optimizer.").map(|k| (k.to_string(), v.clone()))).collect();
-        self.optimizer.load_state(&OptimizerState { tensors: opt_tensors, counters: meta.optimizer_counters.clone() })?;
+        let opt_tensors = named
+            .iter()
+            .filter_map(|(k, v)| k.strip_prefix("optimizer.").map(|k| (k.to_string(), v.clone())))
+            .collect();
+        self.optimizer.load_state(&OptimizerState {
+            tensors: opt_tensors,
+            counters: meta.optimizer_counters.clone(),
+        })?;
         self.epoch = meta.epoch;
         self.steps = meta.steps;
         self.shuffle = Rng::from_state(meta.shuffle_state);
-        self.stopping = EarlyStopping::restore(self.config.patience, self.config.min_delta, f64::from_bits(meta.best_val_bits), meta.best_epoch, meta.since_best);
+        self.stopping = EarlyStopping::restore(
+            self.config.patience,
+            self.config.min_delta,
+            f64::from_bits(meta.best_val_bits),
+            meta.best_epoch,
+            meta.since_best,
+        );
         self.stopped = meta.stopped;
-        self.last_losses = (meta.last_train_bits.map(f64::from_bits), meta.last_val_bits.map(f64::from_bits));
+        self.last_losses = (
+            meta.last_train_bits.map(f64::from_bits),
+            meta.last_val_bits.map(f64::from_bits),
+        );
         self.seconds = meta.seconds;
         Ok(())
     }

@@ -26,12 +26,24 @@ pub struct EarlyStopping {
 impl EarlyStopping {
     /// A fresh rule.
     pub fn new(patience: usize, min_delta: f64) -> Self {
-        EarlyStopping { patience, min_delta, best: f64::INFINITY, best_epoch: 0, since_best: 0 }
+        EarlyStopping {
+            patience,
+            min_delta,
+            best: f64::INFINITY,
+            best_epoch: 0,
+            since_best: 0,
+        }
     }
 
     /// Rebuilds the state from saved counters (for resuming).
     pub fn restore(patience: usize, min_delta: f64, best: f64, best_epoch: usize, since_best: usize) -> Self {
-        EarlyStopping { patience, min_delta, best, best_epoch, since_best }
+        EarlyStopping {
+            patience,
+            min_delta,
+            best,
+            best_epoch,
+            since_best,
+        }
     }
 
     /// Records epoch `epoch`'s validation loss.

@@ -69,7 +69,11 @@ pub struct SplitTensors {
 impl SplitTensors {
     fn from_split(split: &Split, dtype: DType) -> Result<SplitTensors> {
         let convert = |m: &crate::datasets::Matrix| Tensor::from_f64_slice(m.data(), [m.rows(), m.cols()], dtype);
-        Ok(SplitTensors { inputs: convert(&split.inputs)?, targets: convert(&split.targets)?, clean: convert(&split.clean)? })
+        Ok(SplitTensors {
+            inputs: convert(&split.inputs)?,
+            targets: convert(&split.targets)?,
+            clean: convert(&split.clean)?,
+        })
     }
 
     /// The number of samples.
@@ -180,7 +184,10 @@ impl Trainer {
     /// Like [`Trainer::new`] with data supplied.
     pub fn with_data(config: TaskConfig, data: TaskData, mut optimizer: Box<dyn TaskOptimizer>) -> Result<Trainer> {
         if config.batch_size < 2 {
-            return Err(Error::invalid("train", "batch_size must be at least 2 (BatchNorm needs a batch variance)"));
+            return Err(Error::invalid(
+                "train",
+                "batch_size must be at least 2 (BatchNorm needs a batch variance)",
+            ));
         }
         let mut init = Rng::derived(config.seed, streams::MODEL_INIT);
         let (input, output) = (data.train.inputs.dims()[1], data.train.targets.dims()[1]);
@@ -232,14 +239,20 @@ impl Trainer {
         for (step, batch) in order.chunks(self.config.batch_size).enumerate() {
             let sse = self.train_step(batch)?;
             if !sse.is_finite() {
-                return Err(Error::NonFinite { what: format!("training loss at epoch {}, step {step}", self.epoch), value: sse });
+                return Err(Error::NonFinite {
+                    what: format!("training loss at epoch {}, step {step}", self.epoch),
+                    value: sse,
+                });
             }
             sse_total += sse;
         }
         let train_loss = sse_total / (n * self.data.train.targets.dims()[1]) as f64;
         let val_loss = self.validation_loss()?;
         if !val_loss.is_finite() {
-            return Err(Error::NonFinite { what: format!("validation loss at epoch {}", self.epoch), value: val_loss });
+            return Err(Error::NonFinite {
+                what: format!("validation loss at epoch {}", self.epoch),
+                value: val_loss,
+            });
         }
         let verdict = self.stopping.observe(self.epoch, val_loss);
         if verdict == Verdict::Improved {
@@ -262,7 +275,12 @@ impl Trainer {
     }
 
     fn context(&self) -> StepContext {
-        StepContext { epoch: self.epoch, step: self.steps, train_loss: self.last_losses.0, val_loss: self.last_losses.1 }
+        StepContext {
+            epoch: self.epoch,
+            step: self.steps,
+            train_loss: self.last_losses.0,
+            val_loss: self.last_losses.1,
+        }
     }
 
     /// One optimizer step on the samples `batch`; returns the batch's sum of
@@ -281,7 +299,10 @@ impl Trainer {
         let (prediction, running_stats) = probe.forward(&x, &vars, true)?;
         let loss = nn::sse(&prediction, &y)?;
         let grads = loss.backward()?;
-        let grads: Vec<Tensor> = vars.iter().map(|v| grads.get(v).cloned().unwrap_or_else(|| v.value().zeros_like())).collect();
+        let grads: Vec<Tensor> = vars
+            .iter()
+            .map(|v| grads.get(v).cloned().unwrap_or_else(|| v.value().zeros_like()))
+            .collect();
         // With a query, the probe's parameters and running statistics are
         // discarded: the model keeps its own (the protocol's restore).
         if query.is_none() {
@@ -297,7 +318,14 @@ impl Trainer {
     fn apply_updates(&mut self, updates: &[Tensor]) -> Result<()> {
         let roles = self.model.roles();
         if updates.len() != roles.len() {
-            return Err(Error::invalid("step", format!("the optimizer returned {} updates for {} tensors; return one per tensor", updates.len(), roles.len())));
+            return Err(Error::invalid(
+                "step",
+                format!(
+                    "the optimizer returned {} updates for {} tensors; return one per tensor",
+                    updates.len(),
+                    roles.len()
+                ),
+            ));
         }
         for (role, update) in roles.into_iter().zip(updates) {
             if self.model.is_trainable(role) {
@@ -325,7 +353,11 @@ impl Trainer {
             best_epoch: self.stopping.best_epoch(),
             best_val_loss: self.stopping.best(),
             seconds: self.seconds,
-            seconds_per_epoch: if self.epoch == 0 { 0.0 } else { self.seconds / self.epoch as f64 },
+            seconds_per_epoch: if self.epoch == 0 {
+                0.0
+            } else {
+                self.seconds / self.epoch as f64
+            },
         })
     }
 

@@ -31,11 +31,25 @@ pub fn score(prediction: &Tensor, targets: &Tensor, clean: &Tensor) -> Result<Sc
         });
     }
     let n_test = targets.dims()[0] as f64;
-    let noise = targets.to_vec_f64().iter().zip(clean.to_vec_f64()).map(|(y, f)| (y - f) * (y - f)).sum::<f64>();
+    let noise = targets
+        .to_vec_f64()
+        .iter()
+        .zip(clean.to_vec_f64())
+        .map(|(y, f)| (y - f) * (y - f))
+        .sum::<f64>();
     let eps2 = 4.0 / n_test * noise;
     let p = prediction.to_vec_f64();
-    let test_loss = p.iter().zip(targets.to_vec_f64()).map(|(p, y)| (p - y) * (p - y)).sum::<f64>() / p.len() as f64;
-    Ok(Score { eps2, test_loss, quality: quality(eps2, test_loss) })
+    let test_loss = p
+        .iter()
+        .zip(targets.to_vec_f64())
+        .map(|(p, y)| (p - y) * (p - y))
+        .sum::<f64>()
+        / p.len() as f64;
+    Ok(Score {
+        eps2,
+        test_loss,
+        quality: quality(eps2, test_loss),
+    })
 }
 
 /// `round(clamp((eps2 - loss) / eps2, -10, 10) * 1e6)`.

@@ -10,8 +10,7 @@ impl TempDir {
     pub fn new(tag: &str) -> Self {
         static N: AtomicU64 = AtomicU64::new(0);
         let n = N.fetch_add(1, Ordering::Relaxed);
-        let dir =
-            std::env::temp_dir().join(format!("ferrograd-ds-{tag}-{}-{n}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("ferrograd-ds-{tag}-{}-{n}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         TempDir(dir)
     }

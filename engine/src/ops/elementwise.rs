@@ -231,11 +231,13 @@ fn zip_map<T: Element, F: Fn(T, T) -> T + Sync>(x: &[T], y: &[T], f: &F) -> Vec<
     if x.len() >= PARALLEL_THRESHOLD {
         let mut out = vec![T::zero(); x.len()];
         let chunk = PARALLEL_THRESHOLD / 4;
-        out.par_chunks_mut(chunk).zip(x.par_chunks(chunk).zip(y.par_chunks(chunk))).for_each(|(o, (xs, ys))| {
-            for ((o, &p), &q) in o.iter_mut().zip(xs).zip(ys) {
-                *o = f(p, q);
-            }
-        });
+        out.par_chunks_mut(chunk)
+            .zip(x.par_chunks(chunk).zip(y.par_chunks(chunk)))
+            .for_each(|(o, (xs, ys))| {
+                for ((o, &p), &q) in o.iter_mut().zip(xs).zip(ys) {
+                    *o = f(p, q);
+                }
+            });
         return out;
     }
     x.iter().zip(y).map(|(&p, &q)| f(p, q)).collect()
@@ -249,10 +251,24 @@ fn binary_with<T: CpuSlice, F: Fn(T, T) -> T + Sync>(a: &Tensor, b: &Tensor, out
         (Layout::Full, Layout::Full) => zip_map(x, y, f),
         (Layout::Full, Layout::Scalar) => map_slice(x, |p| f(p, y[0])),
         (Layout::Scalar, Layout::Full) => map_slice(y, |q| f(x[0], q)),
-        (Layout::Full, Layout::Tail(len)) => x.chunks(len).flat_map(|row| row.iter().zip(y).map(|(&p, &q)| f(p, q))).collect(),
-        (Layout::Tail(len), Layout::Full) => y.chunks(len).flat_map(|row| x.iter().zip(row).map(|(&p, &q)| f(p, q))).collect(),
-        (Layout::Full, Layout::Spread(inner)) => x.chunks(inner).zip(y).flat_map(|(row, &q)| row.iter().map(move |&p| f(p, q))).collect(),
-        (Layout::Spread(inner), Layout::Full) => y.chunks(inner).zip(x).flat_map(|(row, &p)| row.iter().map(move |&q| f(p, q))).collect(),
+        (Layout::Full, Layout::Tail(len)) => x
+            .chunks(len)
+            .flat_map(|row| row.iter().zip(y).map(|(&p, &q)| f(p, q)))
+            .collect(),
+        (Layout::Tail(len), Layout::Full) => y
+            .chunks(len)
+            .flat_map(|row| x.iter().zip(row).map(|(&p, &q)| f(p, q)))
+            .collect(),
+        (Layout::Full, Layout::Spread(inner)) => x
+            .chunks(inner)
+            .zip(y)
+            .flat_map(|(row, &q)| row.iter().map(move |&p| f(p, q)))
+            .collect(),
+        (Layout::Spread(inner), Layout::Full) => y
+            .chunks(inner)
+            .zip(x)
+            .flat_map(|(row, &p)| row.iter().map(move |&q| f(p, q)))
+            .collect(),
         _ => {
             let sa = a.shape().broadcast_strides(out_shape);
             let sb = b.shape().broadcast_strides(out_shape);
@@ -316,7 +332,10 @@ impl Tensor {
     pub fn where_cond(cond: &Tensor, on_true: &Tensor, on_false: &Tensor) -> Result<Tensor> {
         cond.check_same_kind(on_true, "where")?;
         on_true.check_same_kind(on_false, "where")?;
-        let shape = cond.shape().broadcast(on_true.shape(), "where")?.broadcast(on_false.shape(), "where")?;
+        let shape = cond
+            .shape()
+            .broadcast(on_true.shape(), "where")?
+            .broadcast(on_false.shape(), "where")?;
         let sc = cond.shape().broadcast_strides(&shape);
         let st = on_true.shape().broadcast_strides(&shape);
         let sf = on_false.shape().broadcast_strides(&shape);
@@ -449,7 +468,10 @@ impl Tensor {
     /// Clamps into `[lo, hi]`; fails if `lo > hi` or either is NaN.
     pub fn clamp(&self, lo: f64, hi: f64) -> Result<Tensor> {
         if lo.is_nan() || hi.is_nan() || lo > hi {
-            return Err(crate::Error::invalid("clamp", format!("need lo <= hi, got [{lo}, {hi}]")));
+            return Err(crate::Error::invalid(
+                "clamp",
+                format!("need lo <= hi, got [{lo}, {hi}]"),
+            ));
         }
         Ok(self.unary(UnaryOp::Clamp(lo, hi)))
     }
@@ -473,11 +495,20 @@ mod tests {
         let a = Tensor::from_vec(vec![1.0f64, 2.0, 3.0, 4.0, 5.0, 6.0], [2, 3]).unwrap();
         let b = Tensor::from_vec(vec![10.0f64, 20.0, 30.0], [3]).unwrap();
         let c = Tensor::from_vec(vec![100.0f64, 200.0], [2, 1]).unwrap();
-        assert_eq!(a.add(&b).unwrap().to_vec::<f64>(), vec![11.0, 22.0, 33.0, 14.0, 25.0, 36.0]);
-        assert_eq!(a.add(&c).unwrap().to_vec::<f64>(), vec![101.0, 102.0, 103.0, 204.0, 205.0, 206.0]);
+        assert_eq!(
+            a.add(&b).unwrap().to_vec::<f64>(),
+            vec![11.0, 22.0, 33.0, 14.0, 25.0, 36.0]
+        );
+        assert_eq!(
+            a.add(&c).unwrap().to_vec::<f64>(),
+            vec![101.0, 102.0, 103.0, 204.0, 205.0, 206.0]
+        );
         let outer = b.reshape([3, 1]).unwrap().mul(&c.reshape([1, 2]).unwrap()).unwrap();
         assert_eq!(outer.dims(), &[3, 2]);
-        assert_eq!(outer.to_vec::<f64>(), vec![1000.0, 2000.0, 2000.0, 4000.0, 3000.0, 6000.0]);
+        assert_eq!(
+            outer.to_vec::<f64>(),
+            vec![1000.0, 2000.0, 2000.0, 4000.0, 3000.0, 6000.0]
+        );
     }
 
     #[test]
@@ -504,16 +535,31 @@ mod tests {
     #[test]
     fn every_broadcast_layout_matches_the_strided_definition() {
         let mut rng = crate::Rng::new(9);
-        let cases: [(&[usize], &[usize]); 7] =
-            [(&[3, 4], &[4]), (&[3, 4], &[3, 1]), (&[2, 3, 4], &[3, 4]), (&[2, 3, 4], &[2, 1, 1]), (&[2, 3, 4], &[1, 3, 1]), (&[4], &[3, 1]), (&[1], &[2, 2])];
+        let cases: [(&[usize], &[usize]); 7] = [
+            (&[3, 4], &[4]),
+            (&[3, 4], &[3, 1]),
+            (&[2, 3, 4], &[3, 4]),
+            (&[2, 3, 4], &[2, 1, 1]),
+            (&[2, 3, 4], &[1, 3, 1]),
+            (&[4], &[3, 1]),
+            (&[1], &[2, 2]),
+        ];
         for (sa, sb) in cases {
             for (sa, sb) in [(sa, sb), (sb, sa)] {
                 let a = Tensor::rand_normal(sa.to_vec(), 0.0, 1.0, DType::F64, &mut rng).unwrap();
                 let b = Tensor::rand_normal(sb.to_vec(), 0.0, 1.0, DType::F64, &mut rng).unwrap();
                 let out = a.shape().broadcast(b.shape(), "t").unwrap();
                 let got = a.sub(&b).unwrap();
-                let (ea, eb) = (a.broadcast_to(out.clone()).unwrap(), b.broadcast_to(out.clone()).unwrap());
-                let want: Vec<f64> = ea.to_vec::<f64>().iter().zip(eb.to_vec::<f64>()).map(|(p, q)| p - q).collect();
+                let (ea, eb) = (
+                    a.broadcast_to(out.clone()).unwrap(),
+                    b.broadcast_to(out.clone()).unwrap(),
+                );
+                let want: Vec<f64> = ea
+                    .to_vec::<f64>()
+                    .iter()
+                    .zip(eb.to_vec::<f64>())
+                    .map(|(p, q)| p - q)
+                    .collect();
                 assert_eq!(got.to_vec::<f64>(), want, "{sa:?} - {sb:?}");
             }
         }

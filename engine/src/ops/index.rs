@@ -23,7 +23,10 @@ fn select_rows<T: CpuSlice>(src: &[T], row_len: usize, indices: &[usize]) -> Vec
 fn add_rows<T: CpuSlice + Element>(src: &[T], row_len: usize, indices: &[usize], rows: usize) -> Vec<T> {
     let mut out = vec![T::zero(); rows * row_len];
     for (k, &i) in indices.iter().enumerate() {
-        for (o, &v) in out[i * row_len..(i + 1) * row_len].iter_mut().zip(&src[k * row_len..(k + 1) * row_len]) {
+        for (o, &v) in out[i * row_len..(i + 1) * row_len]
+            .iter_mut()
+            .zip(&src[k * row_len..(k + 1) * row_len])
+        {
             *o = *o + v;
         }
     }
@@ -40,20 +43,31 @@ impl Tensor {
         let row_len: usize = self.dims()[1..].iter().product();
         let mut dims = self.dims().to_vec();
         dims[0] = indices.len();
-        Ok(with_dtype!(self.dtype(), T => Tensor::from_typed(select_rows(self.data::<T>(), row_len, indices), Shape::new(dims))))
+        Ok(
+            with_dtype!(self.dtype(), T => Tensor::from_typed(select_rows(self.data::<T>(), row_len, indices), Shape::new(dims))),
+        )
     }
 
     /// A tensor with `rows` rows, zero except that row `k` of `self` is added
     /// into row `indices[k]` (the adjoint of `index_select`).
     pub fn index_add(&self, indices: &[usize], rows: usize) -> Result<Tensor> {
         if self.rank() == 0 || self.dims()[0] != indices.len() {
-            return Err(Error::invalid("index_add", format!("needs one index per row: shape {} with {} indices", self.shape(), indices.len())));
+            return Err(Error::invalid(
+                "index_add",
+                format!(
+                    "needs one index per row: shape {} with {} indices",
+                    self.shape(),
+                    indices.len()
+                ),
+            ));
         }
         check_indices("index_add", indices, rows)?;
         let row_len: usize = self.dims()[1..].iter().product();
         let mut dims = self.dims().to_vec();
         dims[0] = rows;
-        Ok(with_dtype!(self.dtype(), T => Tensor::from_typed(add_rows(self.data::<T>(), row_len, indices, rows), Shape::new(dims))))
+        Ok(
+            with_dtype!(self.dtype(), T => Tensor::from_typed(add_rows(self.data::<T>(), row_len, indices, rows), Shape::new(dims))),
+        )
     }
 
     /// For a `[n, c]` matrix and `n` labels, the `[n]` vector `x[i, labels[i]]`
@@ -61,7 +75,10 @@ impl Tensor {
     pub fn gather(&self, labels: &[usize]) -> Result<Tensor> {
         let (n, c) = self.matrix_dims("gather")?;
         if labels.len() != n {
-            return Err(Error::invalid("gather", format!("{} labels for {n} rows; pass one label per row", labels.len())));
+            return Err(Error::invalid(
+                "gather",
+                format!("{} labels for {n} rows; pass one label per row", labels.len()),
+            ));
         }
         check_indices("gather", labels, c)?;
         Ok(with_dtype!(self.dtype(), T => {
@@ -74,7 +91,14 @@ impl Tensor {
     /// zero except `out[i, labels[i]] = self[i]` (the adjoint of `gather`).
     pub fn scatter(&self, labels: &[usize], classes: usize) -> Result<Tensor> {
         if self.rank() != 1 || self.dims()[0] != labels.len() {
-            return Err(Error::invalid("scatter", format!("needs a vector with one value per label: shape {} with {} labels", self.shape(), labels.len())));
+            return Err(Error::invalid(
+                "scatter",
+                format!(
+                    "needs a vector with one value per label: shape {} with {} labels",
+                    self.shape(),
+                    labels.len()
+                ),
+            ));
         }
         check_indices("scatter", labels, classes)?;
         Ok(with_dtype!(self.dtype(), T => {
@@ -91,7 +115,10 @@ impl Tensor {
     pub fn matrix_dims(&self, op: &'static str) -> Result<(usize, usize)> {
         match self.dims() {
             &[r, c] => Ok((r, c)),
-            _ => Err(Error::invalid(op, format!("needs a 2-D matrix, got shape {}", self.shape()))),
+            _ => Err(Error::invalid(
+                op,
+                format!("needs a 2-D matrix, got shape {}", self.shape()),
+            )),
         }
     }
 }

@@ -17,9 +17,21 @@ struct Operand<'a, T> {
 fn operand<T: crate::storage::CpuSlice>(t: &Tensor, transposed: bool) -> Operand<'_, T> {
     let (r, c) = (t.dims()[0], t.dims()[1]);
     if transposed {
-        Operand { data: t.data::<T>(), rows: c, cols: r, row_stride: 1, col_stride: c as isize }
+        Operand {
+            data: t.data::<T>(),
+            rows: c,
+            cols: r,
+            row_stride: 1,
+            col_stride: c as isize,
+        }
     } else {
-        Operand { data: t.data::<T>(), rows: r, cols: c, row_stride: c as isize, col_stride: 1 }
+        Operand {
+            data: t.data::<T>(),
+            rows: r,
+            cols: c,
+            row_stride: c as isize,
+            col_stride: 1,
+        }
     }
 }
 
@@ -42,10 +54,20 @@ macro_rules! impl_gemm {
                 // exactly m*n elements in row-major order.
                 unsafe {
                     $f(
-                        m, k, n, 1.0,
-                        a.data.as_ptr(), a.row_stride, a.col_stride,
-                        b.data.as_ptr(), b.row_stride, b.col_stride,
-                        0.0, c.as_mut_ptr(), n as isize, 1,
+                        m,
+                        k,
+                        n,
+                        1.0,
+                        a.data.as_ptr(),
+                        a.row_stride,
+                        a.col_stride,
+                        b.data.as_ptr(),
+                        b.row_stride,
+                        b.col_stride,
+                        0.0,
+                        c.as_mut_ptr(),
+                        n as isize,
+                        1,
                     );
                 }
             }
@@ -98,7 +120,7 @@ impl Tensor {
 
 #[cfg(test)]
 mod tests {
-    use crate::{Rng, DType, Tensor};
+    use crate::{DType, Rng, Tensor};
 
     fn naive(a: &[f64], b: &[f64], m: usize, k: usize, n: usize) -> Vec<f64> {
         let mut c = vec![0.0; m * n];

@@ -38,7 +38,9 @@ pub(crate) fn layout(shape: &Shape, out: &Shape) -> Layout {
         return Layout::Scalar;
     }
     let pad = out.rank() - shape.rank();
-    let padded: Vec<usize> = std::iter::repeat_n(1, pad).chain(shape.dims().iter().copied()).collect();
+    let padded: Vec<usize> = std::iter::repeat_n(1, pad)
+        .chain(shape.dims().iter().copied())
+        .collect();
     let dims = out.dims();
     // Tail: leading ones, then exactly the output's trailing dims.
     let lead = padded.iter().take_while(|&&d| d == 1).count();

@@ -86,7 +86,10 @@ fn reduce_kernel<T: CpuSlice>(x: &Tensor, axes: &[usize], op: ReduceOp) -> Vec<T
     if trailing {
         // Reduce each contiguous chunk to one value.
         let chunk = src.len() / kept.numel();
-        return src.chunks(chunk).map(|c| c.iter().fold(op.init(), |a, &v| op.fold(a, v))).collect();
+        return src
+            .chunks(chunk)
+            .map(|c| c.iter().fold(op.init(), |a, &v| op.fold(a, v)))
+            .collect();
     }
     // General case: stride of each input axis in the output (0 on reduced axes).
     let out_strides: Vec<usize> = kept
@@ -145,7 +148,10 @@ impl Tensor {
         let count = self.reduced_count("var", axes)?;
         let ddof = usize::from(unbiased);
         if count <= ddof {
-            return Err(Error::invalid("var", format!("needs more than {ddof} element(s) per reduction, got {count}")));
+            return Err(Error::invalid(
+                "var",
+                format!("needs more than {ddof} element(s) per reduction, got {count}"),
+            ));
         }
         let centered = self.sub(&self.mean(axes, true)?)?;
         Ok(centered.square().sum(axes, keepdim)?.div_scalar((count - ddof) as f64))

@@ -32,7 +32,10 @@ impl Tensor {
         let rank = self.rank();
         let mut seen = vec![false; rank];
         if axes.len() != rank || axes.iter().any(|&a| a >= rank || std::mem::replace(&mut seen[a], true)) {
-            return Err(Error::invalid("permute", format!("{axes:?} is not a permutation of 0..{rank}")));
+            return Err(Error::invalid(
+                "permute",
+                format!("{axes:?} is not a permutation of 0..{rank}"),
+            ));
         }
         let in_strides = self.shape().strides();
         let dims: Vec<usize> = axes.iter().map(|&a| self.dims()[a]).collect();
@@ -53,7 +56,10 @@ impl Tensor {
     /// The transpose of a matrix (swaps the last two axes).
     pub fn t(&self) -> Result<Tensor> {
         if self.rank() < 2 {
-            return Err(Error::invalid("t", format!("needs rank >= 2, got shape {}", self.shape())));
+            return Err(Error::invalid(
+                "t",
+                format!("needs rank >= 2, got shape {}", self.shape()),
+            ));
         }
         self.transpose(-2, -1)
     }
@@ -114,7 +120,10 @@ impl Tensor {
     pub fn squeeze(&self, axis: isize) -> Result<Tensor> {
         let a = self.shape().axis("squeeze", axis)?;
         if self.dims()[a] != 1 {
-            return Err(Error::invalid("squeeze", format!("axis {a} of shape {} has size {}, not 1", self.shape(), self.dims()[a])));
+            return Err(Error::invalid(
+                "squeeze",
+                format!("axis {a} of shape {} has size {}, not 1", self.shape(), self.dims()[a]),
+            ));
         }
         let mut dims = self.dims().to_vec();
         dims.remove(a);
@@ -126,7 +135,11 @@ impl Tensor {
         let rank = self.rank() as isize;
         let a = if axis < 0 { axis + rank + 1 } else { axis };
         if a < 0 || a > rank {
-            return Err(Error::InvalidAxis { op: "unsqueeze", axis, rank: self.rank() + 1 });
+            return Err(Error::InvalidAxis {
+                op: "unsqueeze",
+                axis,
+                rank: self.rank() + 1,
+            });
         }
         let mut dims = self.dims().to_vec();
         dims.insert(a as usize, 1);
@@ -135,12 +148,18 @@ impl Tensor {
 
     /// Joins tensors along `axis`; all other dimensions must agree.
     pub fn concat(tensors: &[Tensor], axis: isize) -> Result<Tensor> {
-        let first = tensors.first().ok_or_else(|| Error::invalid("concat", "needs at least one tensor"))?;
+        let first = tensors
+            .first()
+            .ok_or_else(|| Error::invalid("concat", "needs at least one tensor"))?;
         let a = first.shape().axis("concat", axis)?;
         for t in &tensors[1..] {
             first.check_same_kind(t, "concat")?;
             let same_rest = t.rank() == first.rank()
-                && t.dims().iter().zip(first.dims()).enumerate().all(|(i, (x, y))| i == a || x == y);
+                && t.dims()
+                    .iter()
+                    .zip(first.dims())
+                    .enumerate()
+                    .all(|(i, (x, y))| i == a || x == y);
             if !same_rest {
                 return Err(Error::ShapeMismatch {
                     op: "concat",
@@ -171,7 +190,13 @@ impl Tensor {
         let a = self.shape().axis("narrow", axis)?;
         let size = self.dims()[a];
         if start.checked_add(len).is_none_or(|end| end > size) {
-            return Err(Error::invalid("narrow", format!("range {start}..{} exceeds axis {a} of size {size}", start.saturating_add(len))));
+            return Err(Error::invalid(
+                "narrow",
+                format!(
+                    "range {start}..{} exceeds axis {a} of size {size}",
+                    start.saturating_add(len)
+                ),
+            ));
         }
         let strides = self.shape().strides();
         let mut dims = self.dims().to_vec();
@@ -200,7 +225,6 @@ impl Tensor {
         Tensor::concat(&pieces, a as isize)
     }
 }
-
 
 #[cfg(test)]
 mod tests {

@@ -24,10 +24,16 @@
 #![deny(missing_docs)]
 
 pub mod adam;
+pub mod basic;
 pub mod catalog;
 mod hyper;
+pub mod modern;
+pub mod schedule;
 pub mod sgd;
 mod state;
+pub mod torch_family;
+pub mod transform;
+pub mod wrappers;
 
 pub use catalog::OptimizerInfo;
 pub use hyper::{HpSpec, HyperParams};

@@ -1,0 +1,211 @@
+//! Optimizers as chains of small transformations (the design of optax).
+//!
+//! A [`Transform`] takes the updates produced so far (the gradients, at the
+//! start of the chain) and returns new updates. AdamW, for example, is
+//! `chain![scale_by_adam, add_decayed_weights, scale_by_lr]`; clipping,
+//! weight decay, schedules and parameter groups are transformations too, so
+//! every algorithm is a short list of familiar pieces. [`ChainOptimizer`]
+//! turns a chain into a [`TaskOptimizer`] for `ferrograd train`.
+
+use crate::{check_grads, OptimizerState, StepContext, TaskOptimizer};
+use ferrograd_engine::{Error, Result, Shape, Tensor};
+
+/// What a transformation may look at besides the incoming updates.
+#[derive(Debug, Clone, Copy)]
+pub struct StepInfo<'a> {
+    /// This step's number, counting from 1.
+    pub count: u64,
+    /// The current parameters (for weight decay, trust ratios, ...).
+    pub params: &'a [Tensor],
+    /// The training loop's context (epoch, previous losses).
+    pub ctx: &'a StepContext,
+}
+
+/// One stage of an optimizer: maps updates to updates, keeping its own state.
+pub trait Transform: Send {
+    /// Prepares state for parameters of these shapes.
+    fn init(&mut self, _shapes: &[Shape]) -> Result<()> {
+        Ok(())
+    }
+
+    /// Transforms `updates` (one per parameter).
+    fn update(&mut self, updates: Vec<Tensor>, info: &StepInfo<'_>) -> Result<Vec<Tensor>>;
+
+    /// Writes this stage's state under names starting with `prefix`.
+    fn save(&self, _prefix: &str, _state: &mut OptimizerState) {}
+
+    /// Reads back what [`Transform::save`] wrote.
+    fn load(&mut self, _prefix: &str, _state: &OptimizerState) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// Transformations applied in order.
+pub struct Chain {
+    stages: Vec<Box<dyn Transform>>,
+}
+
+impl Chain {
+    /// A chain of the given stages.
+    pub fn new(stages: Vec<Box<dyn Transform>>) -> Chain {
+        Chain { stages }
+    }
+}
+
+/// Builds a [`Chain`] from transformation values: `chain![a, b, c]`.
+#[macro_export]
+macro_rules! chain {
+    ($($stage:expr),* $(,)?) => {
+        $crate::transform::Chain::new(vec![$(Box::new($stage) as Box<dyn $crate::transform::Transform>),*])
+    };
+}
+
+impl Transform for Chain {
+    fn init(&mut self, shapes: &[Shape]) -> Result<()> {
+        self.stages.iter_mut().try_for_each(|s| s.init(shapes))
+    }
+
+    fn update(&mut self, mut updates: Vec<Tensor>, info: &StepInfo<'_>) -> Result<Vec<Tensor>> {
+        for stage in &mut self.stages {
+            updates = stage.update(updates, info)?;
+        }
+        Ok(updates)
+    }
+
+    fn save(&self, prefix: &str, state: &mut OptimizerState) {
+        for (i, stage) in self.stages.iter().enumerate() {
+            stage.save(&format!("{prefix}{i}."), state);
+        }
+    }
+
+    fn load(&mut self, prefix: &str, state: &OptimizerState) -> Result<()> {
+        for (i, stage) in self.stages.iter_mut().enumerate() {
+            stage.load(&format!("{prefix}{i}."), state)?;
+        }
+        Ok(())
+    }
+}
+
+/// Per-parameter state tensors (a moment, an accumulator), created as zeros
+/// shaped like the first updates they see.
+#[derive(Debug, Clone, Default)]
+pub struct Slots {
+    tensors: Vec<Tensor>,
+}
+
+impl Slots {
+    /// The slot of parameter `i`, zero-initialised like `like` on first use.
+    pub fn get(&mut self, i: usize, like: &Tensor) -> &Tensor {
+        self.ensure(i, like);
+        &self.tensors[i]
+    }
+
+    /// Replaces the slot of parameter `i`.
+    pub fn set(&mut self, i: usize, value: Tensor) {
+        self.tensors[i] = value;
+    }
+
+    /// Creates zero slots shaped like `updates` if none exist yet.
+    fn ensure(&mut self, i: usize, like: &Tensor) {
+        if self.tensors.len() <= i {
+            self.tensors.resize_with(i + 1, || Tensor::zeros([0], like.dtype()));
+        }
+        if self.tensors[i].shape() != like.shape() || self.tensors[i].dtype() != like.dtype() {
+            self.tensors[i] = like.zeros_like();
+        }
+    }
+
+    /// Every slot, by parameter index.
+    pub fn all(&self) -> &[Tensor] {
+        &self.tensors
+    }
+
+    /// Saves the slots as `{prefix}{name}.{i}`.
+    pub fn save(&self, prefix: &str, name: &str, state: &mut OptimizerState) {
+        for (i, t) in self.tensors.iter().enumerate() {
+            state.tensors.insert(format!("{prefix}{name}.{i}"), t.clone());
+        }
+    }
+
+    /// Loads slots saved by [`Slots::save`] (none saved means fresh).
+    pub fn load(&mut self, prefix: &str, name: &str, state: &OptimizerState) {
+        self.tensors = (0..)
+            .map_while(|i| state.tensors.get(&format!("{prefix}{name}.{i}")).cloned())
+            .collect();
+    }
+}
+
+/// A [`Chain`] driven as a [`TaskOptimizer`]: counts steps, checks shapes,
+/// and saves the whole chain's state.
+pub struct ChainOptimizer {
+    name: String,
+    chain: Chain,
+    count: u64,
+    shapes: Vec<Shape>,
+}
+
+impl ChainOptimizer {
+    /// An optimizer named `name` that runs `chain`.
+    pub fn new(name: impl Into<String>, chain: Chain) -> ChainOptimizer {
+        ChainOptimizer {
+            name: name.into(),
+            chain,
+            count: 0,
+            shapes: Vec::new(),
+        }
+    }
+}
+
+impl TaskOptimizer for ChainOptimizer {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn init_state(&mut self, _seed: u64, param_shapes: &[Shape]) -> Result<()> {
+        self.shapes = param_shapes.to_vec();
+        self.count = 0;
+        self.chain.init(param_shapes)
+    }
+
+    fn step(&mut self, params: &[Tensor], grads: &[Tensor], ctx: &StepContext) -> Result<Vec<Tensor>> {
+        check_grads(&self.name_static(), &self.shapes, grads)?;
+        self.count += 1;
+        let info = StepInfo {
+            count: self.count,
+            params,
+            ctx,
+        };
+        let updates = self.chain.update(grads.to_vec(), &info)?;
+        if updates.len() != grads.len() {
+            return Err(Error::invalid(
+                "optimizer",
+                format!(
+                    "{} produced {} updates for {} parameters",
+                    self.name,
+                    updates.len(),
+                    grads.len()
+                ),
+            ));
+        }
+        Ok(updates)
+    }
+
+    fn state(&self) -> OptimizerState {
+        let mut state = OptimizerState::default();
+        state.counters.insert("count".into(), self.count);
+        self.chain.save("", &mut state);
+        state
+    }
+
+    fn load_state(&mut self, state: &OptimizerState) -> Result<()> {
+        self.count = state.counter("count")?;
+        self.chain.load("", state)
+    }
+}
+
+impl ChainOptimizer {
+    /// The name as a `'static` str for error messages.
+    fn name_static(&self) -> &'static str {
+        "optimizer step"
+    }
+}

@@ -5,6 +5,10 @@ use crate::storage::{CpuSlice, Storage};
 use crate::{DType, Device, Element, Error, Result, Rng, Shape};
 use std::sync::Arc;
 
+/// The most elements one tensor may hold (2^40): requests beyond it are
+/// errors, not allocation aborts.
+pub const MAX_ELEMENTS: usize = 1 << 40;
+
 /// An n-dimensional array of `f32` or `f64`, contiguous and row-major.
 ///
 /// Tensors are values: every operation returns a new tensor, and cloning one
@@ -130,7 +134,14 @@ impl Tensor {
                 "start, end and step must be finite and step non-zero",
             ));
         }
-        let count = ((end - start) / step).ceil().max(0.0) as usize;
+        let count = ((end - start) / step).ceil().max(0.0);
+        if count > MAX_ELEMENTS as f64 {
+            return Err(Error::invalid(
+                "arange",
+                format!("{count} elements is more than this engine allocates ({MAX_ELEMENTS}); use a larger step"),
+            ));
+        }
+        let count = count as usize;
         let values: Vec<f64> = (0..count).map(|i| start + step * i as f64).collect();
         Tensor::from_f64_slice(&values, [count], dtype)
     }

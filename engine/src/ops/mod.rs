@@ -34,6 +34,9 @@ pub(crate) fn layout(shape: &Shape, out: &Shape) -> Layout {
     if shape == out {
         return Layout::Full;
     }
+    if out.numel() == 0 {
+        return Layout::Strided; // nothing to compute; avoids zero-length chunks
+    }
     if shape.numel() == 1 {
         return Layout::Scalar;
     }

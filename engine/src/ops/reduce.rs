@@ -66,6 +66,9 @@ fn reduce_kernel<T: CpuSlice>(x: &Tensor, axes: &[usize], op: ReduceOp) -> Vec<T
     let kept = reduced_shape(x.shape(), axes, true);
     let src = x.data::<T>();
     let rank = x.rank();
+    if src.is_empty() {
+        return vec![op.init::<T>(); kept.numel()];
+    }
     // Fast path: reducing every axis.
     if kept.numel() == 1 {
         return vec![src.iter().fold(op.init(), |a, &v| op.fold(a, v))];
@@ -109,9 +112,19 @@ fn reduce_kernel<T: CpuSlice>(x: &Tensor, axes: &[usize], op: ReduceOp) -> Vec<T
 impl Tensor {
     /// Reduces `axes` (all if `None`) with `op`.
     pub fn reduce(&self, axes: Option<&[isize]>, keepdim: bool, op: ReduceOp) -> Result<Tensor> {
-        let axes = self.shape().axes("reduce", axes)?;
+        let name = match op {
+            ReduceOp::Sum => "sum",
+            ReduceOp::Max => "max",
+            ReduceOp::Min => "min",
+        };
+        self.reduce_named(name, axes, keepdim, op)
+    }
+
+    /// [`Tensor::reduce`], naming `name` in errors.
+    fn reduce_named(&self, name: &'static str, axes: Option<&[isize]>, keepdim: bool, op: ReduceOp) -> Result<Tensor> {
+        let axes = self.shape().axes(name, axes)?;
         if op != ReduceOp::Sum && axes.iter().any(|&a| self.dims()[a] == 0) {
-            return Err(Error::invalid("reduce", "max/min over an empty axis has no value"));
+            return Err(Error::invalid(name, "max/min over an empty axis has no value"));
         }
         let shape = reduced_shape(self.shape(), &axes, keepdim);
         Ok(with_dtype!(self.dtype(), T => Tensor::from_typed(reduce_kernel::<T>(self, &axes, op), shape)))
@@ -159,7 +172,7 @@ impl Tensor {
 
     /// `log(sum(exp(x)))` over `axes`, computed stably (max subtracted first).
     pub fn logsumexp(&self, axes: Option<&[isize]>, keepdim: bool) -> Result<Tensor> {
-        let m = self.max(axes, true)?;
+        let m = self.reduce_named("logsumexp", axes, true, ReduceOp::Max)?;
         // An all -inf slice would give -inf - -inf = NaN; shift by 0 there instead.
         let m = m.unary(crate::UnaryOp::Clamp(f64::MIN, f64::INFINITY));
         let lse = self.sub(&m)?.exp().sum(axes, true)?.log().add(&m)?;

@@ -5,6 +5,7 @@ use crate::{Result, Tensor};
 impl Tensor {
     /// `exp(x) / sum(exp(x))` along `axis`.
     pub fn softmax(&self, axis: isize) -> Result<Tensor> {
+        self.shape().axis("softmax", axis)?;
         let shifted = self.sub(&self.max(Some(&[axis]), true)?)?;
         let e = shifted.exp();
         e.div(&e.sum(Some(&[axis]), true)?)
@@ -12,6 +13,7 @@ impl Tensor {
 
     /// `x - logsumexp(x)` along `axis`.
     pub fn log_softmax(&self, axis: isize) -> Result<Tensor> {
+        self.shape().axis("log_softmax", axis)?;
         self.sub(&self.logsumexp(Some(&[axis]), true)?)
     }
 }

@@ -9,7 +9,7 @@
 //! update = -lr * (m / (1 - beta1^t)) / (sqrt(v / (1 - beta2^t)) + eps)
 //! ```
 //!
-//! The moment arithmetic lives in [`crate::basic::ScaleByAdam::update`].
+//! The moment arithmetic lives in the `update` method of [`crate::basic::ScaleByAdam`].
 
 use crate::basic::{ClipByValue, ScaleByAdam, ScaleByLr};
 use crate::chain;

@@ -168,7 +168,7 @@ impl TaskOptimizer for ChainOptimizer {
     }
 
     fn step(&mut self, params: &[Tensor], grads: &[Tensor], ctx: &StepContext) -> Result<Vec<Tensor>> {
-        check_grads(&self.name_static(), &self.shapes, grads)?;
+        check_grads("optimizer step", &self.shapes, grads)?;
         self.count += 1;
         let info = StepInfo {
             count: self.count,
@@ -203,9 +203,3 @@ impl TaskOptimizer for ChainOptimizer {
     }
 }
 
-impl ChainOptimizer {
-    /// The name as a `'static` str for error messages.
-    fn name_static(&self) -> &'static str {
-        "optimizer step"
-    }
-}

@@ -1,0 +1,252 @@
+//! The stages of PyTorch's Adam variants that [`crate::basic::ScaleByAdam`]
+//! does not cover: NAdam, RAdam and Adamax. Each returns a direction; the
+//! learning rate comes after it ([`crate::basic::ScaleByLr`]).
+
+use crate::basic::ema;
+use crate::transform::{Slots, StepInfo, Transform};
+use crate::OptimizerState;
+use ferrograd_engine::{Result, Tensor};
+
+/// NAdam's direction (Dozat, "Incorporating Nesterov Momentum into Adam",
+/// ICLR 2016 workshop), with the momentum schedule of `torch.optim.NAdam`:
+///
+/// ```text
+/// mu_t = beta1 (1 - 0.5 * 0.96^(t * momentum_decay)),   P_t = mu_1 mu_2 ... mu_t
+/// m_t  = beta1 m_{t-1} + (1 - beta1) g_t
+/// v_t  = beta2 v_{t-1} + (1 - beta2) g_t^2
+/// d_t  = sqrt(v_t / (1 - beta2^t)) + eps
+/// out  = (1 - mu_t) / (1 - P_t) * g_t / d_t  +  mu_{t+1} / (1 - P_{t+1}) * m_t / d_t
+/// ```
+#[derive(Debug, Clone)]
+pub struct ScaleByNadam {
+    /// First-moment decay (the `beta1` inside `mu_t`).
+    pub beta1: f64,
+    /// Second-moment decay.
+    pub beta2: f64,
+    /// Denominator stabiliser.
+    pub eps: f64,
+    /// The momentum schedule's rate, `psi` (PyTorch's default 4e-3).
+    pub momentum_decay: f64,
+    /// `P_t` and the `t` it belongs to (recomputed from the count when they
+    /// disagree, as after loading a checkpoint).
+    mu_product: (u64, f64),
+    m: Slots,
+    v: Slots,
+}
+
+impl ScaleByNadam {
+    /// NAdam's moments and momentum schedule.
+    pub fn new(beta1: f64, beta2: f64, eps: f64, momentum_decay: f64) -> Self {
+        ScaleByNadam {
+            beta1,
+            beta2,
+            eps,
+            momentum_decay,
+            mu_product: (0, 1.0),
+            m: Slots::default(),
+            v: Slots::default(),
+        }
+    }
+
+    /// `mu_t`.
+    fn mu(&self, t: u64) -> f64 {
+        self.beta1 * (1.0 - 0.5 * 0.96f64.powf(t as f64 * self.momentum_decay))
+    }
+
+    /// `P_t = mu_1 ... mu_t`, multiplied in the same order as PyTorch.
+    fn mu_product(&mut self, t: u64) -> f64 {
+        let (known, mut product) = self.mu_product;
+        let mut from = known + 1;
+        if known >= t {
+            (from, product) = (1, 1.0);
+        }
+        for k in from..=t {
+            product *= self.mu(k);
+        }
+        self.mu_product = (t, product);
+        product
+    }
+}
+
+impl Transform for ScaleByNadam {
+    fn update(&mut self, grads: Vec<Tensor>, info: &StepInfo<'_>) -> Result<Vec<Tensor>> {
+        let t = info.count;
+        let (mu, mu_next) = (self.mu(t), self.mu(t + 1));
+        let product = self.mu_product(t);
+        let grad_coef = (1.0 - mu) / (1.0 - product);
+        let m_coef = mu_next / (1.0 - product * mu_next);
+        let c2 = 1.0 - self.beta2.powf(t as f64);
+        let mut out = Vec::with_capacity(grads.len());
+        for (i, g) in grads.iter().enumerate() {
+            let m = ema(self.m.get(i, g), g, self.beta1)?;
+            let v = ema(self.v.get(i, g), &g.square(), self.beta2)?;
+            let denom = v.div_scalar(c2).sqrt().add_scalar(self.eps);
+            let dir = g.mul_scalar(grad_coef).add(&m.mul_scalar(m_coef))?;
+            out.push(dir.div(&denom)?);
+            self.m.set(i, m);
+            self.v.set(i, v);
+        }
+        Ok(out)
+    }
+
+    fn save(&self, prefix: &str, state: &mut OptimizerState) {
+        self.m.save(prefix, "m", state);
+        self.v.save(prefix, "v", state);
+    }
+
+    fn load(&mut self, prefix: &str, state: &OptimizerState) -> Result<()> {
+        self.m.load(prefix, "m", state);
+        self.v.load(prefix, "v", state);
+        self.mu_product = (0, 1.0);
+        Ok(())
+    }
+}
+
+/// RAdam's direction (Liu et al., "On the Variance of the Adaptive Learning
+/// Rate and Beyond", ICLR 2020, Algorithm 2), as `torch.optim.RAdam` computes
+/// it (note `eps` is added to `sqrt(v)` before the bias correction):
+///
+/// ```text
+/// m_t = beta1 m_{t-1} + (1 - beta1) g_t,        m_hat = m_t / (1 - beta1^t)
+/// v_t = beta2 v_{t-1} + (1 - beta2) g_t^2
+/// rho_inf = 2 / (1 - beta2) - 1,                rho_t = rho_inf - 2 t beta2^t / (1 - beta2^t)
+/// if rho_t > 5:  r_t = sqrt((rho_t - 4)(rho_t - 2) rho_inf / ((rho_inf - 4)(rho_inf - 2) rho_t))
+///                out = m_hat * r_t * sqrt(1 - beta2^t) / (sqrt(v_t) + eps)
+/// else:          out = m_hat                    (plain momentum SGD while the variance is intractable)
+/// ```
+#[derive(Debug, Clone)]
+pub struct ScaleByRadam {
+    /// First-moment decay.
+    pub beta1: f64,
+    /// Second-moment decay.
+    pub beta2: f64,
+    /// Denominator stabiliser.
+    pub eps: f64,
+    m: Slots,
+    v: Slots,
+}
+
+/// The length of the approximated simple moving average above which RAdam
+/// uses the adaptive step (PyTorch's threshold; the paper's is 4).
+pub const RADAM_THRESHOLD: f64 = 5.0;
+
+impl ScaleByRadam {
+    /// RAdam's moments.
+    pub fn new(beta1: f64, beta2: f64, eps: f64) -> Self {
+        ScaleByRadam {
+            beta1,
+            beta2,
+            eps,
+            m: Slots::default(),
+            v: Slots::default(),
+        }
+    }
+
+    /// The rectification `r_t` times `sqrt(1 - beta2^t)`, or `None` while
+    /// `rho_t` is at most [`RADAM_THRESHOLD`].
+    fn rectification(&self, t: u64) -> Option<f64> {
+        let (t, b2t) = (t as f64, self.beta2.powf(t as f64));
+        let c2 = 1.0 - b2t;
+        let rho_inf = 2.0 / (1.0 - self.beta2) - 1.0;
+        let rho_t = rho_inf - 2.0 * t * b2t / c2;
+        (rho_t > RADAM_THRESHOLD).then(|| {
+            let r = (rho_t - 4.0) * (rho_t - 2.0) * rho_inf / ((rho_inf - 4.0) * (rho_inf - 2.0) * rho_t);
+            r.sqrt() * c2.sqrt()
+        })
+    }
+}
+
+impl Transform for ScaleByRadam {
+    fn update(&mut self, grads: Vec<Tensor>, info: &StepInfo<'_>) -> Result<Vec<Tensor>> {
+        let c1 = 1.0 - self.beta1.powf(info.count as f64);
+        let rect = self.rectification(info.count);
+        let mut out = Vec::with_capacity(grads.len());
+        for (i, g) in grads.iter().enumerate() {
+            let m = ema(self.m.get(i, g), g, self.beta1)?;
+            let v = ema(self.v.get(i, g), &g.square(), self.beta2)?;
+            let m_hat = m.div_scalar(c1);
+            out.push(match rect {
+                Some(r) => m_hat.mul_scalar(r).div(&v.sqrt().add_scalar(self.eps))?,
+                None => m_hat,
+            });
+            self.m.set(i, m);
+            self.v.set(i, v);
+        }
+        Ok(out)
+    }
+
+    fn save(&self, prefix: &str, state: &mut OptimizerState) {
+        self.m.save(prefix, "m", state);
+        self.v.save(prefix, "v", state);
+    }
+
+    fn load(&mut self, prefix: &str, state: &OptimizerState) -> Result<()> {
+        self.m.load(prefix, "m", state);
+        self.v.load(prefix, "v", state);
+        Ok(())
+    }
+}
+
+/// Adamax's direction (Kingma and Ba, "Adam: A Method for Stochastic
+/// Optimization", ICLR 2015, Algorithm 2), as `torch.optim.Adamax` computes
+/// it (`eps` inside the maximum):
+///
+/// ```text
+/// m_t = beta1 m_{t-1} + (1 - beta1) g_t
+/// u_t = max(beta2 u_{t-1}, |g_t| + eps)
+/// out = m_t / ((1 - beta1^t) u_t)
+/// ```
+#[derive(Debug, Clone)]
+pub struct ScaleByAdamax {
+    /// First-moment decay.
+    pub beta1: f64,
+    /// Decay of the infinity norm.
+    pub beta2: f64,
+    /// Added to `|g|`, so `u` never vanishes.
+    pub eps: f64,
+    m: Slots,
+    u: Slots,
+}
+
+impl ScaleByAdamax {
+    /// Adamax's moments.
+    pub fn new(beta1: f64, beta2: f64, eps: f64) -> Self {
+        ScaleByAdamax {
+            beta1,
+            beta2,
+            eps,
+            m: Slots::default(),
+            u: Slots::default(),
+        }
+    }
+}
+
+impl Transform for ScaleByAdamax {
+    fn update(&mut self, grads: Vec<Tensor>, info: &StepInfo<'_>) -> Result<Vec<Tensor>> {
+        let c1 = 1.0 - self.beta1.powf(info.count as f64);
+        let mut out = Vec::with_capacity(grads.len());
+        for (i, g) in grads.iter().enumerate() {
+            let m = ema(self.m.get(i, g), g, self.beta1)?;
+            let u = self
+                .u
+                .get(i, g)
+                .mul_scalar(self.beta2)
+                .maximum(&g.abs().add_scalar(self.eps))?;
+            out.push(m.div(&u)?.div_scalar(c1));
+            self.m.set(i, m);
+            self.u.set(i, u);
+        }
+        Ok(out)
+    }
+
+    fn save(&self, prefix: &str, state: &mut OptimizerState) {
+        self.m.save(prefix, "m", state);
+        self.u.save(prefix, "u", state);
+    }
+
+    fn load(&mut self, prefix: &str, state: &OptimizerState) -> Result<()> {
+        self.m.load(prefix, "m", state);
+        self.u.load(prefix, "u", state);
+        Ok(())
+    }
+}

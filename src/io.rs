@@ -1,10 +1,12 @@
 //! Saving and loading named tensors as safetensors (the format PyTorch and
-//! candle read), written atomically.
+//! candle read), written atomically; and optimizer states on their own
+//! ([`save_optimizer_state`], [`load_optimizer_state`]).
 
 use crate::engine::{DType, Tensor};
 use crate::error::{Error, Result};
+use crate::optim::{catalog, HyperParams, OptimizerInfo, OptimizerState, TaskOptimizer};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 /// Tensors by name, in file order, as read from a safetensors file.
@@ -45,7 +47,31 @@ pub fn to_safetensors_bytes(
                 .map_err(|e| Error::format(Path::new(name), e.to_string()))
         })
         .collect::<Result<Vec<_>>>()?;
-    safetensors::serialize(views, &metadata).map_err(|e| Error::format(Path::new("<safetensors>"), e.to_string()))
+    let bytes = safetensors::serialize(views, &metadata)
+        .map_err(|e| Error::format(Path::new("<safetensors>"), e.to_string()))?;
+    Ok(sorted_metadata(bytes))
+}
+
+/// Rewrites the header's `__metadata__` with its keys sorted: the safetensors
+/// crate writes them in `HashMap` order, which differs between processes, so
+/// identical models would otherwise give different bytes.
+fn sorted_metadata(bytes: Vec<u8>) -> Vec<u8> {
+    let n = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes")) as usize;
+    let mut header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).expect("safetensors wrote JSON");
+    let Some(meta) = header.get_mut("__metadata__") else {
+        return bytes;
+    };
+    let sorted: std::collections::BTreeMap<String, serde_json::Value> =
+        std::mem::take(meta.as_object_mut().expect("metadata is an object"))
+            .into_iter()
+            .collect();
+    *meta = serde_json::to_value(sorted).expect("strings serialise");
+    let mut text = serde_json::to_vec(&header).expect("JSON serialises");
+    text.resize(text.len().div_ceil(8) * 8, b' ');
+    let mut out = (text.len() as u64).to_le_bytes().to_vec();
+    out.extend(text);
+    out.extend_from_slice(&bytes[8 + n..]);
+    out
 }
 
 /// Writes named tensors to `path` atomically (temporary file, then rename).
@@ -109,4 +135,239 @@ fn view_to_tensor(view: &TensorView<'_>, name: &str, origin: &Path) -> Result<Te
 pub fn load_safetensors(path: &Path) -> Result<(NamedTensors, Metadata)> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, "read", e))?;
     from_safetensors_bytes(&bytes, path)
+}
+
+// ----- optimizer states -------------------------------------------------
+
+/// The file of an optimizer state directory holding the tensors.
+pub const OPTIMIZER_TENSORS_FILE: &str = "optimizer.safetensors";
+
+/// The file of an optimizer state directory holding the name,
+/// hyperparameters and counters.
+pub const OPTIMIZER_JSON_FILE: &str = "optimizer.json";
+
+/// The `format` field of `optimizer.json`.
+const OPTIMIZER_FORMAT: &str = "ferrograd-optimizer";
+
+/// What can go wrong reading a saved optimizer state.
+#[derive(Debug, thiserror::Error)]
+pub enum OptimizerStateError {
+    /// A file of the state is missing.
+    #[error("{}: no such file; save the optimizer state first (save_optimizer_state writes {OPTIMIZER_JSON_FILE} and {OPTIMIZER_TENSORS_FILE})", path.display())]
+    Missing {
+        /// The missing file.
+        path: std::path::PathBuf,
+    },
+    /// The state was saved by a different optimizer.
+    #[error("{}: the state is for optimizer {found:?}, not {expected:?}; resume with --optimizer {found}", path.display())]
+    WrongOptimizer {
+        /// `optimizer.json`.
+        path: std::path::PathBuf,
+        /// The optimizer asked for.
+        expected: String,
+        /// The optimizer that saved the state.
+        found: String,
+    },
+    /// `optimizer.json` and `optimizer.safetensors` come from different
+    /// saves (a save interrupted between the two files, or files copied
+    /// from elsewhere).
+    #[error("{}: {OPTIMIZER_JSON_FILE} and {OPTIMIZER_TENSORS_FILE} are from different saves; save the state again", dir.display())]
+    Mismatch {
+        /// The state directory.
+        dir: std::path::PathBuf,
+    },
+    /// A file could not be read or is malformed, or the optimizer refused
+    /// the state.
+    #[error(transparent)]
+    Other(#[from] Error),
+}
+
+impl From<OptimizerStateError> for Error {
+    fn from(e: OptimizerStateError) -> Error {
+        match e {
+            OptimizerStateError::Missing { ref path } => Error::Io {
+                path: path.clone(),
+                action: "read",
+                message: e.to_string(),
+            },
+            OptimizerStateError::WrongOptimizer { ref path, .. } => Error::format(path, e.to_string()),
+            OptimizerStateError::Mismatch { ref dir } => Error::format(dir, e.to_string()),
+            OptimizerStateError::Other(inner) => inner,
+        }
+    }
+}
+
+/// The contents of `optimizer.json`.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct OptimizerFile {
+    /// Always [`OPTIMIZER_FORMAT`].
+    format: String,
+    /// The layout's version (1).
+    version: u32,
+    /// The optimizer's catalog name.
+    optimizer: String,
+    /// Hyperparameters, readable (non-finite values as `null`).
+    hyperparameters: BTreeMap<String, Option<f64>>,
+    /// The same, as `f64` bits: what loading uses, so values survive exactly.
+    hyperparameter_bits: BTreeMap<String, u64>,
+    /// The optimizer's counters.
+    counters: BTreeMap<String, u64>,
+    /// The names of the tensors in `optimizer.safetensors`.
+    tensors: Vec<String>,
+    /// Shared with the safetensors metadata, to detect mixed saves.
+    save_id: String,
+}
+
+/// A value unique to one save (time, process, and a per-process counter).
+fn new_save_id() -> String {
+    static SAVES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let n = SAVES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{nanos:x}-{:x}-{n:x}", std::process::id())
+}
+
+/// Writes an optimizer's state into `dir` (created if missing):
+/// `optimizer.safetensors` holds the state's tensors under their
+/// [`OptimizerState`] names, `optimizer.json` the optimizer's `name`, its
+/// hyperparameters (`hps`, exactly, as bits beside the readable values) and
+/// the state's counters. Each file is written atomically, the tensors
+/// first; both carry one save id, so a reader never mixes two saves.
+pub fn save_optimizer_state(dir: &Path, name: &str, hps: &HyperParams, state: &OptimizerState) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, "create directory", e))?;
+    let save_id = new_save_id();
+    let tensors: Vec<(String, Tensor)> = state.tensors.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    let metadata = HashMap::from([
+        ("format".to_string(), OPTIMIZER_FORMAT.to_string()),
+        ("optimizer".to_string(), name.to_string()),
+        ("save_id".to_string(), save_id.clone()),
+    ]);
+    save_safetensors(&dir.join(OPTIMIZER_TENSORS_FILE), &tensors, Some(metadata))?;
+    let values = hps.values();
+    let file = OptimizerFile {
+        format: OPTIMIZER_FORMAT.to_string(),
+        version: 1,
+        optimizer: name.to_string(),
+        hyperparameters: values
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.is_finite().then_some(*v)))
+            .collect(),
+        hyperparameter_bits: values.iter().map(|(k, v)| (k.to_string(), v.to_bits())).collect(),
+        counters: state.counters.clone(),
+        tensors: state.tensors.keys().cloned().collect(),
+        save_id,
+    };
+    let json = serde_json::to_vec_pretty(&file).expect("an optimizer file serialises");
+    crate::datasets::atomic::write_atomic(&dir.join(OPTIMIZER_JSON_FILE), &json)?;
+    Ok(())
+}
+
+/// Reads `path`, reporting a missing file as [`OptimizerStateError::Missing`].
+fn read_state_file(path: &Path) -> std::result::Result<Vec<u8>, OptimizerStateError> {
+    std::fs::read(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => OptimizerStateError::Missing {
+            path: path.to_path_buf(),
+        },
+        _ => Error::io(path, "read", e).into(),
+    })
+}
+
+/// A saved optimizer state: the optimizer's name, its hyperparameters, and
+/// the state to pass to `TaskOptimizer::load_state`.
+pub type SavedOptimizer = (String, BTreeMap<String, f64>, OptimizerState);
+
+/// Reads what [`save_optimizer_state`] wrote into `dir`: the optimizer's
+/// name, its hyperparameters by name, and its state. Build a fresh optimizer
+/// from the name and hyperparameters ([`restore_optimizer`] does), call
+/// `init_state` with the model's shapes, then `load_state`.
+pub fn load_optimizer_state(dir: &Path) -> std::result::Result<SavedOptimizer, OptimizerStateError> {
+    let json_path = dir.join(OPTIMIZER_JSON_FILE);
+    let tensor_path = dir.join(OPTIMIZER_TENSORS_FILE);
+    let text = read_state_file(&json_path)?;
+    let file: OptimizerFile = serde_json::from_slice(&text)
+        .map_err(|e| Error::format(&json_path, format!("not a ferrograd optimizer state: {e}")))?;
+    if file.format != OPTIMIZER_FORMAT || file.version != 1 {
+        return Err(Error::format(
+            &json_path,
+            format!(
+                "format {:?} version {}; this build reads {OPTIMIZER_FORMAT:?} version 1",
+                file.format, file.version
+            ),
+        )
+        .into());
+    }
+    let bytes = read_state_file(&tensor_path)?;
+    let (tensors, metadata) = from_safetensors_bytes(&bytes, &tensor_path)?;
+    let mut names: Vec<&String> = tensors.iter().map(|(n, _)| n).collect();
+    names.sort();
+    let mut listed: Vec<&String> = file.tensors.iter().collect();
+    listed.sort();
+    if metadata.get("save_id") != Some(&file.save_id) || names != listed {
+        return Err(OptimizerStateError::Mismatch { dir: dir.to_path_buf() });
+    }
+    let mut hps = BTreeMap::new();
+    for (name, readable) in &file.hyperparameters {
+        let value = match (file.hyperparameter_bits.get(name), readable) {
+            (Some(bits), _) => f64::from_bits(*bits),
+            (None, Some(v)) => *v,
+            (None, None) => {
+                return Err(Error::format(&json_path, format!("hyperparameter {name} has no value")).into());
+            }
+        };
+        hps.insert(name.clone(), value);
+    }
+    let state = OptimizerState {
+        tensors: tensors.into_iter().collect(),
+        counters: file.counters,
+    };
+    Ok((file.optimizer, hps, state))
+}
+
+/// [`load_optimizer_state`], failing with
+/// [`OptimizerStateError::WrongOptimizer`] unless the state was saved by the
+/// optimizer named `expected`.
+pub fn load_optimizer_state_for(
+    dir: &Path,
+    expected: &str,
+) -> std::result::Result<(BTreeMap<String, f64>, OptimizerState), OptimizerStateError> {
+    let (found, hps, state) = load_optimizer_state(dir)?;
+    if found != expected {
+        return Err(OptimizerStateError::WrongOptimizer {
+            path: dir.join(OPTIMIZER_JSON_FILE),
+            expected: expected.to_string(),
+            found,
+        });
+    }
+    Ok((hps, state))
+}
+
+/// Hyperparameter values for `info` from a saved map (every saved name must
+/// be one `info` declares; names it declares but the map lacks keep their
+/// defaults).
+pub fn hyperparams_from_map(info: &OptimizerInfo, values: &BTreeMap<String, f64>) -> Result<HyperParams> {
+    let mut hps = HyperParams::defaults(info);
+    for (name, value) in values {
+        hps.set(name, *value)?;
+    }
+    Ok(hps)
+}
+
+/// Rebuilds the catalog optimizer whose state is saved in `dir`: looks its
+/// name up in the catalog, builds it with the saved hyperparameters, calls
+/// `init_state(seed, shapes)` and loads the saved state, ready to continue
+/// exactly where the saved one stopped.
+pub fn restore_optimizer(
+    dir: &Path,
+    seed: u64,
+    shapes: &[crate::engine::Shape],
+) -> std::result::Result<Box<dyn TaskOptimizer>, OptimizerStateError> {
+    let (name, values, state) = load_optimizer_state(dir)?;
+    let json_path = dir.join(OPTIMIZER_JSON_FILE);
+    let info = catalog::lookup(&name).map_err(|e| Error::format(&json_path, e.to_string()))?;
+    let hps = hyperparams_from_map(info, &values).map_err(|e| Error::format(&json_path, e.to_string()))?;
+    let mut optimizer = (info.build)(&hps).map_err(Error::from)?;
+    optimizer.init_state(seed, shapes).map_err(Error::from)?;
+    optimizer.load_state(&state).map_err(Error::from)?;
+    Ok(optimizer)
 }

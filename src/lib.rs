@@ -32,6 +32,7 @@ pub use ferrograd_engine as engine;
 pub use ferrograd_optim as optim;
 
 mod error;
+mod guide_doctests;
 pub mod io;
 pub mod nn;
 pub mod train;

@@ -1,5 +1,42 @@
 //! The elementary transformations: clipping, scaling by a learning rate,
 //! weight decay, and the Adam moment estimate.
+//!
+//! # Clipping
+//!
+//! | stage                 | what it bounds                          | `torch` counterpart                 |
+//! |-----------------------|-----------------------------------------|-------------------------------------|
+//! | [`ClipByValue`]       | each element into `[-limit, limit]`     | `clip_grad_value_`                  |
+//! | [`ClipByNorm`]        | each tensor's L2 norm, separately       | `clip_grad_norm_` per parameter     |
+//! | [`ClipByGlobalNorm`]  | the L2 norm of all tensors together     | `clip_grad_norm_` on the model      |
+//!
+//! # Weight decay: L2 or decoupled
+//!
+//! [`AddDecayedWeights`] adds `rate * p` to the updates; *where* it sits in
+//! the chain decides which of the two classic decays it is.
+//!
+//! * **L2 regularisation** — before the adaptive stage:
+//!   `chain![AddDecayedWeights, ScaleByAdam, ScaleByLr]`. The gradient of
+//!   `f(p) + rate/2 |p|^2` is `g + rate p`, and it goes through Adam's
+//!   normalisation like the rest of the gradient: coordinates with large
+//!   second moments decay *less*, and with a small gradient the decay term
+//!   is normalised to a step of about `lr` whatever `p` is. This is
+//!   `torch.optim.Adam(weight_decay=...)`.
+//! * **Decoupled weight decay** (Loshchilov and Hutter, "Decoupled Weight
+//!   Decay Regularization", ICLR 2019) — after the adaptive stage:
+//!   `chain![ScaleByAdam, AddDecayedWeights, ScaleByLr]`. The update is
+//!   `-lr (dir + rate p)`, so the new parameter is
+//!   `p (1 - lr rate) - lr dir`: the weights shrink by the factor
+//!   `1 - lr rate` at every step, independently of the gradient statistics.
+//!   This is `torch.optim.AdamW`, which multiplies `p` by `1 - lr rate`
+//!   before the step; since Adam's direction does not depend on `p` the two
+//!   are the same (the test `adamw_decay_is_the_factor_one_minus_lr_wd`
+//!   below checks it bit for bit).
+//!
+//! For plain SGD both placements give the same update; they differ exactly
+//! when a stage between them rescales coordinates. Decoupled decay follows
+//! the schedule (it is multiplied by `lr(t)`); optax's `add_decayed_weights`
+//! and PyTorch's AdamW do the same. To exempt parameters (biases, BatchNorm)
+//! use `mask`, or route groups through [`crate::groups::Partition`].
 
 use crate::schedule::Schedule;
 use crate::transform::{Slots, StepInfo, Transform};
@@ -16,6 +53,33 @@ pub struct ClipByValue {
 impl Transform for ClipByValue {
     fn update(&mut self, updates: Vec<Tensor>, _: &StepInfo<'_>) -> Result<Vec<Tensor>> {
         updates.iter().map(|u| u.clamp(-self.limit, self.limit)).collect()
+    }
+}
+
+/// Scales each update tensor on its own so its L2 norm is at most
+/// `max_norm`: `u * min(1, max_norm / |u|)` (PyTorch's `clip_grad_norm_`
+/// called on each parameter separately). Unlike
+/// [`ClipByGlobalNorm`], one tensor with a huge gradient does not shrink the
+/// others.
+#[derive(Debug, Clone)]
+pub struct ClipByNorm {
+    /// The largest allowed norm of each tensor.
+    pub max_norm: f64,
+}
+
+impl Transform for ClipByNorm {
+    fn update(&mut self, updates: Vec<Tensor>, _: &StepInfo<'_>) -> Result<Vec<Tensor>> {
+        updates
+            .into_iter()
+            .map(|u| {
+                let norm = u.square().sum_all().to_scalar()?.sqrt();
+                Ok(if norm <= self.max_norm || norm == 0.0 {
+                    u
+                } else {
+                    u.mul_scalar(self.max_norm / norm)
+                })
+            })
+            .collect()
     }
 }
 
@@ -179,5 +243,118 @@ impl Transform for ScaleByAdam {
         self.v.load(prefix, "v", state);
         self.v_max.load(prefix, "v_max", state);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schedule::Constant;
+    use crate::transform::ChainOptimizer;
+    use crate::{chain, StepContext, TaskOptimizer};
+    use ferrograd_engine::Shape;
+
+    fn info<'a>(params: &'a [Tensor], ctx: &'a StepContext) -> StepInfo<'a> {
+        StepInfo { count: 1, params, ctx }
+    }
+
+    fn t(v: &[f64]) -> Tensor {
+        Tensor::from_vec(v.to_vec(), [v.len()]).unwrap()
+    }
+
+    #[test]
+    fn clip_by_norm_bounds_each_tensor_separately() {
+        let ctx = StepContext::default();
+        // Norms 5 (3-4-5 triangle) and 0.5: only the first is rescaled, to norm 1.
+        let updates = vec![t(&[3.0, 4.0]), t(&[0.3, -0.4]), t(&[0.0, 0.0])];
+        let out = ClipByNorm { max_norm: 1.0 }
+            .update(updates.clone(), &info(&updates, &ctx))
+            .unwrap();
+        let a = out[0].to_vec::<f64>();
+        assert!((a[0] - 0.6).abs() < 1e-15 && (a[1] - 0.8).abs() < 1e-15, "{a:?}");
+        assert_eq!(out[1].to_vec::<f64>(), vec![0.3, -0.4]);
+        assert_eq!(out[2].to_vec::<f64>(), vec![0.0, 0.0]);
+        // The global clip would have shrunk the small tensor too.
+        let global = ClipByGlobalNorm { max_norm: 1.0 }
+            .update(updates.clone(), &info(&updates, &ctx))
+            .unwrap();
+        assert!(global[1].to_vec::<f64>()[0] < 0.3);
+    }
+
+    fn adamw(wd: f64, lr: f64) -> ChainOptimizer {
+        ChainOptimizer::new(
+            "adamw",
+            chain![
+                ScaleByAdam::new(0.9, 0.999, 1e-8, false),
+                AddDecayedWeights { rate: wd, mask: None },
+                ScaleByLr::new(Constant(lr))
+            ],
+        )
+    }
+
+    /// Decoupled decay is the factor `1 - lr wd` on the parameter, bit for
+    /// bit: with zero gradients Adam's direction is exactly 0, and with
+    /// `lr`, `wd` powers of two, `p + update` and `p * (1 - lr wd)` are both
+    /// the single rounding of the same real number. With gradients, the
+    /// decay's contribution is `-lr wd p` to rounding.
+    #[test]
+    fn adamw_decay_is_the_factor_one_minus_lr_wd() {
+        let (lr, wd) = (0.125, 0.25);
+        let ctx = StepContext::default();
+        let mut p = t(&[1.0, -3.7, 0.1234567, 1e-300, 12345.678]);
+        let zero = p.zeros_like();
+        let mut opt = adamw(wd, lr);
+        opt.init_state(0, &[Shape::new([5])]).unwrap();
+        for _ in 0..5 {
+            let u = opt
+                .step(std::slice::from_ref(&p), std::slice::from_ref(&zero), &ctx)
+                .unwrap();
+            let next = p.add(&u[0]).unwrap();
+            let expected = p.mul_scalar(1.0 - lr * wd);
+            let bits = |x: &Tensor| x.to_vec::<f64>().iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&next), bits(&expected));
+            p = next;
+        }
+
+        let g = t(&[0.3, -2.0, 0.0, 1e-3, -7.0]);
+        let (mut with, mut without) = (adamw(wd, lr), adamw(0.0, lr));
+        with.init_state(0, &[Shape::new([5])]).unwrap();
+        without.init_state(0, &[Shape::new([5])]).unwrap();
+        for _ in 0..3 {
+            let uw = with
+                .step(std::slice::from_ref(&p), std::slice::from_ref(&g), &ctx)
+                .unwrap();
+            let u0 = without
+                .step(std::slice::from_ref(&p), std::slice::from_ref(&g), &ctx)
+                .unwrap();
+            let (uw, u0, pv) = (uw[0].to_vec::<f64>(), u0[0].to_vec::<f64>(), p.to_vec::<f64>());
+            for i in 0..5 {
+                let decay = uw[i] - u0[i];
+                assert!((decay + lr * wd * pv[i]).abs() <= 4.0 * f64::EPSILON * (1.0 + pv[i].abs()));
+            }
+        }
+    }
+
+    /// The contrast: L2 decay goes through Adam's normalisation, so with a
+    /// zero gradient the step is about `lr` in size whatever `p` is.
+    #[test]
+    fn l2_decay_is_normalised_by_adam() {
+        let lr = 0.125;
+        let mut opt = ChainOptimizer::new(
+            "adam_l2",
+            chain![
+                AddDecayedWeights { rate: 0.25, mask: None },
+                ScaleByAdam::new(0.9, 0.999, 1e-8, false),
+                ScaleByLr::new(Constant(lr))
+            ],
+        );
+        opt.init_state(0, &[Shape::new([2])]).unwrap();
+        let p = t(&[100.0, 0.01]);
+        let u = opt
+            .step(std::slice::from_ref(&p), &[p.zeros_like()], &StepContext::default())
+            .unwrap();
+        for v in u[0].to_vec::<f64>() {
+            assert!((v + lr).abs() < 1e-6, "{v}");
+        }
     }
 }

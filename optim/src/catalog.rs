@@ -89,7 +89,15 @@ pub const DEFAULT: &str = "adam";
 
 /// Every optimizer, the default (`adam`) first, then each family's entries.
 pub fn all() -> Vec<&'static OptimizerInfo> {
-    [BASELINES, crate::torch_family::CATALOG, crate::modern::CATALOG, crate::wrappers::CATALOG].into_iter().flatten().collect()
+    [
+        BASELINES,
+        crate::torch_family::CATALOG,
+        crate::modern::CATALOG,
+        crate::wrappers::CATALOG,
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
 }
 
 /// The entry named `name`.
@@ -121,7 +129,11 @@ mod tests {
         names.dedup();
         assert_eq!(before, names.len(), "duplicate optimizer names");
         for info in entries {
-            assert!((info.build)(&HyperParams::defaults(info)).is_ok(), "{} fails to build", info.name);
+            assert!(
+                (info.build)(&HyperParams::defaults(info)).is_ok(),
+                "{} fails to build",
+                info.name
+            );
         }
         assert_eq!(all()[0].name, DEFAULT);
     }

@@ -26,6 +26,7 @@
 pub mod adam;
 pub mod basic;
 pub mod catalog;
+pub mod groups;
 mod hyper;
 pub mod modern;
 pub mod schedule;

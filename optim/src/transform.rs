@@ -202,4 +202,3 @@ impl TaskOptimizer for ChainOptimizer {
         self.chain.load("", state)
     }
 }
-

@@ -144,6 +144,7 @@ fn train(
                 bar.abandon();
                 if let Some(dir) = out {
                     // Keep the best model found before the failure.
+                    let _ = std::fs::create_dir_all(dir);
                     let _ = save_model(&trainer.best_model, &dir.join("model.safetensors"));
                 }
                 return Err(Failure::Training(e.into()));

@@ -1,0 +1,38 @@
+//! The guide's pages (`docs/guide/`), compiled and run as doctests so that
+//! every Rust block in them keeps working. Nothing here exists outside
+//! `cargo test --doc`.
+
+/// `docs/guide/README.md`
+#[doc = include_str!("../docs/guide/README.md")]
+#[cfg(doctest)]
+pub struct GuideIndex;
+
+/// `docs/guide/tensors-and-broadcasting.md`
+#[doc = include_str!("../docs/guide/tensors-and-broadcasting.md")]
+#[cfg(doctest)]
+pub struct GuideTensorsAndBroadcasting;
+
+/// `docs/guide/reverse-mode.md`
+#[doc = include_str!("../docs/guide/reverse-mode.md")]
+#[cfg(doctest)]
+pub struct GuideReverseMode;
+
+/// `docs/guide/gradient-checking.md`
+#[doc = include_str!("../docs/guide/gradient-checking.md")]
+#[cfg(doctest)]
+pub struct GuideGradientChecking;
+
+/// `docs/guide/optimizers.md`
+#[doc = include_str!("../docs/guide/optimizers.md")]
+#[cfg(doctest)]
+pub struct GuideOptimizers;
+
+/// `docs/guide/benchmark-task.md`
+#[doc = include_str!("../docs/guide/benchmark-task.md")]
+#[cfg(doctest)]
+pub struct GuideBenchmarkTask;
+
+/// `docs/guide/cuda.md`
+#[doc = include_str!("../docs/guide/cuda.md")]
+#[cfg(doctest)]
+pub struct GuideCuda;

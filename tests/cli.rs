@@ -1,0 +1,354 @@
+//! The `ferrograd` binary end to end: train, eval, resume, data, optimizers,
+//! gradcheck, and the error conventions (one `error:` line, exit code 2 for
+//! bad usage, 1 for a failed run, never a panic). Runs are kept short with
+//! `--max-epochs`.
+
+use ferrograd::datasets::read_npy;
+use std::path::Path;
+use std::process::{Command, Output};
+
+/// Runs the binary with `args`.
+fn ferrograd(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ferrograd"))
+        .args(args)
+        .output()
+        .expect("the ferrograd binary runs")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Runs `args` and asserts success.
+fn ok(args: &[&str]) -> Output {
+    let o = ferrograd(args);
+    assert_eq!(o.status.code(), Some(0), "{args:?} failed:\n{}", stderr(&o));
+    o
+}
+
+/// Asserts a usage error: exit code 2, one `error:` line on stderr, no panic.
+fn assert_usage_error(args: &[&str]) -> String {
+    let o = ferrograd(args);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{args:?}: expected exit 2, stderr:\n{err}");
+    assert!(
+        err.starts_with("error:"),
+        "{args:?}: stderr must start with `error:`:\n{err}"
+    );
+    assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: expected one line:\n{err}");
+    assert!(!err.contains("panicked"), "{args:?} panicked:\n{err}");
+    err
+}
+
+fn json(text: &str) -> serde_json::Value {
+    serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+}
+
+fn read_json(path: &Path) -> serde_json::Value {
+    json(&std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
+}
+
+/// metrics.jsonl lines without the wall-time field, compared as text (so
+/// that equality is bit-exact, independent of the JSON parser's rounding).
+fn metrics_without_seconds(dir: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(dir.join("metrics.jsonl")).expect("metrics.jsonl exists");
+    text.lines()
+        .map(|line| {
+            line.trim_matches(|c| c == '{' || c == '}')
+                .split(',')
+                .filter(|field| !field.starts_with("\"seconds\""))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .collect()
+}
+
+fn path_str(p: &Path) -> &str {
+    p.to_str().expect("temporary paths are UTF-8")
+}
+
+#[test]
+fn train_json_prints_the_summary() {
+    let o = ok(&["train", "--json", "--max-epochs", "3"]);
+    let text = stdout(&o);
+    assert_eq!(text.trim_end().lines().count(), 1, "one JSON line: {text}");
+    let v = json(&text);
+    for key in ["quality", "test_loss", "eps2", "epochs", "best_epoch", "seconds"] {
+        assert!(v.get(key).is_some(), "missing {key}: {v}");
+    }
+    assert_eq!(v["epochs"], 3);
+    assert!(v["quality"].is_i64());
+    assert!(v["eps2"].as_f64().unwrap() > 0.0);
+}
+
+#[test]
+fn training_is_deterministic_per_seed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = |name: &str, seed: &str| {
+        let dir = tmp.path().join(name);
+        ok(&[
+            "train",
+            "--quiet",
+            "--max-epochs",
+            "3",
+            "--seed",
+            seed,
+            "--out",
+            path_str(&dir),
+        ]);
+        dir
+    };
+    let (a, b, c) = (run("a", "1"), run("b", "1"), run("c", "2"));
+    let model = |d: &Path| std::fs::read(d.join("model.safetensors")).unwrap();
+    assert!(model(&a) == model(&b), "same seed, different model bytes");
+    assert_eq!(metrics_without_seconds(&a), metrics_without_seconds(&b));
+    assert_eq!(metrics_without_seconds(&a).len(), 3);
+    let (sa, sb) = (read_json(&a.join("summary.json")), read_json(&b.join("summary.json")));
+    for key in ["quality", "test_loss", "eps2", "best_epoch", "best_val_loss"] {
+        assert_eq!(sa[key], sb[key], "{key}");
+    }
+    assert!(model(&a) != model(&c), "different seeds gave the same model");
+    assert_ne!(metrics_without_seconds(&a), metrics_without_seconds(&c));
+}
+
+#[test]
+fn an_interrupted_run_resumes_to_the_same_result() {
+    let tmp = tempfile::tempdir().unwrap();
+    let a = tmp.path().join("a");
+    let b = tmp.path().join("b");
+    let common = ["--quiet", "--max-epochs", "12", "--checkpoint-every", "2"];
+    let with = |extra: &[&str]| -> Vec<String> {
+        let mut v: Vec<String> = vec!["train".into()];
+        v.extend(common.iter().map(|s| s.to_string()));
+        v.extend(extra.iter().map(|s| s.to_string()));
+        v
+    };
+    let run = |args: Vec<String>| ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+
+    run(with(&["--out", path_str(&a), "--stop-after", "5"]));
+    let checkpoint = read_json(&a.join("checkpoint.json"));
+    assert_eq!(checkpoint["epoch"], 4, "the last checkpoint is from epoch 4");
+    assert_eq!(metrics_without_seconds(&a).len(), 4);
+    assert!(!a.join("summary.json").exists(), "an interrupted run writes no summary");
+
+    run(with(&["--resume", path_str(&a)]));
+    run(with(&["--out", path_str(&b)]));
+
+    let model = |d: &Path| std::fs::read(d.join("model.safetensors")).unwrap();
+    assert!(
+        model(&a) == model(&b),
+        "resumed model differs from the uninterrupted one"
+    );
+    let (sa, sb) = (read_json(&a.join("summary.json")), read_json(&b.join("summary.json")));
+    for key in ["quality", "test_loss", "eps2", "epochs", "best_epoch", "best_val_loss"] {
+        assert_eq!(sa[key], sb[key], "summary {key}");
+    }
+    assert_eq!(sa["epochs"], 12);
+    let (ma, mb) = (metrics_without_seconds(&a), metrics_without_seconds(&b));
+    assert_eq!(ma.len(), 12);
+    for (i, (la, lb)) in ma.iter().zip(&mb).enumerate() {
+        assert_eq!(la, lb, "metrics.jsonl line {}", i + 1);
+    }
+}
+
+#[test]
+fn eval_reproduces_the_training_score() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("run");
+    let trained = json(&stdout(&ok(&[
+        "train",
+        "--json",
+        "--max-epochs",
+        "4",
+        "--seed",
+        "3",
+        "--n-hidden",
+        "2",
+        "--out",
+        path_str(&dir),
+    ])));
+    let model = dir.join("model.safetensors");
+    let evaluated = json(&stdout(&ok(&[
+        "eval",
+        "--model",
+        path_str(&model),
+        "--seed",
+        "3",
+        "--n-hidden",
+        "2",
+        "--json",
+    ])));
+    for key in ["quality", "test_loss", "eps2"] {
+        assert_eq!(trained[key], evaluated[key], "{key}");
+    }
+    assert_eq!(trained["best_val_loss"], evaluated["val_loss"]);
+    // The text form prints the same quality.
+    let text = stdout(&ok(&[
+        "eval",
+        "--model",
+        path_str(&model),
+        "--seed",
+        "3",
+        "--n-hidden",
+        "2",
+    ]));
+    assert!(text.contains(&trained["quality"].to_string()), "{text}");
+}
+
+#[test]
+fn bad_usage_is_one_error_line_and_exit_code_2() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("init.safetensors");
+    ok(&[
+        "train",
+        "--quiet",
+        "--max-epochs",
+        "1",
+        "--n-hidden",
+        "2",
+        "--init-out",
+        path_str(&model),
+    ]);
+
+    let err = assert_usage_error(&["train", "--optimizer", "nope", "--max-epochs", "1"]);
+    assert!(
+        err.contains("adam") && err.contains("sgd"),
+        "lists the optimizers: {err}"
+    );
+    let err = assert_usage_error(&["train", "--hp", "nope=1", "--max-epochs", "1"]);
+    assert!(err.contains("lr"), "lists the hyperparameters: {err}");
+    assert_usage_error(&["train", "--hp", "lr=fast", "--max-epochs", "1"]);
+    assert_usage_error(&["train", "--hp", "lr", "--max-epochs", "1"]);
+    assert_usage_error(&["train", "--hp", "lr=inf", "--max-epochs", "1"]);
+    let err = assert_usage_error(&["train", "--device", "cuda", "--max-epochs", "1"]);
+    assert!(err.contains("cpu"), "names the fix: {err}");
+    assert_usage_error(&["train", "--device", "tpu", "--max-epochs", "1"]);
+    assert_usage_error(&["train", "--max-epochs", "0"]);
+    assert_usage_error(&["train", "--n-hidden", "many"]);
+    assert_usage_error(&["train", "--resume", path_str(&tmp.path().join("nothing-here"))]);
+    assert_usage_error(&["no-such-command"]);
+    assert_usage_error(&[]);
+
+    let err = assert_usage_error(&["eval", "--model", path_str(&tmp.path().join("missing.safetensors"))]);
+    assert!(err.contains("train --out"), "names the fix: {err}");
+    let err = assert_usage_error(&["eval", "--model", path_str(&model), "--n-hidden", "4"]);
+    assert!(err.contains("--n-hidden 2"), "names the fix: {err}");
+    assert_usage_error(&["eval", "--model", path_str(&model), "--n-hidden", "0"]);
+    let err = assert_usage_error(&["eval", "--model", path_str(tmp.path())]);
+    assert!(err.contains("model.safetensors"), "names the fix: {err}");
+    assert_usage_error(&["eval"]);
+    let not_a_model = tmp.path().join("junk.safetensors");
+    std::fs::write(&not_a_model, b"not a safetensors file").unwrap();
+    assert_usage_error(&["eval", "--model", path_str(&not_a_model)]);
+    ok(&["eval", "--model", path_str(&model), "--n-hidden", "2"]);
+}
+
+#[test]
+fn a_diverging_run_fails_with_the_epoch_and_step_and_keeps_its_model() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("diverged");
+    let o = ferrograd(&[
+        "train",
+        "--quiet",
+        "--optimizer",
+        "sgd",
+        "--hp",
+        "lr=1e30",
+        "--hp",
+        "clip=1e30",
+        "--max-epochs",
+        "5",
+        "--out",
+        path_str(&dir),
+    ]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.starts_with("error:") && !err.contains("panicked"), "{err}");
+    assert!(
+        err.contains("epoch 0") && err.contains("step"),
+        "names epoch and step: {err}"
+    );
+    let model = dir.join("model.safetensors");
+    assert!(model.is_file(), "the best model so far is kept at {}", model.display());
+    ok(&["eval", "--model", path_str(&model)]);
+}
+
+#[test]
+fn data_writes_nine_arrays_and_a_description() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    ok(&["data", "--seed", "5", "--out", path_str(&dir)]);
+    let mut count = 0;
+    for (split, rows) in [("train", 1000), ("val", 200), ("test", 250)] {
+        for (kind, cols) in [("x", 1), ("y", 2), ("f", 2)] {
+            let array = read_npy(dir.join(format!("{split}_{kind}.npy"))).unwrap();
+            assert_eq!(array.shape(), [rows, cols], "{split}_{kind}");
+            assert!(matches!(array.data(), ferrograd::datasets::NpyData::F64(_)));
+            count += 1;
+        }
+    }
+    let npy_files = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "npy"))
+        .count();
+    assert_eq!((count, npy_files), (9, 9));
+    let meta = read_json(&dir.join("meta.json"));
+    assert_eq!(meta["seed"], 5);
+    assert_eq!(meta["files"].as_array().unwrap().len(), 9);
+
+    // The same seed gives the same bytes; the data is the generator's.
+    let again = tmp.path().join("again");
+    ok(&["data", "--seed", "5", "--out", path_str(&again)]);
+    let bytes = |d: &Path| std::fs::read(d.join("test_y.npy")).unwrap();
+    assert!(bytes(&dir) == bytes(&again));
+    let generated = ferrograd::datasets::generate(&Default::default(), 5).unwrap();
+    assert_eq!(
+        read_npy(dir.join("test_f.npy")).unwrap().to_f64(),
+        generated.test.clean.data()
+    );
+
+    let file = tmp.path().join("a-file");
+    std::fs::write(&file, b"").unwrap();
+    assert_usage_error(&["data", "--out", path_str(&file.join("sub"))]);
+    assert_usage_error(&["data"]);
+}
+
+#[test]
+fn optimizers_lists_the_catalog() {
+    let list = json(&stdout(&ok(&["optimizers", "--json"])));
+    let entries = list.as_array().expect("an array");
+    let names: Vec<&str> = entries.iter().map(|e| e["name"].as_str().unwrap()).collect();
+    assert!(names.contains(&"adam") && names.contains(&"sgd"), "{names:?}");
+    let defaults: Vec<&str> = entries
+        .iter()
+        .filter(|e| e["default"] == true)
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(defaults, ["adam"]);
+    for e in entries {
+        assert!(!e["about"].as_str().unwrap().is_empty());
+        for hp in e["hyperparams"].as_array().unwrap() {
+            assert!(
+                hp["name"].is_string() && hp["default"].is_number() && hp["about"].is_string(),
+                "{hp}"
+            );
+        }
+    }
+    let text = stdout(&ok(&["optimizers"]));
+    assert!(text.contains("adam  (default)") && text.contains("beta2"), "{text}");
+}
+
+#[test]
+fn gradcheck_runs_one_op() {
+    let text = stdout(&ok(&["gradcheck", "--op", "relu", "--cases", "4", "--json"]));
+    assert_eq!(text.trim_end().lines().count(), 1, "{text}");
+    let v = json(&text);
+    assert_eq!(v["op"], "relu");
+    assert_eq!(v["passed"], true, "{v}");
+    let err = assert_usage_error(&["gradcheck", "--op", "nope"]);
+    assert!(err.contains("relu"), "lists the ops: {err}");
+}

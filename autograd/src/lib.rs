@@ -2,7 +2,7 @@
 //!
 //! Reverse-mode automatic differentiation over [`ferrograd_engine`] tensors.
 //! Wrap tensors in [`Var`]s, compute with them, call [`Var::backward`] on a
-//! scalar, and read each leaf's gradient. [`gradcheck`] proves a backward
+//! scalar, and read each leaf's gradient. [`gradcheck()`] proves a backward
 //! rule against central finite differences, and [`registry`] lists every
 //! op with the input domain its gradient check uses.
 //!

@@ -19,9 +19,7 @@
 //! `threading` feature (single thread); its 2-thread numbers come from the
 //! standalone crate `bench/mm-threaded` (see `bench/RESULTS.md`).
 
-use criterion::{
-    black_box, criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode, Throughput,
-};
+use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode, Throughput};
 use ferrograd::engine::{DType, Rng, Tensor};
 use gemm::Parallelism;
 use std::time::Duration;
@@ -266,44 +264,34 @@ fn bench_dtype<T: Kernels>(c: &mut Criterion) {
         }
 
         let id = case.id();
-        group.bench_function(
-            BenchmarkId::new(format!("engine_{}", T::NAME), &id),
-            |bench| {
-                bench.iter(|| black_box(at.matmul_t(case.ta, black_box(&bt), case.tb).unwrap()))
-            },
-        );
-        group.bench_function(
-            BenchmarkId::new(format!("matrixmultiply_{}", T::NAME), &id),
-            |bench| bench.iter(|| T::mm(&case, black_box(&a), black_box(&b), black_box(&mut out))),
-        );
-        group.bench_function(
-            BenchmarkId::new(format!("gemm_{}", T::NAME), &id),
-            |bench| {
-                bench.iter(|| {
-                    T::gemm(
-                        &case,
-                        black_box(&a),
-                        black_box(&b),
-                        black_box(&mut out),
-                        Parallelism::None,
-                    )
-                })
-            },
-        );
-        group.bench_function(
-            BenchmarkId::new(format!("gemm_{}_rayon2", T::NAME), &id),
-            |bench| {
-                bench.iter(|| {
-                    T::gemm(
-                        &case,
-                        black_box(&a),
-                        black_box(&b),
-                        black_box(&mut out),
-                        Parallelism::Rayon(2),
-                    )
-                })
-            },
-        );
+        group.bench_function(BenchmarkId::new(format!("engine_{}", T::NAME), &id), |bench| {
+            bench.iter(|| black_box(at.matmul_t(case.ta, black_box(&bt), case.tb).unwrap()))
+        });
+        group.bench_function(BenchmarkId::new(format!("matrixmultiply_{}", T::NAME), &id), |bench| {
+            bench.iter(|| T::mm(&case, black_box(&a), black_box(&b), black_box(&mut out)))
+        });
+        group.bench_function(BenchmarkId::new(format!("gemm_{}", T::NAME), &id), |bench| {
+            bench.iter(|| {
+                T::gemm(
+                    &case,
+                    black_box(&a),
+                    black_box(&b),
+                    black_box(&mut out),
+                    Parallelism::None,
+                )
+            })
+        });
+        group.bench_function(BenchmarkId::new(format!("gemm_{}_rayon2", T::NAME), &id), |bench| {
+            bench.iter(|| {
+                T::gemm(
+                    &case,
+                    black_box(&a),
+                    black_box(&b),
+                    black_box(&mut out),
+                    Parallelism::Rayon(2),
+                )
+            })
+        });
     }
     group.finish();
 }

@@ -7,9 +7,7 @@
 //! physical cores). This bench sets it to 2 when it is unset, before the first
 //! call, and names its ids after the count in force: `matrixmultiply_f32_mt2`.
 
-use criterion::{
-    black_box, criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode, Throughput,
-};
+use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode, Throughput};
 use std::time::Duration;
 
 #[derive(Clone, Copy)]
@@ -139,9 +137,7 @@ fn fill<T: Kernel>(len: usize, seed: u64) -> Vec<T> {
     let mut s = seed;
     (0..len)
         .map(|_| {
-            s = s
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
+            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
             T::from_f64((s >> 11) as f64 / (1u64 << 52) as f64 - 1.0)
         })
         .collect()
@@ -153,9 +149,7 @@ fn check<T: Kernel>(case: &Case, a: &[T], b: &[T], c: &[T]) {
     for idx in (0..case.m * case.n).step_by(61) {
         let (i, j) = ((idx / case.n) as isize, (idx % case.n) as isize);
         let want: f64 = (0..case.k as isize)
-            .map(|p| {
-                a[(i * ars + p * acs) as usize].to_f64() * b[(p * brs + j * bcs) as usize].to_f64()
-            })
+            .map(|p| a[(i * ars + p * acs) as usize].to_f64() * b[(p * brs + j * bcs) as usize].to_f64())
             .sum();
         let got = c[idx].to_f64();
         assert!(

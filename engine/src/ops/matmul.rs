@@ -1,5 +1,6 @@
-//! Matrix multiplication on the CPU through the `matrixmultiply` crate's
-//! packed, register-blocked GEMM. Transposed operands are passed as strides,
+//! Matrix multiplication on the CPU through the `gemm` crate's packed,
+//! register-blocked GEMM (chosen over `matrixmultiply` by the figures in
+//! `bench/RESULTS.md`), single-threaded so the second core stays free. Transposed operands are passed as strides,
 //! never copied.
 
 use crate::{Element, Error, Result, Shape, Tensor};
@@ -35,53 +36,55 @@ fn operand<T: crate::storage::CpuSlice>(t: &Tensor, transposed: bool) -> Operand
     }
 }
 
-/// A GEMM kernel for one element type: `c = a * b` (c overwritten).
-trait Gemm: crate::storage::CpuSlice {
-    fn gemm(a: &Operand<'_, Self>, b: &Operand<'_, Self>, c: &mut [Self]);
+/// `c = a * b` (c overwritten, row-major `[m, n]`).
+fn gemm_into<T: crate::storage::CpuSlice + Element>(a: &Operand<'_, T>, b: &Operand<'_, T>, c: &mut [T]) {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    debug_assert_eq!(c.len(), m * n);
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        c.iter_mut().for_each(|x| *x = T::zero());
+        return;
+    }
+    // SAFETY: the operands' shapes and strides describe their buffers (checked
+    // by `Tensor::matmul_t`), and `c` holds exactly m*n elements, row-major.
+    // gemm computes dst = alpha*dst + beta*lhs*rhs; with read_dst false, dst
+    // is not read. Strides are given column stride first.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            c.as_mut_ptr(),
+            1,
+            n as isize,
+            false,
+            a.data.as_ptr(),
+            a.col_stride,
+            a.row_stride,
+            b.data.as_ptr(),
+            b.col_stride,
+            b.row_stride,
+            T::zero(),
+            T::one(),
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
 }
 
-macro_rules! impl_gemm {
-    ($t:ty, $f:path) => {
-        impl Gemm for $t {
-            fn gemm(a: &Operand<'_, $t>, b: &Operand<'_, $t>, c: &mut [$t]) {
-                let (m, k, n) = (a.rows, a.cols, b.cols);
-                debug_assert_eq!(c.len(), m * n);
-                if m == 0 || n == 0 {
-                    return;
-                }
-                // SAFETY: the operands' shapes and strides were checked against
-                // their buffers' lengths by `Tensor::matmul_t`, and `c` holds
-                // exactly m*n elements in row-major order.
-                unsafe {
-                    $f(
-                        m,
-                        k,
-                        n,
-                        1.0,
-                        a.data.as_ptr(),
-                        a.row_stride,
-                        a.col_stride,
-                        b.data.as_ptr(),
-                        b.row_stride,
-                        b.col_stride,
-                        0.0,
-                        c.as_mut_ptr(),
-                        n as isize,
-                        1,
-                    );
-                }
-            }
-        }
-    };
-}
-
-impl_gemm!(f32, matrixmultiply::sgemm);
-impl_gemm!(f64, matrixmultiply::dgemm);
-
-fn matmul_kernel<T: Gemm + Element>(a: &Tensor, ta: bool, b: &Tensor, tb: bool) -> Tensor {
+fn matmul_kernel<T: crate::storage::CpuSlice + Element + 'static>(
+    a: &Tensor,
+    ta: bool,
+    b: &Tensor,
+    tb: bool,
+) -> Tensor {
     let (oa, ob) = (operand::<T>(a, ta), operand::<T>(b, tb));
     let mut out = vec![T::zero(); oa.rows * ob.cols];
-    T::gemm(&oa, &ob, &mut out);
+    gemm_into(&oa, &ob, &mut out);
     Tensor::from_typed(out, Shape::new([oa.rows, ob.cols]))
 }
 

@@ -30,6 +30,6 @@ pub mod suite;
 mod var;
 
 pub use backward::Gradients;
-pub use gradcheck::{gradcheck, GradcheckOptions, GradcheckReport};
+pub use gradcheck::{gradcheck, gradgradcheck, GradcheckOptions, GradcheckReport};
 pub use op::{Op, OpKind};
 pub use var::{is_grad_enabled, no_grad, set_grad_enabled, GradModeGuard, Node, Var};

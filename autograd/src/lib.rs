@@ -26,10 +26,12 @@ mod forward;
 pub mod gradcheck;
 pub mod op;
 pub mod registry;
+pub mod second_order;
 pub mod suite;
 mod var;
 
 pub use backward::Gradients;
 pub use gradcheck::{gradcheck, gradgradcheck, GradcheckOptions, GradcheckReport};
 pub use op::{Op, OpKind};
+pub use second_order::{hessian, hvp};
 pub use var::{is_grad_enabled, no_grad, set_grad_enabled, GradModeGuard, Node, Var};

@@ -352,3 +352,22 @@ fn gradcheck_runs_one_op() {
     let err = assert_usage_error(&["gradcheck", "--op", "nope"]);
     assert!(err.contains("relu"), "lists the ops: {err}");
 }
+
+#[test]
+fn gradcheck_order_two_reports_every_registered_op_in_the_first_order_format() {
+    let first = stdout(&ok(&["gradcheck", "--cases", "2", "--json"]));
+    let second = stdout(&ok(&["gradcheck", "--order", "2", "--cases", "2", "--json"]));
+    let rows = |text: &str| -> Vec<serde_json::Value> { text.lines().map(json).collect() };
+    let (first, second) = (rows(&first), rows(&second));
+    let registered = ferrograd::autograd::registry::entries().len();
+    assert_eq!(second.len(), registered, "one row per registry entry");
+    for (a, b) in first.iter().zip(&second) {
+        assert_eq!(a["op"], b["op"]);
+        let keys = |v: &serde_json::Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+        assert_eq!(keys(a), keys(b), "same row format at both orders");
+        assert_eq!((a["order"].as_u64(), b["order"].as_u64()), (Some(1), Some(2)));
+        assert_eq!(b["passed"], true, "{b}");
+    }
+    let err = assert_usage_error(&["gradcheck", "--order", "3"]);
+    assert!(err.contains("order"), "{err}");
+}

@@ -1,22 +1,39 @@
-//! Property-based gradient checks: one `#[test]` per registry entry, each
-//! drawing 64 cases (base dims of rank 1..=3 with dims 1..=4, and a case
-//! seed) from a deterministic proptest runner and asserting that
-//! `gradcheck` passes with the entry's tolerance override.
+//! Property-based derivative checks, two `#[test]`s per registry entry:
+//! `gradcheck_<op>` draws 64 cases (base dims of rank 1..=3 with dims 1..=4,
+//! and a case seed) from a deterministic proptest runner and asserts that
+//! `gradcheck` passes with the entry's tolerance override;
+//! `gradgradcheck_<op>` draws 64 cases and asserts that `gradgradcheck`
+//! passes: the op's backward rule, recorded with `backward_with(true)`, has
+//! correct derivatives itself (piecewise-linear ops check a zero second
+//! derivative away from their kinks).
 //!
 //! Plus coverage tests: every `OpKind` is proved by some entry, every entry
-//! has a test here (a new registry entry without one fails
+//! has both tests here (a new registry entry without them fails
 //! `registry_covers_every_op_kind`), and each entry's case really records its
 //! declared kind in the graph.
 
 use ferrograd::autograd::registry::{self, OpEntry};
-use ferrograd::autograd::{gradcheck, GradcheckOptions, OpKind, Var};
+use ferrograd::autograd::{gradcheck, gradgradcheck, GradcheckOptions, OpKind, Var};
 use ferrograd::engine::Rng;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestRng, TestRunner};
 use std::collections::{BTreeSet, HashSet};
 
-/// Cases per op. 64 x 58 entries take about 0.2 s at opt-level 2.
+/// Cases per op for first derivatives. 64 x 58 entries take about 0.2 s at
+/// opt-level 2.
 const CASES: u32 = 64;
+
+/// Cases per op for second derivatives (each finite-difference probe runs a
+/// recorded backward pass; all 58 entries together still take well under a
+/// second at opt-level 2).
+const CASES_SECOND_ORDER: u32 = 64;
+
+/// Which derivative `check_op` verifies.
+#[derive(Clone, Copy)]
+enum Order {
+    First,
+    Second,
+}
 
 /// A proptest runner whose stream is fixed by `label` (so CI is repeatable,
 /// but different ops still see different draws). No failure files are written.
@@ -64,40 +81,56 @@ fn entry(name: &str) -> OpEntry {
         .unwrap_or_else(|| panic!("registry has no entry named {name:?}"))
 }
 
-/// Runs the gradcheck property for one registry entry.
-fn check_op(name: &str) {
+/// Runs the gradcheck (or gradgradcheck) property for one registry entry.
+fn check_op(name: &str, order: Order) {
     let entry = entry(name);
+    let (label, cases) = match order {
+        Order::First => (name.to_string(), CASES),
+        Order::Second => (format!("{name} (second order)"), CASES_SECOND_ORDER),
+    };
     let ran = std::cell::Cell::new(0u32);
-    let result = runner(name, CASES).run(&dims_and_seed(), |(dims, seed)| {
+    let result = runner(&label, cases).run(&dims_and_seed(), |(dims, seed)| {
         ran.set(ran.get() + 1);
         let case = (entry.build)(&dims, &mut Rng::new(seed));
         let shapes: Vec<Vec<usize>> = case.inputs.iter().map(|t| t.dims().to_vec()).collect();
-        let report = gradcheck(&case.apply, &case.inputs, &options(&entry, seed))
-            .map_err(|e| TestCaseError::fail(format!("{name}: gradcheck errored on inputs {shapes:?}: {e}")))?;
+        let options = options(&entry, seed);
+        let outcome = match order {
+            Order::First => gradcheck(&case.apply, &case.inputs, &options),
+            Order::Second => gradgradcheck(&case.apply, &case.inputs, &options),
+        };
+        let report =
+            outcome.map_err(|e| TestCaseError::fail(format!("{label}: check errored on inputs {shapes:?}: {e}")))?;
         // The report's Display names the worst element (input, index, analytic, numeric).
         prop_assert!(
             report.passed,
-            "{name} (dims {dims:?}, seed {seed}, input shapes {shapes:?}): {report}"
+            "{label} (dims {dims:?}, seed {seed}, input shapes {shapes:?}): {report}"
         );
         Ok(())
     });
     if let Err(e) = result {
-        panic!("gradcheck property failed for `{name}`: {e}");
+        panic!("property failed for `{label}`: {e}");
     }
-    assert!(ran.get() >= CASES, "{name}: only {} cases ran", ran.get());
+    assert!(ran.get() >= cases, "{label}: only {} cases ran", ran.get());
 }
 
-/// Declares one `#[test]` per registry entry, and the list of covered names.
-/// Each pair is `test_fn_name = entry_name`; `registry_covers_every_op_kind`
-/// checks that the test is called `gradcheck_<entry>`.
+/// Declares two `#[test]`s per registry entry, and the list of covered names.
+/// Each line is `first_order_test, second_order_test = entry_name`;
+/// `registry_covers_every_op_kind` checks the tests are called
+/// `gradcheck_<entry>` and `gradgradcheck_<entry>`.
 macro_rules! gradcheck_ops {
-    ($($test:ident = $op:ident),* $(,)?) => {
-        /// `(test function, registry entry)` for every generated test.
-        const TESTED: &[(&str, &str)] = &[$((stringify!($test), stringify!($op))),*];
+    ($($test:ident, $test2:ident = $op:ident),* $(,)?) => {
+        /// `(first-order test, second-order test, registry entry)` for every
+        /// generated pair.
+        const TESTED: &[(&str, &str, &str)] = &[$((stringify!($test), stringify!($test2), stringify!($op))),*];
         $(
             #[test]
             fn $test() {
-                check_op(stringify!($op));
+                check_op(stringify!($op), Order::First);
+            }
+
+            #[test]
+            fn $test2() {
+                check_op(stringify!($op), Order::Second);
             }
         )*
     };
@@ -105,67 +138,67 @@ macro_rules! gradcheck_ops {
 
 gradcheck_ops! {
     // unary
-    gradcheck_neg = neg,
-    gradcheck_abs = abs,
-    gradcheck_exp = exp,
-    gradcheck_log = log,
-    gradcheck_sqrt = sqrt,
-    gradcheck_rsqrt = rsqrt,
-    gradcheck_square = square,
-    gradcheck_recip = recip,
-    gradcheck_relu = relu,
-    gradcheck_leaky_relu = leaky_relu,
-    gradcheck_sigmoid = sigmoid,
-    gradcheck_tanh = tanh,
-    gradcheck_gelu = gelu,
-    gradcheck_silu = silu,
-    gradcheck_sin = sin,
-    gradcheck_cos = cos,
-    gradcheck_clamp = clamp,
-    gradcheck_add_scalar = add_scalar,
-    gradcheck_sub_scalar = sub_scalar,
-    gradcheck_mul_scalar = mul_scalar,
-    gradcheck_div_scalar = div_scalar,
-    gradcheck_pow_scalar = pow_scalar,
-    gradcheck_cast = cast,
+    gradcheck_neg, gradgradcheck_neg = neg,
+    gradcheck_abs, gradgradcheck_abs = abs,
+    gradcheck_exp, gradgradcheck_exp = exp,
+    gradcheck_log, gradgradcheck_log = log,
+    gradcheck_sqrt, gradgradcheck_sqrt = sqrt,
+    gradcheck_rsqrt, gradgradcheck_rsqrt = rsqrt,
+    gradcheck_square, gradgradcheck_square = square,
+    gradcheck_recip, gradgradcheck_recip = recip,
+    gradcheck_relu, gradgradcheck_relu = relu,
+    gradcheck_leaky_relu, gradgradcheck_leaky_relu = leaky_relu,
+    gradcheck_sigmoid, gradgradcheck_sigmoid = sigmoid,
+    gradcheck_tanh, gradgradcheck_tanh = tanh,
+    gradcheck_gelu, gradgradcheck_gelu = gelu,
+    gradcheck_silu, gradgradcheck_silu = silu,
+    gradcheck_sin, gradgradcheck_sin = sin,
+    gradcheck_cos, gradgradcheck_cos = cos,
+    gradcheck_clamp, gradgradcheck_clamp = clamp,
+    gradcheck_add_scalar, gradgradcheck_add_scalar = add_scalar,
+    gradcheck_sub_scalar, gradgradcheck_sub_scalar = sub_scalar,
+    gradcheck_mul_scalar, gradgradcheck_mul_scalar = mul_scalar,
+    gradcheck_div_scalar, gradgradcheck_div_scalar = div_scalar,
+    gradcheck_pow_scalar, gradgradcheck_pow_scalar = pow_scalar,
+    gradcheck_cast, gradgradcheck_cast = cast,
     // binary
-    gradcheck_add = add,
-    gradcheck_sub = sub,
-    gradcheck_mul = mul,
-    gradcheck_div = div,
-    gradcheck_pow = pow,
-    gradcheck_maximum = maximum,
-    gradcheck_minimum = minimum,
-    gradcheck_where = where,
-    gradcheck_matmul = matmul,
-    gradcheck_matmul_tn = matmul_tn,
-    gradcheck_matmul_nt = matmul_nt,
-    gradcheck_matmul_tt = matmul_tt,
+    gradcheck_add, gradgradcheck_add = add,
+    gradcheck_sub, gradgradcheck_sub = sub,
+    gradcheck_mul, gradgradcheck_mul = mul,
+    gradcheck_div, gradgradcheck_div = div,
+    gradcheck_pow, gradgradcheck_pow = pow,
+    gradcheck_maximum, gradgradcheck_maximum = maximum,
+    gradcheck_minimum, gradgradcheck_minimum = minimum,
+    gradcheck_where, gradgradcheck_where = where,
+    gradcheck_matmul, gradgradcheck_matmul = matmul,
+    gradcheck_matmul_tn, gradgradcheck_matmul_tn = matmul_tn,
+    gradcheck_matmul_nt, gradgradcheck_matmul_nt = matmul_nt,
+    gradcheck_matmul_tt, gradgradcheck_matmul_tt = matmul_tt,
     // reductions
-    gradcheck_sum = sum,
-    gradcheck_mean = mean,
-    gradcheck_max = max,
-    gradcheck_min = min,
-    gradcheck_var = var,
-    gradcheck_var_unbiased = var_unbiased,
-    gradcheck_logsumexp = logsumexp,
-    gradcheck_softmax = softmax,
-    gradcheck_log_softmax = log_softmax,
+    gradcheck_sum, gradgradcheck_sum = sum,
+    gradcheck_mean, gradgradcheck_mean = mean,
+    gradcheck_max, gradgradcheck_max = max,
+    gradcheck_min, gradgradcheck_min = min,
+    gradcheck_var, gradgradcheck_var = var,
+    gradcheck_var_unbiased, gradgradcheck_var_unbiased = var_unbiased,
+    gradcheck_logsumexp, gradgradcheck_logsumexp = logsumexp,
+    gradcheck_softmax, gradgradcheck_softmax = softmax,
+    gradcheck_log_softmax, gradgradcheck_log_softmax = log_softmax,
     // shape and indexing
-    gradcheck_reshape = reshape,
-    gradcheck_squeeze = squeeze,
-    gradcheck_unsqueeze = unsqueeze,
-    gradcheck_permute = permute,
-    gradcheck_transpose = transpose,
-    gradcheck_broadcast_to = broadcast_to,
-    gradcheck_sum_to = sum_to,
-    gradcheck_concat = concat,
-    gradcheck_narrow = narrow,
-    gradcheck_pad_zeros = pad_zeros,
-    gradcheck_index_select = index_select,
-    gradcheck_index_add = index_add,
-    gradcheck_gather = gather,
-    gradcheck_scatter = scatter,
+    gradcheck_reshape, gradgradcheck_reshape = reshape,
+    gradcheck_squeeze, gradgradcheck_squeeze = squeeze,
+    gradcheck_unsqueeze, gradgradcheck_unsqueeze = unsqueeze,
+    gradcheck_permute, gradgradcheck_permute = permute,
+    gradcheck_transpose, gradgradcheck_transpose = transpose,
+    gradcheck_broadcast_to, gradgradcheck_broadcast_to = broadcast_to,
+    gradcheck_sum_to, gradgradcheck_sum_to = sum_to,
+    gradcheck_concat, gradgradcheck_concat = concat,
+    gradcheck_narrow, gradgradcheck_narrow = narrow,
+    gradcheck_pad_zeros, gradgradcheck_pad_zeros = pad_zeros,
+    gradcheck_index_select, gradgradcheck_index_select = index_select,
+    gradcheck_index_add, gradgradcheck_index_add = index_add,
+    gradcheck_gather, gradgradcheck_gather = gather,
+    gradcheck_scatter, gradgradcheck_scatter = scatter,
 }
 
 /// Every op kind recorded anywhere in the graph that produced `out`.
@@ -200,14 +233,19 @@ fn registry_covers_every_op_kind() {
 
     // 2. The generated tests and the registry list exactly the same names,
     //    and each test is named after its entry.
-    for (test, op) in TESTED {
+    for (test, test2, op) in TESTED {
         assert_eq!(
             *test,
             format!("gradcheck_{op}"),
             "test function named inconsistently with its entry"
         );
+        assert_eq!(
+            *test2,
+            format!("gradgradcheck_{op}"),
+            "test function named inconsistently with its entry"
+        );
     }
-    let tested: BTreeSet<&str> = TESTED.iter().map(|(_, op)| *op).collect();
+    let tested: BTreeSet<&str> = TESTED.iter().map(|(_, _, op)| *op).collect();
     assert_eq!(tested.len(), TESTED.len(), "an entry is listed twice in gradcheck_ops!");
     let registered: BTreeSet<&str> = entries.iter().map(|e| e.name).collect();
     let untested: Vec<_> = registered.difference(&tested).collect();

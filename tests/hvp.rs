@@ -54,3 +54,124 @@ fn hessian_of_a_quadratic_form_is_its_symmetrised_matrix() {
     let h = hessian(f, &x).unwrap().to_vec::<f64>();
     assert_eq!(h, vec![2.0, 1.5, 1.5, 6.0]);
 }
+
+/// Central differences of the analytic gradient along each basis vector: a
+/// finite-difference Hessian, `[n, n]` row-major.
+fn finite_difference_hessian(f: &dyn Fn(&Var) -> Result<Var>, x: &Tensor, eps: f64) -> Vec<f64> {
+    let n = x.numel();
+    let base = x.to_vec_f64();
+    let mut h = vec![0.0; n * n];
+    for j in 0..n {
+        let shifted = |delta: f64| {
+            let mut moved = base.clone();
+            moved[j] += delta;
+            gradient(
+                f,
+                &Tensor::from_f64_slice(&moved, x.shape().clone(), DType::F64).unwrap(),
+            )
+        };
+        let (plus, minus) = (shifted(eps), shifted(-eps));
+        for i in 0..n {
+            h[i * n + j] = (plus[i] - minus[i]) / (2.0 * eps);
+        }
+    }
+    h
+}
+
+/// Asserts two `n x n` matrices agree to `rel` relative to the largest entry.
+fn assert_close(got: &[f64], want: &[f64], rel: f64, what: &str) {
+    let scale = want.iter().fold(1e-3f64, |m, w| m.max(w.abs()));
+    for (k, (g, w)) in got.iter().zip(want).enumerate() {
+        assert!(
+            (g - w).abs() <= rel * scale,
+            "{what}: entry {k}: {g} vs {w} (scale {scale})"
+        );
+    }
+}
+
+#[test]
+fn hessian_of_softmax_cross_entropy_is_diag_p_minus_p_p_transposed() {
+    // Mean cross-entropy over a batch of b rows of c logits: the Hessian is
+    // block-diagonal, each block (diag(p) - p p^T) / b with p = softmax(row).
+    let (b, c) = (3, 4);
+    let logits = Tensor::rand_normal([b * c], 0.0, 1.5, DType::F64, &mut Rng::new(7)).unwrap();
+    let labels = [2usize, 0, 3];
+    let f = |z: &Var| ferrograd::nn::cross_entropy(&z.reshape([b, c])?, &labels);
+    let h = hessian(f, &logits).unwrap().to_vec::<f64>();
+
+    let z = logits.to_vec::<f64>();
+    let n = b * c;
+    let mut want = vec![0.0; n * n];
+    for row in 0..b {
+        let exps: Vec<f64> = z[row * c..(row + 1) * c].iter().map(|v| v.exp()).collect();
+        let total: f64 = exps.iter().sum();
+        let p: Vec<f64> = exps.iter().map(|e| e / total).collect();
+        for i in 0..c {
+            for j in 0..c {
+                let diag = if i == j { p[i] } else { 0.0 };
+                want[(row * c + i) * n + row * c + j] = (diag - p[i] * p[j]) / b as f64;
+            }
+        }
+    }
+    assert_close(&h, &want, 1e-12, "analytic softmax cross-entropy Hessian");
+    assert_close(
+        &h,
+        &finite_difference_hessian(&f, &logits, 1e-5),
+        1e-7,
+        "finite differences",
+    );
+}
+
+#[test]
+fn hessian_of_an_mlp_with_batchnorm_matches_finite_differences() {
+    use ferrograd::nn::{BatchNorm1d, Linear};
+    // Linear(2 -> 3) -> BatchNorm (training mode) -> tanh -> Linear(3 -> 1),
+    // squared error, as a function of all 19 parameters flattened.
+    let (batch, fan_in, hidden) = (5, 2, 3);
+    let mut rng = Rng::new(11);
+    let x = Tensor::rand_normal([batch, fan_in], 0.0, 1.0, DType::F64, &mut rng).unwrap();
+    let y = Tensor::rand_normal([batch, 1], 0.0, 1.0, DType::F64, &mut rng).unwrap();
+    let sizes = [hidden * fan_in, hidden, hidden, hidden, hidden, 1];
+    let n: usize = sizes.iter().sum();
+    let mut params = Tensor::rand_normal([n], 0.0, 0.7, DType::F64, &mut rng).unwrap();
+    // BatchNorm's scale near 1, as at initialisation.
+    let offset = hidden * fan_in + hidden;
+    let mut values = params.to_vec::<f64>();
+    for v in &mut values[offset..offset + hidden] {
+        *v += 1.0;
+    }
+    params = Tensor::from_vec(values, [n]).unwrap();
+    let norm = BatchNorm1d::new(hidden, DType::F64);
+    let f = |p: &Var| -> Result<Var> {
+        let mut start = 0;
+        let mut take = |len: usize| {
+            let part = p.narrow(0, start, len);
+            start += len;
+            part
+        };
+        let (w1, b1, scale, shift, w2, b2) = (
+            take(sizes[0])?,
+            take(sizes[1])?,
+            take(sizes[2])?,
+            take(sizes[3])?,
+            take(sizes[4])?,
+            take(sizes[5])?,
+        );
+        let h = Linear::forward(&Var::constant(x.clone()), &w1.reshape([hidden, fan_in])?, &b1)?;
+        let (h, _, _) = norm.forward_train(&h, &scale, &shift)?;
+        let out = Linear::forward(&h.tanh(), &w2.reshape([1, hidden])?, &b2)?;
+        ferrograd::nn::sse(&out, &Var::constant(y.clone()))
+    };
+    let h = hessian(f, &params).unwrap().to_vec::<f64>();
+    for i in 0..n {
+        for j in 0..i {
+            assert!((h[i * n + j] - h[j * n + i]).abs() < 1e-10, "symmetric at ({i}, {j})");
+        }
+    }
+    assert_close(
+        &h,
+        &finite_difference_hessian(&f, &params, 1e-5),
+        1e-6,
+        "finite differences",
+    );
+}

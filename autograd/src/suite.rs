@@ -2,8 +2,28 @@
 //! Shared by `ferrograd gradcheck` and anyone scripting a check suite.
 
 use crate::registry::OpEntry;
-use crate::{gradcheck, GradcheckOptions};
+use crate::{gradcheck, gradgradcheck, GradcheckOptions};
 use ferrograd_engine::Rng;
+
+/// Which derivative a check compares against finite differences.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Order {
+    /// Gradients ([`gradcheck`]).
+    First,
+    /// Gradients of gradients ([`gradgradcheck`]): the backward pass itself
+    /// recorded with `backward_with(true)` and differentiated again.
+    Second,
+}
+
+impl Order {
+    /// `1` or `2`.
+    pub fn number(self) -> u8 {
+        match self {
+            Order::First => 1,
+            Order::Second => 2,
+        }
+    }
+}
 
 /// The result of checking one registry entry over many cases.
 #[derive(Debug, Clone, PartialEq)]
@@ -49,6 +69,11 @@ pub fn options_for(entry: &OpEntry, seed: u64) -> GradcheckOptions {
 
 /// Gradchecks `cases` drawn cases of `entry`; case `i` uses seed `seed + i`.
 pub fn check_entry(entry: &OpEntry, cases: usize, seed: u64) -> EntrySummary {
+    check_entry_at(entry, cases, seed, Order::First)
+}
+
+/// Like [`check_entry`], for first or second derivatives.
+pub fn check_entry_at(entry: &OpEntry, cases: usize, seed: u64, order: Order) -> EntrySummary {
     let mut summary = EntrySummary {
         op: entry.name,
         cases,
@@ -62,7 +87,11 @@ pub fn check_entry(entry: &OpEntry, cases: usize, seed: u64) -> EntrySummary {
         let mut rng = Rng::new(case_seed);
         let dims = draw_dims(&mut rng);
         let case = (entry.build)(&dims, &mut rng);
-        let outcome = gradcheck(&case.apply, &case.inputs, &options_for(entry, case_seed));
+        let options = options_for(entry, case_seed);
+        let outcome = match order {
+            Order::First => gradcheck(&case.apply, &case.inputs, &options),
+            Order::Second => gradgradcheck(&case.apply, &case.inputs, &options),
+        };
         let failure = match outcome {
             Ok(report) => {
                 summary.worst_abs_error = summary.worst_abs_error.max(report.max_abs_error);

@@ -1,7 +1,8 @@
-//! `ferrograd gradcheck`: every registered op over many random cases.
+//! `ferrograd gradcheck`: every registered op over many random cases, first
+//! derivatives (`--order 1`, the default) or second (`--order 2`).
 
 use ferrograd_autograd::registry;
-use ferrograd_autograd::suite::{check_entry, EntrySummary};
+use ferrograd_autograd::suite::{check_entry_at, EntrySummary, Order};
 
 /// Options of `ferrograd gradcheck`.
 #[derive(clap::Args)]
@@ -18,11 +19,17 @@ pub struct Args {
     /// Print one JSON object per op instead of a table.
     #[arg(long)]
     json: bool,
+    /// 1: gradients against finite differences of the function; 2: gradients
+    /// of gradients (the recorded backward pass) against finite differences
+    /// of the gradient.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=2))]
+    order: u8,
 }
 
-fn json_line(s: &EntrySummary) -> String {
+fn json_line(s: &EntrySummary, order: Order) -> String {
     serde_json::json!({
         "op": s.op,
+        "order": order.number(),
         "cases": s.cases,
         "worst_abs_error": s.worst_abs_error,
         "worst_rel_error": s.worst_rel_error,
@@ -73,14 +80,15 @@ pub fn run(args: &Args) -> i32 {
             "op", "cases", "worst abs err", "worst rel err"
         );
     }
+    let order = if args.order == 2 { Order::Second } else { Order::First };
     let mut failed = 0;
     for entry in selected.iter() {
-        let summary = check_entry(entry, args.cases, args.seed);
+        let summary = check_entry_at(entry, args.cases, args.seed, order);
         failed += usize::from(!summary.passed());
         println!(
             "{}",
             if args.json {
-                json_line(&summary)
+                json_line(&summary, order)
             } else {
                 table_line(&summary)
             }
@@ -88,8 +96,9 @@ pub fn run(args: &Args) -> i32 {
     }
     if !args.json {
         println!(
-            "{} ops checked, {} passed, {} failed",
+            "{} ops checked ({} derivatives), {} passed, {} failed",
             selected.len(),
+            if order == Order::Second { "second" } else { "first" },
             selected.len() - failed,
             failed
         );

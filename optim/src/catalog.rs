@@ -94,6 +94,7 @@ pub fn all() -> Vec<&'static OptimizerInfo> {
         crate::torch_family::CATALOG,
         crate::modern::CATALOG,
         crate::wrappers::CATALOG,
+        crate::second_order::CATALOG,
     ]
     .into_iter()
     .flatten()

@@ -30,6 +30,7 @@ pub mod groups;
 mod hyper;
 pub mod modern;
 pub mod schedule;
+pub mod second_order;
 pub mod sgd;
 mod state;
 pub mod torch_family;
@@ -76,11 +77,47 @@ pub trait TaskOptimizer: Send {
     /// One update per tensor, to be added to the parameters.
     fn step(&mut self, params: &[Tensor], grads: &[Tensor], ctx: &StepContext) -> Result<Vec<Tensor>>;
 
+    /// Whether the optimizer wants Hessian-vector products: if so, a harness
+    /// that can provide them calls [`TaskOptimizer::step_with_curvature`]
+    /// instead of [`TaskOptimizer::step`]. (The task's own Python harness
+    /// cannot; ferrograd's `Trainer` can.)
+    fn uses_curvature(&self) -> bool {
+        false
+    }
+
+    /// [`TaskOptimizer::step`] with access to Hessian-vector products of the
+    /// step's mini-batch loss at the point where `grads` was taken. The
+    /// default ignores `curvature`.
+    fn step_with_curvature(
+        &mut self,
+        params: &[Tensor],
+        grads: &[Tensor],
+        _curvature: &mut dyn Curvature,
+        ctx: &StepContext,
+    ) -> Result<Vec<Tensor>> {
+        self.step(params, grads, ctx)
+    }
+
     /// The complete state (moments, counters), for checkpoints.
     fn state(&self) -> OptimizerState;
 
     /// Restores a state returned by [`TaskOptimizer::state`].
     fn load_state(&mut self, state: &OptimizerState) -> Result<()>;
+}
+
+/// Hessian-vector products of one step's loss, offered by the harness to
+/// optimizers that use curvature (Sophia, AdaHessian, Newton-CG).
+///
+/// The loss is the one whose gradient the step received (the task's sum of
+/// squared errors on the step's mini-batch, at the queried parameters if the
+/// optimizer asked for a query), so `hvp` and the gradient describe the same
+/// function at the same point.
+pub trait Curvature {
+    /// `H v` for the Hessian `H` of the step's loss with respect to all the
+    /// model's tensors, `v` given (and the result returned) as one tensor per
+    /// model tensor in the task's order. Tensors the loss does not depend on
+    /// (BatchNorm running statistics) get zeros.
+    fn hvp(&mut self, v: &[Tensor]) -> Result<Vec<Tensor>>;
 }
 
 /// Checks that `grads` pairs up with the shapes the optimizer was set up for.

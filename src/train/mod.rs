@@ -5,10 +5,12 @@
 //! applied to trainable tensors only, and the task's score.
 
 mod checkpoint;
+mod curvature;
 mod early_stopping;
 mod score;
 
 pub use checkpoint::{load_model, save_model, Checkpoint};
+pub use curvature::BatchCurvature;
 pub use early_stopping::{EarlyStopping, Verdict};
 pub use score::{score, Score};
 
@@ -308,7 +310,13 @@ impl Trainer {
         if query.is_none() {
             self.model.set_running_stats(running_stats);
         }
-        let updates = self.optimizer.step(&current, &grads, &ctx)?;
+        let updates = if self.optimizer.uses_curvature() {
+            // The hook differentiates this same loss (probe, batch) twice.
+            let mut curvature = BatchCurvature::new(&probe, &x, &y);
+            self.optimizer.step_with_curvature(&current, &grads, &mut curvature, &ctx)?
+        } else {
+            self.optimizer.step(&current, &grads, &ctx)?
+        };
         self.apply_updates(&updates)?;
         self.steps += 1;
         loss.value().to_scalar()

@@ -1,0 +1,165 @@
+//! AdaHessian: Yao, Gholami, Shen, Mustafa, Keutzer and Mahoney,
+//! "ADAHESSIAN: An Adaptive Second Order Optimizer for Machine Learning",
+//! AAAI 2021 (arXiv:2006.00719), Algorithm 1, as the authors' PyTorch code
+//! (`amirgholami/adahessian`) computes it.
+//!
+//! Adam with the gradient's square replaced by the square of a Hutchinson
+//! estimate of the Hessian's diagonal:
+//!
+//! ```text
+//! D_t = u * (H u),  u Rademacher              (refreshed every `every` steps)
+//! m_t = beta1 m_{t-1} + (1 - beta1) g_t
+//! v_t = beta2 v_{t-1} + (1 - beta2) D_t * D_t
+//! update = -lr * [ (m_t / (1 - beta1^t)) / ((sqrt(v_t) / sqrt(1 - beta2^t))^k + eps) + wd * theta ]
+//! ```
+//!
+//! The paper's spatial averaging of `D` applies to convolution kernels only;
+//! this library's models are fully connected, so none is done. With
+//! `every > 1` the last estimate is reused in between (the `update_each`
+//! option of later versions), which keeps `v` an average over steps.
+//! Defaults are the reference's: lr 0.15, betas (0.9, 0.999), eps 1e-4,
+//! hessian power `k = 1`, weight decay 0 (decoupled).
+
+use super::{hutchinson_diagonal, load_rng, needs_curvature, probe_mask, save_rng, PROBE_STREAM};
+use crate::basic::ema;
+use crate::transform::Slots;
+use crate::{check_grads, Curvature, OptimizerState, StepContext, TaskOptimizer};
+use ferrograd_engine::{Result, Rng, Shape, Tensor};
+
+/// AdaHessian's hyperparameters (see the module docs).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AdaHessianConfig {
+    /// Learning rate.
+    pub lr: f64,
+    /// Gradient EMA decay.
+    pub beta1: f64,
+    /// EMA decay of the squared Hessian diagonal.
+    pub beta2: f64,
+    /// Denominator stabiliser.
+    pub eps: f64,
+    /// `k` in `(sqrt(v))^k`.
+    pub hessian_power: f64,
+    /// Steps between Hessian estimates.
+    pub every: u64,
+    /// Decoupled weight decay.
+    pub weight_decay: f64,
+}
+
+/// The AdaHessian optimizer.
+#[derive(Debug, Clone)]
+pub struct AdaHessian {
+    config: AdaHessianConfig,
+    shapes: Vec<Shape>,
+    mask: Vec<bool>,
+    rng: Rng,
+    count: u64,
+    m: Slots,
+    v: Slots,
+    last_diagonal: Slots,
+}
+
+impl AdaHessian {
+    /// AdaHessian with these settings (call `init_state` before stepping).
+    pub fn new(config: AdaHessianConfig) -> AdaHessian {
+        AdaHessian {
+            config,
+            shapes: Vec::new(),
+            mask: Vec::new(),
+            rng: Rng::new(0),
+            count: 0,
+            m: Slots::default(),
+            v: Slots::default(),
+            last_diagonal: Slots::default(),
+        }
+    }
+
+    fn update_of(&mut self, i: usize, param: &Tensor, grad: &Tensor, t: i32) -> Result<Tensor> {
+        let c = &self.config;
+        let diagonal = self.last_diagonal.get(i, grad).clone();
+        let m = ema(self.m.get(i, grad), grad, c.beta1)?;
+        let v = ema(self.v.get(i, grad), &diagonal.square(), c.beta2)?;
+        let (c1, c2) = (1.0 - c.beta1.powi(t), 1.0 - c.beta2.powi(t));
+        let denom = v
+            .sqrt()
+            .div_scalar(c2.sqrt())
+            .pow_scalar(c.hessian_power)
+            .add_scalar(c.eps);
+        let direction = m.div_scalar(c1).div(&denom)?;
+        let update = direction.add(&param.mul_scalar(c.weight_decay))?.mul_scalar(-c.lr);
+        self.m.set(i, m);
+        self.v.set(i, v);
+        Ok(update)
+    }
+}
+
+impl TaskOptimizer for AdaHessian {
+    fn name(&self) -> &str {
+        "adahessian"
+    }
+
+    fn init_state(&mut self, seed: u64, param_shapes: &[Shape]) -> Result<()> {
+        self.shapes = param_shapes.to_vec();
+        self.mask = probe_mask(param_shapes);
+        self.rng = Rng::derived(seed, PROBE_STREAM);
+        self.count = 0;
+        self.m = Slots::default();
+        self.v = Slots::default();
+        self.last_diagonal = Slots::default();
+        Ok(())
+    }
+
+    fn step(&mut self, _params: &[Tensor], _grads: &[Tensor], _ctx: &StepContext) -> Result<Vec<Tensor>> {
+        Err(needs_curvature("adahessian"))
+    }
+
+    fn uses_curvature(&self) -> bool {
+        true
+    }
+
+    fn step_with_curvature(
+        &mut self,
+        params: &[Tensor],
+        grads: &[Tensor],
+        curvature: &mut dyn Curvature,
+        _ctx: &StepContext,
+    ) -> Result<Vec<Tensor>> {
+        check_grads("adahessian step", &self.shapes, grads)?;
+        if self.count % self.config.every == 0 {
+            let estimate = hutchinson_diagonal(params, &self.mask, &mut self.rng, curvature)?;
+            for (i, d) in estimate.into_iter().enumerate() {
+                self.last_diagonal.get(i, &d);
+                self.last_diagonal.set(i, d);
+            }
+        }
+        self.count += 1;
+        let t = self.count as i32;
+        let mut updates = Vec::with_capacity(grads.len());
+        for (i, (p, g)) in params.iter().zip(grads).enumerate() {
+            updates.push(if self.mask[i] {
+                self.update_of(i, p, g, t)?
+            } else {
+                g.zeros_like()
+            });
+        }
+        Ok(updates)
+    }
+
+    fn state(&self) -> OptimizerState {
+        let mut state = OptimizerState::default();
+        state.counters.insert("count".into(), self.count);
+        save_rng(&mut state, "", &self.rng);
+        self.m.save("", "m", &mut state);
+        self.v.save("", "v", &mut state);
+        self.last_diagonal.save("", "diagonal", &mut state);
+        state
+    }
+
+    fn load_state(&mut self, state: &OptimizerState) -> Result<()> {
+        self.count = state.counter("count")?;
+        self.rng = load_rng(state, "")?;
+        self.m.load("", "m", state);
+        self.v.load("", "v", state);
+        self.last_diagonal.load("", "diagonal", state);
+        Ok(())
+    }
+}

@@ -1,0 +1,286 @@
+//! Optimizers that use curvature: Sophia, AdaHessian and a truncated
+//! Newton-CG step, all fed by Hessian-vector products.
+//!
+//! **How they get curvature under the task's protocol.** The protocol hands
+//! an optimizer one gradient per step and lets it choose where that gradient
+//! is taken (`query_at_params`). Curvature could be squeezed out of that
+//! alone, by querying at `theta + eps u` on some steps and differencing with
+//! an earlier gradient, but the two gradients would come from different
+//! mini-batches (their difference is mostly sampling noise, not `H u`) and
+//! every probe would cost a training step. So ferrograd's harness offers a
+//! hook instead: an optimizer that says [`TaskOptimizer::uses_curvature`]
+//! gets [`TaskOptimizer::step_with_curvature`] with a [`Curvature`] whose
+//! `hvp` differentiates the step's own loss twice (reverse over reverse),
+//! at the same parameters and on the same mini-batch as the gradient. This
+//! is an extension of the task's interface: the task's Python harness has no
+//! such hook, and results of these optimizers are marked as using it.
+//!
+//! **Hutchinson's estimator.** For a random `u` with independent Rademacher
+//! entries (+1 or -1, each with probability 1/2), `E[u * (H u)] = diag(H)`
+//! (Hutchinson 1990; Bekas, Kokiopoulou and Saad 2007): one hvp gives an
+//! unbiased estimate of the Hessian's diagonal. Sophia and AdaHessian both
+//! precondition with it.
+//!
+//! [`TaskOptimizer::uses_curvature`]: crate::TaskOptimizer::uses_curvature
+//! [`TaskOptimizer::step_with_curvature`]: crate::TaskOptimizer::step_with_curvature
+//! [`Curvature`]: crate::Curvature
+
+pub mod adahessian;
+pub mod newton_cg;
+pub mod sophia;
+
+pub use adahessian::{AdaHessian, AdaHessianConfig};
+pub use newton_cg::{NewtonCg, NewtonCgConfig};
+pub use sophia::{Sophia, SophiaConfig};
+
+use crate::groups::TaskLayout;
+use crate::modern::{decay, hp, whole};
+use crate::{Curvature, HpSpec, HyperParams, OptimizerInfo, OptimizerState};
+use ferrograd_engine::{Error, Result, Rng, Shape, Tensor};
+
+/// Which tensors curvature is probed on: for the task's model, the tensors
+/// the harness trains (not BatchNorm running statistics, not the frozen last
+/// layers); for any other list of shapes, all of them.
+pub fn probe_mask(shapes: &[Shape]) -> Vec<bool> {
+    match TaskLayout::from_shapes(shapes) {
+        Ok(layout) => layout.trained_mask(),
+        Err(_) => vec![true; shapes.len()],
+    }
+}
+
+/// One Rademacher vector: independent +1/-1 entries on the masked tensors,
+/// zeros elsewhere, each tensor shaped and typed like its parameter.
+pub fn rademacher(params: &[Tensor], mask: &[bool], rng: &mut Rng) -> Result<Vec<Tensor>> {
+    params
+        .iter()
+        .zip(mask)
+        .map(|(p, &probed)| {
+            if !probed {
+                return Ok(p.zeros_like());
+            }
+            let signs = random_signs(p.numel(), rng);
+            Tensor::from_f64_slice(&signs, p.shape().clone(), p.dtype())
+        })
+        .collect()
+}
+
+/// `n` random signs, 64 from each draw of the generator.
+fn random_signs(n: usize, rng: &mut Rng) -> Vec<f64> {
+    let mut signs = Vec::with_capacity(n);
+    while signs.len() < n {
+        let bits = rng.next_u64();
+        let take = (n - signs.len()).min(64);
+        signs.extend((0..take).map(|k| if (bits >> k) & 1 == 1 { 1.0 } else { -1.0 }));
+    }
+    signs
+}
+
+/// Hutchinson's estimate `u * (H u)` of the Hessian's diagonal from one
+/// Rademacher probe `u` (zeros on unmasked tensors).
+pub fn hutchinson_diagonal(
+    params: &[Tensor],
+    mask: &[bool],
+    rng: &mut Rng,
+    curvature: &mut dyn Curvature,
+) -> Result<Vec<Tensor>> {
+    let u = rademacher(params, mask, rng)?;
+    let hu = curvature.hvp(&u)?;
+    if hu.len() != u.len() {
+        return Err(Error::invalid(
+            "hvp",
+            format!("the curvature hook returned {} tensors for {}", hu.len(), u.len()),
+        ));
+    }
+    u.iter().zip(&hu).map(|(u, hu)| u.mul(hu)).collect()
+}
+
+/// The error for a curvature optimizer driven without curvature.
+pub(crate) fn needs_curvature(name: &str) -> Error {
+    Error::invalid(
+        "optimizer step",
+        format!(
+            "{name} needs Hessian-vector products: train it with ferrograd's Trainer (`ferrograd train \
+             --optimizer {name}`), which offers them, or call step_with_curvature yourself"
+        ),
+    )
+}
+
+/// Saves a generator's state as four counters `{prefix}rng.0..3`.
+pub(crate) fn save_rng(state: &mut OptimizerState, prefix: &str, rng: &Rng) {
+    for (k, word) in rng.state().into_iter().enumerate() {
+        state.counters.insert(format!("{prefix}rng.{k}"), word);
+    }
+}
+
+/// Reads back what [`save_rng`] wrote.
+pub(crate) fn load_rng(state: &OptimizerState, prefix: &str) -> Result<Rng> {
+    let mut words = [0u64; 4];
+    for (k, word) in words.iter_mut().enumerate() {
+        *word = state.counter(&format!("{prefix}rng.{k}"))?;
+    }
+    Ok(Rng::from_state(words))
+}
+
+/// The RNG stream of curvature probes, derived from the run's seed.
+pub(crate) const PROBE_STREAM: u64 = 0x4855_5443_4849_4e53; // "HUTCHINS"
+
+const SOPHIA_HPS: &[HpSpec] = &[
+    hp("lr", 1e-3, "learning rate (the largest per-coordinate step)"),
+    hp("beta1", 0.96, "gradient EMA decay"),
+    hp("beta2", 0.99, "Hessian-diagonal EMA decay"),
+    hp(
+        "rho",
+        0.01,
+        "gamma: scales the Hessian in the clipped ratio m / max(gamma h, eps)",
+    ),
+    hp("eps", 1e-12, "floor of the denominator"),
+    hp("every", 10.0, "steps between Hessian estimates (k)"),
+    hp("weight_decay", 0.0, "decoupled weight decay"),
+];
+
+const ADAHESSIAN_HPS: &[HpSpec] = &[
+    hp("lr", 0.15, "learning rate"),
+    hp("beta1", 0.9, "gradient EMA decay"),
+    hp("beta2", 0.999, "EMA decay of the squared Hessian diagonal"),
+    hp("eps", 1e-4, "denominator stabiliser"),
+    hp("hessian_power", 1.0, "k in the denominator (sqrt(v))^k, in (0, 1]"),
+    hp("every", 1.0, "steps between Hessian estimates"),
+    hp("weight_decay", 0.0, "decoupled weight decay"),
+];
+
+const NEWTON_CG_HPS: &[HpSpec] = &[
+    hp("lr", 1.0, "step length along the Newton direction"),
+    hp("damping", 1.0, "lambda in (H + lambda I) d = -g"),
+    hp("cg_iters", 10.0, "conjugate-gradient iterations per step (hvps)"),
+    hp("tol", 1e-4, "stop CG when |r| <= tol |g|"),
+    hp("max_norm", 1.0, "the step's norm is capped at this (0: no cap)"),
+];
+
+/// The curvature family in the catalog.
+pub const CATALOG: &[OptimizerInfo] = &[
+    OptimizerInfo {
+        name: "sophia",
+        about: "Sophia-H (Liu et al. 2023): momentum over a Hutchinson Hessian diagonal, clipped per coordinate [hvp hook]",
+        hyperparams: SOPHIA_HPS,
+        build: |h| Ok(Box::new(Sophia::new(sophia_config(h)?))),
+    },
+    OptimizerInfo {
+        name: "adahessian",
+        about: "AdaHessian (Yao et al. 2021): Adam with the squared Hutchinson Hessian diagonal as second moment [hvp hook]",
+        hyperparams: ADAHESSIAN_HPS,
+        build: |h| Ok(Box::new(AdaHessian::new(adahessian_config(h)?))),
+    },
+    OptimizerInfo {
+        name: "newton_cg",
+        about: "Truncated Newton: damped Newton direction by conjugate gradients on hvps, for small problems [hvp hook]",
+        hyperparams: NEWTON_CG_HPS,
+        build: |h| Ok(Box::new(NewtonCg::new(newton_cg_config(h)?))),
+    },
+];
+
+fn positive(h: &HyperParams, name: &str) -> Result<f64> {
+    let v = h.get(name);
+    if v > 0.0 && v.is_finite() {
+        Ok(v)
+    } else {
+        Err(Error::invalid(
+            "hyperparameter",
+            format!("{name} must be positive, got {v}"),
+        ))
+    }
+}
+
+fn non_negative(h: &HyperParams, name: &str) -> Result<f64> {
+    let v = h.get(name);
+    if v >= 0.0 && v.is_finite() {
+        Ok(v)
+    } else {
+        Err(Error::invalid(
+            "hyperparameter",
+            format!("{name} must be >= 0, got {v}"),
+        ))
+    }
+}
+
+fn sophia_config(h: &HyperParams) -> Result<SophiaConfig> {
+    Ok(SophiaConfig {
+        lr: positive(h, "lr")?,
+        beta1: decay(h, "beta1")?,
+        beta2: decay(h, "beta2")?,
+        rho: positive(h, "rho")?,
+        eps: positive(h, "eps")?,
+        every: whole(h, "every", 1)?,
+        weight_decay: non_negative(h, "weight_decay")?,
+    })
+}
+
+fn adahessian_config(h: &HyperParams) -> Result<AdaHessianConfig> {
+    let power = h.get("hessian_power");
+    if !(power > 0.0 && power <= 1.0) {
+        return Err(Error::invalid(
+            "hyperparameter",
+            format!("hessian_power must lie in (0, 1], got {power}"),
+        ));
+    }
+    Ok(AdaHessianConfig {
+        lr: positive(h, "lr")?,
+        beta1: decay(h, "beta1")?,
+        beta2: decay(h, "beta2")?,
+        eps: positive(h, "eps")?,
+        hessian_power: power,
+        every: whole(h, "every", 1)?,
+        weight_decay: non_negative(h, "weight_decay")?,
+    })
+}
+
+fn newton_cg_config(h: &HyperParams) -> Result<NewtonCgConfig> {
+    Ok(NewtonCgConfig {
+        lr: positive(h, "lr")?,
+        damping: non_negative(h, "damping")?,
+        cg_iters: whole(h, "cg_iters", 1)? as usize,
+        tol: non_negative(h, "tol")?,
+        max_norm: non_negative(h, "max_norm")?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn random_signs_are_plus_or_minus_one_and_balanced() {
+        let signs = random_signs(10_000, &mut Rng::new(3));
+        assert!(signs.iter().all(|s| *s == 1.0 || *s == -1.0));
+        let mean = signs.iter().sum::<f64>() / signs.len() as f64;
+        // Standard deviation of the mean of 10,000 signs is 0.01.
+        assert!(mean.abs() < 0.04, "mean {mean}");
+    }
+
+    #[test]
+    fn probe_mask_skips_running_statistics_and_frozen_layers_of_the_task_model() {
+        // Two hidden layers: W0 b0 W1 b1 W2 b2, then two BatchNorms of 4 tensors.
+        let shapes: Vec<Shape> = vec![
+            [3, 1].into(),
+            [3].into(),
+            [3, 3].into(),
+            [3].into(),
+            [2, 3].into(),
+            [2].into(),
+            [3].into(),
+            [3].into(),
+            [3].into(),
+            [3].into(),
+            [3].into(),
+            [3].into(),
+            [3].into(),
+            [3].into(),
+        ];
+        let mask = probe_mask(&shapes);
+        // Layers 1 and 2 (and BatchNorm 1) are frozen; running stats never train.
+        let want = [
+            true, true, false, false, false, false, true, true, false, false, false, false, false, false,
+        ];
+        assert_eq!(mask, want);
+        assert_eq!(probe_mask(&[[2].into()]), vec![true]);
+    }
+}

@@ -35,6 +35,8 @@ mod error;
 mod guide_doctests;
 pub mod io;
 pub mod nn;
+pub mod race;
+pub mod svg;
 pub mod train;
 
 pub use error::{Error, Result};

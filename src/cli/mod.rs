@@ -7,6 +7,7 @@ mod eval;
 mod gradcheck;
 mod metrics;
 mod optimizers;
+mod race;
 mod train;
 
 use clap::error::ErrorKind;
@@ -33,6 +34,8 @@ enum Command {
     Optimizers(optimizers::Args),
     /// Write an instance's train/val/test data as .npy files.
     Data(data::Args),
+    /// Race optimizers over tracks and seeds under the task protocol (resumable, shardable).
+    Race(race::Args),
 }
 
 /// Prints a usage error (`error: ...`, one line) and returns exit code 2.
@@ -96,6 +99,7 @@ pub fn run() -> i32 {
         Command::Eval(args) => eval::run(&args),
         Command::Optimizers(args) => optimizers::run(&args),
         Command::Data(args) => data::run(&args),
+        Command::Race(args) => race::run(&args),
     }
 }
 

@@ -1,0 +1,332 @@
+//! Turning records into the race's tables: per track, one row per entrant
+//! (median quality with its bootstrap interval, the fraction of seeds above
+//! zero, median best epoch, epochs and seconds) and a paired comparison of
+//! every entrant with the baseline.
+
+use super::record::{RunRecord, RunStatus};
+use super::stats::{self, Bootstrap, MedianEstimate, PairedComparison};
+use super::RaceError;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write;
+
+/// Merges record lists, keeping the first record of each grid cell.
+/// Returns the merged records and how many duplicates were dropped.
+pub fn merge(lists: Vec<Vec<RunRecord>>) -> (Vec<RunRecord>, usize) {
+    let mut seen = BTreeSet::new();
+    let mut merged = Vec::new();
+    let mut duplicates = 0;
+    for record in lists.into_iter().flatten() {
+        if seen.insert(record.key()) {
+            merged.push(record);
+        } else {
+            duplicates += 1;
+        }
+    }
+    (merged, duplicates)
+}
+
+/// One entrant's results on one track.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EntrantRow {
+    /// The entrant's label.
+    pub entrant: String,
+    /// `(seed, record)` in seed order.
+    pub runs: Vec<(u64, RunRecord)>,
+    /// Median quality and its bootstrap interval.
+    pub quality: MedianEstimate,
+    /// The fraction of seeds with quality > 0.
+    pub above_zero: f64,
+    /// Median of the kept epochs.
+    pub best_epoch: f64,
+    /// Median of the epochs run.
+    pub epochs: f64,
+    /// Median training seconds.
+    pub seconds: f64,
+    /// Runs that diverged or failed.
+    pub failures: usize,
+}
+
+impl EntrantRow {
+    /// `(seed, quality)` pairs.
+    pub fn qualities(&self) -> Vec<(u64, f64)> {
+        self.runs.iter().map(|(s, r)| (*s, r.quality as f64)).collect()
+    }
+}
+
+/// All entrants on one track, best median first, with the paired
+/// comparisons against the baseline.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrackTable {
+    /// Hidden layers.
+    pub n_hidden: usize,
+    /// The epoch budget of the runs.
+    pub max_epochs: usize,
+    /// One row per entrant, by median quality, best first.
+    pub rows: Vec<EntrantRow>,
+    /// The baseline's label, if it ran on this track.
+    pub baseline: Option<String>,
+    /// `(entrant, comparison)` for every other entrant.
+    pub paired: Vec<(String, PairedComparison)>,
+}
+
+/// Builds one table per track (tracks ascending). `baseline` names an
+/// entrant label (or an optimizer with a single entrant); without one,
+/// `adam` is used if present, else the first entrant.
+pub fn tables(
+    records: &[RunRecord],
+    baseline: Option<&str>,
+    bootstrap: &Bootstrap,
+) -> Result<Vec<TrackTable>, RaceError> {
+    let mut by_track: BTreeMap<usize, Vec<&RunRecord>> = BTreeMap::new();
+    for r in records {
+        by_track.entry(r.n_hidden).or_default().push(r);
+    }
+    let labels: Vec<String> = records.iter().map(|r| r.entrant.clone()).collect();
+    let baseline = resolve_baseline(&labels, baseline)?;
+    by_track
+        .into_iter()
+        .map(|(n_hidden, records)| track_table(n_hidden, &records, baseline.as_deref(), bootstrap))
+        .collect()
+}
+
+fn resolve_baseline(labels: &[String], wanted: Option<&str>) -> Result<Option<String>, RaceError> {
+    let distinct: BTreeSet<&String> = labels.iter().collect();
+    let Some(wanted) = wanted else {
+        let adam = distinct.iter().find(|l| l.as_str() == "adam");
+        return Ok(adam.or(labels.first().as_ref()).map(|l| l.to_string()));
+    };
+    if distinct.contains(&wanted.to_string()) {
+        return Ok(Some(wanted.to_string()));
+    }
+    let prefix = format!("{wanted}(");
+    let matches: Vec<&&String> = distinct.iter().filter(|l| l.starts_with(&prefix)).collect();
+    match matches.as_slice() {
+        [one] => Ok(Some(one.to_string())),
+        [] => Err(RaceError::Usage(format!(
+            "--baseline {wanted}: no such entrant in the results; they are: {}",
+            distinct.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+        ))),
+        many => Err(RaceError::Usage(format!(
+            "--baseline {wanted} is ambiguous; name one of: {}",
+            many.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+        ))),
+    }
+}
+
+fn track_table(
+    n_hidden: usize,
+    records: &[&RunRecord],
+    baseline: Option<&str>,
+    bootstrap: &Bootstrap,
+) -> Result<TrackTable, RaceError> {
+    let budgets: BTreeSet<usize> = records.iter().map(|r| r.max_epochs).collect();
+    if budgets.len() > 1 {
+        return Err(RaceError::Usage(format!(
+            "track n_hidden={n_hidden} mixes runs with different epoch budgets ({budgets:?}); \
+             report races run under different --max-epochs separately"
+        )));
+    }
+    let mut by_entrant: BTreeMap<&str, Vec<(u64, RunRecord)>> = BTreeMap::new();
+    for r in records {
+        by_entrant.entry(&r.entrant).or_default().push((r.seed, (*r).clone()));
+    }
+    let mut rows: Vec<EntrantRow> = by_entrant
+        .into_iter()
+        .map(|(label, mut runs)| {
+            runs.sort_by_key(|(seed, _)| *seed);
+            entrant_row(label, runs, bootstrap)
+        })
+        .collect();
+    rows.sort_by(|a, b| {
+        b.quality
+            .median
+            .total_cmp(&a.quality.median)
+            .then(a.entrant.cmp(&b.entrant))
+    });
+    let base_row = baseline.and_then(|b| rows.iter().find(|r| r.entrant == b));
+    let paired = match base_row {
+        Some(base) => rows
+            .iter()
+            .filter(|r| r.entrant != base.entrant)
+            .map(|r| {
+                (
+                    r.entrant.clone(),
+                    stats::paired(&r.qualities(), &base.qualities(), bootstrap),
+                )
+            })
+            .collect(),
+        None => Vec::new(),
+    };
+    Ok(TrackTable {
+        n_hidden,
+        max_epochs: budgets.into_iter().next().unwrap_or(1000),
+        baseline: base_row.map(|r| r.entrant.clone()),
+        rows,
+        paired,
+    })
+}
+
+fn entrant_row(label: &str, runs: Vec<(u64, RunRecord)>, bootstrap: &Bootstrap) -> EntrantRow {
+    let column = |f: &dyn Fn(&RunRecord) -> f64| -> Vec<f64> { runs.iter().map(|(_, r)| f(r)).collect() };
+    let median_of = |values: Vec<f64>| stats::median(&values).unwrap_or(f64::NAN);
+    let qualities = column(&|r| r.quality as f64);
+    EntrantRow {
+        entrant: label.to_string(),
+        quality: stats::estimate_median(&qualities, bootstrap).expect("a row has at least one run"),
+        above_zero: qualities.iter().filter(|q| **q > 0.0).count() as f64 / qualities.len() as f64,
+        best_epoch: median_of(column(&|r| r.best_epoch as f64)),
+        epochs: median_of(column(&|r| r.epochs as f64)),
+        seconds: median_of(column(&|r| r.seconds)),
+        failures: runs.iter().filter(|(_, r)| r.status != RunStatus::Finished).count(),
+        runs,
+    }
+}
+
+/// `1234567` as `1,234,567` (rounded to an integer).
+pub fn thousands(value: f64) -> String {
+    let rounded = value.round() as i64;
+    let digits = rounded.unsigned_abs().to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    if rounded < 0 {
+        out.insert(0, '-');
+    }
+    out
+}
+
+fn signed(value: f64) -> String {
+    let text = thousands(value);
+    if value.round() > 0.0 {
+        format!("+{text}")
+    } else {
+        text
+    }
+}
+
+/// The tables as plain text (what `ferrograd race` prints).
+pub fn render(tables: &[TrackTable], bootstrap: &Bootstrap) -> String {
+    let mut out = String::new();
+    let level = (bootstrap.level * 100.0).round();
+    for table in tables {
+        let budget = if table.max_epochs == 1000 {
+            String::new()
+        } else {
+            format!(", at most {} epochs (the task allows 1000)", table.max_epochs)
+        };
+        let _ = writeln!(out, "track n_hidden={}{budget}", table.n_hidden);
+        render_rows(&mut out, table, level);
+        render_paired(&mut out, table, level);
+        out.push('\n');
+    }
+    let _ = writeln!(
+        out,
+        "intervals: percentile bootstrap of the median, {} resamples, seed {}",
+        bootstrap.resamples, bootstrap.seed
+    );
+    out
+}
+
+fn render_rows(out: &mut String, table: &TrackTable, level: f64) {
+    let width = label_width(table.rows.iter().map(|r| r.entrant.as_str()));
+    let _ = writeln!(
+        out,
+        "  {:<width$}  {:>5}  {:>14}  {:>25}  {:>5}  {:>10}  {:>7}  {:>8}  {:>5}",
+        "optimizer",
+        "seeds",
+        "median quality",
+        format!("{level}% interval"),
+        "q>0",
+        "best epoch",
+        "epochs",
+        "seconds",
+        "fails"
+    );
+    for row in &table.rows {
+        let interval = format!(
+            "[{}, {}]",
+            thousands(row.quality.interval.lower),
+            thousands(row.quality.interval.upper)
+        );
+        let _ = writeln!(
+            out,
+            "  {:<width$}  {:>5}  {:>14}  {:>25}  {:>4.0}%  {:>10}  {:>7}  {:>8.1}  {:>5}",
+            row.entrant,
+            row.quality.n,
+            thousands(row.quality.median),
+            interval,
+            100.0 * row.above_zero,
+            row.best_epoch,
+            row.epochs,
+            row.seconds,
+            row.failures
+        );
+    }
+}
+
+fn render_paired(out: &mut String, table: &TrackTable, level: f64) {
+    let Some(baseline) = &table.baseline else {
+        return;
+    };
+    if table.paired.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "  paired by seed against {baseline} (quality difference = entrant - baseline)"
+    );
+    let width = label_width(table.paired.iter().map(|(l, _)| l.as_str()));
+    let _ = writeln!(
+        out,
+        "  {:<width$}  {:>5}  {:>11}  {:>25}  {:>4}  {:>6}  {:>4}",
+        "optimizer",
+        "pairs",
+        "median diff",
+        format!("{level}% interval"),
+        "wins",
+        "losses",
+        "ties"
+    );
+    for (label, comparison) in &table.paired {
+        let (median, interval) = match &comparison.estimate {
+            Some(e) => (
+                signed(e.median),
+                format!("[{}, {}]", signed(e.interval.lower), signed(e.interval.upper)),
+            ),
+            None => ("-".into(), "no common seeds".into()),
+        };
+        let _ = writeln!(
+            out,
+            "  {:<width$}  {:>5}  {:>11}  {:>25}  {:>4}  {:>6}  {:>4}",
+            label,
+            comparison.differences.len(),
+            median,
+            interval,
+            comparison.wins,
+            comparison.losses,
+            comparison.ties
+        );
+    }
+}
+
+fn label_width<'a>(labels: impl Iterator<Item = &'a str>) -> usize {
+    labels.map(str::len).max().unwrap_or(0).max("optimizer".len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thousands_separators() {
+        assert_eq!(thousands(738_291.0), "738,291");
+        assert_eq!(thousands(-10_000_000.0), "-10,000,000");
+        assert_eq!(thousands(999.4), "999");
+        assert_eq!(signed(4743.0), "+4,743");
+        assert_eq!(signed(0.0), "0");
+    }
+}

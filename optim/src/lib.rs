@@ -113,10 +113,11 @@ pub trait TaskOptimizer: Send {
 /// optimizer asked for a query), so `hvp` and the gradient describe the same
 /// function at the same point.
 pub trait Curvature {
-    /// `H v` for the Hessian `H` of the step's loss with respect to all the
-    /// model's tensors, `v` given (and the result returned) as one tensor per
-    /// model tensor in the task's order. Tensors the loss does not depend on
-    /// (BatchNorm running statistics) get zeros.
+    /// `H v` for the Hessian `H` of the step's loss with respect to the
+    /// trained tensors, `v` given (and the result returned) as one tensor per
+    /// model tensor in the task's order. Tensors the harness does not train
+    /// (frozen layers, BatchNorm running statistics) are constants of the
+    /// loss: their entries of `v` are ignored and their results are zeros.
     fn hvp(&mut self, v: &[Tensor]) -> Result<Vec<Tensor>>;
 }
 

@@ -226,6 +226,55 @@ impl Mlp {
         roles
     }
 
+    /// How many tensors the model has (the length of [`Mlp::roles`]).
+    pub fn tensor_count(&self) -> usize {
+        2 * self.linears.len() + 4 * self.norms.len()
+    }
+
+    /// The role of the tensor at `index` in the task's order (the same as
+    /// `roles()[index]`, without building the list).
+    ///
+    /// Panics if `index >= tensor_count()`.
+    pub fn role(&self, index: usize) -> TensorRole {
+        let n_lin = 2 * self.linears.len();
+        assert!(index < self.tensor_count(), "tensor {index} of {}", self.tensor_count());
+        if index < n_lin {
+            return if index % 2 == 0 {
+                TensorRole::Weight(index / 2)
+            } else {
+                TensorRole::Bias(index / 2)
+            };
+        }
+        let (i, which) = ((index - n_lin) / 4, (index - n_lin) % 4);
+        match which {
+            0 => TensorRole::BnScale(i),
+            1 => TensorRole::BnShift(i),
+            2 => TensorRole::RunningMean(i),
+            _ => TensorRole::RunningVar(i),
+        }
+    }
+
+    /// Copies every tensor of `other` (same architecture) into this model's
+    /// buffers, in place: no allocation when this model's tensors are not
+    /// shared (how the trainer keeps its best model without reallocating).
+    pub fn copy_from(&mut self, other: &Mlp) -> Result<()> {
+        if self.tensor_count() != other.tensor_count() {
+            return Err(Error::invalid(
+                "Mlp::copy_from",
+                format!(
+                    "{} tensors into a model with {}",
+                    other.tensor_count(),
+                    self.tensor_count()
+                ),
+            ));
+        }
+        for i in 0..self.tensor_count() {
+            let role = self.role(i);
+            self.tensor_mut(role).copy_from(other.tensor(role))?;
+        }
+        Ok(())
+    }
+
     /// Every tensor, in the task's order (see [`Mlp::roles`]).
     pub fn tensors(&self) -> Vec<Tensor> {
         self.roles().into_iter().map(|r| self.tensor(r).clone()).collect()
@@ -395,6 +444,29 @@ mod tests {
             let m = Mlp::task(1, 2, n, DType::F32, &mut Rng::new(0)).unwrap();
             assert_eq!(m.trainable_count(), count, "n_hidden={n}");
         }
+    }
+
+    #[test]
+    fn role_by_index_matches_the_role_list() {
+        let m = Mlp::task(1, 2, 3, DType::F32, &mut Rng::new(0)).unwrap();
+        let roles = m.roles();
+        assert_eq!(m.tensor_count(), roles.len());
+        for (i, r) in roles.into_iter().enumerate() {
+            assert_eq!(m.role(i), r);
+        }
+    }
+
+    #[test]
+    fn copy_from_copies_values_into_own_buffers() {
+        let a = Mlp::task(1, 2, 2, DType::F32, &mut Rng::new(0)).unwrap();
+        let mut b = Mlp::task(1, 2, 2, DType::F32, &mut Rng::new(1)).unwrap();
+        b.copy_from(&a).unwrap();
+        for (x, y) in a.tensors().iter().zip(b.tensors()) {
+            assert_eq!(x.to_vec::<f32>(), y.to_vec::<f32>());
+            assert!(!x.same_storage(&y));
+        }
+        let deeper = Mlp::task(1, 2, 3, DType::F32, &mut Rng::new(0)).unwrap();
+        assert!(b.copy_from(&deeper).is_err());
     }
 
     #[test]

@@ -333,6 +333,63 @@ impl Tensor {
         Ok(())
     }
 
+    /// The elements as a mutable slice, copying first if the buffer is shared
+    /// with another tensor (copy-on-write, as [`Tensor::update_in_place`]).
+    /// When this tensor holds the only reference, no memory is allocated:
+    /// the training step writes its gradients this way into buffers it keeps
+    /// from one step to the next.
+    pub fn as_mut_slice<T: CpuSlice>(&mut self) -> Result<&mut [T]> {
+        if self.dtype() != T::DTYPE {
+            return Err(Error::DTypeMismatch {
+                op: "as_mut_slice",
+                lhs: self.dtype(),
+                rhs: T::DTYPE,
+            });
+        }
+        Ok(T::slice_mut(Arc::make_mut(&mut self.storage)).expect("dtype checked above"))
+    }
+
+    /// Overwrites this tensor's elements with `src`'s (same shape and dtype),
+    /// in place: no allocation unless the buffer is shared.
+    pub fn copy_from(&mut self, src: &Tensor) -> Result<()> {
+        self.check_same_kind(src, "copy_from")?;
+        if self.shape() != src.shape() {
+            return Err(Error::ShapeMismatch {
+                op: "copy_from",
+                lhs: self.shape().clone(),
+                rhs: src.shape().clone(),
+                hint: "copy_from needs equal shapes",
+            });
+        }
+        if self.same_storage(src) {
+            return Ok(());
+        }
+        crate::with_dtype!(self.dtype(), T => self.as_mut_slice::<T>()?.copy_from_slice(src.data::<T>()));
+        Ok(())
+    }
+
+    /// `self += rhs` elementwise (same shape and dtype), in place: no
+    /// allocation unless the buffer is shared. How the trainer applies an
+    /// optimizer's additive updates.
+    pub fn add_assign(&mut self, rhs: &Tensor) -> Result<()> {
+        self.check_same_kind(rhs, "add_assign")?;
+        if self.shape() != rhs.shape() {
+            return Err(Error::ShapeMismatch {
+                op: "add_assign",
+                lhs: self.shape().clone(),
+                rhs: rhs.shape().clone(),
+                hint: "add_assign needs equal shapes (use `add` to broadcast)",
+            });
+        }
+        crate::with_dtype!(self.dtype(), T => {
+            let rhs = rhs.data::<T>();
+            for (a, &b) in self.as_mut_slice::<T>()?.iter_mut().zip(rhs) {
+                *a += b;
+            }
+        });
+        Ok(())
+    }
+
     /// Internal: a tensor with the same buffer and a new shape of equal size.
     pub(crate) fn with_shape(&self, shape: Shape) -> Tensor {
         debug_assert_eq!(shape.numel(), self.numel());

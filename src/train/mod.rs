@@ -7,6 +7,7 @@
 mod checkpoint;
 mod curvature;
 mod early_stopping;
+mod fused;
 mod score;
 
 pub use checkpoint::{load_model, save_model, Checkpoint};
@@ -19,6 +20,8 @@ use crate::datasets::{generate, streams, RffConfig, RffData, Split};
 use crate::engine::{DType, Error, Result, Rng, Tensor};
 use crate::nn::{self, Mlp};
 use crate::optim::{StepContext, TaskOptimizer};
+use fused::FusedWorkspace;
+use std::sync::Mutex;
 use std::time::Instant;
 
 /// Everything that defines one run of the task.
@@ -174,6 +177,16 @@ pub struct Trainer {
     last_losses: (Option<f64>, Option<f64>),
     seconds: f64,
     stopped: bool,
+    /// Buffers of the fused training step (behind a mutex so that
+    /// `validation_loss(&self)` can use them too).
+    workspace: Mutex<FusedWorkspace>,
+    /// The gradients handed to the optimizer, rewritten in place every step.
+    grads: Vec<Tensor>,
+    /// The parameters handed to the optimizer: clones of the model's tensors
+    /// during a step, emptied after it so the update can be applied in place.
+    current: Vec<Tensor>,
+    /// The epoch's shuffled sample order (kept to reuse its memory).
+    order: Vec<usize>,
 }
 
 impl Trainer {
@@ -195,7 +208,12 @@ impl Trainer {
         let (input, output) = (data.train.inputs.dims()[1], data.train.targets.dims()[1]);
         let model = Mlp::task(input, output, config.n_hidden, config.dtype, &mut init)?;
         optimizer.init_state(config.seed, &model.shapes())?;
+        let grads = model.tensors().iter().map(Tensor::zeros_like).collect();
         Ok(Trainer {
+            workspace: Mutex::new(FusedWorkspace::default()),
+            grads,
+            current: Vec::new(),
+            order: Vec::new(),
             shuffle: Rng::derived(config.seed, streams::EPOCH_SHUFFLE),
             stopping: EarlyStopping::new(config.patience, config.min_delta),
             best_model: model.clone(),
@@ -235,7 +253,9 @@ impl Trainer {
     pub fn run_epoch(&mut self) -> Result<EpochMetrics> {
         let started = Instant::now();
         let n = self.data.train.len();
-        let mut order: Vec<usize> = (0..n).collect();
+        let mut order = std::mem::take(&mut self.order);
+        order.clear();
+        order.extend(0..n);
         self.shuffle.shuffle(&mut order);
         let mut sse_total = 0.0;
         for (step, batch) in order.chunks(self.config.batch_size).enumerate() {
@@ -248,6 +268,7 @@ impl Trainer {
             }
             sse_total += sse;
         }
+        self.order = order;
         let train_loss = sse_total / (n * self.data.train.targets.dims()[1]) as f64;
         let val_loss = self.validation_loss()?;
         if !val_loss.is_finite() {
@@ -258,7 +279,9 @@ impl Trainer {
         }
         let verdict = self.stopping.observe(self.epoch, val_loss);
         if verdict == Verdict::Improved {
-            self.best_model = self.model.clone();
+            // A copy into the best model's own buffers, not a shared clone:
+            // sharing would make the next in-place update copy the model.
+            self.best_model.copy_from(&self.model)?;
         }
         self.stopped = verdict == Verdict::Stop;
         self.last_losses = (Some(train_loss), Some(val_loss));
@@ -287,58 +310,104 @@ impl Trainer {
 
     /// One optimizer step on the samples `batch`; returns the batch's sum of
     /// squared errors.
+    ///
+    /// The task model goes through the fused step (`fused.rs`), which
+    /// allocates nothing in steady state; any other model through autograd.
     fn train_step(&mut self, batch: &[usize]) -> Result<f64> {
         let ctx = self.context();
+        // Clones (reference counts) of the model's tensors, in a vector whose
+        // memory is reused from step to step.
+        let mut current = std::mem::take(&mut self.current);
+        current.extend((0..self.model.tensor_count()).map(|i| self.model.tensor(self.model.role(i)).clone()));
+        let query = self.optimizer.query_at_params(&current, &ctx)?;
+        let fused = FusedWorkspace::supports(&self.model);
+        let sse = if fused {
+            let params = query.as_deref().unwrap_or(&current);
+            let workspace = self.workspace.get_mut().unwrap_or_else(|e| e.into_inner());
+            let train = &self.data.train;
+            workspace.train_step(
+                &self.model,
+                params,
+                &train.inputs,
+                &train.targets,
+                batch,
+                &mut self.grads,
+            )?
+        } else {
+            self.autograd_step(batch, query.as_deref())?
+        };
+        let updates = if self.optimizer.uses_curvature() {
+            // The hook differentiates this same loss (probe, batch) twice,
+            // through autograd (it needs the recorded graph).
+            let x = Var::constant(self.data.train.inputs.index_select(batch)?);
+            let y = Var::constant(self.data.train.targets.index_select(batch)?);
+            let mut probe = self.model.clone();
+            if let Some(params) = &query {
+                probe.set_tensors(params)?;
+            }
+            let mut curvature = BatchCurvature::new(&probe, &x, &y);
+            self.optimizer
+                .step_with_curvature(&current, &self.grads, &mut curvature, &ctx)?
+        } else {
+            self.optimizer.step(&current, &self.grads, &ctx)?
+        };
+        // Drop the clones so the model holds the only reference to each
+        // tensor again and the updates below write in place.
+        current.clear();
+        self.current = current;
+        self.apply_updates(&updates)?;
+        // With a query, the probe's running statistics are discarded: the
+        // model keeps its own (the protocol's restore).
+        if fused && query.is_none() {
+            let workspace = self.workspace.get_mut().unwrap_or_else(|e| e.into_inner());
+            workspace.store_running_stats(&mut self.model)?;
+        }
+        self.steps += 1;
+        Ok(sse)
+    }
+
+    /// Forward and backward through autograd at the model's parameters, or
+    /// at `query` when the optimizer asked for others: fills `self.grads`,
+    /// stores the new running statistics (without a query) and returns the
+    /// batch's sum of squared errors.
+    fn autograd_step(&mut self, batch: &[usize], query: Option<&[Tensor]>) -> Result<f64> {
         let x = Var::constant(self.data.train.inputs.index_select(batch)?);
         let y = Var::constant(self.data.train.targets.index_select(batch)?);
-        let current = self.model.tensors();
-        let query = self.optimizer.query_at_params(&current, &ctx)?;
         let mut probe = self.model.clone();
-        if let Some(params) = &query {
+        if let Some(params) = query {
             probe.set_tensors(params)?;
         }
         let vars = probe.vars();
         let (prediction, running_stats) = probe.forward(&x, &vars, true)?;
         let loss = nn::sse(&prediction, &y)?;
         let grads = loss.backward()?;
-        let grads: Vec<Tensor> = vars
+        self.grads = vars
             .iter()
             .map(|v| grads.get(v).cloned().unwrap_or_else(|| v.value().zeros_like()))
             .collect();
-        // With a query, the probe's parameters and running statistics are
-        // discarded: the model keeps its own (the protocol's restore).
         if query.is_none() {
             self.model.set_running_stats(running_stats);
         }
-        let updates = if self.optimizer.uses_curvature() {
-            // The hook differentiates this same loss (probe, batch) twice.
-            let mut curvature = BatchCurvature::new(&probe, &x, &y);
-            self.optimizer.step_with_curvature(&current, &grads, &mut curvature, &ctx)?
-        } else {
-            self.optimizer.step(&current, &grads, &ctx)?
-        };
-        self.apply_updates(&updates)?;
-        self.steps += 1;
         loss.value().to_scalar()
     }
 
-    /// `param += update` for every trainable tensor; other updates are ignored.
+    /// `param += update` for every trainable tensor, in place; other updates
+    /// are ignored.
     fn apply_updates(&mut self, updates: &[Tensor]) -> Result<()> {
-        let roles = self.model.roles();
-        if updates.len() != roles.len() {
+        let count = self.model.tensor_count();
+        if updates.len() != count {
             return Err(Error::invalid(
                 "step",
                 format!(
-                    "the optimizer returned {} updates for {} tensors; return one per tensor",
+                    "the optimizer returned {} updates for {count} tensors; return one per tensor",
                     updates.len(),
-                    roles.len()
                 ),
             ));
         }
-        for (role, update) in roles.into_iter().zip(updates) {
+        for (i, update) in updates.iter().enumerate() {
+            let role = self.model.role(i);
             if self.model.is_trainable(role) {
-                let slot = self.model.tensor_mut(role);
-                *slot = slot.add(update)?;
+                self.model.tensor_mut(role).add_assign(update)?;
             }
         }
         Ok(())
@@ -346,7 +415,12 @@ impl Trainer {
 
     /// Validation MSE of the current model in inference mode.
     pub fn validation_loss(&self) -> Result<f64> {
-        mse_of(&self.model, &self.data.val)
+        if !FusedWorkspace::supports(&self.model) {
+            return mse_of(&self.model, &self.data.val);
+        }
+        // The same computation as `mse_of`, in buffers kept between epochs.
+        let mut workspace = self.workspace.lock().unwrap_or_else(|e| e.into_inner());
+        workspace.eval_mse(&self.model, &self.data.val.inputs, &self.data.val.targets)
     }
 
     /// Scores the best model on the test split.
@@ -379,8 +453,13 @@ impl Trainer {
     }
 }
 
-/// Inference-mode MSE of `model` on `split`.
+/// Inference-mode MSE of `model` on `split`: through the fused forward for
+/// the task's model (the same numbers the trainer's validation computes),
+/// through autograd for any other.
 pub fn mse_of(model: &Mlp, split: &SplitTensors) -> Result<f64> {
+    if FusedWorkspace::supports(model) {
+        return FusedWorkspace::default().eval_mse(model, &split.inputs, &split.targets);
+    }
     let prediction = model.predict(&split.inputs)?;
     prediction.sub(&split.targets)?.square().mean(None, false)?.to_scalar()
 }

@@ -3,54 +3,117 @@
 //! `bench/RESULTS.md`), single-threaded so the second core stays free. Transposed operands are passed as strides,
 //! never copied.
 
-use crate::{Element, Error, Result, Shape, Tensor};
+use crate::storage::CpuSlice;
+use crate::{Error, Result, Shape, Tensor};
 
-/// A row-major matrix operand, possibly read transposed.
-struct Operand<'a, T> {
+/// A read-only matrix inside a slice: element `(i, j)` is
+/// `data[i * row_stride + j * col_stride]`. A transposed view is the same
+/// data with the strides swapped ([`MatRef::t`]), so GEMM reads transposed
+/// operands in place instead of copying them.
+#[derive(Debug, Clone, Copy)]
+pub struct MatRef<'a, T> {
     data: &'a [T],
     rows: usize,
     cols: usize,
-    row_stride: isize,
-    col_stride: isize,
+    row_stride: usize,
+    col_stride: usize,
 }
 
-/// Describes `t` (shape `[r, c]`) as an operand of `op(t)`.
-fn operand<T: crate::storage::CpuSlice>(t: &Tensor, transposed: bool) -> Operand<'_, T> {
-    let (r, c) = (t.dims()[0], t.dims()[1]);
-    if transposed {
-        Operand {
-            data: t.data::<T>(),
-            rows: c,
-            cols: r,
-            row_stride: 1,
-            col_stride: c as isize,
-        }
-    } else {
-        Operand {
-            data: t.data::<T>(),
-            rows: r,
-            cols: c,
-            row_stride: c as isize,
+impl<'a, T> MatRef<'a, T> {
+    /// The row-major `[rows, cols]` matrix at the start of `data`.
+    ///
+    /// Panics if `data` holds fewer than `rows * cols` elements.
+    pub fn row_major(data: &'a [T], rows: usize, cols: usize) -> Self {
+        assert!(
+            data.len() >= rows * cols,
+            "MatRef: {rows}x{cols} needs {} elements, got {}",
+            rows * cols,
+            data.len()
+        );
+        MatRef {
+            data,
+            rows,
+            cols,
+            row_stride: cols,
             col_stride: 1,
         }
     }
+
+    /// The transpose, read through swapped strides (no copy).
+    pub fn t(self) -> Self {
+        MatRef {
+            rows: self.cols,
+            cols: self.rows,
+            row_stride: self.col_stride,
+            col_stride: self.row_stride,
+            ..self
+        }
+    }
+
+    /// Rows `start..start + len` (a view, no copy).
+    ///
+    /// Panics if the range is outside the matrix.
+    pub fn rows(self, start: usize, len: usize) -> Self {
+        assert!(
+            start + len <= self.rows,
+            "MatRef::rows: {start}..{} of {} rows",
+            start + len,
+            self.rows
+        );
+        let offset = if len == 0 { 0 } else { start * self.row_stride };
+        MatRef {
+            data: &self.data[offset.min(self.data.len())..],
+            rows: len,
+            ..self
+        }
+    }
+
+    /// The number of rows.
+    pub fn n_rows(&self) -> usize {
+        self.rows
+    }
+
+    /// The number of columns.
+    pub fn n_cols(&self) -> usize {
+        self.cols
+    }
 }
 
-/// `c = a * b` (c overwritten, row-major `[m, n]`).
-fn gemm_into<T: crate::storage::CpuSlice + Element>(a: &Operand<'_, T>, b: &Operand<'_, T>, c: &mut [T]) {
+/// `c = op(a) * op(b)` (or `c += op(a) * op(b)` when `accumulate`) into the
+/// row-major `[a.rows, b.cols]` matrix `c`, through the `gemm` crate on the
+/// calling thread. The views say which operand is read transposed.
+///
+/// Panics if the inner dimensions differ or `c` is not `a.rows * b.cols` long:
+/// this is the kernel under [`Tensor::matmul_t`] and the fused training step,
+/// whose callers size every buffer once.
+pub fn gemm_into<T: CpuSlice>(c: &mut [T], a: MatRef<'_, T>, b: MatRef<'_, T>, accumulate: bool) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
-    debug_assert_eq!(c.len(), m * n);
+    assert_eq!(k, b.rows, "gemm_into: inner dimensions {k} and {} differ", b.rows);
+    assert_eq!(
+        c.len(),
+        m * n,
+        "gemm_into: output holds {} elements, not {m}x{n}",
+        c.len()
+    );
     if m == 0 || n == 0 {
         return;
     }
     if k == 0 {
-        c.iter_mut().for_each(|x| *x = T::zero());
+        if !accumulate {
+            c.iter_mut().for_each(|x| *x = T::zero());
+        }
         return;
     }
-    // SAFETY: the operands' shapes and strides describe their buffers (checked
-    // by `Tensor::matmul_t`), and `c` holds exactly m*n elements, row-major.
-    // gemm computes dst = alpha*dst + beta*lhs*rhs; with read_dst false, dst
-    // is not read. Strides are given column stride first.
+    // Every element either view can address must lie inside its slice.
+    let last = |v: &MatRef<'_, T>| (v.rows - 1) * v.row_stride + (v.cols - 1) * v.col_stride;
+    assert!(
+        last(&a) < a.data.len() && last(&b) < b.data.len(),
+        "gemm_into: a view reaches past its slice"
+    );
+    // SAFETY: the asserts above keep every index gemm derives from the shapes
+    // and strides inside `a.data`, `b.data` and `c` (row-major m x n). gemm
+    // computes dst = alpha*dst + beta*lhs*rhs; with read_dst false dst is not
+    // read. Strides are given column stride first.
     unsafe {
         gemm::gemm(
             m,
@@ -59,14 +122,14 @@ fn gemm_into<T: crate::storage::CpuSlice + Element>(a: &Operand<'_, T>, b: &Oper
             c.as_mut_ptr(),
             1,
             n as isize,
-            false,
+            accumulate,
             a.data.as_ptr(),
-            a.col_stride,
-            a.row_stride,
+            a.col_stride as isize,
+            a.row_stride as isize,
             b.data.as_ptr(),
-            b.col_stride,
-            b.row_stride,
-            T::zero(),
+            b.col_stride as isize,
+            b.row_stride as isize,
+            T::one(),
             T::one(),
             false,
             false,
@@ -76,16 +139,21 @@ fn gemm_into<T: crate::storage::CpuSlice + Element>(a: &Operand<'_, T>, b: &Oper
     }
 }
 
-fn matmul_kernel<T: crate::storage::CpuSlice + Element + 'static>(
-    a: &Tensor,
-    ta: bool,
-    b: &Tensor,
-    tb: bool,
-) -> Tensor {
-    let (oa, ob) = (operand::<T>(a, ta), operand::<T>(b, tb));
-    let mut out = vec![T::zero(); oa.rows * ob.cols];
-    gemm_into(&oa, &ob, &mut out);
-    Tensor::from_typed(out, Shape::new([oa.rows, ob.cols]))
+/// The tensor `t` (shape `[r, c]`) as a view of `op(t)`.
+fn view<T: CpuSlice>(t: &Tensor, transposed: bool) -> MatRef<'_, T> {
+    let v = MatRef::row_major(t.data::<T>(), t.dims()[0], t.dims()[1]);
+    if transposed {
+        v.t()
+    } else {
+        v
+    }
+}
+
+fn matmul_kernel<T: CpuSlice>(a: &Tensor, ta: bool, b: &Tensor, tb: bool) -> Tensor {
+    let (va, vb) = (view::<T>(a, ta), view::<T>(b, tb));
+    let mut out = vec![T::zero(); va.rows * vb.cols];
+    gemm_into(&mut out, va, vb, false);
+    Tensor::from_typed(out, Shape::new([va.rows, vb.cols]))
 }
 
 impl Tensor {

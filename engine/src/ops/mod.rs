@@ -3,6 +3,7 @@
 //! the storage (today: CPU f32/f64) to a generic kernel.
 
 pub mod elementwise;
+pub mod fused;
 pub mod index;
 pub mod matmul;
 pub mod reduce;
@@ -14,6 +15,14 @@ pub mod softmax;
 pub const PARALLEL_THRESHOLD: usize = 1 << 18;
 
 use crate::Shape;
+
+/// Runs `a` and `b`, in parallel on the engine's thread pool (rayon) when it
+/// has a free thread, else one after the other on this thread. Use it to
+/// split work into a *fixed* pair of independent halves: the halves, and so
+/// the results, are the same whatever the number of threads.
+pub fn join<RA: Send, RB: Send>(a: impl FnOnce() -> RA + Send, b: impl FnOnce() -> RB + Send) -> (RA, RB) {
+    rayon::join(a, b)
+}
 
 /// How an operand's elements line up with a broadcast output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

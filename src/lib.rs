@@ -38,6 +38,7 @@ pub mod nn;
 pub mod race;
 pub mod svg;
 pub mod train;
+pub mod viz;
 
 pub use error::{Error, Result};
 

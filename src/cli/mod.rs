@@ -9,6 +9,7 @@ mod metrics;
 mod optimizers;
 mod race;
 mod train;
+mod viz;
 
 use clap::error::ErrorKind;
 use clap::{CommandFactory, Parser, Subcommand};
@@ -36,6 +37,8 @@ enum Command {
     Data(data::Args),
     /// Race optimizers over tracks and seeds under the task protocol (resumable, shardable).
     Race(race::Args),
+    /// Draw optimizer trajectories on 2-D test functions (SVG, or --json).
+    Viz(viz::Args),
 }
 
 /// Prints a usage error (`error: ...`, one line) and returns exit code 2.
@@ -100,6 +103,7 @@ pub fn run() -> i32 {
         Command::Optimizers(args) => optimizers::run(&args),
         Command::Data(args) => data::run(&args),
         Command::Race(args) => race::run(&args),
+        Command::Viz(args) => viz::run(&args),
     }
 }
 

@@ -9,7 +9,7 @@
 //! - **Bootstrap interval of the median**: the percentile bootstrap. The
 //!   data are sorted first (so the answer cannot depend on their order),
 //!   then `resamples` times `n` values are drawn with replacement using
-//!   ferrograd's seeded [`Rng`](crate::engine::Rng) and their median is
+//!   ferrograd's seeded [`Rng`] and their median is
 //!   taken; the interval is the `(1 - level)/2` and `(1 + level)/2`
 //!   quantiles of those medians. Same data, seed and count: same interval,
 //!   bit for bit.

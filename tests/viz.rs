@@ -1,0 +1,254 @@
+//! `ferrograd viz`: its `--json` trajectories are the optimizers' own
+//! recurrences (SGD and Adam rewritten independently here), the test
+//! functions' autograd gradients match finite differences and closed forms,
+//! their minima are where documented, and the SVG holds one path per
+//! optimizer.
+
+use ferrograd::race::grid::Entrant;
+use ferrograd::viz::{self, Function};
+use std::process::{Command, Output};
+
+fn ferrograd(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ferrograd"))
+        .args(args)
+        .output()
+        .expect("the ferrograd binary runs")
+}
+
+fn viz_json(args: &[&str]) -> serde_json::Value {
+    let mut all = vec!["viz", "--json"];
+    all.extend_from_slice(args);
+    let o = ferrograd(&all);
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    serde_json::from_slice(&o.stdout).expect("--json prints JSON")
+}
+
+/// `(x, y)` of every point of trajectory `index`.
+fn points(doc: &serde_json::Value, index: usize) -> Vec<(f64, f64)> {
+    doc["trajectories"][index]["points"]
+        .as_array()
+        .expect("points")
+        .iter()
+        .map(|p| (p["x"].as_f64().unwrap(), p["y"].as_f64().unwrap()))
+        .collect()
+}
+
+/// The Rosenbrock gradient in closed form.
+fn rosenbrock_gradient(x: f64, y: f64) -> [f64; 2] {
+    [-2.0 * (1.0 - x) - 400.0 * x * (y - x * x), 200.0 * (y - x * x)]
+}
+
+fn assert_close(a: f64, b: f64, tolerance: f64, what: &str) {
+    assert!((a - b).abs() <= tolerance * (1.0 + b.abs()), "{what}: {a} vs {b}");
+}
+
+#[test]
+fn sgd_json_trajectory_is_x_minus_lr_times_the_clipped_gradient() {
+    let doc = viz_json(&[
+        "--function",
+        "rosenbrock",
+        "--optimizers",
+        "sgd",
+        "--hp",
+        "sgd.lr=0.002,0.01",
+        "--hp",
+        "sgd.clip=1000",
+        "--steps",
+        "60",
+        "--start",
+        "-1.5,2.5",
+    ]);
+    for (index, lr) in [(0, 0.002), (1, 0.01)] {
+        assert_eq!(
+            doc["trajectories"][index]["entrant"],
+            format!("sgd(clip=1e3,lr={})", if lr == 0.002 { "2e-3" } else { "0.01" })
+        );
+        let path = points(&doc, index);
+        assert_eq!(path.len(), 61);
+        let (mut x, mut y) = (-1.5, 2.5);
+        for (k, &(px, py)) in path.iter().enumerate() {
+            assert_close(px, x, 1e-12, &format!("lr {lr} step {k} x"));
+            assert_close(py, y, 1e-12, &format!("lr {lr} step {k} y"));
+            let g = rosenbrock_gradient(x, y).map(|g| g.clamp(-1000.0, 1000.0));
+            x -= lr * g[0];
+            y -= lr * g[1];
+        }
+    }
+}
+
+#[test]
+fn adam_json_trajectory_is_the_adam_recurrence() {
+    let (lr, b1, b2, eps, clip) = (0.05, 0.9, 0.999, 1e-8, 1.0);
+    let doc = viz_json(&[
+        "--function",
+        "rosenbrock",
+        "--optimizers",
+        "adam",
+        "--lr",
+        "0.05",
+        "--steps",
+        "80",
+    ]);
+    let (mut x, mut y) = Function::Rosenbrock.default_start();
+    let (mut m, mut v) = ([0.0; 2], [0.0; 2]);
+    for (k, &(px, py)) in points(&doc, 0).iter().enumerate() {
+        assert_close(px, x, 1e-10, &format!("step {k} x"));
+        assert_close(py, y, 1e-10, &format!("step {k} y"));
+        let g = rosenbrock_gradient(x, y).map(|g: f64| g.clamp(-clip, clip));
+        let t = (k + 1) as f64;
+        let mut step = [0.0; 2];
+        for i in 0..2 {
+            m[i] = b1 * m[i] + (1.0 - b1) * g[i];
+            v[i] = b2 * v[i] + (1.0 - b2) * g[i] * g[i];
+            let m_hat = m[i] / (1.0 - b1.powf(t));
+            let v_hat = v[i] / (1.0 - b2.powf(t));
+            step[i] = -lr * m_hat / (v_hat.sqrt() + eps);
+        }
+        x += step[0];
+        y += step[1];
+    }
+}
+
+#[test]
+fn json_updates_link_consecutive_points() {
+    let doc = viz_json(&[
+        "--function",
+        "himmelblau",
+        "--optimizers",
+        "lion,sgdm",
+        "--lr",
+        "0.01",
+        "--steps",
+        "25",
+    ]);
+    assert_eq!(doc["function"], "himmelblau");
+    assert_eq!(doc["minima"].as_array().unwrap().len(), 4);
+    for t in doc["trajectories"].as_array().unwrap() {
+        let pts = t["points"].as_array().unwrap();
+        assert_eq!(pts.len(), 26);
+        for (k, pair) in pts.windows(2).enumerate() {
+            assert_eq!(pair[0]["step"], k);
+            let u = pair[0]["update"].as_array().expect("an update before the last point");
+            for (axis, key) in ["x", "y"].iter().enumerate() {
+                let expected = pair[0][key].as_f64().unwrap() + u[axis].as_f64().unwrap();
+                assert_eq!(pair[1][key].as_f64().unwrap(), expected);
+            }
+            let f = Function::Himmelblau.value(pair[0]["x"].as_f64().unwrap(), pair[0]["y"].as_f64().unwrap());
+            assert_eq!(pair[0]["f"].as_f64().unwrap(), f);
+        }
+        assert!(pts.last().unwrap()["update"].is_null());
+    }
+}
+
+#[test]
+fn gradients_match_central_differences() {
+    let h = 1e-6;
+    let points = [(0.3, -0.7), (-1.2, 1.1), (2.1, 0.4), (-0.05, 0.45)];
+    for function in Function::ALL {
+        for &(x, y) in &points {
+            let (f, g) = function.value_and_gradient(x, y).unwrap();
+            assert_eq!(f, function.value(x, y));
+            let dx = (function.value(x + h, y) - function.value(x - h, y)) / (2.0 * h);
+            let dy = (function.value(x, y + h) - function.value(x, y - h)) / (2.0 * h);
+            let what = format!("{} at ({x}, {y})", function.name());
+            assert_close(g[0], dx, 1e-6, &format!("{what} df/dx"));
+            assert_close(g[1], dy, 1e-6, &format!("{what} df/dy"));
+        }
+    }
+    let (_, g) = Function::Rosenbrock.value_and_gradient(-1.2, 1.1).unwrap();
+    assert_eq!(g, rosenbrock_gradient(-1.2, 1.1));
+}
+
+#[test]
+fn minima_are_where_documented() {
+    for function in Function::ALL {
+        for &(x, y) in function.minima() {
+            let (f, g) = function.value_and_gradient(x, y).unwrap();
+            let what = format!("{} at ({x}, {y})", function.name());
+            assert!(f.abs() < 1e-20, "{what}: f = {f}");
+            assert!(g[0].abs() < 1e-9 && g[1].abs() < 1e-9, "{what}: gradient {g:?}");
+            for k in 0..8 {
+                let angle = k as f64 * std::f64::consts::FRAC_PI_4;
+                let near = function.value(x + 1e-3 * angle.cos(), y + 1e-3 * angle.sin());
+                assert!(near > f, "{what}: f is lower nearby ({near})");
+            }
+        }
+    }
+    assert_eq!(Function::Beale.minima(), &[(3.0, 0.5)]);
+    assert_eq!(Function::Rosenbrock.minima(), &[(1.0, 1.0)]);
+    // The saddle: a stationary point that is a minimum along x and a
+    // maximum along y.
+    let (f, g) = Function::Saddle.value_and_gradient(0.0, 0.0).unwrap();
+    assert_eq!((f, g), (0.0, [0.0, 0.0]));
+    assert!(Function::Saddle.value(0.1, 0.0) > 0.0 && Function::Saddle.value(0.0, 0.1) < 0.0);
+    // Rastrigin's local minima are higher than its global one.
+    assert!(Function::Rastrigin.value(1.0, 1.0) > 1.9);
+}
+
+#[test]
+fn adam_reaches_the_rosenbrock_minimum_and_newton_cg_runs_with_curvature() {
+    let adam = Entrant {
+        optimizer: "adam".into(),
+        hp: [("lr".to_string(), "0.02".to_string())].into(),
+    };
+    let path = viz::trajectory(Function::Rosenbrock, &adam, (-1.5, 2.5), 6000).unwrap();
+    let end = path.points.last().unwrap();
+    assert!(
+        (end.x - 1.0).abs() < 0.05 && (end.y - 1.0).abs() < 0.1,
+        "adam ended at ({}, {})",
+        end.x,
+        end.y
+    );
+    let newton = Entrant {
+        optimizer: "newton_cg".into(),
+        hp: Default::default(),
+    };
+    // A curvature optimizer runs through the same calls (with Hessian-vector
+    // products of f) and does not blow up on the quadratic.
+    let path = viz::trajectory(Function::Quadratic, &newton, (-8.0, 6.0), 20).unwrap();
+    let end = path.points.last().unwrap();
+    assert!(path.stopped.is_none() && end.f < Function::Quadratic.value(-8.0, 6.0));
+}
+
+#[test]
+fn the_svg_has_one_path_per_optimizer_and_a_legend() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("rosen.svg");
+    let o = ferrograd(&[
+        "viz",
+        "--function",
+        "rosenbrock",
+        "--optimizers",
+        "sgd,adam,lion",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    let svg = std::fs::read_to_string(&out).unwrap();
+    assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+    assert_eq!(svg.matches("<g class=\"trajectory\"").count(), 3);
+    for name in ["sgd", "adam", "lion"] {
+        assert!(svg.contains(&format!("data-entrant=\"{name}\"")), "{name}");
+        assert!(svg.contains(&format!(">{name}</text>")), "legend {name}");
+    }
+    assert!(svg.contains("<path d=\"M"), "contour lines");
+}
+
+#[test]
+fn usage_errors_are_one_line() {
+    for args in [
+        vec!["viz", "--function", "sphere"],
+        vec!["viz", "--start", "1"],
+        vec!["viz", "--optimizers", "adamm"],
+        vec!["viz", "--hp", "adam.momentum=1"],
+        vec!["viz", "--steps", "0"],
+    ] {
+        let o = ferrograd(&args);
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(
+            stderr.starts_with("error:") && stderr.trim_end().lines().count() == 1,
+            "{args:?}: {stderr}"
+        );
+    }
+}

@@ -41,7 +41,8 @@
 use crate::schedule::Schedule;
 use crate::transform::{Slots, StepInfo, Transform};
 use crate::OptimizerState;
-use ferrograd_engine::{Result, Tensor};
+use ferrograd_engine::storage::CpuSlice;
+use ferrograd_engine::{with_dtype, Result, Tensor, UnaryOp};
 
 /// Clamps every update element into `[-limit, limit]`.
 #[derive(Debug, Clone)]
@@ -51,8 +52,18 @@ pub struct ClipByValue {
 }
 
 impl Transform for ClipByValue {
-    fn update(&mut self, updates: Vec<Tensor>, _: &StepInfo<'_>) -> Result<Vec<Tensor>> {
-        updates.iter().map(|u| u.clamp(-self.limit, self.limit)).collect()
+    /// Clamps in place (the updates are this stage's to change).
+    fn update(&mut self, mut updates: Vec<Tensor>, _: &StepInfo<'_>) -> Result<Vec<Tensor>> {
+        if self.limit.is_nan() || self.limit < 0.0 {
+            return Err(ferrograd_engine::Error::invalid(
+                "clamp",
+                format!("need lo <= hi, got [{}, {}]", -self.limit, self.limit),
+            ));
+        }
+        for u in &mut updates {
+            u.unary_in_place(UnaryOp::Clamp(-self.limit, self.limit));
+        }
+        Ok(updates)
     }
 }
 
@@ -129,7 +140,11 @@ impl ScaleByLr {
 impl Transform for ScaleByLr {
     fn update(&mut self, updates: Vec<Tensor>, info: &StepInfo<'_>) -> Result<Vec<Tensor>> {
         let lr = self.schedule.lr(info.count, info.ctx);
-        Ok(updates.iter().map(|u| u.mul_scalar(-lr)).collect())
+        let mut updates = updates;
+        for u in &mut updates {
+            u.unary_in_place(UnaryOp::MulScalar(-lr));
+        }
+        Ok(updates)
     }
 
     fn save(&self, prefix: &str, state: &mut OptimizerState) {
@@ -207,29 +222,79 @@ pub fn ema(old: &Tensor, new: &Tensor, decay: f64) -> Result<Tensor> {
     old.mul_scalar(decay).add(&new.mul_scalar(1.0 - decay))
 }
 
+/// The whole Adam step for one tensor, in one pass and in place: moments
+/// `m`, `v` (and AMSGrad's `v_max`) are updated, and `g` (the incoming update)
+/// becomes the direction `m_hat / (sqrt(v_hat) + eps)`. `c1` and `c2` are
+/// the bias corrections `1 - beta^t`.
+///
+/// The arithmetic is, operation for operation, that of the tensor-op form
+/// `ema(m, g, b1)`, `ema(v, g.square(), b2)`, `m.div_scalar(c1)
+/// .div(&v.div_scalar(c2).sqrt().add_scalar(eps))` (scalars rounded to the
+/// element type first, as `mul_scalar` does), so results are bit for bit the
+/// same; it just makes one pass instead of eleven and allocates nothing.
+#[allow(clippy::too_many_arguments)]
+fn adam_in_place<T: CpuSlice>(
+    g: &mut [T],
+    m: &mut [T],
+    v: &mut [T],
+    v_max: Option<&mut [T]>,
+    (b1, b2): (f64, f64),
+    (c1, c2): (f64, f64),
+    eps: f64,
+) {
+    let f = T::from_f64;
+    let (b1, nb1, b2, nb2) = (f(b1), f(1.0 - b1), f(b2), f(1.0 - b2));
+    let (inv_c1, inv_c2, eps) = (f(1.0 / c1), f(1.0 / c2), f(eps));
+    let direction = |m: T, v_used: T| (m * inv_c1) / ((v_used * inv_c2).sqrt() + eps);
+    match v_max {
+        None => {
+            for ((g, m), v) in g.iter_mut().zip(m.iter_mut()).zip(v.iter_mut()) {
+                *m = *m * b1 + *g * nb1;
+                *v = *v * b2 + (*g * *g) * nb2;
+                *g = direction(*m, *v);
+            }
+        }
+        Some(v_max) => {
+            for (((g, m), v), vm) in g.iter_mut().zip(m.iter_mut()).zip(v.iter_mut()).zip(v_max.iter_mut()) {
+                *m = *m * b1 + *g * nb1;
+                *v = *v * b2 + (*g * *g) * nb2;
+                // The engine's `maximum`: the left side wins ties and NaN.
+                *vm = if *vm >= *v || vm.is_nan() { *vm } else { *v };
+                *g = direction(*m, *vm);
+            }
+        }
+    }
+}
+
 impl Transform for ScaleByAdam {
-    fn update(&mut self, grads: Vec<Tensor>, info: &StepInfo<'_>) -> Result<Vec<Tensor>> {
+    fn update(&mut self, mut grads: Vec<Tensor>, info: &StepInfo<'_>) -> Result<Vec<Tensor>> {
         let t = info.count as i32;
         let (c1, c2) = (1.0 - self.beta1.powi(t), 1.0 - self.beta2.powi(t));
-        let mut out = Vec::with_capacity(grads.len());
-        for (i, g) in grads.iter().enumerate() {
-            let m = ema(self.m.get(i, g), g, self.beta1)?;
-            let v = ema(self.v.get(i, g), &g.square(), self.beta2)?;
-            let v_used = if self.amsgrad {
-                let v_max = self.v_max.get(i, g).maximum(&v)?;
-                self.v_max.set(i, v_max.clone());
-                v_max
+        for (i, g) in grads.iter_mut().enumerate() {
+            let m = self.m.get_mut(i, g);
+            let v = self.v.get_mut(i, g);
+            let v_max = if self.amsgrad {
+                Some(self.v_max.get_mut(i, g))
             } else {
-                v.clone()
+                None
             };
-            out.push(
-                m.div_scalar(c1)
-                    .div(&v_used.div_scalar(c2).sqrt().add_scalar(self.eps))?,
-            );
-            self.m.set(i, m);
-            self.v.set(i, v);
+            with_dtype!(g.dtype(), T => {
+                let v_max = match v_max {
+                    Some(t) => Some(t.as_mut_slice::<T>()?),
+                    None => None,
+                };
+                adam_in_place(
+                    g.as_mut_slice::<T>()?,
+                    m.as_mut_slice::<T>()?,
+                    v.as_mut_slice::<T>()?,
+                    v_max,
+                    (self.beta1, self.beta2),
+                    (c1, c2),
+                    self.eps,
+                );
+            });
         }
-        Ok(out)
+        Ok(grads)
     }
 
     fn save(&self, prefix: &str, state: &mut OptimizerState) {
@@ -331,6 +396,56 @@ mod tests {
             for i in 0..5 {
                 let decay = uw[i] - u0[i];
                 assert!((decay + lr * wd * pv[i]).abs() <= 4.0 * f64::EPSILON * (1.0 + pv[i].abs()));
+            }
+        }
+    }
+
+    /// The fused in-place Adam equals, bit for bit, Adam written with tensor
+    /// ops (the readable reference), in f32 and f64, with and without
+    /// AMSGrad, over steps whose gradients change sign and scale.
+    #[test]
+    fn fused_adam_is_bit_identical_to_the_tensor_op_form() {
+        use ferrograd_engine::{DType, Rng};
+        for dtype in [DType::F32, DType::F64] {
+            for amsgrad in [false, true] {
+                let (b1, b2, eps) = (0.9, 0.999, 1e-8);
+                let mut rng = Rng::new(7);
+                let mut fused = ScaleByAdam::new(b1, b2, eps, amsgrad);
+                let (mut m, mut v, mut v_max) = (None::<Tensor>, None::<Tensor>, None::<Tensor>);
+                for step in 1..=6u64 {
+                    let scale = if step % 2 == 0 { 3.0 } else { 0.01 };
+                    let g = Tensor::rand_normal([37], 0.0, scale, dtype, &mut rng).unwrap();
+                    let ctx = StepContext::default();
+                    let params = [g.clone()];
+                    let info = StepInfo {
+                        count: step,
+                        params: &params,
+                        ctx: &ctx,
+                    };
+                    let got = fused.update(vec![g.clone()], &info).unwrap().remove(0);
+                    // The reference, op by op.
+                    let t = step as i32;
+                    let (c1, c2) = (1.0 - f64::powi(b1, t), 1.0 - f64::powi(b2, t));
+                    let m_new = ema(m.as_ref().unwrap_or(&g.zeros_like()), &g, b1).unwrap();
+                    let v_new = ema(v.as_ref().unwrap_or(&g.zeros_like()), &g.square(), b2).unwrap();
+                    let v_used = if amsgrad {
+                        let vm = v_max.as_ref().unwrap_or(&g.zeros_like()).maximum(&v_new).unwrap();
+                        v_max = Some(vm.clone());
+                        vm
+                    } else {
+                        v_new.clone()
+                    };
+                    let want = m_new
+                        .div_scalar(c1)
+                        .div(&v_used.div_scalar(c2).sqrt().add_scalar(eps))
+                        .unwrap();
+                    let bits = |x: &Tensor| x.to_vec_f64().iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+                    assert_eq!(bits(&got), bits(&want), "{dtype} amsgrad={amsgrad} step {step}");
+                    assert_eq!(bits(&fused.m.all()[0]), bits(&m_new));
+                    assert_eq!(bits(&fused.v.all()[0]), bits(&v_new));
+                    m = Some(m_new);
+                    v = Some(v_new);
+                }
             }
         }
     }

@@ -100,6 +100,13 @@ impl Slots {
         &self.tensors[i]
     }
 
+    /// The slot of parameter `i` for updating in place (zero-initialised
+    /// like `like` on first use).
+    pub fn get_mut(&mut self, i: usize, like: &Tensor) -> &mut Tensor {
+        self.ensure(i, like);
+        &mut self.tensors[i]
+    }
+
     /// Replaces the slot of parameter `i`.
     pub fn set(&mut self, i: usize, value: Tensor) {
         self.tensors[i] = value;
@@ -142,6 +149,11 @@ pub struct ChainOptimizer {
     chain: Chain,
     count: u64,
     shapes: Vec<Shape>,
+    /// The last step's updates, whose buffers the next step's gradients are
+    /// copied into: once the caller has dropped the updates it was given,
+    /// stages that work in place (clipping, Adam, the learning rate) then
+    /// allocate nothing.
+    buffers: Vec<Tensor>,
 }
 
 impl ChainOptimizer {
@@ -152,7 +164,27 @@ impl ChainOptimizer {
             chain,
             count: 0,
             shapes: Vec::new(),
+            buffers: Vec::new(),
         }
+    }
+}
+
+impl ChainOptimizer {
+    /// The gradients, as tensors the chain may change in place: copied into
+    /// last step's update buffers where their shape and dtype fit (no
+    /// allocation when nobody else holds those), shared otherwise (a stage
+    /// writing in place then copies first: copy-on-write).
+    fn take_gradient_copies(&mut self, grads: &[Tensor]) -> Result<Vec<Tensor>> {
+        let mut buffers = std::mem::take(&mut self.buffers);
+        buffers.truncate(grads.len());
+        for (i, g) in grads.iter().enumerate() {
+            match buffers.get_mut(i) {
+                Some(b) if b.shape() == g.shape() && b.dtype() == g.dtype() => b.copy_from(g)?,
+                Some(b) => *b = g.clone(),
+                None => buffers.push(g.clone()),
+            }
+        }
+        Ok(buffers)
     }
 }
 
@@ -175,7 +207,8 @@ impl TaskOptimizer for ChainOptimizer {
             params,
             ctx,
         };
-        let updates = self.chain.update(grads.to_vec(), &info)?;
+        let gradients = self.take_gradient_copies(grads)?;
+        let updates = self.chain.update(gradients, &info)?;
         if updates.len() != grads.len() {
             return Err(Error::invalid(
                 "optimizer",
@@ -187,6 +220,7 @@ impl TaskOptimizer for ChainOptimizer {
                 ),
             ));
         }
+        self.buffers.clone_from(&updates);
         Ok(updates)
     }
 

@@ -6,7 +6,7 @@
 //!
 //! ```text
 //! cargo run --release -p ferrograd-bench --bin task_epochs -- \
-//!     --n-hidden 4 --batch 128 --epochs 30 --warmup 3 --threads 2 [--json]
+//!     --n-hidden 4 --batch 128 --epochs 30 --warmup 3 --threads 2 [--json] [--no-gemm]
 //! ```
 //!
 //! Early stopping is disabled (patience larger than the run) so every run
@@ -27,6 +27,8 @@ struct Args {
     threads: usize,
     seed: u64,
     json: bool,
+    /// Skip the GEMM timing (for profiling runs under callgrind).
+    no_gemm: bool,
 }
 
 fn parse() -> Result<Args, String> {
@@ -38,11 +40,13 @@ fn parse() -> Result<Args, String> {
         threads: 2,
         seed: 0,
         json: false,
+        no_gemm: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
-        if flag == "--json" {
-            a.json = true;
+        if flag == "--json" || flag == "--no-gemm" {
+            a.json |= flag == "--json";
+            a.no_gemm |= flag == "--no-gemm";
             continue;
         }
         let value = it.next().ok_or(format!("{flag} needs a value"))?;
@@ -116,7 +120,7 @@ fn main() {
     let per_epoch = median(&times);
     let widths = task_widths(1, 2, args.n_hidden);
     let flops = flops_per_epoch(&widths, 2, n_train, args.batch, n_val);
-    let gemm = gemm_gflops();
+    let gemm = if args.no_gemm { f64::NAN } else { gemm_gflops() };
     let peak = peak_rss_bytes().map_or(f64::NAN, |b| b as f64 / (1 << 20) as f64);
     let min = times.iter().copied().fold(f64::INFINITY, f64::min);
     if args.json {

@@ -308,6 +308,33 @@ fn unary_kernel<T: CpuSlice>(x: &[T], op: UnaryOp) -> Vec<T> {
     )
 }
 
+/// Applies `f` to every element in place, in parallel chunks when large
+/// (the same chunks and the same function as [`map_slice`], so the same bits).
+fn map_in_place<T: Element>(x: &mut [T], f: impl Fn(T) -> T + Sync) {
+    if x.len() >= PARALLEL_THRESHOLD {
+        x.par_chunks_mut(PARALLEL_THRESHOLD / 4)
+            .for_each(|c| c.iter_mut().for_each(|v| *v = f(*v)));
+    } else {
+        x.iter_mut().for_each(|v| *v = f(*v));
+    }
+}
+
+/// [`unary_kernel`] writing over its input.
+fn unary_in_place_kernel<T: CpuSlice>(x: &mut [T], op: UnaryOp) {
+    macro_rules! specialise {
+        (plain: $($v:ident),*; with: $($w:ident($($arg:ident),*)),*) => {
+            match op {
+                $(UnaryOp::$v => map_in_place(x, |p| UnaryOp::$v.apply(p)),)*
+                $(UnaryOp::$w($($arg),*) => map_in_place(x, move |p| UnaryOp::$w($($arg),*).apply(p)),)*
+            }
+        };
+    }
+    specialise!(
+        plain: Neg, Abs, Exp, Log, Sqrt, Rsqrt, Square, Recip, Relu, Sigmoid, Tanh, Gelu, Silu, Sin, Cos, Sign;
+        with: LeakyRelu(s), Clamp(lo, hi), AddScalar(c), MulScalar(c), PowScalar(p), GtScalar(c), LtScalar(c)
+    )
+}
+
 impl Tensor {
     /// Applies a [`UnaryOp`] to every element.
     pub fn unary(&self, op: UnaryOp) -> Tensor {
@@ -315,6 +342,13 @@ impl Tensor {
             let out = unary_kernel(self.data::<T>(), op);
             Tensor::from_typed(out, self.shape().clone())
         })
+    }
+
+    /// Applies a [`UnaryOp`] to every element in place, giving the same
+    /// values as [`Tensor::unary`] without allocating (unless the buffer is
+    /// shared, when it is copied first, as in [`Tensor::update_in_place`]).
+    pub fn unary_in_place(&mut self, op: UnaryOp) {
+        with_dtype!(self.dtype(), T => unary_in_place_kernel(self.as_mut_slice::<T>().expect("T is this tensor's dtype"), op))
     }
 
     /// Applies a [`BinaryOp`] with NumPy broadcasting.
@@ -561,6 +595,26 @@ mod tests {
                     .map(|(p, q)| p - q)
                     .collect();
                 assert_eq!(got.to_vec::<f64>(), want, "{sa:?} - {sb:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn unary_in_place_equals_unary_and_leaves_clones_alone() {
+        let mut rng = crate::Rng::new(4);
+        for n in [5, PARALLEL_THRESHOLD + 3] {
+            let t = Tensor::rand_normal([n], 0.0, 2.0, DType::F32, &mut rng).unwrap();
+            for op in [
+                UnaryOp::Clamp(-1.0, 1.0),
+                UnaryOp::MulScalar(-1e-3),
+                UnaryOp::Sqrt,
+                UnaryOp::Relu,
+            ] {
+                let mut u = t.clone();
+                u.unary_in_place(op);
+                let bits = |x: &Tensor| x.to_vec::<f32>().iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&u), bits(&t.unary(op)), "{op:?}");
+                assert!(!u.same_storage(&t), "a shared buffer must be copied, not written");
             }
         }
     }

@@ -51,8 +51,14 @@ impl fmt::Display for Device {
 
 impl Device {
     /// The CUDA device with ordinal `ordinal`, or an error saying why it
-    /// cannot be used. Until the CUDA backend lands this always fails.
+    /// cannot be used. Without the `cuda` feature this always fails; with
+    /// it, it fails when no usable GPU is found (the error says why).
+    #[cfg_attr(feature = "cuda", allow(unreachable_code))]
     pub fn cuda(ordinal: usize) -> crate::Result<Device> {
+        #[cfg(feature = "cuda")]
+        {
+            return crate::cuda::device(ordinal);
+        }
         Err(crate::Error::DeviceUnavailable {
             device: Device::Cuda(ordinal),
             reason: "this build of ferrograd has no CUDA backend yet; use --device cpu".into(),

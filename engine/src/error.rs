@@ -86,6 +86,24 @@ pub enum Error {
         /// Why it cannot be used and what to do.
         reason: String,
     },
+    /// The GPU ran out of memory.
+    #[cfg(feature = "cuda")]
+    #[error("{device} is out of memory ({bytes} bytes asked); free tensors or use smaller batches")]
+    DeviceOutOfMemory {
+        /// The device.
+        device: Device,
+        /// The allocation asked for.
+        bytes: usize,
+    },
+    /// A CUDA kernel failed to load, launch or run.
+    #[cfg(feature = "cuda")]
+    #[error("CUDA kernel {kernel} failed: {message}")]
+    KernelFailed {
+        /// The kernel (or PTX module) name.
+        kernel: String,
+        /// The driver's error.
+        message: String,
+    },
     /// Any other invalid argument, with a message that names the fix.
     #[error("{op}: {message}")]
     InvalidArgument {

@@ -14,6 +14,8 @@
 //! ```
 #![deny(missing_docs)]
 
+#[cfg(feature = "cuda")]
+pub mod cuda;
 mod display;
 mod dtype;
 mod error;

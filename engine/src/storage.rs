@@ -11,6 +11,9 @@ pub enum Storage {
     CpuF32(Vec<f32>),
     /// f64 values in host memory.
     CpuF64(Vec<f64>),
+    /// f32 or f64 values in GPU memory (the CUDA backend).
+    #[cfg(feature = "cuda")]
+    Cuda(crate::cuda::CudaStorage),
 }
 
 impl Storage {
@@ -19,11 +22,17 @@ impl Storage {
         match self {
             Storage::CpuF32(_) => DType::F32,
             Storage::CpuF64(_) => DType::F64,
+            #[cfg(feature = "cuda")]
+            Storage::Cuda(s) => s.dtype(),
         }
     }
 
     /// The device holding the buffer.
     pub fn device(&self) -> Device {
+        #[cfg(feature = "cuda")]
+        if let Storage::Cuda(s) = self {
+            return s.device();
+        }
         Device::Cpu
     }
 
@@ -32,6 +41,8 @@ impl Storage {
         match self {
             Storage::CpuF32(v) => v.len(),
             Storage::CpuF64(v) => v.len(),
+            #[cfg(feature = "cuda")]
+            Storage::Cuda(s) => s.len(),
         }
     }
 

@@ -118,11 +118,19 @@ impl Tensor {
 
     /// Zeros with this tensor's shape and dtype.
     pub fn zeros_like(&self) -> Tensor {
+        #[cfg(feature = "cuda")]
+        if self.is_cuda() {
+            return crate::cuda::ops::full_like(self, 0.0);
+        }
         Tensor::zeros(self.shape.clone(), self.dtype())
     }
 
     /// Ones with this tensor's shape and dtype.
     pub fn ones_like(&self) -> Tensor {
+        #[cfg(feature = "cuda")]
+        if self.is_cuda() {
+            return crate::cuda::ops::full_like(self, 1.0);
+        }
         Tensor::ones(self.shape.clone(), self.dtype())
     }
 
@@ -241,11 +249,19 @@ impl Tensor {
 
     /// The elements converted to f64, row-major.
     pub fn to_vec_f64(&self) -> Vec<f64> {
+        #[cfg(feature = "cuda")]
+        if self.is_cuda() {
+            return crate::cuda::ops::host_copy(self).to_vec_f64();
+        }
         with_dtype!(self.dtype(), T => self.data::<T>().iter().map(|v| v.to_f64()).collect())
     }
 
     /// The elements as `Vec<T>`, converting if the dtype differs.
     pub fn to_vec<T: CpuSlice>(&self) -> Vec<T> {
+        #[cfg(feature = "cuda")]
+        if self.is_cuda() {
+            return crate::cuda::ops::host_copy(self).to_vec();
+        }
         match T::slice(&self.storage) {
             Some(s) => s.to_vec(),
             None => self.to_vec_f64().into_iter().map(T::from_f64).collect(),
@@ -286,11 +302,19 @@ impl Tensor {
             }
             flat += i * s;
         }
+        #[cfg(feature = "cuda")]
+        if self.is_cuda() {
+            return Ok(self.to_vec_f64()[flat]);
+        }
         Ok(with_dtype!(self.dtype(), T => self.data::<T>()[flat].to_f64()))
     }
 
     /// Whether every element is finite.
     pub fn all_finite(&self) -> bool {
+        #[cfg(feature = "cuda")]
+        if self.is_cuda() {
+            return self.to_vec_f64().iter().all(|v| v.is_finite());
+        }
         with_dtype!(self.dtype(), T => self.data::<T>().iter().all(|v| v.is_finite()))
     }
 
@@ -300,6 +324,10 @@ impl Tensor {
     pub fn to_dtype(&self, dtype: DType) -> Tensor {
         if dtype == self.dtype() {
             return self.clone();
+        }
+        #[cfg(feature = "cuda")]
+        if self.is_cuda() {
+            return crate::cuda::ops::cast_or_panic(self, dtype);
         }
         let storage = match (&*self.storage, dtype) {
             (Storage::CpuF32(v), DType::F64) => Storage::CpuF64(v.iter().map(|&x| x as f64).collect()),
@@ -311,6 +339,10 @@ impl Tensor {
 
     /// This tensor on another device.
     pub fn to_device(&self, device: Device) -> Result<Tensor> {
+        #[cfg(feature = "cuda")]
+        if self.is_cuda() || device != Device::Cpu {
+            return crate::cuda::ops::to_device(self, device);
+        }
         match device {
             Device::Cpu => Ok(self.clone()),
             Device::Cuda(i) => Device::cuda(i).map(|_| self.clone()),
@@ -364,6 +396,10 @@ impl Tensor {
         if self.same_storage(src) {
             return Ok(());
         }
+        #[cfg(feature = "cuda")]
+        if self.is_cuda() {
+            return crate::cuda::ops::copy_from(Arc::make_mut(&mut self.storage), src);
+        }
         crate::with_dtype!(self.dtype(), T => self.as_mut_slice::<T>()?.copy_from_slice(src.data::<T>()));
         Ok(())
     }
@@ -381,6 +417,10 @@ impl Tensor {
                 hint: "add_assign needs equal shapes (use `add` to broadcast)",
             });
         }
+        #[cfg(feature = "cuda")]
+        if self.is_cuda() {
+            return crate::cuda::ops::add_assign(Arc::make_mut(&mut self.storage), rhs);
+        }
         crate::with_dtype!(self.dtype(), T => {
             let rhs = rhs.data::<T>();
             for (a, &b) in self.as_mut_slice::<T>()?.iter_mut().zip(rhs) {
@@ -388,6 +428,12 @@ impl Tensor {
             }
         });
         Ok(())
+    }
+
+    /// Internal: the storage, copied first if shared (for in-place CUDA kernels).
+    #[cfg(feature = "cuda")]
+    pub(crate) fn storage_mut(&mut self) -> &mut Storage {
+        Arc::make_mut(&mut self.storage)
     }
 
     /// Internal: a tensor with the same buffer and a new shape of equal size.

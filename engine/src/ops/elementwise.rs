@@ -338,6 +338,10 @@ fn unary_in_place_kernel<T: CpuSlice>(x: &mut [T], op: UnaryOp) {
 impl Tensor {
     /// Applies a [`UnaryOp`] to every element.
     pub fn unary(&self, op: UnaryOp) -> Tensor {
+        #[cfg(feature = "cuda")]
+        if self.is_cuda() {
+            return crate::cuda::ops::unary_or_panic(self, op);
+        }
         with_dtype!(self.dtype(), T => {
             let out = unary_kernel(self.data::<T>(), op);
             Tensor::from_typed(out, self.shape().clone())
@@ -348,6 +352,10 @@ impl Tensor {
     /// values as [`Tensor::unary`] without allocating (unless the buffer is
     /// shared, when it is copied first, as in [`Tensor::update_in_place`]).
     pub fn unary_in_place(&mut self, op: UnaryOp) {
+        #[cfg(feature = "cuda")]
+        if self.is_cuda() {
+            return crate::cuda::ops::unary_in_place_or_panic(self.storage_mut(), op);
+        }
         with_dtype!(self.dtype(), T => unary_in_place_kernel(self.as_mut_slice::<T>().expect("T is this tensor's dtype"), op))
     }
 
@@ -355,6 +363,10 @@ impl Tensor {
     pub fn binary(&self, rhs: &Tensor, op: BinaryOp) -> Result<Tensor> {
         self.check_same_kind(rhs, op.name())?;
         let shape = self.shape().broadcast(rhs.shape(), op.name())?;
+        #[cfg(feature = "cuda")]
+        if self.is_cuda() {
+            return crate::cuda::ops::binary(self, rhs, op, &shape);
+        }
         Ok(with_dtype!(self.dtype(), T => {
             let out = binary_kernel::<T>(self, rhs, &shape, op);
             Tensor::from_typed(out, shape)
@@ -370,6 +382,10 @@ impl Tensor {
             .shape()
             .broadcast(on_true.shape(), "where")?
             .broadcast(on_false.shape(), "where")?;
+        #[cfg(feature = "cuda")]
+        if cond.is_cuda() {
+            return crate::cuda::ops::where_cond(cond, on_true, on_false, &shape);
+        }
         let sc = cond.shape().broadcast_strides(&shape);
         let st = on_true.shape().broadcast_strides(&shape);
         let sf = on_false.shape().broadcast_strides(&shape);

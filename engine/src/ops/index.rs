@@ -40,6 +40,10 @@ impl Tensor {
             return Err(Error::invalid("index_select", "needs a tensor of rank >= 1"));
         }
         check_indices("index_select", indices, self.dims()[0])?;
+        #[cfg(feature = "cuda")]
+        if self.is_cuda() {
+            return crate::cuda::ops::index_select(self, indices);
+        }
         let row_len: usize = self.dims()[1..].iter().product();
         let mut dims = self.dims().to_vec();
         dims[0] = indices.len();
@@ -62,6 +66,10 @@ impl Tensor {
             ));
         }
         check_indices("index_add", indices, rows)?;
+        #[cfg(feature = "cuda")]
+        if self.is_cuda() {
+            return crate::cuda::ops::index_add(self, indices, rows);
+        }
         let row_len: usize = self.dims()[1..].iter().product();
         let mut dims = self.dims().to_vec();
         dims[0] = rows;
@@ -81,6 +89,10 @@ impl Tensor {
             ));
         }
         check_indices("gather", labels, c)?;
+        #[cfg(feature = "cuda")]
+        if self.is_cuda() {
+            return crate::cuda::ops::gather(self, labels);
+        }
         Ok(with_dtype!(self.dtype(), T => {
             let x = self.data::<T>();
             Tensor::from_typed(labels.iter().enumerate().map(|(i, &l)| x[i * c + l]).collect(), Shape::new([n]))
@@ -101,6 +113,10 @@ impl Tensor {
             ));
         }
         check_indices("scatter", labels, classes)?;
+        #[cfg(feature = "cuda")]
+        if self.is_cuda() {
+            return crate::cuda::ops::scatter(self, labels, classes);
+        }
         Ok(with_dtype!(self.dtype(), T => {
             let v = self.data::<T>();
             let mut out = vec![T::zero(); labels.len() * classes];

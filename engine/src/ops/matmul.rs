@@ -185,6 +185,10 @@ impl Tensor {
                 hint: "the inner dimensions (columns of the left, rows of the right, after transposes) must be equal",
             });
         }
+        #[cfg(feature = "cuda")]
+        if self.is_cuda() {
+            return crate::cuda::ops::matmul_t(self, transpose_self, rhs, transpose_rhs);
+        }
         Ok(crate::with_dtype!(self.dtype(), T => matmul_kernel::<T>(self, transpose_self, rhs, transpose_rhs)))
     }
 }

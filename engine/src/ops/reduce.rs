@@ -127,6 +127,10 @@ impl Tensor {
             return Err(Error::invalid(name, "max/min over an empty axis has no value"));
         }
         let shape = reduced_shape(self.shape(), &axes, keepdim);
+        #[cfg(feature = "cuda")]
+        if self.is_cuda() {
+            return crate::cuda::ops::reduce(self, &axes, op, shape);
+        }
         Ok(with_dtype!(self.dtype(), T => Tensor::from_typed(reduce_kernel::<T>(self, &axes, op), shape)))
     }
 

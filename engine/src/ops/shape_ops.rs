@@ -40,6 +40,10 @@ impl Tensor {
         let in_strides = self.shape().strides();
         let dims: Vec<usize> = axes.iter().map(|&a| self.dims()[a]).collect();
         let strides: Vec<usize> = axes.iter().map(|&a| in_strides[a]).collect();
+        #[cfg(feature = "cuda")]
+        if self.is_cuda() {
+            return crate::cuda::ops::permute(self, axes);
+        }
         Ok(with_dtype!(self.dtype(), T => {
             Tensor::from_typed(gather_strided(self.data::<T>(), 0, &strides, &dims), Shape::new(dims))
         }))
@@ -78,6 +82,10 @@ impl Tensor {
         }
         if &shape == self.shape() {
             return Ok(self.clone());
+        }
+        #[cfg(feature = "cuda")]
+        if self.is_cuda() {
+            return crate::cuda::ops::broadcast_to(self, &shape);
         }
         let strides = self.shape().broadcast_strides(&shape);
         let layout = super::layout(self.shape(), &shape);
@@ -169,6 +177,10 @@ impl Tensor {
                 });
             }
         }
+        #[cfg(feature = "cuda")]
+        if first.is_cuda() {
+            return crate::cuda::ops::concat(tensors, a);
+        }
         let outer: usize = first.dims()[..a].iter().product();
         let inner: usize = first.dims()[a + 1..].iter().product();
         let mut dims = first.dims().to_vec();
@@ -198,6 +210,10 @@ impl Tensor {
                 ),
             ));
         }
+        #[cfg(feature = "cuda")]
+        if self.is_cuda() {
+            return crate::cuda::ops::narrow(self, a, start, len);
+        }
         let strides = self.shape().strides();
         let mut dims = self.dims().to_vec();
         dims[a] = len;
@@ -209,6 +225,10 @@ impl Tensor {
     /// Adds `before` and `after` zeros along `axis` (the adjoint of `narrow`).
     pub fn pad_zeros(&self, axis: isize, before: usize, after: usize) -> Result<Tensor> {
         let a = self.shape().axis("pad_zeros", axis)?;
+        #[cfg(feature = "cuda")]
+        if self.is_cuda() {
+            return crate::cuda::ops::pad_zeros(self, a, before, after);
+        }
         let mut pieces = Vec::with_capacity(3);
         let side = |n: usize| {
             let mut dims = self.dims().to_vec();

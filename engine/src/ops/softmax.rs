@@ -5,7 +5,11 @@ use crate::{Result, Tensor};
 impl Tensor {
     /// `exp(x) / sum(exp(x))` along `axis`.
     pub fn softmax(&self, axis: isize) -> Result<Tensor> {
-        self.shape().axis("softmax", axis)?;
+        let _a = self.shape().axis("softmax", axis)?;
+        #[cfg(feature = "cuda")]
+        if self.is_cuda() {
+            return crate::cuda::ops::softmax(self, _a, false);
+        }
         let shifted = self.sub(&self.max(Some(&[axis]), true)?)?;
         let e = shifted.exp();
         e.div(&e.sum(Some(&[axis]), true)?)
@@ -13,7 +17,11 @@ impl Tensor {
 
     /// `x - logsumexp(x)` along `axis`.
     pub fn log_softmax(&self, axis: isize) -> Result<Tensor> {
-        self.shape().axis("log_softmax", axis)?;
+        let _a = self.shape().axis("log_softmax", axis)?;
+        #[cfg(feature = "cuda")]
+        if self.is_cuda() {
+            return crate::cuda::ops::softmax(self, _a, true);
+        }
         self.sub(&self.logsumexp(Some(&[axis]), true)?)
     }
 }

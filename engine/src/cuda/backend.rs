@@ -1,0 +1,212 @@
+//! One [`Backend`] per GPU: the CUDA context (the device's primary context),
+//! a stream, and every PTX module of `ferrograd-ptx` loaded once. Backends
+//! are created on first use and live for the rest of the process; a device
+//! that failed to initialise stays failed (the error is cached), so asking
+//! again is cheap.
+
+use crate::{Device, Error, Result};
+use cust::context::{Context, CurrentContext};
+use cust::error::CudaError;
+use cust::module::Module;
+use cust::stream::{Stream, StreamFlags};
+use std::collections::HashMap;
+use std::ffi::c_void;
+use std::sync::{Arc, Mutex, OnceLock};
+
+/// Threads per block for elementwise and reduction kernels.
+pub(crate) const BLOCK: u32 = 256;
+
+/// A GPU ready to run ferrograd's kernels.
+pub struct Backend {
+    ordinal: usize,
+    context: Context,
+    stream: Stream,
+    modules: Vec<Module>,
+    /// The kernel launched last, named when an asynchronous fault surfaces.
+    last_kernel: Mutex<&'static str>,
+}
+
+impl std::fmt::Debug for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Backend(cuda:{})", self.ordinal)
+    }
+}
+
+static DRIVER: OnceLock<std::result::Result<(), CudaError>> = OnceLock::new();
+type Slots = Mutex<HashMap<usize, Result<Arc<Backend>>>>;
+static BACKENDS: OnceLock<Slots> = OnceLock::new();
+
+/// Initialises the driver once (`cuInit`).
+fn driver() -> std::result::Result<(), CudaError> {
+    *DRIVER.get_or_init(|| cust::init(cust::CudaFlags::empty()))
+}
+
+/// The number of CUDA devices, 0 when there is no driver or no GPU (for
+/// example against the stub `libcuda` of `scripts/cuda-stub.sh`).
+pub fn device_count() -> usize {
+    if driver().is_err() {
+        return 0;
+    }
+    cust::device::Device::num_devices().map_or(0, |n| n as usize)
+}
+
+/// The backend of GPU `ordinal`, creating it on first use, with its context
+/// made current on the calling thread.
+pub fn backend(ordinal: usize) -> Result<Arc<Backend>> {
+    let slots = BACKENDS.get_or_init(|| Mutex::new(HashMap::new()));
+    let backend = {
+        let mut slots = slots.lock().unwrap_or_else(|e| e.into_inner());
+        slots
+            .entry(ordinal)
+            .or_insert_with(|| Backend::create(ordinal))
+            .clone()?
+    };
+    CurrentContext::set_current(&backend.context).map_err(|e| unavailable(ordinal, e, "making its context current"))?;
+    Ok(backend)
+}
+
+/// The typed error for a device that cannot be used.
+pub(crate) fn unavailable(ordinal: usize, e: CudaError, during: &str) -> Error {
+    let reason = match e {
+        CudaError::NoDevice => format!(
+            "no CUDA device ({e:?} while {during}): this machine has no NVIDIA GPU or driver, \
+             or the stub libcuda from scripts/cuda-stub.sh is on LD_LIBRARY_PATH; use --device cpu"
+        ),
+        CudaError::InvalidDevice => format!(
+            "there is no GPU with ordinal {ordinal} ({} found); pick a smaller ordinal",
+            device_count()
+        ),
+        other => format!(
+            "the CUDA driver failed with {other:?} while {during}; check the driver install or use --device cpu"
+        ),
+    };
+    Error::DeviceUnavailable {
+        device: Device::Cuda(ordinal),
+        reason,
+    }
+}
+
+impl Backend {
+    fn create(ordinal: usize) -> Result<Arc<Backend>> {
+        driver().map_err(|e| unavailable(ordinal, e, "initialising the driver"))?;
+        let device =
+            cust::device::Device::get_device(ordinal as u32).map_err(|e| unavailable(ordinal, e, "selecting it"))?;
+        let context = Context::new(device).map_err(|e| unavailable(ordinal, e, "creating its context"))?;
+        let stream =
+            Stream::new(StreamFlags::DEFAULT, None).map_err(|e| unavailable(ordinal, e, "creating a stream"))?;
+        let mut modules = Vec::with_capacity(ferrograd_ptx::MODULES.len());
+        for m in ferrograd_ptx::MODULES {
+            let module = Module::from_ptx(m.ptx, &[]).map_err(|e| Error::KernelFailed {
+                kernel: m.name.to_string(),
+                message: format!(
+                    "loading PTX module {} failed with {e:?}; the driver may be older than CUDA 12.0 (PTX ISA 8.0)",
+                    m.name
+                ),
+            })?;
+            modules.push(module);
+        }
+        Ok(Arc::new(Backend {
+            ordinal,
+            context,
+            stream,
+            modules,
+            last_kernel: Mutex::new("(none)"),
+        }))
+    }
+
+    /// The device this backend drives.
+    pub fn device(&self) -> Device {
+        Device::Cuda(self.ordinal)
+    }
+
+    /// Launches `kernel` (a name from `ferrograd-ptx`) on a 1-D grid.
+    ///
+    /// # Safety
+    /// `args` must point to values whose types and order match the kernel's
+    /// parameters, and every device pointer among them must be valid for the
+    /// elements the kernel touches.
+    pub(crate) unsafe fn launch(
+        &self,
+        kernel: &'static str,
+        grid: u32,
+        block: u32,
+        args: &[*mut c_void],
+    ) -> Result<()> {
+        self.launch_grid(kernel, (grid.max(1), 1, 1), block, args)
+    }
+
+    /// [`Backend::launch`] on a 3-D grid.
+    ///
+    /// # Safety
+    /// As [`Backend::launch`].
+    pub(crate) unsafe fn launch_grid(
+        &self,
+        kernel: &'static str,
+        grid: (u32, u32, u32),
+        block: u32,
+        args: &[*mut c_void],
+    ) -> Result<()> {
+        let index = ferrograd_ptx::MODULES
+            .iter()
+            .position(|m| m.kernels.contains(&kernel))
+            .ok_or_else(|| Error::KernelFailed {
+                kernel: kernel.to_string(),
+                message: "no PTX module defines this kernel; run ptx/regen.sh".into(),
+            })?;
+        let function = self.modules[index]
+            .get_function(kernel)
+            .map_err(|e| launch_error(kernel, e))?;
+        *self.last_kernel.lock().unwrap_or_else(|e| e.into_inner()) = kernel;
+        // SAFETY: forwarded from the caller's contract.
+        unsafe { self.stream.launch(&function, grid, block, 0, args) }.map_err(|e| launch_error(kernel, e))?;
+        if std::env::var_os("FERROGRAD_CUDA_SYNC").is_some() {
+            // Debug mode: fault at the launch that caused it.
+            self.stream.synchronize().map_err(|e| launch_error(kernel, e))?;
+        }
+        Ok(())
+    }
+
+    /// Waits for every launched kernel; an asynchronous fault is reported
+    /// naming the last kernel launched (set `FERROGRAD_CUDA_SYNC=1` to
+    /// synchronise after every launch and so name the faulting one).
+    pub fn synchronize(&self) -> Result<()> {
+        self.stream.synchronize().map_err(|e| {
+            let kernel = *self.last_kernel.lock().unwrap_or_else(|e| e.into_inner());
+            launch_error(kernel, e)
+        })
+    }
+}
+
+/// A raw driver status as cust's error type (for the few driver calls made
+/// through `cust::sys` directly: allocation and copies).
+pub(crate) fn status_to_result(status: cust::sys::CUresult) -> std::result::Result<(), CudaError> {
+    use cust::sys::cudaError_enum as S;
+    Err(match status {
+        S::CUDA_SUCCESS => return Ok(()),
+        S::CUDA_ERROR_INVALID_VALUE => CudaError::InvalidValue,
+        S::CUDA_ERROR_OUT_OF_MEMORY => CudaError::OutOfMemory,
+        S::CUDA_ERROR_NOT_INITIALIZED => CudaError::NotInitialized,
+        S::CUDA_ERROR_DEINITIALIZED => CudaError::Deinitialized,
+        S::CUDA_ERROR_NO_DEVICE => CudaError::NoDevice,
+        S::CUDA_ERROR_INVALID_DEVICE => CudaError::InvalidDevice,
+        S::CUDA_ERROR_INVALID_CONTEXT => CudaError::InvalidContext,
+        S::CUDA_ERROR_ILLEGAL_ADDRESS => CudaError::IllegalAddress,
+        S::CUDA_ERROR_LAUNCH_FAILED => CudaError::LaunchFailed,
+        _ => CudaError::UnknownError,
+    })
+}
+
+/// Maps a failed launch (or a fault surfacing at a later synchronisation).
+pub(crate) fn launch_error(kernel: &str, e: CudaError) -> Error {
+    let hint = match e {
+        CudaError::IllegalAddress | CudaError::LaunchFailed => {
+            " (the GPU context is now unusable; rerun with FERROGRAD_CUDA_SYNC=1 to find the faulting launch)"
+        }
+        CudaError::OutOfMemory => " (out of device memory)",
+        _ => "",
+    };
+    Error::KernelFailed {
+        kernel: kernel.to_string(),
+        message: format!("{e:?}{hint}"),
+    }
+}

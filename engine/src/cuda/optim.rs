@@ -1,0 +1,290 @@
+//! Fused multi-tensor optimizer updates: one kernel launch updates every
+//! parameter tensor (SGD with momentum, Adam/AdamW, Lion, Adan). The
+//! formulas are those of the CPU optimizers in `ferrograd-optim`, written
+//! out next to each kernel in `ptx/cuda/optim.cu`; the GPU tests compare
+//! the two step by step.
+
+use super::backend::{backend, BLOCK};
+use super::memory::RawBuffer;
+use super::ops::{args, buf, full, pick};
+use crate::{Device, Error, Result, Tensor};
+use std::ffi::c_void;
+
+/// Elements per block (`CHUNK` in optim.cu).
+const CHUNK: usize = 2048;
+
+/// The update rule and its hyperparameters (learning rate and weight decay
+/// live in [`FusedOptimizer`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum FusedRule {
+    /// `torch.optim.SGD` with momentum; L2 weight decay.
+    Sgdm {
+        /// Momentum factor.
+        momentum: f64,
+        /// Dampening of new gradients in the buffer.
+        dampening: f64,
+        /// Nesterov's variant.
+        nesterov: bool,
+    },
+    /// Adam, or AdamW when `decoupled`.
+    Adam {
+        /// First-moment decay.
+        beta1: f64,
+        /// Second-moment decay.
+        beta2: f64,
+        /// Denominator stabiliser.
+        eps: f64,
+        /// Decoupled (AdamW) weight decay instead of L2.
+        decoupled: bool,
+    },
+    /// Lion (decoupled weight decay times the learning rate).
+    Lion {
+        /// Interpolation for the sign.
+        beta1: f64,
+        /// Momentum decay.
+        beta2: f64,
+    },
+    /// Adan (EMA convention; proximal decay unless `no_prox`).
+    Adan {
+        /// First-moment decay.
+        beta1: f64,
+        /// Gradient-difference decay.
+        beta2: f64,
+        /// Second-moment decay.
+        beta3: f64,
+        /// Denominator stabiliser.
+        eps: f64,
+        /// Plain decoupled decay instead of the proximal form.
+        no_prox: bool,
+    },
+}
+
+impl FusedRule {
+    fn state_count(self) -> usize {
+        match self {
+            FusedRule::Sgdm { .. } | FusedRule::Lion { .. } => 1,
+            FusedRule::Adam { .. } => 2,
+            FusedRule::Adan { .. } => 4,
+        }
+    }
+
+    fn kernel(self, dtype: crate::DType) -> &'static str {
+        match self {
+            FusedRule::Sgdm { .. } => pick(dtype, "sgdm_multi_f32", "sgdm_multi_f64"),
+            FusedRule::Adam { .. } => pick(dtype, "adam_multi_f32", "adam_multi_f64"),
+            FusedRule::Lion { .. } => pick(dtype, "lion_multi_f32", "lion_multi_f64"),
+            FusedRule::Adan { .. } => pick(dtype, "adan_multi_f32", "adan_multi_f64"),
+        }
+    }
+}
+
+/// Mirrors `Slot` in ptx/cuda/optim.cu.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+struct Slot {
+    param: u64,
+    grad: u64,
+    state: [u64; 4],
+    update: u64,
+    len: i64,
+    first_block: i64,
+    pad: i64,
+}
+
+/// Mirrors `Hyper` in ptx/cuda/optim.cu.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+struct Hyper {
+    lr: f64,
+    beta1: f64,
+    beta2: f64,
+    beta3: f64,
+    eps: f64,
+    weight_decay: f64,
+    c1: f64,
+    c2: f64,
+    c3: f64,
+    momentum: f64,
+    dampening: f64,
+    flags: i32,
+    pad: i32,
+}
+
+const FLAG_DECOUPLED: i32 = 1;
+const FLAG_NESTEROV: i32 = 2;
+const FLAG_APPLY: i32 = 4;
+const FLAG_FIRST: i32 = 8;
+
+/// An optimizer whose whole step over every parameter is one kernel launch.
+#[derive(Debug, Clone)]
+pub struct FusedOptimizer {
+    /// The update rule.
+    pub rule: FusedRule,
+    /// Learning rate.
+    pub lr: f64,
+    /// Weight decay (L2 for SGD and non-decoupled Adam, decoupled otherwise).
+    pub weight_decay: f64,
+    step: u64,
+    state: Vec<Vec<Tensor>>,
+}
+
+impl FusedOptimizer {
+    /// A fresh optimizer (state is created on the first step).
+    pub fn new(rule: FusedRule, lr: f64, weight_decay: f64) -> FusedOptimizer {
+        FusedOptimizer {
+            rule,
+            lr,
+            weight_decay,
+            step: 0,
+            state: Vec::new(),
+        }
+    }
+
+    /// Steps taken so far.
+    pub fn steps(&self) -> u64 {
+        self.step
+    }
+
+    /// The state tensors of parameter `i` (moments, buffers), for tests.
+    pub fn state(&self, i: usize) -> &[Tensor] {
+        &self.state[i]
+    }
+
+    /// One step: returns the additive update of every parameter (the
+    /// trainer's protocol, `param += update`) without changing `params`.
+    pub fn updates(&mut self, params: &[Tensor], grads: &[Tensor]) -> Result<Vec<Tensor>> {
+        let mut updates = Vec::with_capacity(params.len());
+        for p in params {
+            updates.push(full(super::ops::ordinal(p), p.shape().clone(), 0.0, p.dtype())?);
+        }
+        self.launch(params, grads, &updates, false)?;
+        Ok(updates)
+    }
+
+    /// One step applied in place: `param += update` inside the kernel.
+    pub fn step(&mut self, params: &mut [Tensor], grads: &[Tensor]) -> Result<()> {
+        for p in params.iter_mut() {
+            p.storage_mut(); // copy first if another tensor shares the buffer
+        }
+        self.launch(params, grads, &[], true)
+    }
+
+    fn launch(&mut self, params: &[Tensor], grads: &[Tensor], updates: &[Tensor], apply: bool) -> Result<()> {
+        let op = "fused optimizer";
+        if params.len() != grads.len() {
+            return Err(Error::invalid(
+                op,
+                format!("{} params but {} grads", params.len(), grads.len()),
+            ));
+        }
+        let Some(first) = params.first() else { return Ok(()) };
+        let Device::Cuda(ordinal) = first.device() else {
+            return Err(Error::DeviceMismatch {
+                op,
+                lhs: first.device(),
+                rhs: Device::Cuda(0),
+            });
+        };
+        for (p, g) in params.iter().zip(grads) {
+            first.check_same_kind(p, op)?;
+            p.check_same_kind(g, op)?;
+            if p.shape() != g.shape() {
+                return Err(Error::ShapeMismatch {
+                    op,
+                    lhs: p.shape().clone(),
+                    rhs: g.shape().clone(),
+                    hint: "each gradient must have its parameter's shape",
+                });
+            }
+        }
+        if self.state.is_empty() {
+            for p in params {
+                let zeros: Result<Vec<Tensor>> = (0..self.rule.state_count())
+                    .map(|_| full(ordinal, p.shape().clone(), 0.0, p.dtype()))
+                    .collect();
+                self.state.push(zeros?);
+            }
+        } else if self.state.len() != params.len() {
+            return Err(Error::invalid(op, "the number of parameters changed between steps"));
+        }
+        self.step += 1;
+        let t = self.step as i32;
+        let mut h = Hyper {
+            lr: self.lr,
+            weight_decay: self.weight_decay,
+            flags: if apply { FLAG_APPLY } else { 0 } | if self.step == 1 { FLAG_FIRST } else { 0 },
+            ..Hyper::default()
+        };
+        match self.rule {
+            FusedRule::Sgdm {
+                momentum,
+                dampening,
+                nesterov,
+            } => {
+                h.momentum = momentum;
+                h.dampening = dampening;
+                if nesterov {
+                    h.flags |= FLAG_NESTEROV;
+                }
+            }
+            FusedRule::Adam {
+                beta1,
+                beta2,
+                eps,
+                decoupled,
+            } => {
+                (h.beta1, h.beta2, h.eps) = (beta1, beta2, eps);
+                (h.c1, h.c2) = (1.0 - beta1.powi(t), 1.0 - beta2.powi(t));
+                if decoupled {
+                    h.flags |= FLAG_DECOUPLED;
+                }
+            }
+            FusedRule::Lion { beta1, beta2 } => (h.beta1, h.beta2) = (beta1, beta2),
+            FusedRule::Adan {
+                beta1,
+                beta2,
+                beta3,
+                eps,
+                no_prox,
+            } => {
+                (h.beta1, h.beta2, h.beta3, h.eps) = (beta1, beta2, beta3, eps);
+                (h.c1, h.c2, h.c3) = (1.0 - beta1.powi(t), 1.0 - beta2.powi(t), 1.0 - beta3.powi(t));
+                if no_prox {
+                    h.flags |= FLAG_DECOUPLED;
+                }
+            }
+        }
+        let mut slots = Vec::with_capacity(params.len());
+        let mut blocks = 0usize;
+        for (i, (p, g)) in params.iter().zip(grads).enumerate() {
+            if p.numel() == 0 {
+                continue;
+            }
+            let mut state = [0u64; 4];
+            for (k, s) in self.state[i].iter().enumerate() {
+                state[k] = buf(s).device_ptr();
+            }
+            slots.push(Slot {
+                param: buf(p).device_ptr(),
+                grad: buf(g).device_ptr(),
+                state,
+                update: updates.get(i).map_or(0, |u| buf(u).device_ptr()),
+                len: p.numel() as i64,
+                first_block: blocks as i64,
+                pad: 0,
+            });
+            blocks += p.numel().div_ceil(CHUNK);
+        }
+        if slots.is_empty() {
+            return Ok(());
+        }
+        let b = backend(ordinal)?;
+        let table = RawBuffer::from_slice(ordinal, &slots)?;
+        let (tp, ns) = (table.device_ptr(), slots.len() as i32);
+        let kernel = self.rule.kernel(first.dtype());
+        // SAFETY: arguments in the `*_multi` kernels' order; every slot's
+        // pointers address `len` elements of the slot's dtype.
+        unsafe { b.launch(kernel, blocks as u32, BLOCK, &args![tp, ns, h])? };
+        b.synchronize() // the slot table is freed when this returns
+    }
+}

@@ -2,21 +2,26 @@
 
 use crate::{Error, Result};
 use std::fmt;
+use std::sync::Arc;
 
 /// The dimensions of a tensor, outermost first (row-major). A rank-0 shape
 /// (`[]`) is a scalar and holds one element.
+///
+/// The dimensions live behind a reference count, so cloning a shape (and so
+/// a tensor) allocates nothing: the training step hands clones of every
+/// parameter to the optimizer each step and must not touch the heap doing so.
 #[derive(Clone, PartialEq, Eq, Hash, Default)]
-pub struct Shape(Vec<usize>);
+pub struct Shape(Arc<[usize]>);
 
 impl Shape {
     /// A shape from its dimensions.
     pub fn new(dims: impl Into<Vec<usize>>) -> Self {
-        Shape(dims.into())
+        Shape::from(dims.into())
     }
 
     /// The shape of a scalar.
     pub fn scalar() -> Self {
-        Shape(Vec::new())
+        Shape(Arc::from([]))
     }
 
     /// The dimensions.
@@ -26,19 +31,19 @@ impl Shape {
 
     /// The number of dimensions.
     pub fn rank(&self) -> usize {
-        self.0.len()
+        self.dims().len()
     }
 
     /// The number of elements (1 for a scalar).
     pub fn numel(&self) -> usize {
-        self.0.iter().product()
+        self.dims().iter().product()
     }
 
     /// Row-major strides, in elements.
     pub fn strides(&self) -> Vec<usize> {
-        let mut strides = vec![0; self.0.len()];
+        let mut strides = vec![0; self.rank()];
         let mut acc = 1;
-        for (s, d) in strides.iter_mut().zip(&self.0).rev() {
+        for (s, d) in strides.iter_mut().zip(self.dims()).rev() {
             *s = acc;
             acc *= d;
         }
@@ -96,7 +101,7 @@ impl Shape {
                 }
             };
         }
-        Ok(Shape(dims))
+        Ok(Shape::from(dims))
     }
 
     /// Strides for reading this shape as if broadcast to `target` (0 where a
@@ -106,7 +111,7 @@ impl Shape {
         let offset = target.rank() - self.rank();
         (0..target.rank())
             .map(|i| {
-                if i < offset || self.0[i - offset] == 1 {
+                if i < offset || self.dims()[i - offset] == 1 {
                     0
                 } else {
                     own[i - offset]
@@ -119,7 +124,7 @@ impl Shape {
 /// The dimension `k` places from the right, or 1 past the shape's rank.
 fn dim_from_right(shape: &Shape, k: usize) -> usize {
     if k < shape.rank() {
-        shape.0[shape.rank() - 1 - k]
+        shape.dims()[shape.rank() - 1 - k]
     } else {
         1
     }
@@ -134,7 +139,7 @@ impl fmt::Debug for Shape {
 impl fmt::Display for Shape {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "[")?;
-        for (i, d) in self.0.iter().enumerate() {
+        for (i, d) in self.dims().iter().enumerate() {
             if i > 0 {
                 write!(f, ", ")?;
             }
@@ -146,19 +151,19 @@ impl fmt::Display for Shape {
 
 impl From<&[usize]> for Shape {
     fn from(d: &[usize]) -> Self {
-        Shape(d.to_vec())
+        Shape(Arc::from(d))
     }
 }
 
 impl From<Vec<usize>> for Shape {
     fn from(d: Vec<usize>) -> Self {
-        Shape(d)
+        Shape(Arc::from(d))
     }
 }
 
 impl<const N: usize> From<[usize; N]> for Shape {
     fn from(d: [usize; N]) -> Self {
-        Shape(d.to_vec())
+        Shape(Arc::from(d.as_slice()))
     }
 }
 
@@ -182,6 +187,21 @@ mod tests {
             Shape::new([4, 5]).broadcast_strides(&Shape::new([3, 4, 5])),
             vec![0, 5, 1]
         );
+    }
+
+    #[test]
+    fn shapes_compare_by_value_and_clone_cheaply() {
+        let small = Shape::new([2, 3, 4]);
+        let big = Shape::new(vec![1, 2, 1, 2, 1, 2, 1, 2]);
+        assert_eq!(small.dims(), &[2, 3, 4]);
+        assert_eq!((big.rank(), big.numel()), (8, 16));
+        assert_eq!(small.clone(), Shape::from(&[2usize, 3, 4][..]));
+        assert_ne!(small, Shape::new([2, 3]));
+        assert_eq!(Shape::default(), Shape::scalar());
+        assert_eq!(Shape::scalar().numel(), 1);
+        assert_eq!(format!("{big}"), "[1, 2, 1, 2, 1, 2, 1, 2]");
+        let copy = small.clone();
+        assert!(std::ptr::eq(copy.dims(), small.dims()), "a clone shares the dimensions");
     }
 
     #[test]

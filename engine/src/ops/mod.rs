@@ -24,6 +24,18 @@ pub fn join<RA: Send, RB: Send>(a: impl FnOnce() -> RA + Send, b: impl FnOnce() 
     rayon::join(a, b)
 }
 
+/// Runs `f` with the engine's parallel work (elementwise ops, [`join`]) on a
+/// fresh pool of `threads` threads instead of the global one; the pool ends
+/// with the call. Results do not depend on `threads` (see [`join`]); the
+/// count only changes how the work is scheduled.
+pub fn with_threads<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads.max(1))
+        .build()
+        .expect("a thread pool can be started")
+        .install(f)
+}
+
 /// How an operand's elements line up with a broadcast output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Layout {

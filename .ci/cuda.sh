@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# CI for the CUDA backend on a machine without a GPU (called from .ci/run):
+#  1. builds the stub libcuda (scripts/cuda-stub.sh),
+#  2. installs pinned ptxas (PyPI nvidia-cuda-nvcc-cu12) and NVRTC 12.0 into
+#     a cached venv under target/, assembles every committed PTX module for
+#     sm_70, sm_80 and sm_90, and checks the committed PTX is what NVRTC 12.0
+#     regenerates (ptx/regen.sh --check),
+#  3. clippy and tests of the crates with CUDA code, --features cuda, linked
+#     against the stub (CUDA_LIBRARY_PATH for cust's build script,
+#     LD_LIBRARY_PATH at run time; no rpath). The tests include the check
+#     that every kernel name the engine launches exists in the PTX.
+# Uses its own target dir so the feature flip does not rebuild target/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root="$PWD"
+start=$SECONDS
+
+echo "== cuda: stub libcuda"
+bash scripts/cuda-stub.sh
+export CUDA_LIBRARY_PATH="$root/target/cuda-stub"
+export LD_LIBRARY_PATH="$root/target/cuda-stub/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+export CARGO_TARGET_DIR="$root/target/cuda-build"
+
+echo "== cuda: ptxas (pinned nvidia-cuda-nvcc-cu12) on every PTX module"
+venv="$root/target/cuda-tools/venv"
+nvcc_pin="nvidia-cuda-nvcc-cu12==12.4.131"
+[[ -x "$venv/bin/python" ]] || python3 -m venv "$venv"
+if ! "$venv/bin/python" -c 'import nvidia.cuda_nvcc' 2>/dev/null; then
+    "$venv/bin/pip" install --quiet "$nvcc_pin"
+fi
+ptxas="$("$venv/bin/python" -c 'import nvidia.cuda_nvcc as m, os; print(os.path.join(list(m.__path__)[0], "bin", "ptxas"))')"
+"$ptxas" --version | tail -n1
+count=0
+for ptx in ptx/ptx/*.ptx; do
+    for arch in sm_70 sm_80 sm_90; do
+        "$ptxas" -arch="$arch" -o /dev/null "$ptx"
+        count=$((count + 1))
+    done
+done
+echo "ptxas: $count module x arch assemblies OK"
+
+echo "== cuda: committed PTX is current (NVRTC 12.0 regeneration)"
+if bash ptx/regen.sh --check; then :; else
+    status=$?
+    # regen.sh exits 1 on a difference; anything else means no compiler here.
+    [[ $status == 1 ]] && exit 1
+    echo "warning: NVRTC unavailable; skipped the regeneration diff" >&2
+fi
+
+echo "== cuda: clippy --features cuda"
+cargo clippy -p ferrograd-engine -p ferrograd-ptx --features ferrograd-engine/cuda --all-targets -- -D warnings
+
+echo "== cuda: tests --features cuda (against the stub: GPU tests skip, saying why)"
+cargo test -p ferrograd-engine -p ferrograd-ptx --features ferrograd-engine/cuda 2>&1 | tee target/cuda-build/test.log |
+    grep -E '^test result|skipped:|FAILED|panicked' | sort | uniq -c | sort -rn | head -n 20
+grep -q 'FAILED\|error\[' target/cuda-build/test.log && { echo "cuda tests failed" >&2; exit 1; }
+grep -q 'every_launched_kernel_is_in_the_ptx_and_every_ptx_kernel_is_launched ... ok' target/cuda-build/test.log ||
+    { echo "kernel-name check did not run" >&2; exit 1; }
+echo "== cuda: done in $((SECONDS - start)) s"

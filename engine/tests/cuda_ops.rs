@@ -561,3 +561,29 @@ fn fused_optimizers_follow_the_cpu_recurrences_step_by_step() {
         }
     }
 }
+
+/// GEMM throughput for bench/gpu-check.sh (`--ignored`): prints one line
+/// `gemm <dtype> <n> <GFLOP/s>` per size.
+#[test]
+#[ignore = "a benchmark, run by bench/gpu-check.sh"]
+fn gemm_throughput() {
+    let Some(dev) = gpu("gemm_throughput") else { return };
+    let mut rng = Rng::new(9);
+    for dtype in DTYPES {
+        for n in [1024usize, 4096] {
+            let a = rand(&[n, n], dtype, &mut rng).to_device(dev).unwrap();
+            let b = rand(&[n, n], dtype, &mut rng).to_device(dev).unwrap();
+            let backend = cuda::backend(0).unwrap();
+            let _ = a.matmul(&b).unwrap(); // warm-up
+            backend.synchronize().unwrap();
+            let reps = if n == 1024 { 20 } else { 3 };
+            let start = std::time::Instant::now();
+            for _ in 0..reps {
+                let _ = a.matmul(&b).unwrap();
+            }
+            backend.synchronize().unwrap();
+            let secs = start.elapsed().as_secs_f64() / reps as f64;
+            println!("gemm {dtype} {n} {:.1}", 2.0 * (n as f64).powi(3) / secs / 1e9);
+        }
+    }
+}

@@ -299,6 +299,14 @@ impl Trainer {
         Ok(metrics)
     }
 
+    /// Runs one training step (forward, backward, optimizer step, update)
+    /// on the training rows `batch`, as [`Trainer::run_epoch`] does for each
+    /// of its batches; returns the batch's sum of squared errors. For
+    /// benchmarks and tools that drive the protocol step by step.
+    pub fn step_on(&mut self, batch: &[usize]) -> Result<f64> {
+        self.train_step(batch)
+    }
+
     fn context(&self) -> StepContext {
         StepContext {
             epoch: self.epoch,

@@ -1,7 +1,7 @@
 //! The CUDA backend (feature `cuda`): the engine's ops on NVIDIA GPUs,
 //! through the hand-written kernels of `ferrograd-ptx`, driven by `cust`.
 //!
-//! A CUDA tensor is an ordinary [`Tensor`](crate::Tensor) whose storage is
+//! A CUDA tensor is an ordinary [`Tensor`] whose storage is
 //! a [`CudaStorage`]; the op entry points in `ops/*.rs` send such tensors
 //! to [`ops`], which launches the kernel for the dtype. Without a GPU (or
 //! against the stub `libcuda` of `scripts/cuda-stub.sh`),

@@ -58,7 +58,11 @@ run() { # run <json-file> <command...>: append the command's JSON line to the fi
         python3 "$root/bench/quiet.py" --tries 3 -- "$@" >>"$file" || {
             local rc=$?
             # 3 = every try saw foreign load; the last try's line is kept but flagged.
-            [ "$rc" = 3 ] && echo "compare.sh: $file: machine was busy in every try" >&2 || exit "$rc"
+            if [ "$rc" = 3 ]; then
+                echo "compare.sh: $(basename "$file"): machine was busy in every try" | tee -a "$out/busy.txt" >&2
+            else
+                exit "$rc"
+            fi
         }
     else
         "$@" >>"$file"
@@ -95,4 +99,7 @@ for t in tracks:
     flops = fg[0]["flops_per_epoch"] / 1e9
     print(f"| {t} | {f:.2f} | {p:.2f} | {f / p:.2f} | {fgg:.0f} | {ptg:.0f} | {flops:.2f} |")
 print(f"\n{pt[0]['framework']}; GEMM = 128x256x256 with the weight read transposed, each framework's own call.")
+busy = os.path.join(out, "busy.txt")
+if os.path.exists(busy):
+    print("WARNING: other processes took CPU during some runs (see " + busy + "); rerun on a quiet machine.")
 PY

@@ -42,7 +42,7 @@ use crate::schedule::Schedule;
 use crate::transform::{Slots, StepInfo, Transform};
 use crate::OptimizerState;
 use ferrograd_engine::storage::CpuSlice;
-use ferrograd_engine::{with_dtype, Result, Tensor, UnaryOp};
+use ferrograd_engine::{with_dtype, Device, Result, Tensor, UnaryOp};
 
 /// Clamps every update element into `[-limit, limit]`.
 #[derive(Debug, Clone)]
@@ -232,8 +232,44 @@ pub fn ema(old: &Tensor, new: &Tensor, decay: f64) -> Result<Tensor> {
 /// .div(&v.div_scalar(c2).sqrt().add_scalar(eps))` (scalars rounded to the
 /// element type first, as `mul_scalar` does), so results are bit for bit the
 /// same; it just makes one pass instead of eleven and allocates nothing.
+///
+/// Large tensors are cut into two fixed halves run on two threads
+/// (`ops::join`); the arithmetic is elementwise, so the cut changes no bit.
 #[allow(clippy::too_many_arguments)]
 fn adam_in_place<T: CpuSlice>(
+    g: &mut [T],
+    m: &mut [T],
+    v: &mut [T],
+    v_max: Option<&mut [T]>,
+    betas: (f64, f64),
+    corrections: (f64, f64),
+    eps: f64,
+) {
+    /// Below this many elements one thread does the whole tensor.
+    const SPLIT: usize = 1 << 15;
+    if g.len() < SPLIT {
+        return adam_serial(g, m, v, v_max, betas, corrections, eps);
+    }
+    let half = g.len() / 2;
+    let (g0, g1) = g.split_at_mut(half);
+    let (m0, m1) = m.split_at_mut(half);
+    let (v0, v1) = v.split_at_mut(half);
+    let (x0, x1) = match v_max {
+        Some(x) => {
+            let (x0, x1) = x.split_at_mut(half);
+            (Some(x0), Some(x1))
+        }
+        None => (None, None),
+    };
+    ferrograd_engine::ops::join(
+        || adam_in_place(g0, m0, v0, x0, betas, corrections, eps),
+        || adam_in_place(g1, m1, v1, x1, betas, corrections, eps),
+    );
+}
+
+/// [`adam_in_place`] on one thread.
+#[allow(clippy::too_many_arguments)]
+fn adam_serial<T: CpuSlice>(
     g: &mut [T],
     m: &mut [T],
     v: &mut [T],
@@ -278,6 +314,10 @@ impl Transform for ScaleByAdam {
             } else {
                 None
             };
+            if g.device() != Device::Cpu {
+                adam_tensor_ops(g, m, v, v_max, (self.beta1, self.beta2), (c1, c2), self.eps)?;
+                continue;
+            }
             with_dtype!(g.dtype(), T => {
                 let v_max = match v_max {
                     Some(t) => Some(t.as_mut_slice::<T>()?),
@@ -309,6 +349,32 @@ impl Transform for ScaleByAdam {
         self.v_max.load(prefix, "v_max", state);
         Ok(())
     }
+}
+
+/// [`adam_in_place`] for tensors off the CPU, which have no host slices:
+/// the tensor-op form that function's documentation gives, every op running
+/// on the tensors' device.
+#[allow(clippy::too_many_arguments)]
+fn adam_tensor_ops(
+    g: &mut Tensor,
+    m: &mut Tensor,
+    v: &mut Tensor,
+    v_max: Option<&mut Tensor>,
+    (b1, b2): (f64, f64),
+    (c1, c2): (f64, f64),
+    eps: f64,
+) -> Result<()> {
+    *m = ema(m, g, b1)?;
+    *v = ema(v, &g.square(), b2)?;
+    let v_used = match v_max {
+        Some(vm) => {
+            *vm = vm.maximum(v)?;
+            vm
+        }
+        None => v,
+    };
+    *g = m.div_scalar(c1).div(&v_used.div_scalar(c2).sqrt().add_scalar(eps))?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -98,7 +98,9 @@ for t in tracks:
     ptg = statistics.median(r["gemm_gflops"] for r in pt)
     flops = fg[0]["flops_per_epoch"] / 1e9
     print(f"| {t} | {f:.2f} | {p:.2f} | {f / p:.2f} | {fgg:.0f} | {ptg:.0f} | {flops:.2f} |")
-print(f"\n{pt[0]['framework']}; GEMM = 128x256x256 with the weight read transposed, each framework's own call.")
+print(f"\n{pt[0]['framework']}; GEMM = 128x256x256 with the weight read transposed, each framework's own call:")
+print(f"PyTorch's torch.mm on {threads} threads; ferrograd's Tensor::matmul_t on one thread (the training step runs")
+print("two half-size GEMMs side by side on the two cores instead of threading each GEMM).")
 busy = os.path.join(out, "busy.txt")
 if os.path.exists(busy):
     print("WARNING: other processes took CPU during some runs (see " + busy + "); rerun on a quiet machine.")

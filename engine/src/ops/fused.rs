@@ -23,7 +23,7 @@ use crate::Element;
 const LANES: usize = 8;
 
 /// `sum_i f(x[i], y[i])` over equal-length slices, accumulated in
-/// [`LANES`] interleaved partial sums that are added at the end in a fixed
+/// eight (`LANES`) interleaved partial sums that are added at the end in a fixed
 /// order (vectorisable, and deterministic).
 #[inline(always)]
 pub fn lane_sum<T: Element>(x: &[T], y: &[T], f: impl Fn(T, T) -> T) -> T {

@@ -22,7 +22,7 @@
 //! task's, since the paper's were tuned for GPT-2 pre-training. The ratio
 //! `m / h` does not change when the loss is scaled (the task's loss is a sum
 //! over the batch), so `rho` means the same here as there. Tensors outside
-//! [`probe_mask`](super::probe_mask) (running statistics, frozen layers) get
+//! [`probe_mask`] (running statistics, frozen layers) get
 //! zero updates.
 
 use super::{hutchinson_diagonal, load_rng, needs_curvature, probe_mask, save_rng, PROBE_STREAM};

@@ -7,7 +7,7 @@
 //! gradients for exactly the trainable ones.
 
 use crate::autograd::Var;
-use crate::engine::{DType, Error, Result, Rng, Shape, Tensor};
+use crate::engine::{DType, Device, Error, Result, Rng, Shape, Tensor};
 
 /// The BatchNorm running-statistics momentum: `running = 0.9 running + 0.1 batch`.
 pub const BN_MOMENTUM: f64 = 0.1;
@@ -409,6 +409,21 @@ impl Mlp {
     /// The shapes of [`Mlp::tensors`].
     pub fn shapes(&self) -> Vec<Shape> {
         self.tensors().iter().map(|t| t.shape().clone()).collect()
+    }
+
+    /// This model with every tensor on `device`.
+    pub fn to_device(&self, device: Device) -> Result<Mlp> {
+        let mut moved = self.clone();
+        for i in 0..self.tensor_count() {
+            let role = self.role(i);
+            *moved.tensor_mut(role) = self.tensor(role).to_device(device)?;
+        }
+        Ok(moved)
+    }
+
+    /// Whether every tensor lives on `device` (allocates nothing).
+    pub fn tensors_on(&self, device: Device) -> bool {
+        (0..self.tensor_count()).all(|i| self.tensor(self.role(i)).device() == device)
     }
 }
 

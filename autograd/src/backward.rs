@@ -96,7 +96,8 @@ impl Var {
             ));
         }
         let _mode = set_grad_enabled(create_graph);
-        let seed = Var::constant(Tensor::ones(self.shape().clone(), self.dtype()));
+        // `ones_like`: the seed lives on the loss's device.
+        let seed = Var::constant(self.value().ones_like());
         self.backward_from(seed)
     }
 

@@ -168,9 +168,12 @@ impl Var {
     }
 
     /// `mask ? a : b` with a constant mask (non-zero selects `a`); all three broadcast.
+    /// A mask on another device than `a` is moved to `a`'s first.
     pub fn where_mask(mask: &Tensor, a: &Var, b: &Var) -> Result<Var> {
+        let mask = &mask.to_device(a.value().device())?;
         let value = Tensor::where_cond(mask, a.value(), b.value())?;
-        let mask01 = mask.ne(&Tensor::zeros(Shape::scalar(), mask.dtype()))?;
+        let zero = Tensor::zeros(Shape::scalar(), mask.dtype()).to_device(mask.device())?;
+        let mask01 = mask.ne(&zero)?;
         Ok(Var::from_op(value, Op::Where(mask01), vec![a.clone(), b.clone()]))
     }
 

@@ -235,6 +235,8 @@ impl Tensor {
 
     /// The elements as a typed slice; fails if `T` is not this tensor's dtype.
     pub fn as_slice<T: CpuSlice>(&self) -> Result<&[T]> {
+        #[cfg(feature = "cuda")]
+        self.check_on_cpu("as_slice")?;
         T::slice(&self.storage).ok_or(Error::DTypeMismatch {
             op: "as_slice",
             lhs: self.dtype(),
@@ -354,6 +356,8 @@ impl Tensor {
     /// Mutates the elements in place through `f`, copying first if the buffer
     /// is shared with another tensor (so no other tensor ever changes).
     pub fn update_in_place<T: CpuSlice>(&mut self, f: impl FnOnce(&mut [T])) -> Result<()> {
+        #[cfg(feature = "cuda")]
+        self.check_on_cpu("update_in_place")?;
         let dtype = self.dtype();
         let storage = Arc::make_mut(&mut self.storage);
         let slice = T::slice_mut(storage).ok_or(Error::DTypeMismatch {
@@ -371,6 +375,8 @@ impl Tensor {
     /// the training step writes its gradients this way into buffers it keeps
     /// from one step to the next.
     pub fn as_mut_slice<T: CpuSlice>(&mut self) -> Result<&mut [T]> {
+        #[cfg(feature = "cuda")]
+        self.check_on_cpu("as_mut_slice")?;
         if self.dtype() != T::DTYPE {
             return Err(Error::DTypeMismatch {
                 op: "as_mut_slice",
@@ -428,6 +434,20 @@ impl Tensor {
             }
         });
         Ok(())
+    }
+
+    /// Internal: host slices exist only for CPU tensors; a device tensor gets
+    /// a typed error (never a CPU view of GPU memory, never a panic).
+    #[cfg(feature = "cuda")]
+    fn check_on_cpu(&self, op: &'static str) -> Result<()> {
+        match self.device() {
+            Device::Cpu => Ok(()),
+            device => Err(Error::DeviceMismatch {
+                op,
+                lhs: device,
+                rhs: Device::Cpu,
+            }),
+        }
     }
 
     /// Internal: the storage, copied first if shared (for in-place CUDA kernels).

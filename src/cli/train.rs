@@ -23,7 +23,8 @@ pub struct Args {
     /// A hyperparameter override, `key=value` (repeatable).
     #[arg(long = "hp", value_name = "KEY=VALUE")]
     hps: Vec<String>,
-    /// Where to train: cpu or cuda.
+    /// Where to train: cpu, cuda (GPU 0) or cuda:N (needs the `cuda` feature
+    /// and a GPU; without one this is an error, exit code 2).
     #[arg(long, default_value = "cpu")]
     device: String,
     /// Print one JSON summary on stdout (no progress bar).
@@ -69,19 +70,25 @@ pub fn build_optimizer(name: &str, hps: &[String]) -> Result<Box<dyn TaskOptimiz
     (info.build)(&values).map_err(|e| e.to_string())
 }
 
-fn check_device(device: &str) -> Result<(), String> {
-    match device {
-        "cpu" => Ok(()),
-        "cuda" => Device::cuda(0).map(|_| ()).map_err(|e| e.to_string()),
-        other => Err(format!("unknown device {other:?}; use cpu or cuda")),
+/// The device `--device` names (`cpu`, `cuda` or `cuda:N`), if it can be used.
+fn check_device(device: &str) -> Result<Device, String> {
+    let ordinal = match device {
+        "cpu" => return Ok(Device::Cpu),
+        "cuda" => Some(0),
+        other => other.strip_prefix("cuda:").and_then(|n| n.parse::<usize>().ok()),
+    };
+    match ordinal {
+        Some(i) => Device::cuda(i).map_err(|e| e.to_string()),
+        None => Err(format!("unknown device {device:?}; use cpu, cuda or cuda:N")),
     }
 }
 
 /// Runs `ferrograd train`.
 pub fn run(args: &Args) -> i32 {
-    if let Err(message) = check_device(&args.device) {
-        return usage(message);
-    }
+    let device = match check_device(&args.device) {
+        Ok(d) => d,
+        Err(message) => return usage(message),
+    };
     let optimizer = match build_optimizer(&args.optimizer, &args.hps) {
         Ok(o) => o,
         Err(message) => return usage(message),
@@ -93,6 +100,7 @@ pub fn run(args: &Args) -> i32 {
         n_hidden: args.n_hidden,
         seed: args.seed,
         max_epochs: args.max_epochs,
+        device,
         ..TaskConfig::default()
     };
     let out_dir = args.resume.clone().or_else(|| args.out.clone());
@@ -121,6 +129,7 @@ fn train(
     optimizer: Box<dyn TaskOptimizer>,
     out: Option<&Path>,
 ) -> Result<Option<Summary>, Failure> {
+    let device = config.device;
     let mut trainer = Trainer::new(config, optimizer).map_err(|e| Failure::Usage(e.into()))?;
     if let Some(path) = &args.init_out {
         save_model(&trainer.model, path).map_err(Failure::Usage)?;
@@ -128,6 +137,10 @@ fn train(
     let mut history = Vec::new();
     if let Some(dir) = &args.resume {
         trainer.load_checkpoint(dir).map_err(Failure::Usage)?;
+        if device != Device::Cpu {
+            // The checkpoint loads onto the CPU; train where this run asked.
+            trainer.to_device(device).map_err(|e| Failure::Usage(e.into()))?;
+        }
         history = crate::cli::metrics::read_history(&dir.join("metrics.jsonl"), trainer.epochs_run())
             .map_err(Failure::Usage)?;
     }
@@ -204,6 +217,7 @@ fn summary_json(args: &Args, s: &Summary) -> serde_json::Value {
         "hp": args.hps,
         "n_hidden": args.n_hidden,
         "seed": args.seed,
+        "device": args.device,
         "quality": s.quality,
         "test_loss": s.test_loss,
         "eps2": s.eps2,

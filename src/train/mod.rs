@@ -17,7 +17,7 @@ pub use score::{score, Score};
 
 use crate::autograd::Var;
 use crate::datasets::{generate, streams, RffConfig, RffData, Split};
-use crate::engine::{DType, Error, Result, Rng, Tensor};
+use crate::engine::{DType, Device, Error, Result, Rng, Tensor};
 use crate::nn::{self, Mlp};
 use crate::optim::{StepContext, TaskOptimizer};
 use fused::FusedWorkspace;
@@ -43,6 +43,11 @@ pub struct TaskConfig {
     pub min_delta: f64,
     /// The element type of the model and data.
     pub dtype: DType,
+    /// Where the model and data live and every step runs. Data and model
+    /// are made on the CPU (so a seed gives the same instance everywhere)
+    /// and then moved; off the CPU the step goes through autograd, whose
+    /// ops each run on the device.
+    pub device: Device,
 }
 
 impl Default for TaskConfig {
@@ -56,6 +61,7 @@ impl Default for TaskConfig {
             patience: 50,
             min_delta: 1e-7,
             dtype: DType::F32,
+            device: Device::Cpu,
         }
     }
 }
@@ -78,6 +84,15 @@ impl SplitTensors {
             inputs: convert(&split.inputs)?,
             targets: convert(&split.targets)?,
             clean: convert(&split.clean)?,
+        })
+    }
+
+    /// The split on `device`.
+    pub fn to_device(&self, device: Device) -> Result<SplitTensors> {
+        Ok(SplitTensors {
+            inputs: self.inputs.to_device(device)?,
+            targets: self.targets.to_device(device)?,
+            clean: self.clean.to_device(device)?,
         })
     }
 
@@ -108,6 +123,15 @@ impl TaskData {
     pub fn generate(config: &TaskConfig) -> Result<TaskData> {
         let data = generate(&config.data, config.seed).map_err(|e| Error::invalid("generate", e.to_string()))?;
         TaskData::from_rff(&data, config.dtype)
+    }
+
+    /// Every split on `device`.
+    pub fn to_device(&self, device: Device) -> Result<TaskData> {
+        Ok(TaskData {
+            train: self.train.to_device(device)?,
+            val: self.val.to_device(device)?,
+            test: self.test.to_device(device)?,
+        })
     }
 
     /// Converts generated data.
@@ -209,7 +233,8 @@ impl Trainer {
         let model = Mlp::task(input, output, config.n_hidden, config.dtype, &mut init)?;
         optimizer.init_state(config.seed, &model.shapes())?;
         let grads = model.tensors().iter().map(Tensor::zeros_like).collect();
-        Ok(Trainer {
+        let device = config.device;
+        let mut trainer = Trainer {
             workspace: Mutex::new(FusedWorkspace::default()),
             grads,
             current: Vec::new(),
@@ -226,7 +251,28 @@ impl Trainer {
             last_losses: (None, None),
             seconds: 0.0,
             stopped: false,
-        })
+        };
+        if device != Device::Cpu {
+            trainer.to_device(device)?;
+        }
+        Ok(trainer)
+    }
+
+    /// Moves the data, both models, the gradient buffers and the
+    /// optimizer's state to `device`, where every later step runs (for
+    /// example after [`Trainer::load_checkpoint`], which loads onto the CPU).
+    pub fn to_device(&mut self, device: Device) -> Result<()> {
+        self.data = self.data.to_device(device)?;
+        self.model = self.model.to_device(device)?;
+        self.best_model = self.best_model.to_device(device)?;
+        self.grads = self.grads.iter().map(|g| g.to_device(device)).collect::<Result<_>>()?;
+        let mut state = self.optimizer.state();
+        for t in state.tensors.values_mut() {
+            *t = t.to_device(device)?;
+        }
+        self.optimizer.load_state(&state)?;
+        self.config.device = device;
+        Ok(())
     }
 
     /// Whether training is over (early stop or epoch budget).
@@ -328,7 +374,7 @@ impl Trainer {
         let mut current = std::mem::take(&mut self.current);
         current.extend((0..self.model.tensor_count()).map(|i| self.model.tensor(self.model.role(i)).clone()));
         let query = self.optimizer.query_at_params(&current, &ctx)?;
-        let fused = FusedWorkspace::supports(&self.model);
+        let fused = fused_applies(&self.model, &self.data.train);
         let sse = if fused {
             let params = query.as_deref().unwrap_or(&current);
             let workspace = self.workspace.get_mut().unwrap_or_else(|e| e.into_inner());
@@ -423,7 +469,7 @@ impl Trainer {
 
     /// Validation MSE of the current model in inference mode.
     pub fn validation_loss(&self) -> Result<f64> {
-        if !FusedWorkspace::supports(&self.model) {
+        if !fused_applies(&self.model, &self.data.val) {
             return mse_of(&self.model, &self.data.val);
         }
         // The same computation as `mse_of`, in buffers kept between epochs.
@@ -465,9 +511,16 @@ impl Trainer {
 /// the task's model (the same numbers the trainer's validation computes),
 /// through autograd for any other.
 pub fn mse_of(model: &Mlp, split: &SplitTensors) -> Result<f64> {
-    if FusedWorkspace::supports(model) {
+    if fused_applies(model, split) {
         return FusedWorkspace::default().eval_mse(model, &split.inputs, &split.targets);
     }
     let prediction = model.predict(&split.inputs)?;
     prediction.sub(&split.targets)?.square().mean(None, false)?.to_scalar()
+}
+
+/// Whether the fused step (host slices, CPU kernels) can run: the task's
+/// model, with it and the data in host memory. Tensors on a GPU go through
+/// autograd instead.
+fn fused_applies(model: &Mlp, split: &SplitTensors) -> bool {
+    FusedWorkspace::supports(model) && split.inputs.device() == Device::Cpu && model.tensors_on(Device::Cpu)
 }

@@ -227,7 +227,8 @@ fn the_svg_has_one_path_per_optimizer_and_a_legend() {
     let svg = std::fs::read_to_string(&out).unwrap();
     assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
     assert_eq!(svg.matches("<g class=\"trajectory\"").count(), 3);
-    for name in ["sgd", "adam", "lion"] {
+    // Without --lr each optimizer runs at the function's suggested rate.
+    for name in ["sgd(lr=0.02)", "adam(lr=0.02)", "lion(lr=0.02)"] {
         assert!(svg.contains(&format!("data-entrant=\"{name}\"")), "{name}");
         assert!(svg.contains(&format!(">{name}</text>")), "legend {name}");
     }
@@ -251,4 +252,21 @@ fn usage_errors_are_one_line() {
             "{args:?}: {stderr}"
         );
     }
+}
+
+#[test]
+fn without_lr_each_function_uses_its_suggested_rate_and_default_keeps_the_catalogs() {
+    let doc = viz_json(&["--function", "rosenbrock", "--optimizers", "adam"]);
+    let label = doc["trajectories"][0]["entrant"].to_string();
+    assert!(label.contains("lr=0.02"), "{label}");
+    let (x, y) = *points(&doc, 0).last().unwrap();
+    assert!(
+        (x - 1.0).abs() < 0.05 && (y - 1.0).abs() < 0.05,
+        "adam ends at ({x}, {y})"
+    );
+    let doc = viz_json(&["--function", "rosenbrock", "--optimizers", "adam", "--lr", "default"]);
+    let label = doc["trajectories"][0]["entrant"].to_string();
+    assert!(!label.contains("lr="), "{label}");
+    let o = ferrograd(&["viz", "--lr", "-1"]);
+    assert_eq!(o.status.code(), Some(2));
 }

@@ -20,9 +20,11 @@ pub struct Args {
     #[arg(long = "hp", value_name = "OPT.KEY=V[,V]")]
     hps: Vec<String>,
     /// Set `lr` of every optimizer that has one (an --hp for lr wins).
-    /// Without it the catalog defaults apply, which are tuned for the MLP task.
-    #[arg(long)]
-    lr: Option<f64>,
+    /// Default: a rate suited to the function (0.02 on rosenbrock); the
+    /// catalog's defaults are tuned for the MLP task. `--lr default` keeps
+    /// the catalog's.
+    #[arg(long, value_parser = parse_lr)]
+    lr: Option<LrChoice>,
     /// Optimizer steps.
     #[arg(long, default_value_t = 500)]
     steps: usize,
@@ -35,6 +37,25 @@ pub struct Args {
     /// Print the trajectories as JSON on stdout (step, x, y, f, update).
     #[arg(long)]
     json: bool,
+}
+
+/// What `--lr` asked for.
+#[derive(Clone, Copy, Debug)]
+enum LrChoice {
+    /// This rate for every optimizer.
+    Rate(f64),
+    /// Each optimizer's catalog default.
+    CatalogDefaults,
+}
+
+fn parse_lr(text: &str) -> Result<LrChoice, String> {
+    if text == "default" {
+        return Ok(LrChoice::CatalogDefaults);
+    }
+    match text.parse::<f64>() {
+        Ok(lr) if lr.is_finite() && lr > 0.0 => Ok(LrChoice::Rate(lr)),
+        _ => Err(format!("expected a positive number or `default`, got {text:?}")),
+    }
 }
 
 /// Runs `ferrograd viz`.
@@ -64,9 +85,9 @@ fn parse_start(text: &str) -> Result<(f64, f64), VizError> {
     Ok((x, y))
 }
 
-/// The `--hp` options, plus `lr` for every optimizer with an `lr` when
-/// `--lr` is given and no `--hp` sets it.
-fn hp_options(args: &Args) -> Result<Vec<HpOption>, VizError> {
+/// The `--hp` options, plus `lr` for every optimizer with an `lr` that no
+/// `--hp` sets: `--lr`'s rate, or the function's suggested one.
+fn hp_options(args: &Args, function: Function) -> Result<Vec<HpOption>, VizError> {
     let usage = |e: ferrograd::race::RaceError| VizError::Usage(e.to_string());
     let mut options: Vec<HpOption> = args
         .hps
@@ -74,10 +95,12 @@ fn hp_options(args: &Args) -> Result<Vec<HpOption>, VizError> {
         .map(|h| HpOption::parse(h))
         .collect::<Result<_, _>>()
         .map_err(usage)?;
-    if let Some(lr) = args.lr {
-        if !lr.is_finite() {
-            return Err(VizError::Usage(format!("--lr {lr} is not finite")));
-        }
+    let lr = match args.lr {
+        Some(LrChoice::Rate(lr)) => Some(lr),
+        Some(LrChoice::CatalogDefaults) => None,
+        None => Some(function.suggested_lr()),
+    };
+    if let Some(lr) = lr {
         for name in args.optimizers.split(',').map(str::trim).filter(|s| !s.is_empty()) {
             let has_lr = catalog::find(name).is_some_and(|info| info.hyperparams.iter().any(|h| h.name == "lr"));
             let overridden = options.iter().any(|o| o.optimizer == name && o.key == "lr");
@@ -102,7 +125,8 @@ fn visualise(args: &Args) -> Result<(), VizError> {
     if args.steps == 0 {
         return Err(VizError::Usage("--steps must be at least 1".into()));
     }
-    let entrants = grid::entrants(&args.optimizers, &hp_options(args)?).map_err(|e| VizError::Usage(e.to_string()))?;
+    let entrants =
+        grid::entrants(&args.optimizers, &hp_options(args, function)?).map_err(|e| VizError::Usage(e.to_string()))?;
     let paths = entrants
         .iter()
         .map(|e| viz::trajectory(function, e, start, args.steps))

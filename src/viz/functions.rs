@@ -98,6 +98,21 @@ impl Function {
         }
     }
 
+    /// The learning rate `ferrograd viz` gives every optimizer when none is
+    /// asked for: one at which Adam reaches a minimum from
+    /// [`Function::default_start`] in a few hundred steps (the catalog's
+    /// defaults are tuned for the MLP task and barely move on these scales).
+    pub fn suggested_lr(self) -> f64 {
+        match self {
+            Function::Rosenbrock => 0.02,
+            Function::Beale => 0.01,
+            Function::Himmelblau => 0.05,
+            Function::Saddle => 0.02,
+            Function::Quadratic => 0.015,
+            Function::Rastrigin => 0.05,
+        }
+    }
+
     /// A starting point that shows the function's difficulty.
     pub fn default_start(self) -> (f64, f64) {
         match self {

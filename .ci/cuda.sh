@@ -8,7 +8,10 @@
 #  3. clippy and tests of the crates with CUDA code, --features cuda, linked
 #     against the stub (CUDA_LIBRARY_PATH for cust's build script,
 #     LD_LIBRARY_PATH at run time; no rpath). The tests include the check
-#     that every kernel name the engine launches exists in the PTX.
+#     that every kernel name the engine launches exists in the PTX, and the
+#     root GPU tests (tests/cuda_*.rs: gradcheck on the GPU, fused optimizers
+#     vs the catalog, track 4 on both devices), which must each say that
+#     they skipped for want of a device (and run their no-GPU checks).
 # Uses its own target dir so the feature flip does not rebuild target/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -47,8 +50,10 @@ if bash ptx/regen.sh --check; then :; else
     echo "warning: NVRTC unavailable; skipped the regeneration diff" >&2
 fi
 
+root_gpu_tests=(cuda_gradcheck cuda_optim cuda_train)
 echo "== cuda: clippy --features cuda"
 cargo clippy -p ferrograd-engine -p ferrograd-ptx --features ferrograd-engine/cuda --all-targets -- -D warnings
+cargo clippy -p ferrograd --features cuda --lib --bins "${root_gpu_tests[@]/#/--test=}" -- -D warnings
 
 echo "== cuda: tests --features cuda (against the stub: GPU tests skip, saying why)"
 cargo test -p ferrograd-engine -p ferrograd-ptx --features ferrograd-engine/cuda 2>&1 | tee target/cuda-build/test.log |
@@ -56,4 +61,21 @@ cargo test -p ferrograd-engine -p ferrograd-ptx --features ferrograd-engine/cuda
 grep -q 'FAILED\|error\[' target/cuda-build/test.log && { echo "cuda tests failed" >&2; exit 1; }
 grep -q 'every_launched_kernel_is_in_the_ptx_and_every_ptx_kernel_is_launched ... ok' target/cuda-build/test.log ||
     { echo "kernel-name check did not run" >&2; exit 1; }
+
+echo "== cuda: root GPU tests --features cuda (${root_gpu_tests[*]})"
+cargo test -p ferrograd --features cuda "${root_gpu_tests[@]/#/--test=}" -- --nocapture --test-threads=1 \
+    >target/cuda-build/test-root.log 2>&1 || { tail -n 40 target/cuda-build/test-root.log >&2; exit 1; }
+grep -E '^test result|skipped:' target/cuda-build/test-root.log | sed 's/ (device cuda:0 is unavailable.*//' | sort | uniq -c
+grep -q 'FAILED\|panicked' target/cuda-build/test-root.log && { echo "root cuda tests failed" >&2; exit 1; }
+if ! LD_LIBRARY_PATH= ldconfig -p 2>/dev/null | grep -q 'libcuda\.so\.1 '; then
+    # The stub is the only driver here: every GPU comparison must have
+    # skipped saying why, and the no-GPU plumbing tests must have passed.
+    for t in "${root_gpu_tests[@]}"; do
+        grep -q "$t: skipped: no CUDA device" target/cuda-build/test-root.log ||
+            { echo "$t did not report its skip" >&2; exit 1; }
+    done
+    for t in without_a_device_a_cuda_trainer_is_a_typed_error moving_a_cpu_trainer_to_the_cpu_changes_no_bit; do
+        grep -q "test $t ... ok" target/cuda-build/test-root.log || { echo "$t did not pass" >&2; exit 1; }
+    done
+fi
 echo "== cuda: done in $((SECONDS - start)) s"

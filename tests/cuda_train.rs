@@ -1,0 +1,180 @@
+//! Training on the GPU: track 4 (`n_hidden: 4`, 3 epochs, the default
+//! clipped Adam) on the CPU and on the GPU from the same seed, in f32 (the
+//! task's dtype) and in f64, with per-epoch training and validation losses
+//! compared.
+//!
+//! The two runs do not take the same arithmetic path: the CPU runs the fused
+//! training step (`src/train/fused.rs`), the GPU autograd with every op on
+//! the device (kernels that sum in another order, fused multiply-adds), so
+//! they differ by rounding, and training amplifies rounding: Adam normalises
+//! near-zero gradient coordinates to steps of about `lr` whose sign the
+//! rounding decides. Measured on the CPU alone (one weight matrix scaled by
+//! `1 + 1e-7` in f32, `1 + 1e-15` in f64, the size of one rounding):
+//!
+//! | dtype | epoch 0 | epochs 1-2 | test loss |
+//! |-------|---------|------------|-----------|
+//! | f32   | 5e-4    | 2e-2       | 2e-5      |
+//! | f64   | 1e-14   | 1e-12      | 0         |
+//!
+//! The stated tolerances, relative to the CPU's value (see [`rtol`]), are
+//! about ten times those (f32), and 1e-8 in f64: far below what any wrong
+//! kernel or wrong gradient would give (those move the losses by O(1)).
+//!
+//! Without a GPU (or against the stub libcuda) the GPU comparison prints
+//! `skipped: no CUDA device (...)`; the tests of the device plumbing that
+//! need no GPU (a CUDA trainer is a typed error, moving a CPU trainer to the
+//! CPU changes no bit) still run.
+#![cfg(feature = "cuda")]
+
+use ferrograd::engine::{DType, Device, Error};
+use ferrograd::optim::{catalog, HyperParams, TaskOptimizer};
+use ferrograd::train::{EpochMetrics, TaskConfig, Trainer};
+
+/// The relative tolerance on the losses of epoch `epoch` (`None`: the test
+/// loss of the kept model), GPU vs CPU.
+fn rtol(dtype: DType, epoch: Option<usize>) -> f64 {
+    match (dtype, epoch) {
+        (DType::F64, _) => 1e-8,
+        (DType::F32, Some(0)) => 5e-3,
+        (DType::F32, Some(_)) => 2e-1,
+        (DType::F32, None) => 1e-3,
+    }
+}
+
+/// The GPU, or `None` after printing why the test is skipped.
+fn gpu(test: &str) -> Option<Device> {
+    match Device::cuda(0) {
+        Ok(d) => Some(d),
+        Err(e) => {
+            eprintln!("{test}: skipped: no CUDA device ({e})");
+            None
+        }
+    }
+}
+
+fn adam() -> Box<dyn TaskOptimizer> {
+    let info = catalog::lookup(catalog::DEFAULT).unwrap();
+    (info.build)(&HyperParams::defaults(info)).unwrap()
+}
+
+fn track4(device: Device, dtype: DType) -> TaskConfig {
+    TaskConfig {
+        n_hidden: 4,
+        max_epochs: 3,
+        device,
+        dtype,
+        ..TaskConfig::default()
+    }
+}
+
+fn assert_close(what: &str, gpu: f64, cpu: f64, rtol: f64) {
+    assert!(
+        (gpu - cpu).abs() <= rtol * cpu.abs(),
+        "{what}: gpu {gpu} vs cpu {cpu} (rtol {rtol:e})"
+    );
+}
+
+fn compare_track_4(dev: Device, dtype: DType) {
+    let mut cpu = Trainer::new(track4(Device::Cpu, dtype), adam()).unwrap();
+    let mut gpu = Trainer::new(track4(dev, dtype), adam()).unwrap();
+    assert_eq!(gpu.config.device, dev);
+    assert!(gpu.model.tensors_on(dev) && gpu.best_model.tensors_on(dev));
+    assert_eq!(gpu.data.train.inputs.device(), dev);
+    assert_eq!(gpu.data.val.targets.device(), dev);
+    let mut epochs: Vec<(EpochMetrics, EpochMetrics)> = Vec::new();
+    while !cpu.finished() {
+        let (c, g) = (cpu.run_epoch().unwrap(), gpu.run_epoch().unwrap());
+        assert_eq!(g.epoch, c.epoch);
+        eprintln!(
+            "cuda_train {dtype}: epoch {}: train cpu {:.9} gpu {:.9}, val cpu {:.9} gpu {:.9}, {:.1} vs {:.1} ms",
+            c.epoch,
+            c.train_loss,
+            g.train_loss,
+            c.val_loss,
+            g.val_loss,
+            1e3 * c.seconds,
+            1e3 * g.seconds
+        );
+        let tol = rtol(dtype, Some(c.epoch));
+        assert_close(
+            &format!("{dtype} epoch {} train loss", c.epoch),
+            g.train_loss,
+            c.train_loss,
+            tol,
+        );
+        assert_close(
+            &format!("{dtype} epoch {} val loss", c.epoch),
+            g.val_loss,
+            c.val_loss,
+            tol,
+        );
+        // Still on the GPU after the updates and the best-model copy.
+        assert!(gpu.model.tensors_on(dev) && gpu.best_model.tensors_on(dev));
+        epochs.push((c, g));
+    }
+    assert!(gpu.finished());
+    assert_eq!(epochs.len(), 3);
+    // Training did something on both devices.
+    assert!(epochs[2].0.train_loss < epochs[0].0.train_loss);
+    assert!(epochs[2].1.train_loss < epochs[0].1.train_loss);
+    let (sc, sg) = (cpu.summary().unwrap(), gpu.summary().unwrap());
+    assert_close(
+        &format!("{dtype} test loss"),
+        sg.test_loss,
+        sc.test_loss,
+        rtol(dtype, None),
+    );
+    assert_eq!(sg.epochs, 3);
+}
+
+#[test]
+fn track_4_trains_on_the_gpu_with_the_cpu_losses() {
+    let Some(dev) = gpu("cuda_train") else { return };
+    compare_track_4(dev, DType::F64);
+    compare_track_4(dev, DType::F32);
+}
+
+#[test]
+fn without_a_device_a_cuda_trainer_is_a_typed_error() {
+    if Device::cuda(0).is_ok() {
+        eprintln!("cuda_train_no_device: skipped: a CUDA device is present (this covers the no-device path)");
+        return;
+    }
+    let err = Trainer::new(track4(Device::Cuda(0), DType::F32), adam())
+        .err()
+        .expect("no GPU to train on");
+    assert!(
+        matches!(
+            err,
+            Error::DeviceUnavailable {
+                device: Device::Cuda(0),
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("--device cpu"), "names the fix: {err}");
+}
+
+#[test]
+fn moving_a_cpu_trainer_to_the_cpu_changes_no_bit() {
+    let config = TaskConfig {
+        n_hidden: 2,
+        max_epochs: 2,
+        ..TaskConfig::default()
+    };
+    assert_eq!(config.device, Device::Cpu, "the default device");
+    let mut plain = Trainer::new(config.clone(), adam()).unwrap();
+    let mut moved = Trainer::new(config, adam()).unwrap();
+    moved.to_device(Device::Cpu).unwrap();
+    plain.run_epoch().unwrap();
+    moved.run_epoch().unwrap();
+    // Data, models, gradient buffers and the optimizer's state round trip.
+    moved.to_device(Device::Cpu).unwrap();
+    let (a, b) = (plain.run_epoch().unwrap(), moved.run_epoch().unwrap());
+    assert_eq!(a.train_loss.to_bits(), b.train_loss.to_bits());
+    assert_eq!(a.val_loss.to_bits(), b.val_loss.to_bits());
+    for (x, y) in plain.model.tensors().iter().zip(moved.model.tensors()) {
+        assert_eq!(x.to_vec::<f32>(), y.to_vec::<f32>());
+    }
+}

@@ -8,9 +8,9 @@ use ferrograd_engine::Rng;
 /// Which derivative a check compares against finite differences.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Order {
-    /// Gradients ([`gradcheck`]).
+    /// Gradients ([`gradcheck`](fn@crate::gradcheck)).
     First,
-    /// Gradients of gradients ([`gradgradcheck`]): the backward pass itself
+    /// Gradients of gradients ([`gradgradcheck`](fn@crate::gradgradcheck)): the backward pass itself
     /// recorded with `backward_with(true)` and differentiated again.
     Second,
 }

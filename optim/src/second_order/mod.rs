@@ -58,8 +58,10 @@ pub fn rademacher(params: &[Tensor], mask: &[bool], rng: &mut Rng) -> Result<Vec
             if !probed {
                 return Ok(p.zeros_like());
             }
+            // Drawn on the CPU (one generator, the same signs on any device),
+            // then moved to the parameter's device.
             let signs = random_signs(p.numel(), rng);
-            Tensor::from_f64_slice(&signs, p.shape().clone(), p.dtype())
+            Tensor::from_f64_slice(&signs, p.shape().clone(), p.dtype())?.to_device(p.device())
         })
         .collect()
 }

@@ -355,7 +355,7 @@ impl Transform for ScaleByAdam {
 /// the tensor-op form that function's documentation gives, every op running
 /// on the tensors' device.
 #[allow(clippy::too_many_arguments)]
-fn adam_tensor_ops(
+pub(crate) fn adam_tensor_ops(
     g: &mut Tensor,
     m: &mut Tensor,
     v: &mut Tensor,

@@ -2,7 +2,7 @@
 //! constructor. `ferrograd train --optimizer NAME` and `ferrograd optimizers`
 //! read it.
 
-use crate::adam::clipped_adam;
+use crate::adam::ClippedAdam;
 use crate::sgd::clipped_sgd;
 use crate::{HpSpec, HyperParams, TaskOptimizer};
 use ferrograd_engine::Result;
@@ -67,7 +67,8 @@ pub const BASELINES: &[OptimizerInfo] = &[
         about: "Adam (Kingma & Ba 2015) with gradient value clipping",
         hyperparams: ADAM_HPS,
         build: |h| {
-            Ok(Box::new(clipped_adam(
+            // One fused pass per tensor; the same updates as `clipped_adam`'s chain.
+            Ok(Box::new(ClippedAdam::new(
                 h.get("lr"),
                 h.get("beta1"),
                 h.get("beta2"),

@@ -127,6 +127,16 @@ impl Slots {
         &self.tensors
     }
 
+    /// Every slot for updating in place, one per tensor of `like` (created
+    /// or re-created as zeros shaped like it where missing or mismatched),
+    /// so that a fused kernel can borrow all of them at once.
+    pub fn all_mut(&mut self, like: &[Tensor]) -> &mut [Tensor] {
+        for (i, t) in like.iter().enumerate() {
+            self.ensure(i, t);
+        }
+        &mut self.tensors[..like.len()]
+    }
+
     /// Saves the slots as `{prefix}{name}.{i}`.
     pub fn save(&self, prefix: &str, name: &str, state: &mut OptimizerState) {
         for (i, t) in self.tensors.iter().enumerate() {

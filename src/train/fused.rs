@@ -284,7 +284,6 @@ impl<T: CpuSlice + Default> Buffers<T> {
             let trainable = i < first_frozen;
             let weight = &params[2 * i];
             let (w_out, w_in) = (weight.dims()[0], weight.dims()[1]);
-            let w = MatRef::row_major(weight.as_slice::<T>()?, w_out, w_in);
             let x = match i {
                 0 => &self.input[..w_in * n],
                 _ => &self.layers[i - 1].out[..w_in * n],
@@ -294,9 +293,11 @@ impl<T: CpuSlice + Default> Buffers<T> {
                 unreachable!("two tensors per Linear")
             };
             let [g_cur, g_next] = &mut self.grad;
-            let dz = &mut g_cur[..w_out * n];
             let gw = if trainable { Some(gw.as_mut_slice::<T>()?) } else { None };
             if i + 1 == n_lin {
+                // The loss gradient, d loss / d z of the output layer. The
+                // layer below computes its d loss / d y = W^T dz itself.
+                let dz = &g_cur[..w_out * n];
                 if trainable {
                     row_sums(dz, gb.as_mut_slice::<T>()?, n);
                 }
@@ -327,11 +328,13 @@ impl<T: CpuSlice + Default> Buffers<T> {
                         shift: &mut s2[..w_out],
                     }
                 };
-                hidden_backward(&self.layers[i], dz, x, p, g, gw, n);
-            }
-            if i > 0 {
-                // d loss / d x = W^T dz, the next (lower) layer's d loss / d y.
-                gemm_split(&mut g_next[..w_in * n], w.t(), MatRef::row_major(dz, w_out, n));
+                // `g_cur` holds d loss / d z of the layer above; this layer's
+                // d loss / d y, then d loss / d z, goes into `g_next`.
+                let upper = &params[2 * (i + 1)];
+                let w_up = MatRef::row_major(upper.as_slice::<T>()?, upper.dims()[0], w_out);
+                let dz_up = MatRef::row_major(&g_cur[..upper.dims()[0] * n], upper.dims()[0], n);
+                let dz = &mut g_next[..w_out * n];
+                hidden_backward(&self.layers[i], dz, (w_up, dz_up), x, p, g, gw, n);
                 self.grad.swap(0, 1);
             }
         }
@@ -423,12 +426,17 @@ fn hidden_forward_train<T: CpuSlice>(
     );
 }
 
-/// A hidden layer's backward up to its Linear output: BatchNorm and ReLU
-/// backward (`dz` in: d loss / d y; out: d loss / d z) and, for a trained
-/// layer, the weight gradient `dW = dz x^T`, in two halves by features.
+/// A hidden layer's backward up to its Linear output, in two halves by
+/// features, each on its own thread: d loss / d y of its features from the
+/// layer above (`W_up^T dz_up`, rows of the product), BatchNorm and ReLU
+/// backward into `dz` (d loss / d z) and, for a trained layer, the weight
+/// gradient `dW = dz x^T`. One hand-off per layer for all three (the
+/// product's halves are the ones a separate split GEMM would make).
+#[allow(clippy::too_many_arguments)]
 fn hidden_backward<T: CpuSlice>(
     layer: &Layer<T>,
     dz: &mut [T],
+    (w_up, dz_up): (MatRef<'_, T>, MatRef<'_, T>),
     x: MatRef<'_, T>,
     p: LayerParams<'_, T>,
     g: LayerGrads<'_, T>,
@@ -449,6 +457,7 @@ fn hidden_backward<T: CpuSlice>(
             shift: &p.shift[range.clone()],
         };
         let act = &layer.act[start * n..(start + len) * n];
+        gemm_into(dz, w_up.t().rows(start, len), dz_up, false);
         bias_relu_batchnorm_backward(dz, act, p, &layer.mean[range.clone()], &layer.inv_std[range], g, n);
         if let Some(gw) = gw {
             gemm_into(gw, MatRef::row_major(dz, len, n), x.t(), false);

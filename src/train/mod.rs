@@ -296,7 +296,16 @@ impl Trainer {
     }
 
     /// Runs one epoch: shuffled batches, one step each, then validation.
+    ///
+    /// The epoch runs on a worker of the engine's thread pool
+    /// ([`ops::in_pool`](crate::engine::ops::in_pool)): the step's parallel
+    /// halves are then handed to the other worker directly instead of the
+    /// main thread waking the pool for every one. Same results.
     pub fn run_epoch(&mut self) -> Result<EpochMetrics> {
+        crate::engine::ops::in_pool(|| self.run_epoch_here())
+    }
+
+    fn run_epoch_here(&mut self) -> Result<EpochMetrics> {
         let started = Instant::now();
         let n = self.data.train.len();
         let mut order = std::mem::take(&mut self.order);

@@ -20,11 +20,11 @@
 //! Defaults are the reference's: lr 0.15, betas (0.9, 0.999), eps 1e-4,
 //! hessian power `k = 1`, weight decay 0 (decoupled).
 
-use super::{hutchinson_diagonal, load_rng, needs_curvature, probe_mask, save_rng, PROBE_STREAM};
+use super::{needs_curvature, ProbeState};
 use crate::basic::ema;
 use crate::transform::Slots;
-use crate::{check_grads, Curvature, OptimizerState, StepContext, TaskOptimizer};
-use ferrograd_engine::{Result, Rng, Shape, Tensor};
+use crate::{Curvature, OptimizerState, StepContext, TaskOptimizer};
+use ferrograd_engine::{Result, Shape, Tensor};
 
 /// AdaHessian's hyperparameters (see the module docs).
 #[derive(Debug, Clone, PartialEq)]
@@ -49,10 +49,7 @@ pub struct AdaHessianConfig {
 #[derive(Debug, Clone)]
 pub struct AdaHessian {
     config: AdaHessianConfig,
-    shapes: Vec<Shape>,
-    mask: Vec<bool>,
-    rng: Rng,
-    count: u64,
+    probes: ProbeState,
     m: Slots,
     v: Slots,
     last_diagonal: Slots,
@@ -63,10 +60,7 @@ impl AdaHessian {
     pub fn new(config: AdaHessianConfig) -> AdaHessian {
         AdaHessian {
             config,
-            shapes: Vec::new(),
-            mask: Vec::new(),
-            rng: Rng::new(0),
-            count: 0,
+            probes: ProbeState::new(0, &[]),
             m: Slots::default(),
             v: Slots::default(),
             last_diagonal: Slots::default(),
@@ -98,10 +92,7 @@ impl TaskOptimizer for AdaHessian {
     }
 
     fn init_state(&mut self, seed: u64, param_shapes: &[Shape]) -> Result<()> {
-        self.shapes = param_shapes.to_vec();
-        self.mask = probe_mask(param_shapes);
-        self.rng = Rng::derived(seed, PROBE_STREAM);
-        self.count = 0;
+        self.probes = ProbeState::new(seed, param_shapes);
         self.m = Slots::default();
         self.v = Slots::default();
         self.last_diagonal = Slots::default();
@@ -123,31 +114,21 @@ impl TaskOptimizer for AdaHessian {
         curvature: &mut dyn Curvature,
         _ctx: &StepContext,
     ) -> Result<Vec<Tensor>> {
-        check_grads("adahessian step", &self.shapes, grads)?;
-        if self.count % self.config.every == 0 {
-            let estimate = hutchinson_diagonal(params, &self.mask, &mut self.rng, curvature)?;
+        if self.probes.begin_step("adahessian step", grads, self.config.every)? {
+            let estimate = self.probes.diagonal(params, curvature)?;
             for (i, d) in estimate.into_iter().enumerate() {
                 self.last_diagonal.get(i, &d);
                 self.last_diagonal.set(i, d);
             }
         }
-        self.count += 1;
-        let t = self.count as i32;
-        let mut updates = Vec::with_capacity(grads.len());
-        for (i, (p, g)) in params.iter().zip(grads).enumerate() {
-            updates.push(if self.mask[i] {
-                self.update_of(i, p, g, t)?
-            } else {
-                g.zeros_like()
-            });
-        }
-        Ok(updates)
+        let t = self.probes.count() as i32;
+        let probes = self.probes.clone();
+        probes.updates(params, grads, |i, p, g| self.update_of(i, p, g, t))
     }
 
     fn state(&self) -> OptimizerState {
         let mut state = OptimizerState::default();
-        state.counters.insert("count".into(), self.count);
-        save_rng(&mut state, "", &self.rng);
+        self.probes.save(&mut state);
         self.m.save("", "m", &mut state);
         self.v.save("", "v", &mut state);
         self.last_diagonal.save("", "diagonal", &mut state);
@@ -155,8 +136,7 @@ impl TaskOptimizer for AdaHessian {
     }
 
     fn load_state(&mut self, state: &OptimizerState) -> Result<()> {
-        self.count = state.counter("count")?;
-        self.rng = load_rng(state, "")?;
+        self.probes.load(state)?;
         self.m.load("", "m", state);
         self.v.load("", "v", state);
         self.last_diagonal.load("", "diagonal", state);

@@ -35,7 +35,7 @@ pub use sophia::{Sophia, SophiaConfig};
 
 use crate::groups::TaskLayout;
 use crate::modern::{decay, hp, whole};
-use crate::{Curvature, HpSpec, HyperParams, OptimizerInfo, OptimizerState};
+use crate::{check_grads, Curvature, HpSpec, HyperParams, OptimizerInfo, OptimizerState};
 use ferrograd_engine::{Error, Result, Rng, Shape, Tensor};
 
 /// Which tensors curvature is probed on: for the task's model, the tensors
@@ -96,6 +96,75 @@ pub fn hutchinson_diagonal(
     u.iter().zip(&hu).map(|(u, hu)| u.mul(hu)).collect()
 }
 
+/// What Sophia and AdaHessian share: the tensors' shapes, which of them are
+/// probed, the probe generator and the step count, with the loops over
+/// tensors both run.
+#[derive(Debug, Clone)]
+pub(crate) struct ProbeState {
+    shapes: Vec<Shape>,
+    mask: Vec<bool>,
+    rng: Rng,
+    count: u64,
+}
+
+impl ProbeState {
+    /// Fresh state for tensors of `shapes`, probes drawn from `seed`.
+    pub(crate) fn new(seed: u64, shapes: &[Shape]) -> ProbeState {
+        ProbeState {
+            shapes: shapes.to_vec(),
+            mask: probe_mask(shapes),
+            rng: Rng::derived(seed, PROBE_STREAM),
+            count: 0,
+        }
+    }
+
+    /// Steps taken so far.
+    pub(crate) fn count(&self) -> u64 {
+        self.count
+    }
+
+    /// Checks the gradients, says whether this step refreshes the Hessian
+    /// estimate (steps 1, every + 1, 2 every + 1, ...), and counts the step.
+    pub(crate) fn begin_step(&mut self, op: &'static str, grads: &[Tensor], every: u64) -> Result<bool> {
+        check_grads(op, &self.shapes, grads)?;
+        let refresh = self.count % every == 0;
+        self.count += 1;
+        Ok(refresh)
+    }
+
+    /// A Hutchinson estimate of the Hessian diagonal at this step.
+    pub(crate) fn diagonal(&mut self, params: &[Tensor], curvature: &mut dyn Curvature) -> Result<Vec<Tensor>> {
+        hutchinson_diagonal(params, &self.mask, &mut self.rng, curvature)
+    }
+
+    /// `update(i, param, grad)` for every probed tensor, zeros elsewhere.
+    pub(crate) fn updates(
+        &self,
+        params: &[Tensor],
+        grads: &[Tensor],
+        mut update: impl FnMut(usize, &Tensor, &Tensor) -> Result<Tensor>,
+    ) -> Result<Vec<Tensor>> {
+        let mut out = Vec::with_capacity(grads.len());
+        for (i, (p, g)) in params.iter().zip(grads).enumerate() {
+            out.push(if self.mask[i] { update(i, p, g)? } else { g.zeros_like() });
+        }
+        Ok(out)
+    }
+
+    /// Saves the count and the generator.
+    pub(crate) fn save(&self, state: &mut OptimizerState) {
+        state.counters.insert("count".into(), self.count);
+        save_rng(state, "", &self.rng);
+    }
+
+    /// Restores what [`ProbeState::save`] wrote.
+    pub(crate) fn load(&mut self, state: &OptimizerState) -> Result<()> {
+        self.count = state.counter("count")?;
+        self.rng = load_rng(state, "")?;
+        Ok(())
+    }
+}
+
 /// The error for a curvature optimizer driven without curvature.
 pub(crate) fn needs_curvature(name: &str) -> Error {
     Error::invalid(
@@ -108,14 +177,14 @@ pub(crate) fn needs_curvature(name: &str) -> Error {
 }
 
 /// Saves a generator's state as four counters `{prefix}rng.0..3`.
-pub(crate) fn save_rng(state: &mut OptimizerState, prefix: &str, rng: &Rng) {
+fn save_rng(state: &mut OptimizerState, prefix: &str, rng: &Rng) {
     for (k, word) in rng.state().into_iter().enumerate() {
         state.counters.insert(format!("{prefix}rng.{k}"), word);
     }
 }
 
 /// Reads back what [`save_rng`] wrote.
-pub(crate) fn load_rng(state: &OptimizerState, prefix: &str) -> Result<Rng> {
+fn load_rng(state: &OptimizerState, prefix: &str) -> Result<Rng> {
     let mut words = [0u64; 4];
     for (k, word) in words.iter_mut().enumerate() {
         *word = state.counter(&format!("{prefix}rng.{k}"))?;
@@ -124,7 +193,7 @@ pub(crate) fn load_rng(state: &OptimizerState, prefix: &str) -> Result<Rng> {
 }
 
 /// The RNG stream of curvature probes, derived from the run's seed.
-pub(crate) const PROBE_STREAM: u64 = 0x4855_5443_4849_4e53; // "HUTCHINS"
+const PROBE_STREAM: u64 = 0x4855_5443_4849_4e53; // "HUTCHINS"
 
 const SOPHIA_HPS: &[HpSpec] = &[
     hp("lr", 1e-3, "learning rate (the largest per-coordinate step)"),

@@ -22,14 +22,14 @@
 //! task's, since the paper's were tuned for GPT-2 pre-training. The ratio
 //! `m / h` does not change when the loss is scaled (the task's loss is a sum
 //! over the batch), so `rho` means the same here as there. Tensors outside
-//! [`probe_mask`] (running statistics, frozen layers) get
+//! [`probe_mask`](super::probe_mask) (running statistics, frozen layers) get
 //! zero updates.
 
-use super::{hutchinson_diagonal, load_rng, needs_curvature, probe_mask, save_rng, PROBE_STREAM};
+use super::{needs_curvature, ProbeState};
 use crate::basic::ema;
 use crate::transform::Slots;
-use crate::{check_grads, Curvature, OptimizerState, StepContext, TaskOptimizer};
-use ferrograd_engine::{Result, Rng, Shape, Tensor};
+use crate::{Curvature, OptimizerState, StepContext, TaskOptimizer};
+use ferrograd_engine::{Result, Shape, Tensor};
 
 /// Sophia's hyperparameters (see the module docs).
 #[derive(Debug, Clone, PartialEq)]
@@ -54,10 +54,7 @@ pub struct SophiaConfig {
 #[derive(Debug, Clone)]
 pub struct Sophia {
     config: SophiaConfig,
-    shapes: Vec<Shape>,
-    mask: Vec<bool>,
-    rng: Rng,
-    count: u64,
+    probes: ProbeState,
     m: Slots,
     h: Slots,
 }
@@ -67,10 +64,7 @@ impl Sophia {
     pub fn new(config: SophiaConfig) -> Sophia {
         Sophia {
             config,
-            shapes: Vec::new(),
-            mask: Vec::new(),
-            rng: Rng::new(0),
-            count: 0,
+            probes: ProbeState::new(0, &[]),
             m: Slots::default(),
             h: Slots::default(),
         }
@@ -82,7 +76,7 @@ impl Sophia {
     }
 
     fn refresh_hessian(&mut self, params: &[Tensor], curvature: &mut dyn Curvature) -> Result<()> {
-        let estimate = hutchinson_diagonal(params, &self.mask, &mut self.rng, curvature)?;
+        let estimate = self.probes.diagonal(params, curvature)?;
         for (i, h_hat) in estimate.iter().enumerate() {
             let h = ema(self.h.get(i, h_hat), h_hat, self.config.beta2)?;
             self.h.set(i, h);
@@ -107,10 +101,7 @@ impl TaskOptimizer for Sophia {
     }
 
     fn init_state(&mut self, seed: u64, param_shapes: &[Shape]) -> Result<()> {
-        self.shapes = param_shapes.to_vec();
-        self.mask = probe_mask(param_shapes);
-        self.rng = Rng::derived(seed, PROBE_STREAM);
-        self.count = 0;
+        self.probes = ProbeState::new(seed, param_shapes);
         self.m = Slots::default();
         self.h = Slots::default();
         Ok(())
@@ -131,34 +122,23 @@ impl TaskOptimizer for Sophia {
         curvature: &mut dyn Curvature,
         _ctx: &StepContext,
     ) -> Result<Vec<Tensor>> {
-        check_grads("sophia step", &self.shapes, grads)?;
-        if self.count % self.config.every == 0 {
+        if self.probes.begin_step("sophia step", grads, self.config.every)? {
             self.refresh_hessian(params, curvature)?;
         }
-        self.count += 1;
-        let mut updates = Vec::with_capacity(grads.len());
-        for (i, (p, g)) in params.iter().zip(grads).enumerate() {
-            updates.push(if self.mask[i] {
-                self.update_of(i, p, g)?
-            } else {
-                g.zeros_like()
-            });
-        }
-        Ok(updates)
+        let probes = self.probes.clone();
+        probes.updates(params, grads, |i, p, g| self.update_of(i, p, g))
     }
 
     fn state(&self) -> OptimizerState {
         let mut state = OptimizerState::default();
-        state.counters.insert("count".into(), self.count);
-        save_rng(&mut state, "", &self.rng);
+        self.probes.save(&mut state);
         self.m.save("", "m", &mut state);
         self.h.save("", "h", &mut state);
         state
     }
 
     fn load_state(&mut self, state: &OptimizerState) -> Result<()> {
-        self.count = state.counter("count")?;
-        self.rng = load_rng(state, "")?;
+        self.probes.load(state)?;
         self.m.load("", "m", state);
         self.h.load("", "h", state);
         Ok(())

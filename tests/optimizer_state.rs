@@ -330,3 +330,13 @@ fn typed_errors() {
         let _ = std::fs::remove_dir_all(d);
     }
 }
+
+/// `anneal` keeps an epoch clock: resumed mid-epoch (step 6 of epochs of
+/// 4), across its warmup, its decay and its settling at epoch 3, it
+/// continues bit for bit; so do the tuned baselines built on it.
+#[test]
+fn anneal_resumes_bit_identically_mid_epoch() {
+    let settings = [("lr", 0.05), ("warmup", 1.0), ("horizon", 3.0)];
+    resume_is_bit_identical("anneal", &settings, DType::F64, 6, 16);
+    resume_is_bit_identical("adam_tuned", &[], DType::F64, 5, 9);
+}

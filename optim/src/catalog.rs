@@ -96,6 +96,7 @@ pub fn all() -> Vec<&'static OptimizerInfo> {
         crate::modern::CATALOG,
         crate::wrappers::CATALOG,
         crate::second_order::CATALOG,
+        crate::anneal::CATALOG,
     ]
     .into_iter()
     .flatten()

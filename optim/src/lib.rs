@@ -24,6 +24,7 @@
 #![deny(missing_docs)]
 
 pub mod adam;
+pub mod anneal;
 pub mod basic;
 pub mod catalog;
 pub mod groups;

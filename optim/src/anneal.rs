@@ -1,0 +1,672 @@
+//! `anneal`: ferrograd's optimizer for the benchmark task, and the tuned
+//! Adam and AdamW baselines it is measured against (`docs/champion.md`).
+//!
+//! All three are one optimizer, [`Anneal`], in different configurations: a
+//! *direction* (clipped Adam, or Adan) scaled by a *schedule that knows the
+//! task's budget*, with two parts of its own that only the champion turns on.
+//!
+//! ```text
+//! t        = epochs completed before this step (fractional within the epoch)
+//! lr(t)    = peak * min(1, (t + 1/steps_per_epoch) / warmup) * decay(t)
+//! decay(t) = final + (1 - final) * (1 - p),  p = clamp((t - warmup) / (horizon - warmup), 0, 1)
+//!            (or the cosine 0.5 (1 + cos(pi p)) instead of 1 - p)
+//! update   = lr(t) * direction(grad) - lr(t) * wd * w     (weight decay on weights only)
+//! ```
+//!
+//! The champion's own parts:
+//!
+//! * **Kink spreading** (`spread`). The task's input is one number in
+//!   `(-1, 1]`, and the first layer's biases start at zero, so every unit
+//!   of the first layer is `relu(w x)`: all 256 ReLU kinks sit at `x = 0`
+//!   and, after BatchNorm, the layer offers just two distinct features. The
+//!   first update moves each bias to `b_i = -w_i c_i` with the kinks `c_i`
+//!   evenly spaced over `[-spread, spread]`, so the first layer starts as a
+//!   basis of 256 ramps that can follow an oscillating function.
+//! * **Settling** (`settle`). From the horizon on, the rate is zero: the
+//!   optimizer returns zero updates and asks for its gradient at the current
+//!   parameters ([`TaskOptimizer::query_at_params`]), which the protocol
+//!   answers without moving the BatchNorm running statistics. The model then
+//!   stays exactly as it is, no later epoch can improve on the validation
+//!   loss by chance, and the patience rule ends the run at most
+//!   `horizon + 50` epochs in.
+//!
+//! Tensor roles (which tensor is the first layer's weight and bias) come
+//! from the shapes ([`TaskLayout`]); the per-track settings come from the
+//! depth they reveal.
+
+use crate::adam::ClippedAdam;
+use crate::groups::{Role, TaskLayout};
+use crate::modern::{adan, load_f64, save_f64};
+use crate::{HpSpec, HyperParams, OptimizerInfo, OptimizerState, StepContext, TaskOptimizer};
+use ferrograd_engine::{Error, Result, Shape, Tensor};
+
+/// The steps of one epoch under the task's protocol (1000 samples in
+/// batches of 128, `TIG_TASK.md` section 3), assumed until the optimizer
+/// has seen a whole epoch.
+const TASK_STEPS_PER_EPOCH: f64 = 8.0;
+
+/// A learning rate that rises linearly over `warmup` epochs, decays to
+/// `final_frac * peak` at `horizon` epochs, and is zero from then on.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BudgetSchedule {
+    /// The rate at the end of the warmup.
+    pub peak: f64,
+    /// Epochs of linear warmup (0: none).
+    pub warmup: f64,
+    /// The epoch at which the decay ends.
+    pub horizon: f64,
+    /// The rate at the horizon as a fraction of the peak.
+    pub final_frac: f64,
+    /// Cosine decay instead of linear.
+    pub cosine: bool,
+}
+
+impl BudgetSchedule {
+    /// The rate for a step taken after `t` epochs (fractional), with
+    /// `steps_per_epoch` steps to an epoch. The first step of a warmup runs at
+    /// `peak / (warmup * steps_per_epoch)`, not at zero.
+    pub fn lr(&self, t: f64, steps_per_epoch: f64) -> f64 {
+        let warm = if self.warmup > 0.0 {
+            ((t + 1.0 / steps_per_epoch) / self.warmup).min(1.0)
+        } else {
+            1.0
+        };
+        let span = (self.horizon - self.warmup).max(f64::MIN_POSITIVE);
+        let p = ((t - self.warmup) / span).clamp(0.0, 1.0);
+        let shape = if self.cosine {
+            0.5 * (1.0 + (std::f64::consts::PI * p).cos())
+        } else {
+            1.0 - p
+        };
+        self.peak * warm * (self.final_frac + (1.0 - self.final_frac) * shape)
+    }
+}
+
+/// The direction the schedule scales.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Direction {
+    /// Adam with gradients clamped to `[-clip, clip]` ([`ClippedAdam`]).
+    ClippedAdam {
+        /// First-moment decay.
+        beta1: f64,
+        /// Second-moment decay.
+        beta2: f64,
+        /// Denominator stabiliser.
+        eps: f64,
+        /// The clamp.
+        clip: f64,
+    },
+    /// Adan ([`crate::modern::adan`]), in this crate's convention of decay
+    /// rates (`beta = 1 - ` the paper's).
+    Adan {
+        /// Gradient EMA decay.
+        beta1: f64,
+        /// Gradient-difference EMA decay.
+        beta2: f64,
+        /// Second-moment decay.
+        beta3: f64,
+        /// Denominator stabiliser.
+        eps: f64,
+    },
+}
+
+impl Direction {
+    /// A unit-rate optimizer that produces `-direction` (the schedule scales it).
+    fn build(self) -> Box<dyn TaskOptimizer> {
+        match self {
+            Direction::ClippedAdam {
+                beta1,
+                beta2,
+                eps,
+                clip,
+            } => Box::new(ClippedAdam::new(1.0, beta1, beta2, eps, clip)),
+            Direction::Adan {
+                beta1,
+                beta2,
+                beta3,
+                eps,
+            } => Box::new(adan(1.0, beta1, beta2, beta3, eps, 0.0, false)),
+        }
+    }
+}
+
+/// Everything [`Anneal`] does.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AnnealConfig {
+    /// The update's direction.
+    pub direction: Direction,
+    /// Its rate.
+    pub schedule: BudgetSchedule,
+    /// Decoupled weight decay on the weights (`w -= lr * wd * w`).
+    pub weight_decay: f64,
+    /// Spread the first layer's kinks over `[-spread, spread]` at the first
+    /// step (0: leave them).
+    pub spread: f64,
+    /// Hold the model still from the horizon on.
+    pub settle: bool,
+}
+
+/// Counts epochs from the step context: the epoch number plus the fraction
+/// of the current epoch already done.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct EpochClock {
+    epoch: usize,
+    first_step: usize,
+    steps_per_epoch: f64,
+}
+
+impl EpochClock {
+    fn new() -> EpochClock {
+        EpochClock {
+            epoch: 0,
+            first_step: 0,
+            steps_per_epoch: TASK_STEPS_PER_EPOCH,
+        }
+    }
+
+    /// Epochs completed before the step of `ctx`.
+    fn tick(&mut self, ctx: &StepContext) -> f64 {
+        if ctx.epoch != self.epoch {
+            if ctx.epoch == self.epoch + 1 && ctx.step > self.first_step {
+                self.steps_per_epoch = (ctx.step - self.first_step) as f64;
+            }
+            self.epoch = ctx.epoch;
+            self.first_step = ctx.step;
+        }
+        let done_in_epoch = ctx.step.saturating_sub(self.first_step) as f64;
+        ctx.epoch as f64 + (done_in_epoch / self.steps_per_epoch).min(1.0)
+    }
+}
+
+/// A scheduled direction with optional kink spreading and settling; see the
+/// module documentation. Build it from a fixed [`AnnealConfig`] or, as the
+/// catalog does, from a table that gives a configuration per track.
+pub struct Anneal {
+    name: &'static str,
+    choose: Box<dyn Fn(usize) -> AnnealConfig + Send>,
+    config: AnnealConfig,
+    direction: Box<dyn TaskOptimizer>,
+    roles: Vec<Role>,
+    clock: EpochClock,
+    zeros: Vec<Tensor>,
+}
+
+impl Anneal {
+    /// The same configuration on every track.
+    pub fn new(name: &'static str, config: AnnealConfig) -> Anneal {
+        Anneal::per_track(name, move |_| config)
+    }
+
+    /// The configuration `choose(n_hidden)` for the track the shapes reveal
+    /// (for shapes that are not the task's model, `choose(0)`).
+    pub fn per_track(name: &'static str, choose: impl Fn(usize) -> AnnealConfig + Send + 'static) -> Anneal {
+        let config = choose(0);
+        Anneal {
+            name,
+            choose: Box::new(choose),
+            config,
+            direction: config.direction.build(),
+            roles: Vec::new(),
+            clock: EpochClock::new(),
+            zeros: Vec::new(),
+        }
+    }
+
+    /// The configuration in use (after [`TaskOptimizer::init_state`], the track's).
+    pub fn config(&self) -> &AnnealConfig {
+        &self.config
+    }
+
+    fn settled(&self, epoch: usize) -> bool {
+        self.config.settle && epoch as f64 >= self.config.schedule.horizon
+    }
+
+    fn settled_step(&mut self, grads: &[Tensor]) -> Vec<Tensor> {
+        let reusable = self.zeros.len() == grads.len()
+            && self
+                .zeros
+                .iter()
+                .zip(grads)
+                .all(|(z, g)| z.shape() == g.shape() && z.dtype() == g.dtype() && z.device() == g.device());
+        if !reusable {
+            self.zeros = grads.iter().map(Tensor::zeros_like).collect();
+        }
+        self.zeros.clone()
+    }
+
+    /// Scales the unit-rate directions by `lr` and adds the weight decay.
+    fn scale(&self, directions: Vec<Tensor>, params: &[Tensor], lr: f64) -> Result<Vec<Tensor>> {
+        let wd = self.config.weight_decay;
+        directions
+            .into_iter()
+            .zip(params)
+            .enumerate()
+            .map(|(i, (d, p))| {
+                let u = d.mul_scalar(lr);
+                let decayed = wd != 0.0 && self.roles.get(i).is_some_and(|r| r.is_weight());
+                if decayed {
+                    u.add(&p.mul_scalar(-lr * wd))
+                } else {
+                    Ok(u)
+                }
+            })
+            .collect()
+    }
+}
+
+/// The change of the first layer's bias `b` (weight `w` of shape `[units, 1]`)
+/// that puts unit `i`'s kink `-b_i / w_i` at `-spread + spread (2 i + 1) / units`.
+pub fn spread_kinks(w: &Tensor, b: &Tensor, spread: f64) -> Result<Tensor> {
+    if w.rank() != 2 || w.dims()[1] != 1 || b.dims() != [w.dims()[0]] {
+        return Err(Error::invalid(
+            "spread_kinks",
+            format!(
+                "needs a first layer of one input, weight [units, 1] and bias [units]; got {} and {}",
+                w.shape(),
+                b.shape()
+            ),
+        ));
+    }
+    let (w_now, b_now) = (w.to_vec_f64(), b.to_vec_f64());
+    let units = b_now.len() as f64;
+    let change: Vec<f64> = w_now
+        .iter()
+        .zip(&b_now)
+        .enumerate()
+        .map(|(i, (&wi, &bi))| {
+            let kink = spread * ((2 * i + 1) as f64 / units - 1.0);
+            -wi * kink - bi
+        })
+        .collect();
+    Tensor::from_vec(change, b.shape().clone())?
+        .to_dtype(b.dtype())
+        .to_device(b.device())
+}
+
+impl TaskOptimizer for Anneal {
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    fn init_state(&mut self, seed: u64, param_shapes: &[Shape]) -> Result<()> {
+        let layout = TaskLayout::from_shapes(param_shapes).ok();
+        let n_hidden = layout.as_ref().map_or(0, |l| l.depth - 1);
+        self.config = (self.choose)(n_hidden);
+        self.roles = layout.map(|l| l.roles).unwrap_or_default();
+        self.direction = self.config.direction.build();
+        self.clock = EpochClock::new();
+        self.zeros.clear();
+        self.direction.init_state(seed, param_shapes)
+    }
+
+    fn query_at_params(&mut self, params: &[Tensor], ctx: &StepContext) -> Result<Option<Vec<Tensor>>> {
+        // Gradients at the current parameters, asked for explicitly: the
+        // protocol then leaves the BatchNorm running statistics alone.
+        Ok(self.settled(ctx.epoch).then(|| params.to_vec()))
+    }
+
+    fn step(&mut self, params: &[Tensor], grads: &[Tensor], ctx: &StepContext) -> Result<Vec<Tensor>> {
+        let t = self.clock.tick(ctx);
+        if self.settled(ctx.epoch) {
+            return Ok(self.settled_step(grads));
+        }
+        let directions = self.direction.step(params, grads, ctx)?;
+        let lr = self.config.schedule.lr(t, self.clock.steps_per_epoch);
+        let mut updates = self.scale(directions, params, lr)?;
+        let first_layer = self.roles.len() >= 2 && self.roles[0] == Role::HiddenWeight;
+        if ctx.step == 0 && self.config.spread > 0.0 && first_layer {
+            updates[1] = updates[1].add(&spread_kinks(&params[0], &params[1], self.config.spread)?)?;
+        }
+        Ok(updates)
+    }
+
+    fn state(&self) -> OptimizerState {
+        let mut state = self.direction.state();
+        state.counters.insert("anneal.epoch".into(), self.clock.epoch as u64);
+        state
+            .counters
+            .insert("anneal.first_step".into(), self.clock.first_step as u64);
+        save_f64(&mut state, "anneal.steps_per_epoch".into(), self.clock.steps_per_epoch);
+        state
+    }
+
+    fn load_state(&mut self, state: &OptimizerState) -> Result<()> {
+        self.clock = EpochClock {
+            epoch: state.counter("anneal.epoch")? as usize,
+            first_step: state.counter("anneal.first_step")? as usize,
+            steps_per_epoch: load_f64(state, "anneal.steps_per_epoch")?,
+        };
+        self.direction.load_state(state)
+    }
+}
+
+/// The champion's direction: Adan with the decay rates of this crate's
+/// `adan` entry (the paper's defaults).
+const ADAN: Direction = Direction::Adan {
+    beta1: 0.98,
+    beta2: 0.92,
+    beta3: 0.99,
+    eps: 1e-8,
+};
+
+/// The champion on track `n_hidden`: its peak rate and horizon (epochs).
+/// Tuned on seeds 0..19 (`docs/champion.md`).
+pub fn champion_config(n_hidden: usize) -> AnnealConfig {
+    let _ = n_hidden;
+    AnnealConfig {
+        direction: ADAN,
+        schedule: BudgetSchedule {
+            peak: 1e-3,
+            warmup: 5.0,
+            horizon: 45.0,
+            final_frac: 0.0,
+            cosine: false,
+        },
+        weight_decay: 0.0,
+        spread: 1.0,
+        settle: true,
+    }
+}
+
+/// Clipped Adam as the task's first accepted submissions ran it: the
+/// direction of the `adam` baseline.
+const CLIPPED_ADAM: Direction = Direction::ClippedAdam {
+    beta1: 0.9,
+    beta2: 0.999,
+    eps: 1e-8,
+    clip: 1.0,
+};
+
+/// A cosine decay from `peak` to zero over `horizon` epochs, no warmup.
+fn cosine(peak: f64, horizon: f64) -> BudgetSchedule {
+    BudgetSchedule {
+        peak,
+        warmup: 0.0,
+        horizon,
+        final_frac: 0.0,
+        cosine: true,
+    }
+}
+
+/// Adam tuned per track with the same search budget as the champion
+/// (learning rate, betas, clipping, schedule; the search is in
+/// `docs/champion.md`).
+pub fn tuned_adam_config(n_hidden: usize) -> AnnealConfig {
+    let _ = n_hidden;
+    AnnealConfig {
+        direction: CLIPPED_ADAM,
+        schedule: cosine(1e-3, 100.0),
+        weight_decay: 0.0,
+        spread: 0.0,
+        settle: false,
+    }
+}
+
+/// [`tuned_adam_config`] with the decoupled weight decay of AdamW
+/// (Loshchilov and Hutter 2019), tuned on track 4.
+pub fn tuned_adamw_config(n_hidden: usize) -> AnnealConfig {
+    AnnealConfig {
+        weight_decay: 0.1,
+        ..tuned_adam_config(n_hidden)
+    }
+}
+
+/// Overrides of a per-track configuration from `--hp` values; a value of
+/// `0` for `lr` or `horizon` keeps the track's own.
+fn with_overrides(mut c: AnnealConfig, h: &HyperParams) -> AnnealConfig {
+    let positive = |name: &str| Some(h.get(name)).filter(|&v| v > 0.0);
+    if let Some(lr) = positive("lr") {
+        c.schedule.peak = lr;
+    }
+    if let Some(horizon) = positive("horizon") {
+        c.schedule.horizon = horizon;
+    }
+    c.schedule.warmup = h.get("warmup").min(c.schedule.horizon);
+    c.spread = h.get("spread");
+    c.settle = h.get("settle") == 1.0;
+    c.weight_decay = h.get("wd");
+    if h.get("adam") == 1.0 {
+        c.direction = CLIPPED_ADAM;
+    }
+    c
+}
+
+const ANNEAL_HPS: &[HpSpec] = &[
+    HpSpec {
+        name: "lr",
+        default: 0.0,
+        about: "peak learning rate (0: the track's tuned value)",
+    },
+    HpSpec {
+        name: "horizon",
+        default: 0.0,
+        about: "epoch at which the decay ends and the model settles (0: the track's tuned value)",
+    },
+    HpSpec {
+        name: "warmup",
+        default: 5.0,
+        about: "epochs of linear warmup",
+    },
+    HpSpec {
+        name: "spread",
+        default: 1.0,
+        about: "spread the first layer's ReLU kinks over [-spread, spread] at the first step (0: off)",
+    },
+    HpSpec {
+        name: "settle",
+        default: 1.0,
+        about: "1: hold the model still from the horizon on (0: keep stepping at rate 0)",
+    },
+    HpSpec {
+        name: "wd",
+        default: 0.0,
+        about: "decoupled weight decay on the weights",
+    },
+    HpSpec {
+        name: "adam",
+        default: 0.0,
+        about: "1: clipped Adam (0.9, 0.999, clip 1) as the direction instead of Adan (an ablation)",
+    },
+];
+
+/// The catalog entries: the champion and its tuned baselines (which take
+/// no hyperparameters: they are the search's result).
+pub const CATALOG: &[OptimizerInfo] = &[
+    OptimizerInfo {
+        name: "anneal",
+        about: "ferrograd's optimizer for the task: Adan on a budget-aware decay, kinks spread, settles at the horizon",
+        hyperparams: ANNEAL_HPS,
+        build: |h| {
+            let h = h.clone();
+            Ok(Box::new(Anneal::per_track("anneal", move |n| {
+                with_overrides(champion_config(n), &h)
+            })))
+        },
+    },
+    OptimizerInfo {
+        name: "adam_tuned",
+        about: "clipped Adam with the per-track rate and schedule of the champion's search budget (docs/champion.md)",
+        hyperparams: &[],
+        build: |_| Ok(Box::new(Anneal::per_track("adam_tuned", tuned_adam_config))),
+    },
+    OptimizerInfo {
+        name: "adamw_tuned",
+        about: "adam_tuned with decoupled weight decay (AdamW), the decay tuned on track 4 (docs/champion.md)",
+        hyperparams: &[],
+        build: |_| Ok(Box::new(Anneal::per_track("adamw_tuned", tuned_adamw_config))),
+    },
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferrograd_engine::{DType, Rng};
+    use proptest::prelude::*;
+
+    fn schedule(cosine: bool) -> BudgetSchedule {
+        BudgetSchedule {
+            peak: 1e-3,
+            warmup: 5.0,
+            horizon: 45.0,
+            final_frac: 0.0,
+            cosine,
+        }
+    }
+
+    /// The rate at hand-computed points: the first warmup step, the peak,
+    /// half way down (linear 1/2; cosine at a quarter: (1 + cos(pi/4)) / 2),
+    /// the horizon and beyond.
+    #[test]
+    fn schedule_takes_its_values_at_known_points() {
+        let close = |a: f64, b: f64| (a - b).abs() <= 1e-15;
+        let linear = schedule(false);
+        assert!(close(linear.lr(0.0, 8.0), 1e-3 / 40.0));
+        assert!(close(linear.lr(2.0, 8.0), 1e-3 * (2.0 + 0.125) / 5.0));
+        assert!(close(linear.lr(5.0, 8.0), 1e-3));
+        assert!(close(linear.lr(25.0, 8.0), 0.5e-3));
+        assert_eq!(linear.lr(45.0, 8.0), 0.0);
+        assert_eq!(linear.lr(300.0, 8.0), 0.0);
+        let cosine = schedule(true);
+        assert!(close(cosine.lr(15.0, 8.0), 1e-3 * (1.0 + 0.5f64.sqrt()) / 2.0));
+        let floor = BudgetSchedule {
+            final_frac: 0.1,
+            ..linear
+        };
+        assert!(close(floor.lr(45.0, 8.0), 1e-4));
+    }
+
+    fn first_layer(units: usize, seed: u64) -> (Tensor, Tensor) {
+        let mut rng = Rng::new(seed);
+        let w = Tensor::rand_uniform([units, 1], -0.05, 0.05, DType::F64, &mut rng).unwrap();
+        let b = Tensor::rand_uniform([units], -0.01, 0.01, DType::F64, &mut rng).unwrap();
+        (w, b)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        /// After the change, unit i's kink -b_i / w_i is at
+        /// spread * ((2 i + 1) / units - 1), whatever w and b were.
+        #[test]
+        fn spread_kinks_places_every_kink_on_the_grid(units in 1usize..300, seed in 0u64..1000, spread in 0.1f64..2.0) {
+            let (w, b) = first_layer(units, seed);
+            let moved = b.add(&spread_kinks(&w, &b, spread).unwrap()).unwrap();
+            let (w, moved) = (w.to_vec_f64(), moved.to_vec_f64());
+            for i in 0..units {
+                let want = spread * ((2 * i + 1) as f64 / units as f64 - 1.0);
+                prop_assert!((-moved[i] / w[i] - want).abs() <= 1e-9 * (1.0 + 1.0 / w[i].abs()), "unit {i}");
+            }
+        }
+    }
+
+    #[test]
+    fn spread_kinks_rejects_a_first_layer_with_more_than_one_input() {
+        let w = Tensor::zeros([4, 2], DType::F32);
+        let b = Tensor::zeros([4], DType::F32);
+        let err = spread_kinks(&w, &b, 1.0).unwrap_err().to_string();
+        assert!(err.contains("one input"), "{err}");
+    }
+
+    /// The task model's shapes for 2 hidden layers of width 3 (1 input, 2 outputs).
+    fn task_shapes() -> Vec<Shape> {
+        let mut s: Vec<Shape> = vec![
+            [3, 1].into(),
+            [3].into(),
+            [3, 3].into(),
+            [3].into(),
+            [2, 3].into(),
+            [2].into(),
+        ];
+        s.extend(std::iter::repeat_n(Shape::from([3]), 8));
+        s
+    }
+
+    fn ctx(step: usize, per_epoch: usize) -> StepContext {
+        StepContext {
+            epoch: step / per_epoch,
+            step,
+            ..StepContext::default()
+        }
+    }
+
+    /// Before the horizon: no query and nonzero updates. From the horizon's
+    /// epoch on: a query at exactly the current parameters (so the harness
+    /// keeps the running statistics) and updates that are all zero.
+    #[test]
+    fn settles_at_the_horizon() {
+        let mut config = champion_config(2);
+        config.schedule.warmup = 1.0;
+        config.schedule.horizon = 3.0;
+        let mut opt = Anneal::new("anneal", config);
+        let shapes = task_shapes();
+        opt.init_state(0, &shapes).unwrap();
+        let mut rng = Rng::new(7);
+        let params: Vec<Tensor> = shapes
+            .iter()
+            .map(|s| Tensor::rand_normal(s.clone(), 0.0, 1.0, DType::F64, &mut rng).unwrap())
+            .collect();
+        let grads: Vec<Tensor> = params.iter().map(|p| p.mul_scalar(0.5)).collect();
+        for step in 0..20 {
+            let c = ctx(step, 4);
+            let query = opt.query_at_params(&params, &c).unwrap();
+            let updates = opt.step(&params, &grads, &c).unwrap();
+            let moved = updates.iter().any(|u| u.to_vec_f64().iter().any(|&v| v != 0.0));
+            if c.epoch < 3 {
+                assert!(query.is_none() && moved, "step {step}");
+            } else {
+                let query = query.expect("a query once settled");
+                assert!(query.iter().zip(&params).all(|(q, p)| q.to_vec_f64() == p.to_vec_f64()));
+                assert!(!moved, "step {step} moved the model after the horizon");
+            }
+        }
+    }
+
+    /// With a flat schedule and its own parts off, `anneal` is Adan at the
+    /// same rate, bit for bit.
+    #[test]
+    fn with_a_flat_schedule_it_is_adan() {
+        let config = AnnealConfig {
+            direction: ADAN,
+            schedule: BudgetSchedule {
+                peak: 3e-3,
+                warmup: 0.0,
+                horizon: f64::INFINITY,
+                final_frac: 1.0,
+                cosine: false,
+            },
+            weight_decay: 0.0,
+            spread: 0.0,
+            settle: false,
+        };
+        let mut ours = Anneal::new("anneal", config);
+        let mut theirs = adan(3e-3, 0.98, 0.92, 0.99, 1e-8, 0.0, false);
+        let shapes = task_shapes();
+        ours.init_state(0, &shapes).unwrap();
+        theirs.init_state(0, &shapes).unwrap();
+        let mut rng = Rng::new(3);
+        let params: Vec<Tensor> = shapes.iter().map(|s| Tensor::zeros(s.clone(), DType::F64)).collect();
+        for step in 0..12 {
+            let grads: Vec<Tensor> = shapes
+                .iter()
+                .map(|s| Tensor::rand_normal(s.clone(), 0.0, 1.0, DType::F64, &mut rng).unwrap())
+                .collect();
+            let a = ours.step(&params, &grads, &ctx(step, 4)).unwrap();
+            let b = theirs.step(&params, &grads, &ctx(step, 4)).unwrap();
+            for (x, y) in a.iter().zip(&b) {
+                let bits = |t: &Tensor| t.to_vec_f64().iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(x), bits(y), "step {step}");
+            }
+        }
+    }
+
+    /// The per-track overrides: `lr` and `horizon` of 0 keep the track's values.
+    #[test]
+    fn zero_overrides_keep_the_tracks_values() {
+        let info = &CATALOG[0];
+        let h = HyperParams::defaults(info);
+        for n in [4, 7, 10, 14, 18] {
+            assert_eq!(with_overrides(champion_config(n), &h), champion_config(n));
+        }
+        let h = h.with("lr", 0.02).unwrap();
+        assert_eq!(with_overrides(champion_config(4), &h).schedule.peak, 0.02);
+    }
+}

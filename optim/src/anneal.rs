@@ -96,7 +96,7 @@ pub enum Direction {
         /// The clamp.
         clip: f64,
     },
-    /// Adan ([`crate::modern::adan`]), in this crate's convention of decay
+    /// Adan ([`crate::modern::adan()`]), in this crate's convention of decay
     /// rates (`beta = 1 - ` the paper's).
     Adan {
         /// Gradient EMA decay.

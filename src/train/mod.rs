@@ -414,14 +414,17 @@ impl Trainer {
         } else {
             self.optimizer.step(&current, &self.grads, &ctx)?
         };
-        // Drop the clones so the model holds the only reference to each
-        // tensor again and the updates below write in place.
+        // Drop the clones (the query may hold some too) so the model holds
+        // the only reference to each tensor again and the updates below
+        // write in place.
+        let queried = query.is_some();
+        drop(query);
         current.clear();
         self.current = current;
         self.apply_updates(&updates)?;
         // With a query, the probe's running statistics are discarded: the
         // model keeps its own (the protocol's restore).
-        if fused && query.is_none() {
+        if fused && !queried {
             let workspace = self.workspace.get_mut().unwrap_or_else(|e| e.into_inner());
             workspace.store_running_stats(&mut self.model)?;
         }

@@ -197,7 +197,7 @@ impl ScaleByAdan {
 }
 
 impl Transform for ScaleByAdan {
-    /// One pass per tensor on the CPU ([`ScaleByAdan::update_fused`]);
+    /// One fused pass per tensor on the CPU (`update_fused`);
     /// tensor operations elsewhere.
     fn update(&mut self, grads: Vec<Tensor>, info: &StepInfo<'_>) -> Result<Vec<Tensor>> {
         let on_cpu = |t: &Tensor| t.device() == Device::Cpu;

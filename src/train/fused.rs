@@ -445,7 +445,9 @@ fn hidden_backward<T: CpuSlice>(
 ) {
     let rows = p.bias.len();
     let k = x.n_rows();
-    let half = if rows * k * n >= SPLIT_MIN_WORK { rows / 2 } else { rows };
+    // Multiply-adds of the two products: `W_up^T dz_up`, and `dW` if trained.
+    let work = rows * n * (w_up.n_rows() + if gw.is_some() { k } else { 0 });
+    let half = if work >= SPLIT_MIN_WORK { rows / 2 } else { rows };
     let part = |start: usize, len: usize, dz: &mut [T], g: LayerGrads<'_, T>, gw: Option<&mut [T]>| {
         if len == 0 {
             return;

@@ -119,10 +119,9 @@ fn main() {
             last_val = m.val_loss;
         }
     };
-    // Train on a worker of the pool (as `ops::in_pool` does for one step), so
-    // that the engine's joins and the optimizer's are hand-offs between the
-    // two workers rather than from the main thread into the pool.
-    rayon::scope(|_| train());
+    // Each epoch runs in `ops::in_pool`: with two threads or more, the
+    // step's halves go to the engine's spinning pair helper.
+    train();
     let per_epoch = median(&times);
     let widths = task_widths(1, 2, args.n_hidden);
     let flops = flops_per_epoch(&widths, 2, n_train, args.batch, n_val);

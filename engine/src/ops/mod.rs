@@ -6,6 +6,7 @@ pub mod elementwise;
 pub mod fused;
 pub mod index;
 pub mod matmul;
+mod pair;
 pub mod reduce;
 pub mod shape_ops;
 pub mod softmax;
@@ -15,28 +16,58 @@ pub mod softmax;
 pub const PARALLEL_THRESHOLD: usize = 1 << 18;
 
 use crate::Shape;
+use std::cell::Cell;
 
-/// Runs `a` and `b`, in parallel on the engine's thread pool (rayon) when it
-/// has a free thread, else one after the other on this thread. Use it to
-/// split work into a *fixed* pair of independent halves: the halves, and so
-/// the results, are the same whatever the number of threads.
+/// Runs `a` and `b` in parallel when a second thread is free, else one after
+/// the other on this thread. Inside an [`in_pool`] region that owns two
+/// threads, `b` goes to the engine's spinning pair helper (it starts within
+/// a microsecond); elsewhere it goes to the rayon pool. Use it to split work
+/// into a *fixed* pair of independent halves: the halves, and so the
+/// results, are the same whatever the number of threads.
 pub fn join<RA: Send, RB: Send>(a: impl FnOnce() -> RA + Send, b: impl FnOnce() -> RB + Send) -> (RA, RB) {
-    rayon::join(a, b)
+    match pair::role() {
+        pair::Role::Owner => pair::join(a, b),
+        pair::Role::Helper => (a(), b()),
+        pair::Role::Outside => rayon::join(a, b),
+    }
 }
 
-/// Runs `f` on a worker thread of the engine's thread pool, or directly when
-/// the caller already is one. Wrap a stretch of code that calls [`join`]
-/// many times (a training step): a `join` from outside the pool hands its
-/// work to the pool and sleeps until it is done, once per call; from inside,
-/// the second half is offered to the other workers and the first runs at
-/// once. One hand-off for the stretch instead of one per `join`; the results
-/// are the same.
+/// Runs `f` as a region of many small [`join`]s (a training step, an
+/// epoch) with a second thread kept awake for their halves. A rayon worker
+/// that sleeps between joins costs a futex wake-up per join (tens of
+/// microseconds on a virtual machine, as much as a half-layer product), so:
+///
+/// * when the caller owns the parallelism (the main thread with a global
+///   pool of two threads or more, or a [`with_threads`] closure with two or
+///   more) and no other region holds it, `f` runs here and every `join`'s
+///   second half goes to the engine's pair helper thread, which spins while
+///   the region lasts and sleeps after it;
+/// * otherwise (one thread, the helper taken, or a worker of someone else's
+///   pool such as the race's) `f` runs on a worker of the current rayon pool,
+///   where a `join` offers its second half to the other workers.
+///
+/// The results are the same either way.
 pub fn in_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    if pair::role() != pair::Role::Outside {
+        return f(); // already inside a region
+    }
+    let owns_the_threads = rayon::current_thread_index().is_none() || OWNS_POOL.with(Cell::get);
+    if owns_the_threads && rayon::current_num_threads() >= 2 {
+        if let Some(_owned) = pair::claim() {
+            return f();
+        }
+    }
     if rayon::current_thread_index().is_some() {
         f()
     } else {
         rayon::scope(|_| f())
     }
+}
+
+thread_local! {
+    /// Set on the worker that runs a [`with_threads`] closure: the pool's
+    /// threads are that closure's alone, so it may use the pair helper.
+    static OWNS_POOL: Cell<bool> = const { Cell::new(false) };
 }
 
 /// Runs `f` with the engine's parallel work (elementwise ops, [`join`]) on a
@@ -48,7 +79,12 @@ pub fn with_threads<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R 
         .num_threads(threads.max(1))
         .build()
         .expect("a thread pool can be started")
-        .install(f)
+        .install(|| {
+            let outer = OWNS_POOL.with(|o| o.replace(true));
+            let result = f();
+            OWNS_POOL.with(|o| o.set(outer));
+            result
+        })
 }
 
 /// How an operand's elements line up with a broadcast output.

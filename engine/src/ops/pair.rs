@@ -1,0 +1,306 @@
+//! A second thread kept awake for the two halves of [`super::join`].
+//!
+//! A training step of the task model is a dozen products of about a tenth
+//! of a millisecond each, every one cut into two halves. Handing a half to a
+//! sleeping thread pool worker costs a futex wake-up (tens of microseconds
+//! on a virtual machine), often more than the half itself. Here one helper
+//! thread spins while a stretch of such work is running (an *owned region*,
+//! opened by [`super::in_pool`]), so a half starts on the other core within
+//! a fraction of a microsecond; between regions, and after
+//! [`SPIN_LIMIT`] without work, it sleeps.
+//!
+//! The protocol is a single slot: the owner posts the second half, runs the
+//! first, then either takes the second back (the helper had not started it)
+//! or waits for it. Which thread runs a half never changes its result.
+
+use std::cell::{Cell, UnsafeCell};
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::OnceLock;
+use std::thread::{self, Thread};
+use std::time::{Duration, Instant};
+
+/// How long the helper spins without work before it sleeps.
+const SPIN_LIMIT: Duration = Duration::from_millis(1);
+
+const IDLE: u8 = 0;
+const POSTED: u8 = 1;
+const RUNNING: u8 = 2;
+const DONE: u8 = 3;
+
+/// What the current thread is to the helper.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Role {
+    /// Neither: [`super::join`] uses the rayon pool.
+    Outside,
+    /// The thread that owns the helper now: it posts halves to it.
+    Owner,
+    /// The helper itself: joins inside a half run one after the other.
+    Helper,
+}
+
+thread_local! {
+    static ROLE: Cell<Role> = const { Cell::new(Role::Outside) };
+}
+
+/// The current thread's role.
+pub(crate) fn role() -> Role {
+    ROLE.with(Cell::get)
+}
+
+/// A posted half: its closure's address and the function that runs it.
+#[derive(Clone, Copy)]
+struct JobRef {
+    data: *const (),
+    run: unsafe fn(*const ()),
+}
+
+struct Helper {
+    /// IDLE, POSTED, RUNNING or DONE.
+    state: AtomicU8,
+    /// Written by the owner while IDLE, read by the helper once POSTED.
+    job: UnsafeCell<JobRef>,
+    /// Whether some thread owns the helper (an owned region is open).
+    owned: AtomicBool,
+    /// Whether the helper is (about to be) parked and needs an unpark.
+    sleeping: AtomicBool,
+    thread: OnceLock<Thread>,
+}
+
+// SAFETY: `job` is written only by the single owner while the state is IDLE
+// and read only by the helper after it saw POSTED (release/acquire on
+// `state`), so the two never touch it at the same time.
+unsafe impl Sync for Helper {}
+
+fn helper() -> &'static Helper {
+    static HELPER: OnceLock<&'static Helper> = OnceLock::new();
+    HELPER.get_or_init(|| {
+        let h: &'static Helper = Box::leak(Box::new(Helper {
+            state: AtomicU8::new(IDLE),
+            job: UnsafeCell::new(JobRef {
+                data: std::ptr::null(),
+                run: noop,
+            }),
+            owned: AtomicBool::new(false),
+            sleeping: AtomicBool::new(false),
+            thread: OnceLock::new(),
+        }));
+        let handle = thread::Builder::new()
+            .name("ferrograd-pair".into())
+            .spawn(move || h.serve())
+            .expect("the pair helper thread can be started");
+        h.thread.set(handle.thread().clone()).expect("set once");
+        h
+    })
+}
+
+unsafe fn noop(_: *const ()) {}
+
+impl Helper {
+    /// The helper thread's loop: spin for posted halves while owned, sleep
+    /// otherwise.
+    fn serve(&self) {
+        ROLE.with(|r| r.set(Role::Helper));
+        let mut last_work = Instant::now();
+        let mut spins = 0u32;
+        loop {
+            if self.state.load(Ordering::Acquire) == POSTED {
+                if self
+                    .state
+                    .compare_exchange(POSTED, RUNNING, Ordering::Acquire, Ordering::Relaxed)
+                    .is_ok()
+                {
+                    // SAFETY: POSTED was seen with acquire, so `job` holds the
+                    // owner's half, which stays alive until DONE is seen.
+                    unsafe {
+                        let job = *self.job.get();
+                        (job.run)(job.data);
+                    }
+                    self.state.store(DONE, Ordering::Release);
+                }
+                last_work = Instant::now();
+                spins = 0;
+                continue;
+            }
+            std::hint::spin_loop();
+            spins += 1;
+            if spins % 64 == 0 && (!self.owned.load(Ordering::Relaxed) || last_work.elapsed() > SPIN_LIMIT) {
+                self.sleep();
+                last_work = Instant::now();
+                spins = 0;
+            }
+        }
+    }
+
+    /// Parks unless a half was posted meanwhile (the owner checks
+    /// `sleeping` after posting, so no post is missed).
+    fn sleep(&self) {
+        self.sleeping.store(true, Ordering::SeqCst);
+        if self.state.load(Ordering::SeqCst) != POSTED {
+            thread::park();
+        }
+        self.sleeping.store(false, Ordering::SeqCst);
+    }
+
+    fn wake(&self) {
+        if self.sleeping.load(Ordering::SeqCst) {
+            if let Some(t) = self.thread.get() {
+                t.unpark();
+            }
+        }
+    }
+}
+
+/// Ownership of the helper for the current thread; released on drop.
+pub(crate) struct Owned(());
+
+/// Makes the current thread the helper's owner, if no other thread owns it.
+pub(crate) fn claim() -> Option<Owned> {
+    let h = helper();
+    h.owned
+        .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+        .ok()?;
+    ROLE.with(|r| r.set(Role::Owner));
+    h.wake();
+    Some(Owned(()))
+}
+
+impl Drop for Owned {
+    fn drop(&mut self) {
+        ROLE.with(|r| r.set(Role::Outside));
+        helper().owned.store(false, Ordering::Release);
+    }
+}
+
+/// A closure on the owner's stack, and where its result goes.
+struct StackJob<F, R> {
+    f: UnsafeCell<Option<F>>,
+    result: UnsafeCell<Option<thread::Result<R>>>,
+}
+
+impl<F: FnOnce() -> R, R> StackJob<F, R> {
+    /// The slot's view of this job.
+    fn as_job_ref(&self) -> JobRef {
+        JobRef {
+            data: self as *const Self as *const (),
+            run: Self::run,
+        }
+    }
+
+    /// Runs the closure once, keeping a panic as the result.
+    ///
+    /// # Safety
+    /// `data` points at a live `StackJob<F, R>` whose closure nobody else
+    /// runs or reads at the same time.
+    unsafe fn run(data: *const ()) {
+        let job = &*(data as *const Self);
+        let f = (*job.f.get()).take().expect("a half runs once");
+        *job.result.get() = Some(panic::catch_unwind(AssertUnwindSafe(f)));
+    }
+}
+
+/// Runs `a` here and `b` on the helper (or here, if the helper is busy or
+/// late). Only for the owner.
+pub(crate) fn join<RA, RB>(a: impl FnOnce() -> RA, b: impl FnOnce() -> RB + Send) -> (RA, RB)
+where
+    RB: Send,
+{
+    let h = helper();
+    if h.state.load(Ordering::Relaxed) != IDLE {
+        // A join nested inside a posted half's sibling: the helper is taken.
+        return (a(), b());
+    }
+    let job = StackJob {
+        f: UnsafeCell::new(Some(b)),
+        result: UnsafeCell::new(None),
+    };
+    // SAFETY: the state is IDLE and only the owner (this thread) posts, so
+    // the helper does not read `job` until the POSTED store below.
+    unsafe {
+        *h.job.get() = job.as_job_ref();
+    }
+    h.state.store(POSTED, Ordering::SeqCst);
+    h.wake();
+    let ra = panic::catch_unwind(AssertUnwindSafe(a));
+    let taken_back = h
+        .state
+        .compare_exchange(POSTED, IDLE, Ordering::Acquire, Ordering::Relaxed)
+        .is_ok();
+    if taken_back {
+        // SAFETY: the helper never started the half; it is ours again.
+        let here = job.as_job_ref();
+        unsafe { (here.run)(here.data) };
+    } else {
+        wait_done(h);
+        h.state.store(IDLE, Ordering::Release);
+    }
+    let rb = job.result.into_inner().expect("the half ran");
+    match (ra, rb) {
+        (Ok(ra), Ok(rb)) => (ra, rb),
+        (Err(p), _) | (_, Err(p)) => panic::resume_unwind(p),
+    }
+}
+
+/// Waits until the helper has finished the posted half.
+fn wait_done(h: &Helper) {
+    let mut spins = 0u32;
+    while h.state.load(Ordering::Acquire) != DONE {
+        spins = spins.saturating_add(1);
+        if spins < 1 << 14 {
+            std::hint::spin_loop();
+        } else {
+            thread::yield_now();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn halves_run_and_return_their_results() {
+        let _owned = loop {
+            if let Some(o) = claim() {
+                break o;
+            }
+            thread::yield_now();
+        };
+        let mut left = vec![0u64; 1000];
+        let mut right = vec![0u64; 1000];
+        let mut helper_ran = false;
+        for round in 0..2000u64 {
+            let (x, y) = join(
+                || {
+                    left.iter_mut().for_each(|v| *v += round);
+                    round
+                },
+                || {
+                    right.iter_mut().for_each(|v| *v += 2 * round);
+                    thread::current().id()
+                },
+            );
+            assert_eq!(x, round);
+            helper_ran |= y != thread::current().id();
+        }
+        if thread::available_parallelism().map_or(1, |n| n.get()) >= 2 {
+            assert!(helper_ran, "the helper never ran a second half in 2000 joins");
+        }
+        let total: u64 = (0..2000).sum();
+        assert!(left.iter().all(|&v| v == total));
+        assert!(right.iter().all(|&v| v == 2 * total));
+    }
+
+    #[test]
+    fn a_panicking_half_reaches_the_owner_and_the_helper_survives() {
+        let _owned = loop {
+            if let Some(o) = claim() {
+                break o;
+            }
+            thread::yield_now();
+        };
+        let caught = panic::catch_unwind(|| join(|| 1, || -> u32 { panic!("second half fails") }));
+        assert!(caught.is_err());
+        assert_eq!(join(|| 1, || 2), (1, 2));
+    }
+}

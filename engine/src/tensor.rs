@@ -429,9 +429,7 @@ impl Tensor {
         }
         crate::with_dtype!(self.dtype(), T => {
             let rhs = rhs.data::<T>();
-            for (a, &b) in self.as_mut_slice::<T>()?.iter_mut().zip(rhs) {
-                *a += b;
-            }
+            crate::ops::elementwise::add_in_place(self.as_mut_slice::<T>()?, rhs);
         });
         Ok(())
     }

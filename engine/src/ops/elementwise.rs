@@ -310,6 +310,28 @@ fn unary_kernel<T: CpuSlice>(x: &[T], op: UnaryOp) -> Vec<T> {
 
 /// Applies `f` to every element in place, in parallel chunks when large
 /// (the same chunks and the same function as [`map_slice`], so the same bits).
+/// `dst += src`, element by element. Cut into two fixed halves through
+/// [`super::join`] when the slices are long and a second thread is awake
+/// ([`super::pair_is_awake`]): applying an optimizer's updates to a model
+/// is then as parallel as computing them.
+pub(crate) fn add_in_place<T: Element>(dst: &mut [T], src: &[T]) {
+    debug_assert_eq!(dst.len(), src.len());
+    if dst.len() >= super::PAIR_SPLIT && super::pair_is_awake() {
+        let half = dst.len() / 2;
+        let (d0, d1) = dst.split_at_mut(half);
+        let (s0, s1) = src.split_at(half);
+        super::join(|| add_serial(d0, s0), || add_serial(d1, s1));
+    } else {
+        add_serial(dst, src);
+    }
+}
+
+fn add_serial<T: Element>(dst: &mut [T], src: &[T]) {
+    for (a, &b) in dst.iter_mut().zip(src) {
+        *a = *a + b;
+    }
+}
+
 fn map_in_place<T: Element>(x: &mut [T], f: impl Fn(T) -> T + Sync) {
     if x.len() >= PARALLEL_THRESHOLD {
         x.par_chunks_mut(PARALLEL_THRESHOLD / 4)
@@ -539,6 +561,25 @@ impl Tensor {
 mod tests {
     use super::*;
     use crate::DType;
+
+    /// `add_assign` on a tensor long enough to be cut in two, inside a
+    /// two-thread region (where the pair helper takes a half, unless another
+    /// test holds it), gives every sum, including the elements around the cut.
+    #[test]
+    fn add_assign_split_between_threads_adds_every_element() {
+        let n = crate::ops::PAIR_SPLIT * 2 + 3;
+        let a: Vec<f64> = (0..n).map(|i| i as f64).collect();
+        let b: Vec<f64> = (0..n).map(|i| 0.5 - (i % 7) as f64).collect();
+        let sum = crate::ops::with_threads(2, || {
+            crate::ops::in_pool(|| {
+                let mut t = Tensor::from_vec(a.clone(), [n]).unwrap();
+                t.add_assign(&Tensor::from_vec(b.clone(), [n]).unwrap()).unwrap();
+                t.to_vec::<f64>()
+            })
+        });
+        let expected: Vec<f64> = a.iter().zip(&b).map(|(x, y)| x + y).collect();
+        assert_eq!(sum, expected);
+    }
 
     #[test]
     fn broadcast_add_matches_hand_computation() {

@@ -15,6 +15,18 @@ pub mod softmax;
 /// it, the op runs on the calling thread so small tensors pay no sync cost.
 pub const PARALLEL_THRESHOLD: usize = 1 << 18;
 
+/// Element counts at or above this are cut in two for a second thread that
+/// is already awake ([`pair_is_awake`]), where a hand-off costs well under a
+/// microsecond; without one, [`PARALLEL_THRESHOLD`] applies.
+pub(crate) const PAIR_SPLIT: usize = 1 << 15;
+
+/// Whether a [`join`] from this thread reaches the spinning pair helper (the
+/// thread owns an [`in_pool`] region), so that even a pass of a few tens of
+/// microseconds pays to split.
+pub(crate) fn pair_is_awake() -> bool {
+    pair::role() == pair::Role::Owner
+}
+
 use crate::Shape;
 use std::cell::Cell;
 

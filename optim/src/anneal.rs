@@ -38,7 +38,8 @@ use crate::adam::ClippedAdam;
 use crate::groups::{Role, TaskLayout};
 use crate::modern::{adan, load_f64, save_f64};
 use crate::{HpSpec, HyperParams, OptimizerInfo, OptimizerState, StepContext, TaskOptimizer};
-use ferrograd_engine::{Error, Result, Shape, Tensor};
+use ferrograd_engine::storage::CpuSlice;
+use ferrograd_engine::{DType, Device, Error, Result, Shape, Tensor};
 
 /// The steps of one epoch under the task's protocol (1000 samples in
 /// batches of 128, `TIG_TASK.md` section 3), assumed until the optimizer
@@ -189,6 +190,8 @@ pub struct Anneal {
     roles: Vec<Role>,
     clock: EpochClock,
     zeros: Vec<Tensor>,
+    /// The updates of the last step, reused as the next step's buffers.
+    scaled: Vec<Tensor>,
 }
 
 impl Anneal {
@@ -209,6 +212,7 @@ impl Anneal {
             roles: Vec::new(),
             clock: EpochClock::new(),
             zeros: Vec::new(),
+            scaled: Vec::new(),
         }
     }
 
@@ -235,23 +239,72 @@ impl Anneal {
     }
 
     /// Scales the unit-rate directions by `lr` and adds the weight decay.
-    fn scale(&self, directions: Vec<Tensor>, params: &[Tensor], lr: f64) -> Result<Vec<Tensor>> {
+    /// On the CPU the result goes into buffers kept from step to step (the
+    /// harness drops its copies before the next step, so they are written
+    /// in place, with no allocation); elsewhere, through tensor operations.
+    fn scale(&mut self, directions: Vec<Tensor>, params: &[Tensor], lr: f64) -> Result<Vec<Tensor>> {
         let wd = self.config.weight_decay;
-        directions
-            .into_iter()
-            .zip(params)
-            .enumerate()
-            .map(|(i, (d, p))| {
-                let u = d.mul_scalar(lr);
-                let decayed = wd != 0.0 && self.roles.get(i).is_some_and(|r| r.is_weight());
-                if decayed {
-                    u.add(&p.mul_scalar(-lr * wd))
-                } else {
-                    Ok(u)
-                }
-            })
-            .collect()
+        let decayed = |i: usize| wd != 0.0 && self.roles.get(i).is_some_and(|r| r.is_weight());
+        let on_cpu = directions.iter().chain(params).all(|t| t.device() == Device::Cpu);
+        if !on_cpu {
+            return directions
+                .into_iter()
+                .zip(params)
+                .enumerate()
+                .map(|(i, (d, p))| {
+                    let u = d.mul_scalar(lr);
+                    if decayed(i) {
+                        u.add(&p.mul_scalar(-lr * wd))
+                    } else {
+                        Ok(u)
+                    }
+                })
+                .collect();
+        }
+        let wd_per_tensor: Vec<f64> = (0..directions.len())
+            .map(|i| if decayed(i) { wd } else { 0.0 })
+            .collect();
+        self.scaled.truncate(directions.len());
+        for (i, d) in directions.iter().enumerate() {
+            match self.scaled.get_mut(i) {
+                Some(u) if u.shape() == d.shape() && u.dtype() == d.dtype() => {}
+                Some(u) => *u = d.zeros_like(),
+                None => self.scaled.push(d.zeros_like()),
+            }
+        }
+        for ((u, (d, p)), &wd) in self
+            .scaled
+            .iter_mut()
+            .zip(directions.iter().zip(params))
+            .zip(&wd_per_tensor)
+        {
+            match d.dtype() {
+                DType::F32 => scale_into::<f32>(u, d, p, lr, wd)?,
+                DType::F64 => scale_into::<f64>(u, d, p, lr, wd)?,
+            }
+        }
+        Ok(self.scaled.clone())
     }
+}
+
+/// `u = lr * d - lr * wd * p`, in `u`'s buffer, in the order of the tensor
+/// operations it replaces (`d * lr`, then `+ p * (-lr * wd)` when `wd` is
+/// not zero), so the bits are the same.
+fn scale_into<T: CpuSlice>(u: &mut Tensor, d: &Tensor, p: &Tensor, lr: f64, wd: f64) -> Result<()> {
+    let (d, p) = (d.as_slice::<T>()?, p.as_slice::<T>()?);
+    let u = u.as_mut_slice::<T>()?;
+    let rate = T::from_f64(lr);
+    if wd == 0.0 {
+        for (u, &d) in u.iter_mut().zip(d) {
+            *u = d * rate;
+        }
+    } else {
+        let decay = T::from_f64(-lr * wd);
+        for ((u, &d), &p) in u.iter_mut().zip(d).zip(p) {
+            *u = d * rate + p * decay;
+        }
+    }
+    Ok(())
 }
 
 /// The change of the first layer's bias `b` (weight `w` of shape `[units, 1]`)

@@ -20,8 +20,13 @@ use std::sync::OnceLock;
 use std::thread::{self, Thread};
 use std::time::{Duration, Instant};
 
-/// How long the helper spins without work before it sleeps.
-const SPIN_LIMIT: Duration = Duration::from_millis(1);
+/// How long the helper spins without work before it sleeps, inside an owned
+/// region. Long enough to span the serial stretches of a training step (an
+/// optimizer pass over every parameter takes a few milliseconds on track
+/// 18): on the 2-core KVM guest, a parked helper took up to a millisecond to
+/// wake, and meanwhile the owner took back, and ran alone, a quarter of the
+/// step's halves (counted with 1 ms here). Outside a region it sleeps at once.
+const SPIN_LIMIT: Duration = Duration::from_millis(10);
 
 const IDLE: u8 = 0;
 const POSTED: u8 = 1;

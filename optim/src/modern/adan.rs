@@ -26,7 +26,8 @@
 use crate::basic::ema;
 use crate::transform::{ChainOptimizer, Slots, StepInfo, Transform};
 use crate::OptimizerState;
-use ferrograd_engine::{with_dtype, Device, Element, Result, Tensor};
+use ferrograd_engine::storage::CpuSlice;
+use ferrograd_engine::{DType, Device, Element, Result, Tensor};
 
 /// The whole Adan update (direction, step size and weight decay), because the
 /// proximal decay needs the learning rate.
@@ -135,27 +136,55 @@ impl ScaleByAdan {
 
     /// The whole step in one pass per tensor on the CPU, writing the update
     /// over the gradient's buffer: the same bits as [`ScaleByAdan::update_with_tensor_ops`]
-    /// with one buffer instead of about a dozen per tensor.
+    /// with one buffer instead of about a dozen per tensor. The tensors are
+    /// cut into two runs of about equal size that go through
+    /// `ferrograd_engine::ops::join` (each element's arithmetic is the same
+    /// whichever thread does it).
     fn update_fused(&mut self, mut grads: Vec<Tensor>, info: &StepInfo<'_>) -> Result<Vec<Tensor>> {
-        for (i, g) in grads.iter_mut().enumerate() {
-            let p = &info.params[i];
-            with_dtype!(g.dtype(), T => {
-                let k = self.coefficients::<T>(info.count);
-                let first = info.count == 1;
-                let m = self.m.get_mut(i, g).as_mut_slice::<T>()?;
-                let v = self.v.get_mut(i, g).as_mut_slice::<T>()?;
-                let n = self.n.get_mut(i, g).as_mut_slice::<T>()?;
-                let prev = self.prev.get_mut(i, g).as_mut_slice::<T>()?;
-                let p = p.as_slice::<T>()?;
-                let g = g.as_mut_slice::<T>()?;
-                for j in 0..g.len() {
-                    let gj = g[j];
-                    let before = if first { gj } else { prev[j] };
-                    prev[j] = gj;
-                    g[j] = k.apply(gj, before, p[j], &mut m[j], &mut v[j], &mut n[j]);
+        let k = (
+            self.coefficients::<f32>(info.count),
+            self.coefficients::<f64>(info.count),
+        );
+        let first = info.count == 1;
+        let m = self.m.all_mut(&grads);
+        let v = self.v.all_mut(&grads);
+        let n = self.n.all_mut(&grads);
+        let prev = self.prev.all_mut(&grads);
+        let total: usize = grads.iter().map(Tensor::numel).sum();
+        let cut = if total < FUSED_SPLIT {
+            grads.len()
+        } else {
+            balanced_cut(&grads, total)
+        };
+        let (g0, g1) = grads.split_at_mut(cut);
+        let (p0, p1) = info.params.split_at(cut);
+        let (m0, m1) = m.split_at_mut(cut);
+        let (v0, v1) = v.split_at_mut(cut);
+        let (n0, n1) = n.split_at_mut(cut);
+        let (q0, q1) = prev.split_at_mut(cut);
+        let run =
+            |g: &mut [Tensor], p: &[Tensor], m: &mut [Tensor], v: &mut [Tensor], n: &mut [Tensor], q: &mut [Tensor]| {
+                for i in 0..g.len() {
+                    let state = AdanSlots {
+                        m: &mut m[i],
+                        v: &mut v[i],
+                        n: &mut n[i],
+                        prev: &mut q[i],
+                    };
+                    match g[i].dtype() {
+                        DType::F32 => fused_tensor(&mut g[i], &p[i], state, &k.0, first)?,
+                        DType::F64 => fused_tensor(&mut g[i], &p[i], state, &k.1, first)?,
+                    }
                 }
-            });
-        }
+                Ok::<(), ferrograd_engine::Error>(())
+            };
+        let (r0, r1) = if g1.is_empty() {
+            (run(g0, p0, m0, v0, n0, q0), Ok(()))
+        } else {
+            ferrograd_engine::ops::join(|| run(g0, p0, m0, v0, n0, q0), || run(g1, p1, m1, v1, n1, q1))
+        };
+        r0?;
+        r1?;
         Ok(grads)
     }
 
@@ -194,6 +223,72 @@ impl ScaleByAdan {
         }
         Ok(out)
     }
+}
+
+/// Below this many elements in all, the fused pass runs on one thread.
+const FUSED_SPLIT: usize = 1 << 15;
+
+/// The index that cuts `tensors` into two runs of about `total / 2`
+/// elements each (the first run ends with the tensor that reaches half).
+fn balanced_cut(tensors: &[Tensor], total: usize) -> usize {
+    let mut seen = 0;
+    for (i, t) in tensors.iter().enumerate() {
+        seen += t.numel();
+        if 2 * seen >= total {
+            return i + 1;
+        }
+    }
+    tensors.len()
+}
+
+/// One tensor's state in [`ScaleByAdan`].
+struct AdanSlots<'a> {
+    m: &'a mut Tensor,
+    v: &'a mut Tensor,
+    n: &'a mut Tensor,
+    prev: &'a mut Tensor,
+}
+
+/// The fused step for one tensor: the update replaces the gradient.
+fn fused_tensor<T: CpuSlice>(
+    g: &mut Tensor,
+    p: &Tensor,
+    s: AdanSlots<'_>,
+    k: &AdanCoefficients<T>,
+    first: bool,
+) -> Result<()> {
+    let (m, v, n, prev) = (
+        s.m.as_mut_slice::<T>()?,
+        s.v.as_mut_slice::<T>()?,
+        s.n.as_mut_slice::<T>()?,
+        s.prev.as_mut_slice::<T>()?,
+    );
+    let g = g.as_mut_slice::<T>()?;
+    // Every slice cut to the same length, and the first-step case in a loop
+    // of its own, so that the compiler drops the bounds checks and
+    // vectorises the loops (square roots and divisions four at a time).
+    let len = g.len();
+    let (p, m, v, n, prev) = (
+        &p.as_slice::<T>()?[..len],
+        &mut m[..len],
+        &mut v[..len],
+        &mut n[..len],
+        &mut prev[..len],
+    );
+    if first {
+        for j in 0..len {
+            let gj = g[j];
+            prev[j] = gj;
+            g[j] = k.apply(gj, gj, p[j], &mut m[j], &mut v[j], &mut n[j]);
+        }
+    } else {
+        for j in 0..len {
+            let (gj, before) = (g[j], prev[j]);
+            prev[j] = gj;
+            g[j] = k.apply(gj, before, p[j], &mut m[j], &mut v[j], &mut n[j]);
+        }
+    }
+    Ok(())
 }
 
 impl Transform for ScaleByAdan {

@@ -263,17 +263,21 @@ fn wait_done(h: &Helper) {
 mod tests {
     use super::*;
 
-    #[test]
-    fn halves_run_and_return_their_results() {
-        let _owned = loop {
+    /// Claims the helper for this test, waiting while another test holds it.
+    fn own() -> Owned {
+        loop {
             if let Some(o) = claim() {
-                break o;
+                return o;
             }
             thread::yield_now();
-        };
+        }
+    }
+
+    #[test]
+    fn halves_run_and_return_their_results() {
+        let _owned = own();
         let mut left = vec![0u64; 1000];
         let mut right = vec![0u64; 1000];
-        let mut helper_ran = false;
         for round in 0..2000u64 {
             let (x, y) = join(
                 || {
@@ -282,28 +286,44 @@ mod tests {
                 },
                 || {
                     right.iter_mut().for_each(|v| *v += 2 * round);
-                    thread::current().id()
+                    2 * round
                 },
             );
-            assert_eq!(x, round);
-            helper_ran |= y != thread::current().id();
-        }
-        if thread::available_parallelism().map_or(1, |n| n.get()) >= 2 {
-            assert!(helper_ran, "the helper never ran a second half in 2000 joins");
+            assert_eq!((x, y), (round, 2 * round));
         }
         let total: u64 = (0..2000).sum();
         assert!(left.iter().all(|&v| v == total));
         assert!(right.iter().all(|&v| v == 2 * total));
     }
 
+    /// The second half really runs on the helper when the first waits for
+    /// it (up to 5 s, for a loaded machine; on one core the helper may never
+    /// get a turn, so the check needs two).
+    #[test]
+    fn the_helper_takes_the_second_half() {
+        if thread::available_parallelism().map_or(1, |n| n.get()) < 2 {
+            return;
+        }
+        let _owned = own();
+        let started = AtomicBool::new(false);
+        let (_, second) = join(
+            || {
+                let t = Instant::now();
+                while !started.load(Ordering::Acquire) && t.elapsed() < Duration::from_secs(5) {
+                    std::hint::spin_loop();
+                }
+            },
+            || {
+                started.store(true, Ordering::Release);
+                thread::current().id()
+            },
+        );
+        assert_ne!(second, thread::current().id(), "the owner ran both halves");
+    }
+
     #[test]
     fn a_panicking_half_reaches_the_owner_and_the_helper_survives() {
-        let _owned = loop {
-            if let Some(o) = claim() {
-                break o;
-            }
-            thread::yield_now();
-        };
+        let _owned = own();
         let caught = panic::catch_unwind(|| join(|| 1, || -> u32 { panic!("second half fails") }));
         assert!(caught.is_err());
         assert_eq!(join(|| 1, || 2), (1, 2));

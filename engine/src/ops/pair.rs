@@ -77,9 +77,11 @@ struct Helper {
 // `state`), so the two never touch it at the same time.
 unsafe impl Sync for Helper {}
 
-fn helper() -> &'static Helper {
-    static HELPER: OnceLock<&'static Helper> = OnceLock::new();
-    HELPER.get_or_init(|| {
+/// The helper, started on first use; `None` if the system refused a new
+/// thread (then no region owns it and every join takes the rayon path).
+fn helper() -> Option<&'static Helper> {
+    static HELPER: OnceLock<Option<&'static Helper>> = OnceLock::new();
+    *HELPER.get_or_init(|| {
         let h: &'static Helper = Box::leak(Box::new(Helper {
             state: AtomicU8::new(IDLE),
             job: UnsafeCell::new(JobRef {
@@ -93,10 +95,17 @@ fn helper() -> &'static Helper {
         let handle = thread::Builder::new()
             .name("ferrograd-pair".into())
             .spawn(move || h.serve())
-            .expect("the pair helper thread can be started");
-        h.thread.set(handle.thread().clone()).expect("set once");
-        h
+            .ok()?;
+        // A fresh lock, set here only: it cannot hold a value yet.
+        let _ = h.thread.set(handle.thread().clone());
+        Some(h)
     })
+}
+
+/// The helper of the current owner (a role that only [`claim`] grants,
+/// after the helper started).
+fn owned_helper() -> &'static Helper {
+    helper().expect("an owner exists only once the helper runs")
 }
 
 unsafe fn noop(_: *const ()) {}
@@ -161,7 +170,7 @@ pub(crate) struct Owned(());
 
 /// Makes the current thread the helper's owner, if no other thread owns it.
 pub(crate) fn claim() -> Option<Owned> {
-    let h = helper();
+    let h = helper()?;
     h.owned
         .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
         .ok()?;
@@ -173,7 +182,7 @@ pub(crate) fn claim() -> Option<Owned> {
 impl Drop for Owned {
     fn drop(&mut self) {
         ROLE.with(|r| r.set(Role::Outside));
-        helper().owned.store(false, Ordering::Release);
+        owned_helper().owned.store(false, Ordering::Release);
     }
 }
 
@@ -210,7 +219,7 @@ pub(crate) fn join<RA, RB>(a: impl FnOnce() -> RA, b: impl FnOnce() -> RB + Send
 where
     RB: Send,
 {
-    let h = helper();
+    let h = owned_helper();
     if h.state.load(Ordering::Relaxed) != IDLE {
         // A join nested inside a posted half's sibling: the helper is taken.
         return (a(), b());

@@ -244,7 +244,8 @@ impl Anneal {
     /// in place, with no allocation); elsewhere, through tensor operations.
     fn scale(&mut self, directions: Vec<Tensor>, params: &[Tensor], lr: f64) -> Result<Vec<Tensor>> {
         let wd = self.config.weight_decay;
-        let decayed = |i: usize| wd != 0.0 && self.roles.get(i).is_some_and(|r| r.is_weight());
+        let roles = &self.roles;
+        let decayed = |i: usize| wd != 0.0 && roles.get(i).is_some_and(|r| r.is_weight());
         let on_cpu = directions.iter().chain(params).all(|t| t.device() == Device::Cpu);
         if !on_cpu {
             return directions
@@ -261,29 +262,21 @@ impl Anneal {
                 })
                 .collect();
         }
-        let wd_per_tensor: Vec<f64> = (0..directions.len())
-            .map(|i| if decayed(i) { wd } else { 0.0 })
-            .collect();
-        self.scaled.truncate(directions.len());
-        for (i, d) in directions.iter().enumerate() {
-            match self.scaled.get_mut(i) {
+        let scaled = &mut self.scaled;
+        scaled.truncate(directions.len());
+        for (i, (d, p)) in directions.iter().zip(params).enumerate() {
+            match scaled.get_mut(i) {
                 Some(u) if u.shape() == d.shape() && u.dtype() == d.dtype() => {}
                 Some(u) => *u = d.zeros_like(),
-                None => self.scaled.push(d.zeros_like()),
+                None => scaled.push(d.zeros_like()),
             }
-        }
-        for ((u, (d, p)), &wd) in self
-            .scaled
-            .iter_mut()
-            .zip(directions.iter().zip(params))
-            .zip(&wd_per_tensor)
-        {
+            let wd = if decayed(i) { wd } else { 0.0 };
             match d.dtype() {
-                DType::F32 => scale_into::<f32>(u, d, p, lr, wd)?,
-                DType::F64 => scale_into::<f64>(u, d, p, lr, wd)?,
+                DType::F32 => scale_into::<f32>(&mut scaled[i], d, p, lr, wd)?,
+                DType::F64 => scale_into::<f64>(&mut scaled[i], d, p, lr, wd)?,
             }
         }
-        Ok(self.scaled.clone())
+        Ok(scaled.clone())
     }
 }
 

@@ -68,6 +68,16 @@ impl BatchNorm1d {
     /// return the new running statistics (updated with the unbiased variance,
     /// as PyTorch and cuDNN do).
     pub fn forward_train(&self, x: &Var, scale: &Var, shift: &Var) -> Result<(Var, Tensor, Tensor)> {
+        let (y, mean, unbiased) = self.normalise_batch(x, scale, shift)?;
+        let running_mean = blend(&self.running_mean, &mean)?;
+        let running_var = blend(&self.running_var, &unbiased)?;
+        Ok((y, running_mean, running_var))
+    }
+
+    /// Training mode without the running averages: the normalised output,
+    /// the batch mean and the batch's unbiased variance (what
+    /// [`BatchNorm1d::forward_train`] blends into the running statistics).
+    pub fn normalise_batch(&self, x: &Var, scale: &Var, shift: &Var) -> Result<(Var, Tensor, Tensor)> {
         let n = x.dims()[0];
         if n < 2 {
             return Err(Error::invalid(
@@ -80,9 +90,7 @@ impl BatchNorm1d {
         let normalised = x.sub(&mean)?.mul(&var.add_scalar(BN_EPS).rsqrt())?;
         let y = normalised.mul(scale)?.add(shift)?;
         let unbiased = var.value().mul_scalar(n as f64 / (n - 1) as f64);
-        let running_mean = blend(&self.running_mean, mean.value())?;
-        let running_var = blend(&self.running_var, &unbiased)?;
-        Ok((y, running_mean, running_var))
+        Ok((y, mean.value().clone(), unbiased))
     }
 
     /// Inference mode: normalise with the running statistics.
@@ -368,10 +376,29 @@ impl Mlp {
     /// training mode, also returns the updated running statistics
     /// (`[mean0, var0, mean1, var1, ...]`) without storing them.
     pub fn forward(&self, x: &Var, vars: &[Var], training: bool) -> Result<(Var, Vec<Tensor>)> {
+        let mut stats = Vec::new();
+        let y = self.forward_with(x, vars, |norm, h, scale, shift| {
+            if !training {
+                return norm.forward_eval(h, scale, shift);
+            }
+            let (y, mean, var) = norm.forward_train(h, scale, shift)?;
+            stats.extend([mean, var]);
+            Ok(y)
+        })?;
+        Ok((y, stats))
+    }
+
+    /// The layers, with `normalise(norm, h, scale, shift)` in place of each
+    /// BatchNorm: the one loop behind every kind of forward pass.
+    fn forward_with(
+        &self,
+        x: &Var,
+        vars: &[Var],
+        mut normalise: impl FnMut(&BatchNorm1d, &Var, &Var, &Var) -> Result<Var>,
+    ) -> Result<Var> {
         let n_lin = self.linears.len();
         let bn_base = 2 * n_lin;
         let mut h = x.clone();
-        let mut stats = Vec::new();
         for i in 0..n_lin {
             h = Linear::forward(&h, &vars[2 * i], &vars[2 * i + 1])?;
             if i + 1 == n_lin {
@@ -379,15 +406,33 @@ impl Mlp {
             }
             h = self.activation.apply(&h);
             let (scale, shift) = (&vars[bn_base + 4 * i], &vars[bn_base + 4 * i + 1]);
-            h = if training {
-                let (y, mean, var) = self.norms[i].forward_train(&h, scale, shift)?;
-                stats.extend([mean, var]);
-                y
-            } else {
-                self.norms[i].forward_eval(&h, scale, shift)?
-            };
+            h = normalise(&self.norms[i], &h, scale, shift)?;
         }
-        Ok((h, stats))
+        Ok(h)
+    }
+
+    /// The model with every BatchNorm's running statistics replaced by the
+    /// statistics of `inputs` taken as one batch (mean and unbiased
+    /// variance, layer by layer in training mode), the weights unchanged.
+    ///
+    /// Under the task's protocol the running statistics are averages over
+    /// the last ~10 mini-batches, taken while the weights moved, so they
+    /// differ from the statistics of the weights they are kept with; on the
+    /// whole training set this removes that difference, and what is left
+    /// is the model itself (`docs/champion.md`, "What the score measures").
+    pub fn recalibrated(&self, inputs: &Tensor) -> Result<Mlp> {
+        let mut stats = Vec::new();
+        crate::autograd::no_grad(|| {
+            let vars: Vec<Var> = self.tensors().into_iter().map(Var::constant).collect();
+            self.forward_with(&Var::constant(inputs.clone()), &vars, |norm, h, scale, shift| {
+                let (y, mean, var) = norm.normalise_batch(h, scale, shift)?;
+                stats.extend([mean, var]);
+                Ok(y)
+            })
+        })?;
+        let mut model = self.clone();
+        model.set_running_stats(stats);
+        Ok(model)
     }
 
     /// Stores running statistics returned by a training-mode [`Mlp::forward`].
@@ -492,6 +537,86 @@ mod tests {
         assert!(w.iter().all(|x| x.abs() <= bound));
         assert!(w.iter().any(|x| x.abs() > 0.9 * bound));
         assert!(l.bias.to_vec::<f64>().iter().all(|&b| b == 0.0));
+    }
+
+    /// Plain loops, independent of the tensor code: the training-mode pass
+    /// of `model` over `x` (rows of `width[0]` numbers), returning each
+    /// hidden layer's pre-BatchNorm activations.
+    fn hidden_activations_by_hand(model: &Mlp, x: &[Vec<f64>]) -> Vec<Vec<Vec<f64>>> {
+        let mut rows = x.to_vec();
+        let mut layers = Vec::new();
+        for (i, norm) in model.norms.iter().enumerate() {
+            let (w, b) = (
+                model.linears[i].weight.to_vec::<f64>(),
+                model.linears[i].bias.to_vec::<f64>(),
+            );
+            let fan_in = rows[0].len();
+            let h: Vec<Vec<f64>> = rows
+                .iter()
+                .map(|r| {
+                    (0..b.len())
+                        .map(|j| (b[j] + (0..fan_in).map(|k| w[j * fan_in + k] * r[k]).sum::<f64>()).max(0.0))
+                        .collect()
+                })
+                .collect();
+            let (scale, shift) = (norm.scale.to_vec::<f64>(), norm.shift.to_vec::<f64>());
+            let n = h.len() as f64;
+            rows = h.clone();
+            for j in 0..b.len() {
+                let mean = h.iter().map(|r| r[j]).sum::<f64>() / n;
+                let var = h.iter().map(|r| (r[j] - mean).powi(2)).sum::<f64>() / n;
+                for (row, hr) in rows.iter_mut().zip(&h) {
+                    row[j] = (hr[j] - mean) / (var + BN_EPS).sqrt() * scale[j] + shift[j];
+                }
+            }
+            layers.push(h);
+        }
+        layers
+    }
+
+    #[test]
+    fn recalibration_sets_each_layers_statistics_of_the_whole_input() {
+        let mut rng = Rng::new(7);
+        let mut model = Mlp::new(&[2, 5, 4, 3], Activation::Relu, 0, DType::F64, &mut rng).unwrap();
+        // Non-trivial scales, shifts and biases, so every term of the pass matters.
+        for (i, norm) in model.norms.iter_mut().enumerate() {
+            let f = norm.scale.dims()[0];
+            norm.scale = Tensor::from_vec((0..f).map(|j| 0.5 + 0.3 * (i + j) as f64).collect(), [f]).unwrap();
+            norm.shift = Tensor::from_vec((0..f).map(|j| 0.1 * j as f64 - 0.2).collect(), [f]).unwrap();
+        }
+        model.linears[0].bias = Tensor::from_vec(vec![0.1, -0.05, 0.2, 0.0, 0.03], [5]).unwrap();
+        let x: Vec<Vec<f64>> = (0..9)
+            .map(|i| vec![(i as f64 * 0.37).sin(), (i as f64 * 0.91).cos()])
+            .collect();
+        let inputs = Tensor::from_vec(x.concat(), [9, 2]).unwrap();
+
+        let recalibrated = model.recalibrated(&inputs).unwrap();
+
+        let n = x.len() as f64;
+        for (layer, h) in hidden_activations_by_hand(&model, &x).iter().enumerate() {
+            let norm = &recalibrated.norms[layer];
+            let (means, vars) = (norm.running_mean.to_vec::<f64>(), norm.running_var.to_vec::<f64>());
+            for j in 0..means.len() {
+                let mean = h.iter().map(|r| r[j]).sum::<f64>() / n;
+                let unbiased = h.iter().map(|r| (r[j] - mean).powi(2)).sum::<f64>() / (n - 1.0);
+                assert!(
+                    (means[j] - mean).abs() < 1e-12,
+                    "layer {layer} unit {j}: mean {} vs {mean}",
+                    means[j]
+                );
+                assert!(
+                    (vars[j] - unbiased).abs() < 1e-12,
+                    "layer {layer} unit {j}: var {} vs {unbiased}",
+                    vars[j]
+                );
+            }
+        }
+        // The weights are the model's, and the model itself is untouched.
+        assert_eq!(
+            recalibrated.linears[1].weight.to_vec::<f64>(),
+            model.linears[1].weight.to_vec::<f64>()
+        );
+        assert_eq!(model.norms[0].running_var.to_vec::<f64>(), vec![1.0; 5]);
     }
 
     #[test]

@@ -113,6 +113,12 @@ fn a_killed_race_resumes_without_redoing_finished_runs() {
     assert!(table.contains("track n_hidden=2"), "{table}");
     assert!(table.contains("paired by seed against adam"), "{table}");
     assert!(table.lines().any(|l| l.trim_start().starts_with("sgd ")), "{table}");
+    // Every run also carries the diagnostic score, and so the report pairs it.
+    assert!(records(&results).iter().all(|r| r.recalibrated_quality.is_some()));
+    assert!(
+        table.contains("paired by seed against adam, recalibrated quality"),
+        "{table}"
+    );
 }
 
 /// A complete tiny race in `out`: sgd on track 2, seeds 0 and 1, 2 epochs.

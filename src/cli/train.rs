@@ -219,6 +219,7 @@ fn summary_json(args: &Args, s: &Summary) -> serde_json::Value {
         "seed": args.seed,
         "device": args.device,
         "quality": s.quality,
+        "recalibrated_quality": s.recalibrated_quality,
         "test_loss": s.test_loss,
         "eps2": s.eps2,
         "epochs": s.epochs,
@@ -238,6 +239,10 @@ fn report(args: &Args, s: &Summary) {
             args.n_hidden, args.seed, args.optimizer
         );
         println!("  quality      {:>12}", s.quality);
+        println!(
+            "  recalibrated {:>12}  (BatchNorm statistics of the training set)",
+            s.recalibrated_quality
+        );
         println!("  test loss    {:>12.6}", s.test_loss);
         println!("  eps2         {:>12.6}", s.eps2);
         println!("  epochs       {:>12}  (best {})", s.epochs, s.best_epoch);

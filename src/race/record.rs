@@ -48,6 +48,11 @@ pub struct RunRecord {
     pub status: RunStatus,
     /// The task's quality of the kept model.
     pub quality: i64,
+    /// Its quality with the BatchNorm running statistics recomputed on the
+    /// training set (`Summary::recalibrated_quality`); absent in files
+    /// written before it existed and for runs that failed to start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recalibrated_quality: Option<i64>,
     /// Its test MSE (`None` when the run failed to start).
     pub test_loss: Option<f64>,
     /// Epochs run.
@@ -91,6 +96,7 @@ impl RunRecord {
             max_epochs: key.max_epochs,
             status: RunStatus::Failed,
             quality: WORST_QUALITY,
+            recalibrated_quality: None,
             test_loss: None,
             epochs: 0,
             best_epoch: 0,
@@ -246,6 +252,19 @@ mod tests {
         assert_eq!(back, r);
         assert_eq!(back.key().seed, 3);
         assert_eq!(back.key().entrant, Entrant::plain("sgd"));
+    }
+
+    #[test]
+    fn files_from_before_the_recalibrated_quality_still_read() {
+        let mut r = record(5);
+        r.recalibrated_quality = Some(1000);
+        let new_line = line(&r);
+        assert!(new_line.contains("\"recalibrated_quality\":1000"), "{new_line}");
+        let old_line = new_line.replace(",\"recalibrated_quality\":1000", "");
+        assert!(!old_line.contains("recalibrated"), "{old_line}");
+        let back: RunRecord = serde_json::from_str(old_line.trim()).unwrap();
+        assert_eq!(back.recalibrated_quality, None);
+        assert_eq!(back.quality, 1234);
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! Turning records into the race's tables: per track, one row per entrant
 //! (median quality with its bootstrap interval, the fraction of seeds above
-//! zero, median best epoch, epochs and seconds) and a paired comparison of
-//! every entrant with the baseline.
+//! zero, median best epoch, epochs and seconds, median recalibrated quality)
+//! and paired comparisons of every entrant with the baseline, on the quality
+//! and, where every run has it, on the recalibrated quality.
 
 use super::record::{RunRecord, RunStatus};
 use super::stats::{self, Bootstrap, MedianEstimate, PairedComparison};
@@ -44,12 +45,23 @@ pub struct EntrantRow {
     pub seconds: f64,
     /// Runs that diverged or failed.
     pub failures: usize,
+    /// Median recalibrated quality (`RunRecord::recalibrated_quality`), when
+    /// every run has one.
+    pub recalibrated: Option<f64>,
 }
 
 impl EntrantRow {
     /// `(seed, quality)` pairs.
     pub fn qualities(&self) -> Vec<(u64, f64)> {
         self.runs.iter().map(|(s, r)| (*s, r.quality as f64)).collect()
+    }
+
+    /// `(seed, recalibrated quality)` pairs, when every run has one.
+    pub fn recalibrated_qualities(&self) -> Option<SeedScores> {
+        self.runs
+            .iter()
+            .map(|(s, r)| r.recalibrated_quality.map(|q| (*s, q as f64)))
+            .collect()
     }
 }
 
@@ -67,6 +79,9 @@ pub struct TrackTable {
     pub baseline: Option<String>,
     /// `(entrant, comparison)` for every other entrant.
     pub paired: Vec<(String, PairedComparison)>,
+    /// The same comparisons on the recalibrated quality, for the entrants
+    /// whose runs (and the baseline's) all have one.
+    pub paired_recalibrated: Vec<(String, PairedComparison)>,
 }
 
 /// Builds one table per track (tracks ascending). `baseline` names an
@@ -144,26 +159,36 @@ fn track_table(
             .then(a.entrant.cmp(&b.entrant))
     });
     let base_row = baseline.and_then(|b| rows.iter().find(|r| r.entrant == b));
-    let paired = match base_row {
-        Some(base) => rows
-            .iter()
-            .filter(|r| r.entrant != base.entrant)
-            .map(|r| {
-                (
-                    r.entrant.clone(),
-                    stats::paired(&r.qualities(), &base.qualities(), bootstrap),
-                )
-            })
-            .collect(),
-        None => Vec::new(),
-    };
+    let paired = paired_with(&rows, base_row, |r| Some(r.qualities()), bootstrap);
+    let paired_recalibrated = paired_with(&rows, base_row, EntrantRow::recalibrated_qualities, bootstrap);
     Ok(TrackTable {
         n_hidden,
         max_epochs: budgets.into_iter().next().unwrap_or(1000),
         baseline: base_row.map(|r| r.entrant.clone()),
         rows,
         paired,
+        paired_recalibrated,
     })
+}
+
+/// `(seed, score)` pairs of one entrant.
+type SeedScores = Vec<(u64, f64)>;
+
+/// Every row but the baseline's paired with it on `score`; rows (or a
+/// baseline) without that score are left out.
+fn paired_with(
+    rows: &[EntrantRow],
+    base: Option<&EntrantRow>,
+    score: impl Fn(&EntrantRow) -> Option<SeedScores>,
+    bootstrap: &Bootstrap,
+) -> Vec<(String, PairedComparison)> {
+    let Some((base, base_scores)) = base.and_then(|b| Some((b, score(b)?))) else {
+        return Vec::new();
+    };
+    rows.iter()
+        .filter(|r| r.entrant != base.entrant)
+        .filter_map(|r| Some((r.entrant.clone(), stats::paired(&score(r)?, &base_scores, bootstrap))))
+        .collect()
 }
 
 fn entrant_row(label: &str, runs: Vec<(u64, RunRecord)>, bootstrap: &Bootstrap) -> EntrantRow {
@@ -178,6 +203,11 @@ fn entrant_row(label: &str, runs: Vec<(u64, RunRecord)>, bootstrap: &Bootstrap) 
         epochs: median_of(column(&|r| r.epochs as f64)),
         seconds: median_of(column(&|r| r.seconds)),
         failures: runs.iter().filter(|(_, r)| r.status != RunStatus::Finished).count(),
+        recalibrated: runs
+            .iter()
+            .map(|(_, r)| r.recalibrated_quality.map(|q| q as f64))
+            .collect::<Option<Vec<f64>>>()
+            .and_then(|q| stats::median(&q)),
         runs,
     }
 }
@@ -220,7 +250,15 @@ pub fn render(tables: &[TrackTable], bootstrap: &Bootstrap) -> String {
         };
         let _ = writeln!(out, "track n_hidden={}{budget}", table.n_hidden);
         render_rows(&mut out, table, level);
-        render_paired(&mut out, table, level);
+        if let Some(baseline) = &table.baseline {
+            let title = format!("paired by seed against {baseline} (quality difference = entrant - baseline)");
+            render_paired(&mut out, &title, &table.paired, level);
+            let title = format!(
+                "paired by seed against {baseline}, recalibrated quality \
+                 (BatchNorm statistics recomputed on the training set)"
+            );
+            render_paired(&mut out, &title, &table.paired_recalibrated, level);
+        }
         out.push('\n');
     }
     let _ = writeln!(
@@ -235,7 +273,7 @@ fn render_rows(out: &mut String, table: &TrackTable, level: f64) {
     let width = label_width(table.rows.iter().map(|r| r.entrant.as_str()));
     let _ = writeln!(
         out,
-        "  {:<width$}  {:>5}  {:>14}  {:>25}  {:>5}  {:>10}  {:>7}  {:>8}  {:>5}",
+        "  {:<width$}  {:>5}  {:>14}  {:>25}  {:>5}  {:>10}  {:>7}  {:>8}  {:>5}  {:>12}",
         "optimizer",
         "seeds",
         "median quality",
@@ -244,7 +282,8 @@ fn render_rows(out: &mut String, table: &TrackTable, level: f64) {
         "best epoch",
         "epochs",
         "seconds",
-        "fails"
+        "fails",
+        "recalibrated"
     );
     for row in &table.rows {
         let interval = format!(
@@ -254,7 +293,7 @@ fn render_rows(out: &mut String, table: &TrackTable, level: f64) {
         );
         let _ = writeln!(
             out,
-            "  {:<width$}  {:>5}  {:>14}  {:>25}  {:>4.0}%  {:>10}  {:>7}  {:>8.1}  {:>5}",
+            "  {:<width$}  {:>5}  {:>14}  {:>25}  {:>4.0}%  {:>10}  {:>7}  {:>8.1}  {:>5}  {:>12}",
             row.entrant,
             row.quality.n,
             thousands(row.quality.median),
@@ -263,23 +302,18 @@ fn render_rows(out: &mut String, table: &TrackTable, level: f64) {
             row.best_epoch,
             row.epochs,
             row.seconds,
-            row.failures
+            row.failures,
+            row.recalibrated.map_or_else(|| "-".to_string(), thousands)
         );
     }
 }
 
-fn render_paired(out: &mut String, table: &TrackTable, level: f64) {
-    let Some(baseline) = &table.baseline else {
-        return;
-    };
-    if table.paired.is_empty() {
+fn render_paired(out: &mut String, title: &str, paired: &[(String, PairedComparison)], level: f64) {
+    if paired.is_empty() {
         return;
     }
-    let _ = writeln!(
-        out,
-        "  paired by seed against {baseline} (quality difference = entrant - baseline)"
-    );
-    let width = label_width(table.paired.iter().map(|(l, _)| l.as_str()));
+    let _ = writeln!(out, "  {title}");
+    let width = label_width(paired.iter().map(|(l, _)| l.as_str()));
     let _ = writeln!(
         out,
         "  {:<width$}  {:>5}  {:>11}  {:>25}  {:>4}  {:>6}  {:>4}",
@@ -291,7 +325,7 @@ fn render_paired(out: &mut String, table: &TrackTable, level: f64) {
         "losses",
         "ties"
     );
-    for (label, comparison) in &table.paired {
+    for (label, comparison) in paired {
         let (median, interval) = match &comparison.estimate {
             Some(e) => (
                 signed(e.median),
@@ -320,6 +354,50 @@ fn label_width<'a>(labels: impl Iterator<Item = &'a str>) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::race::grid::{Entrant, RunKey};
+
+    fn run(optimizer: &str, seed: u64, quality: i64, recalibrated: Option<i64>) -> RunRecord {
+        let key = RunKey {
+            entrant: Entrant::plain(optimizer),
+            n_hidden: 4,
+            seed,
+            max_epochs: 1000,
+        };
+        RunRecord {
+            status: RunStatus::Finished,
+            quality,
+            recalibrated_quality: recalibrated,
+            ..RunRecord::for_key(&key)
+        }
+    }
+
+    #[test]
+    fn the_recalibrated_quality_is_paired_only_where_every_run_has_one() {
+        let bootstrap = Bootstrap {
+            resamples: 200,
+            ..Bootstrap::default()
+        };
+        let mut records = Vec::new();
+        for seed in 0..3 {
+            records.push(run("adam", seed, 100, Some(50)));
+            records.push(run("sgd", seed, 90 + seed as i64, Some(70 + seed as i64)));
+            // Written before the diagnostic existed.
+            records.push(run("lion", seed, 80, None));
+        }
+        let tables = tables(&records, Some("adam"), &bootstrap).unwrap();
+        let table = &tables[0];
+        let row = |name: &str| table.rows.iter().find(|r| r.entrant == name).unwrap();
+        assert_eq!(row("sgd").recalibrated, Some(71.0));
+        assert_eq!(row("lion").recalibrated, None);
+        assert_eq!(table.paired.len(), 2);
+        let names: Vec<&str> = table.paired_recalibrated.iter().map(|(l, _)| l.as_str()).collect();
+        assert_eq!(names, ["sgd"]);
+        let sgd = &table.paired_recalibrated[0].1;
+        assert_eq!((sgd.wins, sgd.losses), (3, 0));
+        assert_eq!(sgd.estimate.as_ref().unwrap().median, 21.0);
+        let text = render(&tables, &bootstrap);
+        assert!(text.contains("recalibrated quality (BatchNorm statistics"), "{text}");
+    }
 
     #[test]
     fn thousands_separators() {

@@ -44,6 +44,7 @@ pub fn run_one(key: &RunKey) -> RunRecord {
     match trainer.summary() {
         Ok(summary) => {
             record.quality = summary.quality;
+            record.recalibrated_quality = Some(summary.recalibrated_quality);
             record.test_loss = Some(summary.test_loss);
             record.epochs = summary.epochs;
             record.best_epoch = summary.best_epoch;

@@ -166,6 +166,11 @@ pub struct EpochMetrics {
 pub struct Summary {
     /// The task's quality score.
     pub quality: i64,
+    /// The quality of the kept model with its BatchNorm running statistics
+    /// recomputed on the whole training set ([`Mlp::recalibrated`]): the
+    /// score without the luck of the running averages. A diagnostic, never
+    /// used to choose the model.
+    pub recalibrated_quality: i64,
     /// Test MSE of the kept (best-validation) model.
     pub test_loss: f64,
     /// The task's threshold `4/N_test * sum((y - f)^2)`.
@@ -491,10 +496,13 @@ impl Trainer {
 
     /// Scores the best model on the test split.
     pub fn summary(&self) -> Result<Summary> {
-        let prediction = self.best_model.predict(&self.data.test.inputs)?;
-        let s = score(&prediction, &self.data.test.targets, &self.data.test.clean)?;
+        let test = &self.data.test;
+        let s = score(&self.best_model.predict(&test.inputs)?, &test.targets, &test.clean)?;
+        let recalibrated = self.best_model.recalibrated(&self.data.train.inputs)?;
+        let r = score(&recalibrated.predict(&test.inputs)?, &test.targets, &test.clean)?;
         Ok(Summary {
             quality: s.quality,
+            recalibrated_quality: r.quality,
             test_loss: s.test_loss,
             eps2: s.eps2,
             epochs: self.epoch,

@@ -4,7 +4,7 @@
 The task's model cannot represent a constant offset: its last BatchNorm and
 output layer are frozen, so its output has zero mean over every mini-batch,
 and, with BatchNorm statistics recomputed on the training set, zero mean
-over the training inputs. The best such predictor is `f(x) - mean(f)` (the
+over the training inputs (up to a term of order 1/n: tests/task_offset.rs). The best such predictor is `f(x) - mean(f)` (the
 mean over the training inputs); its quality is the *zero-mean ceiling* of
 the seed. A kept model can score above it only through the lag of its
 BatchNorm running averages (docs/champion.md, "What the score measures").

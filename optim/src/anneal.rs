@@ -22,13 +22,13 @@
 //!   first update moves each bias to `b_i = -w_i c_i` with the kinks `c_i`
 //!   evenly spaced over `[-spread, spread]`, so the first layer starts as a
 //!   basis of 256 ramps that can follow an oscillating function.
-//! * **Settling** (`settle`). From the horizon on, the rate is zero: the
-//!   optimizer returns zero updates and asks for its gradient at the current
-//!   parameters ([`TaskOptimizer::query_at_params`]), which the protocol
-//!   answers without moving the BatchNorm running statistics. The model then
-//!   stays exactly as it is, no later epoch can improve on the validation
-//!   loss by chance, and the patience rule ends the run at most
-//!   `horizon + 50` epochs in.
+//! * **Settling** (`settle`). From the settle epoch on (the horizon, unless
+//!   `settle_at` names an earlier one), the optimizer returns zero updates
+//!   and asks for its gradient at the current parameters
+//!   ([`TaskOptimizer::query_at_params`]), which the protocol answers without
+//!   moving the BatchNorm running statistics. The model then stays exactly
+//!   as it is, no later epoch can improve on the validation loss by chance,
+//!   and the patience rule ends the run at most 50 epochs after it settles.
 //!
 //! Tensor roles (which tensor is the first layer's weight and bias) come
 //! from the shapes ([`TaskLayout`]); the per-track settings come from the
@@ -143,8 +143,8 @@ pub struct AnnealConfig {
     /// Spread the first layer's kinks over `[-spread, spread]` at the first
     /// step (0: leave them).
     pub spread: f64,
-    /// Hold the model still from the horizon on.
-    pub settle: bool,
+    /// The epoch from which the model is held still (`None`: never).
+    pub settle: Option<f64>,
 }
 
 /// Counts epochs from the step context: the epoch number plus the fraction
@@ -222,7 +222,7 @@ impl Anneal {
     }
 
     fn settled(&self, epoch: usize) -> bool {
-        self.config.settle && epoch as f64 >= self.config.schedule.horizon
+        self.config.settle.is_some_and(|at| epoch as f64 >= at)
     }
 
     fn settled_step(&mut self, grads: &[Tensor]) -> Vec<Tensor> {
@@ -410,7 +410,7 @@ pub fn champion_config(_n_hidden: usize) -> AnnealConfig {
         },
         weight_decay: 0.0,
         spread: 1.0,
-        settle: true,
+        settle: Some(50.0),
     }
 }
 
@@ -451,7 +451,7 @@ pub fn tuned_adam_config(n_hidden: usize) -> AnnealConfig {
         schedule: cosine(5e-4, 100.0),
         weight_decay: 0.0,
         spread: 0.0,
-        settle: false,
+        settle: None,
     }
 }
 
@@ -465,7 +465,8 @@ pub fn tuned_adamw_config(n_hidden: usize) -> AnnealConfig {
 }
 
 /// Overrides of a per-track configuration from `--hp` values; a value of
-/// `0` for `lr` or `horizon` keeps the track's own.
+/// `0` for `lr` or `horizon` keeps the track's own, and the model settles
+/// at the horizon unless `settle_at` is positive.
 fn with_overrides(mut c: AnnealConfig, h: &HyperParams) -> AnnealConfig {
     let positive = |name: &str| Some(h.get(name)).filter(|&v| v > 0.0);
     if let Some(lr) = positive("lr") {
@@ -477,7 +478,7 @@ fn with_overrides(mut c: AnnealConfig, h: &HyperParams) -> AnnealConfig {
     c.schedule.warmup = h.get("warmup").min(c.schedule.horizon);
     c.schedule.final_frac = h.get("final");
     c.spread = h.get("spread");
-    c.settle = h.get("settle") == 1.0;
+    c.settle = (h.get("settle") == 1.0).then(|| positive("settle_at").unwrap_or(c.schedule.horizon));
     c.weight_decay = h.get("wd");
     if h.get("adam") == 1.0 {
         c.direction = CLIPPED_ADAM;
@@ -515,6 +516,11 @@ const ANNEAL_HPS: &[HpSpec] = &[
         name: "settle",
         default: 1.0,
         about: "1: hold the model still from the horizon on (0: keep stepping at rate 0)",
+    },
+    HpSpec {
+        name: "settle_at",
+        default: 0.0,
+        about: "with settle 1: the epoch from which the model is held still (0: the horizon)",
     },
     HpSpec {
         name: "wd",
@@ -647,14 +653,16 @@ mod tests {
         }
     }
 
-    /// Before the horizon: no query and nonzero updates. From the horizon's
-    /// epoch on: a query at exactly the current parameters (so the harness
-    /// keeps the running statistics) and updates that are all zero.
+    /// Before the settle epoch: no query and nonzero updates (the rate is
+    /// still above zero: the horizon comes later). From the settle epoch
+    /// on: a query at exactly the current parameters (so the harness keeps
+    /// the running statistics) and updates that are all zero.
     #[test]
-    fn settles_at_the_horizon() {
+    fn settles_at_its_epoch() {
         let mut config = champion_config(2);
         config.schedule.warmup = 1.0;
-        config.schedule.horizon = 3.0;
+        config.schedule.horizon = 4.0;
+        config.settle = Some(3.0);
         let mut opt = Anneal::new("anneal", config);
         let shapes = task_shapes();
         opt.init_state(0, &shapes).unwrap();
@@ -694,7 +702,7 @@ mod tests {
             },
             weight_decay: 0.0,
             spread: 0.0,
-            settle: false,
+            settle: None,
         };
         let mut ours = Anneal::new("anneal", config);
         let mut theirs = adan(3e-3, 0.98, 0.92, 0.99, 1e-8, 0.0, false);
@@ -727,5 +735,16 @@ mod tests {
         }
         let h = h.with("lr", 0.02).unwrap();
         assert_eq!(with_overrides(champion_config(4), &h).schedule.peak, 0.02);
+    }
+
+    /// The model settles at the horizon, at `settle_at` when it is given,
+    /// and never with `settle 0`.
+    #[test]
+    fn the_settle_epoch_follows_the_overrides() {
+        let h = HyperParams::defaults(&CATALOG[0]);
+        let settle = |h: &HyperParams| with_overrides(champion_config(4), h).settle;
+        assert_eq!(settle(&h.clone().with("horizon", 30.0).unwrap()), Some(30.0));
+        assert_eq!(settle(&h.clone().with("settle_at", 40.0).unwrap()), Some(40.0));
+        assert_eq!(settle(&h.clone().with("settle", 0.0).unwrap()), None);
     }
 }

@@ -17,17 +17,29 @@ For every track and entrant of the given race files (which need the
   * over: quality - zero-mean ceiling (above zero only by the luck of the
     running averages), with how many runs score above the ceiling.
 
+With `--baseline NAME` it prints instead, per track, the median over seeds
+of `zero-mean ceiling - baseline's quality` with a 95 % percentile-bootstrap
+interval (any race file will do; no recalibrated field needed). An entrant
+whose kept model has zero-mean output cannot have a larger median paired
+difference against that baseline, since each of its paired differences is
+at most this one (up to the 1/n term above, and to where the test inputs
+happen to fall, which no model trained without them can exploit). Where the
+bound is negative, beating the baseline on the median takes an offset from
+the running averages.
+
 The instances come from `ferrograd data` (the same generator as the race).
 Standard library only.
 
     cargo build --release
     python3 bench/zero_mean_ceiling.py bench/races/champion/recalibrated/race.jsonl
+    python3 bench/zero_mean_ceiling.py bench/races/champion/eval/race.jsonl --baseline adam_tuned
 """
 
 import argparse
 import ast
 import json
 import os
+import random
 import statistics
 import struct
 import subprocess
@@ -69,27 +81,15 @@ def zero_mean_ceiling(ferrograd, seed, scratch):
     return quality(prediction, test_y, test_f)
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("races", nargs="+", help="race.jsonl files")
-    parser.add_argument("--ferrograd", default="target/release/ferrograd", help="the ferrograd binary")
-    args = parser.parse_args()
-    runs = {}
-    for path in args.races:
-        with open(path) as f:
-            for line in f:
-                if line.strip():
-                    r = json.loads(line)
-                    if r.get("recalibrated_quality") is None:
-                        sys.exit(f"{path}: a run without recalibrated_quality; rerun the race with this ferrograd")
-                    runs.setdefault((r["n_hidden"], r["entrant"]), {})[r["seed"]] = r
-    seeds = sorted({s for by_seed in runs.values() for s in by_seed})
-    with tempfile.TemporaryDirectory() as scratch:
-        ceiling = {s: zero_mean_ceiling(args.ferrograd, s, scratch) for s in seeds}
-    print("seed  zero-mean ceiling")
-    for s in seeds:
-        print(f"{s:>4}  {ceiling[s]:>17,}")
-    print()
+def bootstrap_median_interval(values, resamples=10_000, seed=24301):
+    """The 95 % percentile-bootstrap interval of the median (the race report's method)."""
+    rng = random.Random(seed)
+    medians = sorted(statistics.median(rng.choices(values, k=len(values))) for _ in range(resamples))
+    return medians[int(0.025 * resamples)], medians[int(0.975 * resamples) - 1]
+
+
+def print_diagnosis(runs, ceiling):
+    """Per track and entrant: the headroom left to a better model, and the score above the ceiling."""
     width = max(len("entrant"), *(len(e) for _, e in runs))
     print(f"{'track':>5}  {'entrant':<{width}}  {'runs':>4}  {'median headroom':>15}  {'median over':>11}  above ceiling")
     for (track, entrant), by_seed in sorted(runs.items()):
@@ -101,6 +101,48 @@ def main():
             f"  {statistics.median(over):>+11,.0f}  {above}/{len(over)}"
         )
 
+
+def print_bound(runs, ceiling, baseline):
+    """Per track: the largest median paired difference a zero-mean model could reach against `baseline`."""
+    print(f"best median paired difference against {baseline} that a zero-mean model can reach")
+    print(f"{'track':>5}  {'seeds':>5}  {'median ceiling - baseline':>25}  {'95% interval':>24}  baseline above ceiling")
+    for track in sorted({t for t, _ in runs}):
+        by_seed = runs.get((track, baseline))
+        if not by_seed:
+            sys.exit(f"track {track}: no runs of the baseline {baseline!r} in the race files")
+        bound = [ceiling[s] - by_seed[s]["quality"] for s in sorted(by_seed)]  # seed order: reproducible
+        low, high = bootstrap_median_interval(bound)
+        interval = f"[{low:+,.0f}, {high:+,.0f}]"
+        above = sum(x < 0 for x in bound)
+        print(f"{track:>5}  {len(bound):>5}  {statistics.median(bound):>+25,.0f}  {interval:>24}  {above}/{len(bound)}")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("races", nargs="+", help="race.jsonl files")
+    parser.add_argument("--ferrograd", default="target/release/ferrograd", help="the ferrograd binary")
+    parser.add_argument("--baseline", help="print the bound on the paired difference against this entrant")
+    args = parser.parse_args()
+    runs = {}
+    for path in args.races:
+        with open(path) as f:
+            for line in f:
+                if line.strip():
+                    r = json.loads(line)
+                    if r.get("recalibrated_quality") is None and not args.baseline:
+                        sys.exit(f"{path}: a run without recalibrated_quality; rerun the race with this ferrograd")
+                    runs.setdefault((r["n_hidden"], r["entrant"]), {})[r["seed"]] = r
+    seeds = sorted({s for by_seed in runs.values() for s in by_seed})
+    with tempfile.TemporaryDirectory() as scratch:
+        ceiling = {s: zero_mean_ceiling(args.ferrograd, s, scratch) for s in seeds}
+    print("seed  zero-mean ceiling")
+    for s in seeds:
+        print(f"{s:>4}  {ceiling[s]:>17,}")
+    print()
+    if args.baseline:
+        print_bound(runs, ceiling, args.baseline)
+    else:
+        print_diagnosis(runs, ceiling)
 
 if __name__ == "__main__":
     main()

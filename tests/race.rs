@@ -119,6 +119,12 @@ fn a_killed_race_resumes_without_redoing_finished_runs() {
         table.contains("paired by seed against adam, recalibrated quality"),
         "{table}"
     );
+    // And sets every run against its seed's zero-mean ceiling.
+    assert!(table.contains("against the zero-mean ceiling"), "{table}");
+    assert!(
+        table.contains("the best median paired difference against adam of any model without an offset"),
+        "{table}"
+    );
 }
 
 /// A complete tiny race in `out`: sgd on track 2, seeds 0 and 1, 2 epochs.

@@ -8,7 +8,8 @@
 //! is appended to `race.jsonl` at once, so an interrupted race resumes where
 //! it stopped. The report gives, per track, median quality with a bootstrap
 //! interval and a paired comparison with a baseline ([`stats`] says exactly
-//! how), and SVG figures ([`plots`]).
+//! how), the runs against each seed's zero-mean ceiling (the best score of a
+//! model without an offset), and SVG figures ([`plots`]).
 //!
 //! Modules: [`grid`] (what runs), [`run`] (running it), [`record`] (the
 //! results file), [`stats`] (the numbers), [`report`] (the tables),
@@ -88,7 +89,9 @@ pub fn write_report(
     out_dir: &Path,
     plots: bool,
 ) -> Result<(String, Vec<PathBuf>), RaceError> {
-    let tables = report::tables(records, baseline, bootstrap)?;
+    let seeds = records.iter().map(|r| r.seed).collect();
+    let ceilings = report::zero_mean_ceilings(&seeds)?;
+    let tables = report::tables(records, baseline, bootstrap, &ceilings)?;
     let text = report::render(&tables, bootstrap);
     std::fs::create_dir_all(out_dir).map_err(|e| RaceError::io(out_dir, "create", e))?;
     let mut written = vec![write_file(&out_dir.join(files::REPORT), &text)?];

@@ -2,11 +2,15 @@
 //! (median quality with its bootstrap interval, the fraction of seeds above
 //! zero, median best epoch, epochs and seconds, median recalibrated quality)
 //! and paired comparisons of every entrant with the baseline, on the quality
-//! and, where every run has it, on the recalibrated quality.
+//! and, where every run has it, on the recalibrated quality; and each
+//! entrant against the seeds' zero-mean ceilings, with the bound that the
+//! ceiling puts on any model without an offset.
 
 use super::record::{RunRecord, RunStatus};
 use super::stats::{self, Bootstrap, MedianEstimate, PairedComparison};
 use super::RaceError;
+use crate::datasets::rff::generate;
+use crate::train::{zero_mean_ceiling, TaskConfig};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 
@@ -82,15 +86,66 @@ pub struct TrackTable {
     /// The same comparisons on the recalibrated quality, for the entrants
     /// whose runs (and the baseline's) all have one.
     pub paired_recalibrated: Vec<(String, PairedComparison)>,
+    /// The runs against the zero-mean ceilings, when every seed has one.
+    pub ceiling: Option<CeilingTable>,
+}
+
+/// A track's runs against each seed's zero-mean ceiling
+/// ([`zero_mean_ceiling`]): the best score of a model without an offset,
+/// which the task's model is. Scores above it come from BatchNorm running
+/// statistics that lag the weights (luck, not a better model).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CeilingTable {
+    /// The median of the seeds' ceilings.
+    pub median: f64,
+    /// One row per entrant, in the order of [`TrackTable::rows`].
+    pub rows: Vec<CeilingRow>,
+    /// The ceiling paired with the baseline as if it were an entrant: no
+    /// model without an offset can have a larger median paired difference
+    /// against the baseline than this one's.
+    pub bound: Option<PairedComparison>,
+}
+
+/// One entrant against the zero-mean ceilings of its seeds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CeilingRow {
+    /// The entrant's label.
+    pub entrant: String,
+    /// Runs whose quality is above their seed's ceiling.
+    pub above: usize,
+    /// Runs.
+    pub runs: usize,
+    /// Median of `quality - ceiling`.
+    pub over: f64,
+    /// Median of `ceiling - recalibrated quality`, what a better model could
+    /// still win, when every run has a recalibrated quality.
+    pub headroom: Option<f64>,
+}
+
+/// The zero-mean ceiling's quality of each seed, on the task's data (the
+/// data every race runs on).
+pub fn zero_mean_ceilings(seeds: &BTreeSet<u64>) -> Result<BTreeMap<u64, i64>, RaceError> {
+    let data_config = TaskConfig::default().data;
+    seeds
+        .iter()
+        .map(|&seed| {
+            let data = generate(&data_config, seed)
+                .map_err(|e| RaceError::Usage(format!("cannot generate the data of seed {seed}: {e}")))?;
+            Ok((seed, zero_mean_ceiling(&data.train, &data.test).quality))
+        })
+        .collect()
 }
 
 /// Builds one table per track (tracks ascending). `baseline` names an
 /// entrant label (or an optimizer with a single entrant); without one,
-/// `adam` is used if present, else the first entrant.
+/// `adam` is used if present, else the first entrant. `ceilings` holds the
+/// zero-mean ceiling of each seed ([`zero_mean_ceilings`]); a track with a
+/// seed missing from it gets no [`CeilingTable`].
 pub fn tables(
     records: &[RunRecord],
     baseline: Option<&str>,
     bootstrap: &Bootstrap,
+    ceilings: &BTreeMap<u64, i64>,
 ) -> Result<Vec<TrackTable>, RaceError> {
     let mut by_track: BTreeMap<usize, Vec<&RunRecord>> = BTreeMap::new();
     for r in records {
@@ -100,7 +155,7 @@ pub fn tables(
     let baseline = resolve_baseline(&labels, baseline)?;
     by_track
         .into_iter()
-        .map(|(n_hidden, records)| track_table(n_hidden, &records, baseline.as_deref(), bootstrap))
+        .map(|(n_hidden, records)| track_table(n_hidden, &records, baseline.as_deref(), bootstrap, ceilings))
         .collect()
 }
 
@@ -133,6 +188,7 @@ fn track_table(
     records: &[&RunRecord],
     baseline: Option<&str>,
     bootstrap: &Bootstrap,
+    ceilings: &BTreeMap<u64, i64>,
 ) -> Result<TrackTable, RaceError> {
     let budgets: BTreeSet<usize> = records.iter().map(|r| r.max_epochs).collect();
     if budgets.len() > 1 {
@@ -161,6 +217,7 @@ fn track_table(
     let base_row = baseline.and_then(|b| rows.iter().find(|r| r.entrant == b));
     let paired = paired_with(&rows, base_row, |r| Some(r.qualities()), bootstrap);
     let paired_recalibrated = paired_with(&rows, base_row, EntrantRow::recalibrated_qualities, bootstrap);
+    let ceiling = ceiling_table(&rows, base_row, ceilings, bootstrap);
     Ok(TrackTable {
         n_hidden,
         max_epochs: budgets.into_iter().next().unwrap_or(1000),
@@ -168,6 +225,58 @@ fn track_table(
         rows,
         paired,
         paired_recalibrated,
+        ceiling,
+    })
+}
+
+/// The rows against the ceilings, or `None` if a seed has no ceiling.
+fn ceiling_table(
+    rows: &[EntrantRow],
+    base: Option<&EntrantRow>,
+    ceilings: &BTreeMap<u64, i64>,
+    bootstrap: &Bootstrap,
+) -> Option<CeilingTable> {
+    let ceiling_of = |row: &EntrantRow| -> Option<SeedScores> {
+        row.runs
+            .iter()
+            .map(|(seed, _)| ceilings.get(seed).map(|c| (*seed, *c as f64)))
+            .collect()
+    };
+    let seeds_ceilings: BTreeMap<u64, f64> = rows
+        .iter()
+        .map(ceiling_of)
+        .collect::<Option<Vec<_>>>()?
+        .into_iter()
+        .flatten()
+        .collect();
+    let median_of = |values: Vec<f64>| stats::median(&values).unwrap_or(f64::NAN);
+    let ceiling_rows = rows
+        .iter()
+        .map(|row| {
+            let over: Vec<f64> = row
+                .runs
+                .iter()
+                .map(|(s, r)| r.quality as f64 - seeds_ceilings[s])
+                .collect();
+            let headroom: Option<Vec<f64>> = row
+                .runs
+                .iter()
+                .map(|(s, r)| r.recalibrated_quality.map(|q| seeds_ceilings[s] - q as f64))
+                .collect();
+            CeilingRow {
+                entrant: row.entrant.clone(),
+                above: over.iter().filter(|d| **d > 0.0).count(),
+                runs: over.len(),
+                over: median_of(over),
+                headroom: headroom.map(median_of),
+            }
+        })
+        .collect();
+    let bound = base.and_then(|b| Some(stats::paired(&ceiling_of(b)?, &b.qualities(), bootstrap)));
+    Some(CeilingTable {
+        median: median_of(seeds_ceilings.into_values().collect()),
+        rows: ceiling_rows,
+        bound,
     })
 }
 
@@ -259,6 +368,9 @@ pub fn render(tables: &[TrackTable], bootstrap: &Bootstrap) -> String {
             );
             render_paired(&mut out, &title, &table.paired_recalibrated, level);
         }
+        if let Some(ceiling) = &table.ceiling {
+            render_ceiling(&mut out, ceiling, table.baseline.as_deref(), level);
+        }
         out.push('\n');
     }
     let _ = writeln!(
@@ -347,6 +459,47 @@ fn render_paired(out: &mut String, title: &str, paired: &[(String, PairedCompari
     }
 }
 
+fn render_ceiling(out: &mut String, ceiling: &CeilingTable, baseline: Option<&str>, level: f64) {
+    let _ = writeln!(
+        out,
+        "  against the zero-mean ceiling (the score of f - mean(f), the best a model without an offset \
+         can reach; median {})",
+        thousands(ceiling.median)
+    );
+    let width = label_width(ceiling.rows.iter().map(|r| r.entrant.as_str()));
+    let _ = writeln!(
+        out,
+        "  {:<width$}  {:>8}  {:>24}  {:>29}",
+        "optimizer", "above it", "median quality - ceiling", "median ceiling - recalibrated"
+    );
+    for row in &ceiling.rows {
+        let _ = writeln!(
+            out,
+            "  {:<width$}  {:>8}  {:>24}  {:>29}",
+            row.entrant,
+            format!("{}/{}", row.above, row.runs),
+            signed(row.over),
+            row.headroom.map_or_else(|| "-".to_string(), thousands)
+        );
+    }
+    let (Some(baseline), Some(bound)) = (baseline, &ceiling.bound) else {
+        return;
+    };
+    let Some(estimate) = &bound.estimate else {
+        return;
+    };
+    let _ = writeln!(
+        out,
+        "  the best median paired difference against {baseline} of any model without an offset: {} \
+         ({level}% interval [{}, {}]; the ceiling beats {baseline} on {} of {} seeds)",
+        signed(estimate.median),
+        signed(estimate.interval.lower),
+        signed(estimate.interval.upper),
+        bound.wins,
+        bound.differences.len()
+    );
+}
+
 fn label_width<'a>(labels: impl Iterator<Item = &'a str>) -> usize {
     labels.map(str::len).max().unwrap_or(0).max("optimizer".len())
 }
@@ -384,7 +537,7 @@ mod tests {
             // Written before the diagnostic existed.
             records.push(run("lion", seed, 80, None));
         }
-        let tables = tables(&records, Some("adam"), &bootstrap).unwrap();
+        let tables = tables(&records, Some("adam"), &bootstrap, &BTreeMap::new()).unwrap();
         let table = &tables[0];
         let row = |name: &str| table.rows.iter().find(|r| r.entrant == name).unwrap();
         assert_eq!(row("sgd").recalibrated, Some(71.0));
@@ -397,6 +550,45 @@ mod tests {
         assert_eq!(sgd.estimate.as_ref().unwrap().median, 21.0);
         let text = render(&tables, &bootstrap);
         assert!(text.contains("recalibrated quality (BatchNorm statistics"), "{text}");
+    }
+
+    #[test]
+    fn runs_are_set_against_the_ceilings_and_the_baseline_bounds_any_zero_mean_model() {
+        let bootstrap = Bootstrap {
+            resamples: 200,
+            ..Bootstrap::default()
+        };
+        let ceilings = BTreeMap::from([(0, 100), (1, 200), (2, 300)]);
+        let mut records = Vec::new();
+        for (seed, ceiling) in &ceilings {
+            // adam: 10 above the ceiling on seeds 0 and 1, 30 below on seed 2.
+            let adam = if *seed < 2 { ceiling + 10 } else { ceiling - 30 };
+            records.push(run("adam", *seed, adam, Some(ceiling - 40)));
+            // sgd: always 5 above, without a recalibrated quality.
+            records.push(run("sgd", *seed, ceiling + 5, None));
+        }
+        let tables = tables(&records, Some("adam"), &bootstrap, &ceilings).unwrap();
+        let ceiling = tables[0].ceiling.as_ref().expect("every seed has a ceiling");
+        assert_eq!(ceiling.median, 200.0);
+        let row = |name: &str| ceiling.rows.iter().find(|r| r.entrant == name).unwrap();
+        assert_eq!((row("adam").above, row("adam").runs), (2, 3));
+        assert_eq!(row("adam").over, 10.0);
+        assert_eq!(row("adam").headroom, Some(40.0));
+        assert_eq!((row("sgd").above, row("sgd").over, row("sgd").headroom), (3, 5.0, None));
+        // The ceiling minus adam's quality: -10, -10, +30.
+        let bound = ceiling.bound.as_ref().expect("the baseline ran");
+        assert_eq!(bound.estimate.as_ref().unwrap().median, -10.0);
+        assert_eq!((bound.wins, bound.losses), (1, 2));
+        let text = render(&tables, &bootstrap);
+        assert!(
+            text.contains("against adam of any model without an offset: -10"),
+            "{text}"
+        );
+
+        // A seed without a ceiling: no ceiling table for its track.
+        let partial = BTreeMap::from([(0, 100), (1, 200)]);
+        let tables = super::tables(&records, Some("adam"), &bootstrap, &partial).unwrap();
+        assert!(tables[0].ceiling.is_none());
     }
 
     #[test]

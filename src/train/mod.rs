@@ -13,7 +13,7 @@ mod score;
 pub use checkpoint::{load_model, save_model, Checkpoint};
 pub use curvature::BatchCurvature;
 pub use early_stopping::{EarlyStopping, Verdict};
-pub use score::{score, Score};
+pub use score::{score, zero_mean_ceiling, Score};
 
 use crate::autograd::Var;
 use crate::datasets::{generate, streams, RffConfig, RffData, Split};

@@ -249,7 +249,6 @@ fn ceiling_table(
         .into_iter()
         .flatten()
         .collect();
-    let median_of = |values: Vec<f64>| stats::median(&values).unwrap_or(f64::NAN);
     let ceiling_rows = rows
         .iter()
         .map(|row| {
@@ -267,14 +266,14 @@ fn ceiling_table(
                 entrant: row.entrant.clone(),
                 above: over.iter().filter(|d| **d > 0.0).count(),
                 runs: over.len(),
-                over: median_of(over),
-                headroom: headroom.map(median_of),
+                over: median_or_nan(over),
+                headroom: headroom.map(median_or_nan),
             }
         })
         .collect();
     let bound = base.and_then(|b| Some(stats::paired(&ceiling_of(b)?, &b.qualities(), bootstrap)));
     Some(CeilingTable {
-        median: median_of(seeds_ceilings.into_values().collect()),
+        median: median_or_nan(seeds_ceilings.into_values().collect()),
         rows: ceiling_rows,
         bound,
     })
@@ -302,15 +301,14 @@ fn paired_with(
 
 fn entrant_row(label: &str, runs: Vec<(u64, RunRecord)>, bootstrap: &Bootstrap) -> EntrantRow {
     let column = |f: &dyn Fn(&RunRecord) -> f64| -> Vec<f64> { runs.iter().map(|(_, r)| f(r)).collect() };
-    let median_of = |values: Vec<f64>| stats::median(&values).unwrap_or(f64::NAN);
     let qualities = column(&|r| r.quality as f64);
     EntrantRow {
         entrant: label.to_string(),
         quality: stats::estimate_median(&qualities, bootstrap).expect("a row has at least one run"),
         above_zero: qualities.iter().filter(|q| **q > 0.0).count() as f64 / qualities.len() as f64,
-        best_epoch: median_of(column(&|r| r.best_epoch as f64)),
-        epochs: median_of(column(&|r| r.epochs as f64)),
-        seconds: median_of(column(&|r| r.seconds)),
+        best_epoch: median_or_nan(column(&|r| r.best_epoch as f64)),
+        epochs: median_or_nan(column(&|r| r.epochs as f64)),
+        seconds: median_or_nan(column(&|r| r.seconds)),
         failures: runs.iter().filter(|(_, r)| r.status != RunStatus::Finished).count(),
         recalibrated: runs
             .iter()
@@ -319,6 +317,11 @@ fn entrant_row(label: &str, runs: Vec<(u64, RunRecord)>, bootstrap: &Bootstrap) 
             .and_then(|q| stats::median(&q)),
         runs,
     }
+}
+
+/// The median of `values`, NaN when there are none.
+fn median_or_nan(values: Vec<f64>) -> f64 {
+    stats::median(&values).unwrap_or(f64::NAN)
 }
 
 /// `1234567` as `1,234,567` (rounded to an integer).

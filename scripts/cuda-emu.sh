@@ -50,7 +50,7 @@ if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" && -f "$lib/libcuda.so.1" ]]; 
     exit 0
 fi
 
-flags=(-std=c++17 -O2 -g1 -fPIC -fvisibility=hidden -ffp-contract=off -fno-fast-math -U_FORTIFY_SOURCE
+flags=(-std=c++17 -O2 -g1 -fPIC -ftls-model=initial-exec -fvisibility=hidden -ffp-contract=off -fno-fast-math -U_FORTIFY_SOURCE
     -Wall -Wextra -Wno-unknown-pragmas -Wno-unused-parameter -I "$emu")
 
 # One translation unit per module: the header, the module's source inside a

@@ -477,9 +477,11 @@ bool bind_host_kernels(Module &m) {
 // ============================================================================
 
 #if defined(__x86_64__)
-// Saves the callee-saved registers, MXCSR and the x87 control word on the
-// current stack, stores the stack pointer in *save, and resumes the stack
-// `load` (saved the same way, or prepared by `fiber_stack`).
+// Saves the callee-saved registers on the current stack, stores the stack
+// pointer in *save, and resumes the stack `load` (saved the same way, or
+// prepared by `fiber_stack`). The floating-point control registers (MXCSR,
+// x87 control word) are not switched: every fiber of a thread shares them,
+// and kernels never change the rounding mode.
 extern "C" void emu_ctx_switch(void **save, void *load);
 extern "C" void emu_fiber_start();
 asm(R"(
@@ -493,14 +495,8 @@ emu_ctx_switch:
     pushq %r13
     pushq %r14
     pushq %r15
-    subq $8, %rsp
-    stmxcsr (%rsp)
-    fnstcw 4(%rsp)
     movq %rsp, (%rdi)
     movq %rsi, %rsp
-    ldmxcsr (%rsp)
-    fldcw 4(%rsp)
-    addq $8, %rsp
     popq %r15
     popq %r14
     popq %r13
@@ -520,6 +516,8 @@ emu_fiber_start:
 
 // A stack that `emu_ctx_switch` resumes into `entry(arg)`.
 void *fiber_stack(char *top, void (*entry)(void *), void *arg) {
+    // After the six pops and the `ret`, rsp is t: 16-byte aligned, as the
+    // `call` in emu_fiber_start needs.
     uintptr_t t = ((uintptr_t)top & ~(uintptr_t)15) - 16;
     uint64_t *sp = (uint64_t *)t;
     *--sp = (uint64_t)&emu_fiber_start; // return address of the first switch
@@ -529,10 +527,6 @@ void *fiber_stack(char *top, void (*entry)(void *), void *arg) {
     *--sp = (uint64_t)entry;            // r13
     *--sp = 0;                          // r14
     *--sp = 0;                          // r15
-    uint32_t csr[2];
-    asm volatile("stmxcsr %0" : "=m"(csr[0]));
-    asm volatile("fnstcw %0" : "=m"(csr[1]));
-    *--sp = (uint64_t)csr[0] | ((uint64_t)(csr[1] & 0xffff) << 32);
     return sp;
 }
 #else
@@ -569,19 +563,21 @@ struct Launch {
     uint64_t seq;
 };
 
-const size_t STACK = 64 * 1024;
+const size_t STACK = 32 * 1024;
 
 // One OS thread's state for running blocks.
 struct Worker {
     std::vector<char *> stacks; // fiber stacks (each above a guard page)
     std::vector<Lane> lanes;
     std::vector<Warp> warps;
-    std::vector<unsigned> order;
+    std::vector<unsigned> order;      // lanes in running order, each warp's lanes together
+    std::vector<unsigned> warp_start; // where each warp's lanes begin in `order`
     void *sched_sp = nullptr;
     Lane *cur = nullptr;
     uint3 block_idx{0, 0, 0};
     dim3 block_dim{1, 1, 1}, grid_dim{1, 1, 1};
     const Launch *launch = nullptr;
+    unsigned pos = 0; // the running lane's place in `order` during a pass
     bool direct = false;
     volatile bool in_kernel = false;
     sigjmp_buf fault;
@@ -608,11 +604,30 @@ struct Worker {
     }
 };
 
-thread_local Worker worker;
+// This thread's worker: a plain pointer, so that the kernels' many reads of
+// threadIdx and blockDim cost one load (initial-exec TLS, no init wrapper).
+thread_local Worker *worker_tls = nullptr;
+
+struct WorkerOwner {
+    Worker *w = nullptr;
+    ~WorkerOwner() {
+        delete w;
+        worker_tls = nullptr;
+    }
+};
+
+Worker &me() {
+    if (__builtin_expect(worker_tls == nullptr, 0)) {
+        thread_local WorkerOwner owner;
+        owner.w = new Worker();
+        worker_tls = owner.w;
+    }
+    return *worker_tls;
+}
 
 [[noreturn]] void fail_block(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 [[noreturn]] void fail_block(int code, const char *fmt, ...) {
-    Worker &w = worker;
+    Worker &w = me();
     char line[1024];
     va_list ap;
     va_start(ap, fmt);
@@ -636,7 +651,7 @@ thread_local Worker worker;
 struct sigaction previous_segv, previous_bus;
 
 std::string describe_fault(uintptr_t addr, bool write) {
-    const Launch &L = *worker.launch;
+    const Launch &L = *me().launch;
     std::lock_guard<std::mutex> g(alloc_lock);
     const Alloc *a = find_mapping(addr);
     char line[512];
@@ -666,7 +681,7 @@ std::string describe_fault(uintptr_t addr, bool write) {
 }
 
 void on_fault(int sig, siginfo_t *info, void *uctx) {
-    Worker &w = worker;
+    Worker &w = me();
     if (w.in_kernel) {
         w.in_kernel = false;
         bool write = false;
@@ -704,7 +719,7 @@ void install_fault_handler() {
 // The handler runs on an alternate stack (a fiber's own may be the one that
 // overflowed). Rust gives its threads one; other threads get ours.
 void ensure_altstack() {
-    Worker &w = worker;
+    Worker &w = me();
     if (w.altstack) return;
     stack_t cur;
     if (sigaltstack(nullptr, &cur) == 0 && !(cur.ss_flags & SS_DISABLE) && cur.ss_size >= 16384) {
@@ -762,32 +777,79 @@ uint64_t mix64(uint64_t z) {
     return z ^ (z >> 31);
 }
 
-// How threads are ordered between barriers in one run of a launch.
+// How threads are ordered between barriers in one run of a launch. Warps
+// run one at a time, each as far as it can go (until every lane waits at
+// `__syncthreads` or has ended) before the next starts, which is the most
+// one warp can run ahead of another on a GPU; inside a warp, lanes run one
+// after another between shuffles. The warps' order and the lanes' order are
+// ascending, drawn from `seed` (anew for each pass between barriers), and
+// `mirrored` reverses whichever order that is: the race mode runs a launch
+// under an order and its mirror, so every two warps run in both orders.
 struct Order {
-    enum { IN_ORDER, REVERSED, SEEDED } kind = IN_ORDER;
+    bool seeded = false;
     uint64_t seed = 0;
+    bool mirrored = false;
 };
 
+// Fisher-Yates shuffle of `v[from..to)` driven by the stream `s`.
+void shuffle_range(std::vector<unsigned> &v, unsigned from, unsigned to, uint64_t &s) {
+    for (unsigned i = to - 1; i > from; --i) {
+        s = mix64(s + 0x9e3779b97f4a7c15ull);
+        std::swap(v[i], v[from + s % (i - from + 1)]);
+    }
+}
+
 void make_order(Worker &w, unsigned n, const Order &o, uint64_t block, uint64_t pass) {
+    unsigned warps = (n + 31) / 32;
+    std::vector<unsigned> warp_order(warps);
+    for (unsigned k = 0; k < warps; ++k) warp_order[k] = k;
+    uint64_t s = mix64(o.seed ^ mix64(w.launch->seq * 0x9e3779b97f4a7c15ull + block * 1315423911ull + pass));
+    if (o.seeded && warps > 1) shuffle_range(warp_order, 0, warps, s);
+    if (o.mirrored) std::reverse(warp_order.begin(), warp_order.end());
     w.order.resize(n);
-    for (unsigned i = 0; i < n; ++i) w.order[i] = o.kind == Order::REVERSED ? n - 1 - i : i;
-    if (o.kind == Order::SEEDED) {
-        uint64_t s = mix64(o.seed ^ mix64(w.launch->seq * 0x9e3779b97f4a7c15ull + block * 1315423911ull + pass));
-        for (unsigned i = n - 1; i > 0; --i) {
-            s = mix64(s + 0x9e3779b97f4a7c15ull);
-            std::swap(w.order[i], w.order[s % (i + 1)]);
-        }
+    w.warp_start.resize(warps);
+    unsigned at = 0;
+    for (unsigned warp : warp_order) {
+        unsigned first = warp * 32, size = std::min(32u, n - first);
+        w.warp_start[warp] = at;
+        for (unsigned i = 0; i < size; ++i) w.order[at + i] = first + i;
+        if (o.seeded && size > 1) shuffle_range(w.order, at, at + size, s);
+        if (o.mirrored) std::reverse(w.order.begin() + at, w.order.begin() + at + size);
+        at += size;
     }
 }
 
 // ----- a block ------------------------------------------------------------------
 
+// Switches from lane `l` to the lane at position `p` of the order.
+void switch_to(Worker &w, Lane *l, unsigned p) {
+    w.pos = p;
+    w.cur = &w.lanes[w.order[p]];
+    emu_ctx_switch(&l->sp, w.cur->sp);
+}
+
+// Leaves lane `l` (blocked or done) for the next runnable lane of its own
+// warp (a completed shuffle makes its lanes runnable again), then for the
+// next warp's, or for the scheduler when the pass is over.
+void yield_from(Worker &w, Lane *l) {
+    unsigned n = w.launch->threads, warp = l->linear >> 5;
+    unsigned start = w.warp_start[warp], size = std::min(32u, n - warp * 32);
+    for (unsigned k = 1; k < size; ++k) {
+        unsigned p = start + (w.pos - start + k) % size;
+        if (w.lanes[w.order[p]].state == RUNNABLE) return switch_to(w, l, p);
+    }
+    for (unsigned p = start + size; p < n; ++p)
+        if (w.lanes[w.order[p]].state == RUNNABLE) return switch_to(w, l, p);
+    w.cur = nullptr;
+    emu_ctx_switch(&l->sp, w.sched_sp);
+}
+
 void fiber_main(void *arg) {
     Lane *l = (Lane *)arg;
-    Worker &w = worker;
+    Worker &w = me();
     w.launch->entry->host->invoke(const_cast<void **>(w.launch->params.data()));
     l->state = DONE;
-    emu_ctx_switch(&l->sp, w.sched_sp);
+    yield_from(w, l);
     __builtin_unreachable();
 }
 
@@ -847,17 +909,17 @@ void run_block_body(Worker &w, const Launch &L, const Order &order, uint64_t blo
     w.warps.assign((n + 31) / 32, Warp());
     for (unsigned i = 0; i < n; ++i) w.lanes[i].sp = fiber_stack(w.stack_top(i), fiber_main, &w.lanes[i]);
     for (uint64_t pass = 0;; ++pass) {
-        make_order(w, n, order, block_linear, pass);
-        bool ran = false;
-        for (unsigned k = 0; k < n; ++k) {
-            Lane &l = w.lanes[w.order[k]];
-            if (l.state != RUNNABLE) continue;
-            ran = true;
-            w.cur = &l;
-            emu_ctx_switch(&w.sched_sp, l.sp);
+        if (pass == 0 || order.seeded) make_order(w, n, order, block_linear, pass);
+        w.pos = 0;
+        while (w.pos < n && w.lanes[w.order[w.pos]].state != RUNNABLE) ++w.pos;
+        if (w.pos < n) {
+            // Runs this pass's runnable lanes one after another; control comes
+            // back here when the last of them blocks or ends.
+            w.cur = &w.lanes[w.order[w.pos]];
+            emu_ctx_switch(&w.sched_sp, w.cur->sp);
+            continue; // a shuffle may have released lanes already passed over
         }
         w.cur = nullptr;
-        if (ran) continue; // a shuffle may have released lanes already passed over
         bool all_done = true;
         for (unsigned i = 0; i < n; ++i) all_done = all_done && w.lanes[i].state == DONE;
         if (all_done) return;
@@ -869,7 +931,7 @@ void run_block_body(Worker &w, const Launch &L, const Order &order, uint64_t blo
 // w.error set) if one failed.
 bool run_blocks(const Launch &L, const Order &order, std::atomic<uint64_t> &next, uint64_t total,
                 std::atomic<bool> &failed) {
-    Worker &w = worker;
+    Worker &w = me();
     ensure_altstack();
     w.launch = &L;
     w.direct = !L.entry->collective;
@@ -931,8 +993,8 @@ struct Pool {
             bool ok = run_blocks(*L, o, *n, t, *f);
             g.lock();
             if (!ok && error.empty()) {
-                error = worker.error;
-                error_code = worker.error_code;
+                error = me().error;
+                error_code = me().error_code;
             }
             if (++reported == helpers) finished.notify_all();
         }
@@ -969,8 +1031,8 @@ bool run_once(const Launch &L, const Order &order, std::string &error, int &code
     }
     bool ok = run_blocks(L, order, next, total, failed);
     if (!ok) {
-        error = worker.error;
-        code = worker.error_code;
+        error = me().error;
+        code = me().error_code;
     }
     if (p) {
         // Every helper takes part in every generation, so none can be left
@@ -1003,8 +1065,8 @@ std::string describe_race(const Launch &L, const Snapshot &a, const Snapshot &b)
         }
         char line[512];
         snprintf(line, sizeof line,
-                 "kernel %s (launch #%llu) is racy: run with threads in order and in reverse order between "
-                 "barriers, it leaves different bytes at offset %zu of allocation #%llu (%s); a __syncthreads is "
+                 "kernel %s (launch #%llu) is racy: run with its warps and lanes in one order and in the "
+                 "mirror order, it leaves different bytes at offset %zu of allocation #%llu (%s); a __syncthreads is "
                  "missing or threads write the same element",
                  L.entry->name.c_str(), (unsigned long long)L.seq, off, (unsigned long long)a[i].first->id,
                  arg.c_str());
@@ -1022,10 +1084,8 @@ CUresult execute(const Launch &L) {
     std::string error;
     int code = 0;
     Order order;
-    if (config().seeded) {
-        order.kind = Order::SEEDED;
-        order.seed = config().seed;
-    }
+    order.seeded = config().seeded;
+    order.seed = config().seed;
     bool ok;
     if (config().race) {
         Snapshot before = snapshot_all();
@@ -1034,8 +1094,7 @@ CUresult execute(const Launch &L) {
             Snapshot after = snapshot_all();
             restore(before);
             Order other = order;
-            if (order.kind == Order::SEEDED) other.seed = order.seed + 1;
-            else other.kind = Order::REVERSED;
+            other.mirrored = true;
             ok = run_once(L, other, error, code);
             if (ok) {
                 Snapshot again = snapshot_all();
@@ -1381,6 +1440,9 @@ EXPORT CUresult cuMemGetInfo_v2(size_t *free_bytes, size_t *total) {
 EXPORT CUresult cuMemAlloc_v2(CUdeviceptr *p, size_t bytes) {
     CHECK_CONTEXT();
     CHECK_STICKY();
+    // Under the device lock: the race mode compares snapshots of every
+    // allocation taken while a launch runs, so the table must not change.
+    std::lock_guard<std::mutex> g(device_lock);
     return device_alloc(p, bytes);
 }
 
@@ -1544,19 +1606,19 @@ EXPORT CUresult emu_unsupported(const char *name) {
 
 // ----- what the kernels call (cuda_emu.h) ------------------------------------
 
-EXPORT const uint3 *emu_thread_idx() { return &worker.cur->tid; }
-EXPORT const uint3 *emu_block_idx() { return &worker.block_idx; }
-EXPORT const dim3 *emu_block_dim() { return &worker.block_dim; }
-EXPORT const dim3 *emu_grid_dim() { return &worker.grid_dim; }
+EXPORT const uint3 *emu_thread_idx() { return &worker_tls->cur->tid; }
+EXPORT const uint3 *emu_block_idx() { return &worker_tls->block_idx; }
+EXPORT const dim3 *emu_block_dim() { return &worker_tls->block_dim; }
+EXPORT const dim3 *emu_grid_dim() { return &worker_tls->grid_dim; }
 
 EXPORT void emu_syncthreads() {
-    Worker &w = worker;
+    Worker &w = *worker_tls;
     if (w.direct)
         fail_block(CUDA_ERROR_LAUNCH_FAILED,
                    "__syncthreads in a kernel whose PTX has no bar.sync: the committed PTX is stale (ptx/regen.sh)");
     Lane *l = w.cur;
     l->state = AT_BARRIER;
-    emu_ctx_switch(&l->sp, w.sched_sp);
+    yield_from(w, l);
 }
 
 namespace {
@@ -1576,7 +1638,7 @@ int shuffle_source(int kind, int lane, int arg, int width) {
 } // namespace
 
 EXPORT uint64_t emu_shfl(unsigned mask, uint64_t value, int kind, int arg, int width) {
-    Worker &w = worker;
+    Worker &w = *worker_tls;
     if (w.direct)
         fail_block(CUDA_ERROR_LAUNCH_FAILED,
                    "a warp shuffle in a kernel whose PTX has no shfl.sync: the committed PTX is stale (ptx/regen.sh)");
@@ -1607,7 +1669,7 @@ EXPORT uint64_t emu_shfl(unsigned mask, uint64_t value, int kind, int arg, int w
     W.arrived |= 1u << lane;
     if (W.arrived != W.mask) {
         l->state = AT_WARP;
-        emu_ctx_switch(&l->sp, w.sched_sp);
+        yield_from(w, l);
         return W.result[lane];
     }
     // The last lane to arrive completes the collective for everyone.

@@ -4,6 +4,7 @@
 //! that failed to initialise stays failed (the error is cached), so asking
 //! again is cheap.
 
+use super::memory::BlockCache;
 use crate::{Device, Error, Result};
 use cust::context::{Context, CurrentContext};
 use cust::error::CudaError;
@@ -24,6 +25,8 @@ pub struct Backend {
     modules: Vec<Module>,
     /// The kernel launched last, named when an asynchronous fault surfaces.
     last_kernel: Mutex<&'static str>,
+    /// Freed device blocks, reused in stream order.
+    cache: Mutex<BlockCache>,
 }
 
 impl std::fmt::Debug for Backend {
@@ -73,7 +76,7 @@ pub(crate) fn unavailable(ordinal: usize, e: CudaError, during: &str) -> Error {
              or the stub libcuda from scripts/cuda-stub.sh is on LD_LIBRARY_PATH; use --device cpu"
         ),
         CudaError::InvalidDevice => format!(
-            "there is no GPU with ordinal {ordinal} ({} found); pick a smaller ordinal",
+            "there is no GPU with ordinal {ordinal} ({} found); pick a smaller ordinal or use --device cpu",
             device_count()
         ),
         other => format!(
@@ -111,7 +114,17 @@ impl Backend {
             stream,
             modules,
             last_kernel: Mutex::new("(none)"),
+            cache: Mutex::new(BlockCache::default()),
         }))
+    }
+
+    /// The device's name as the driver reports it.
+    pub fn name(&self) -> Result<String> {
+        let device = cust::device::Device::get_device(self.ordinal as u32)
+            .map_err(|e| unavailable(self.ordinal, e, "selecting it"))?;
+        device
+            .name()
+            .map_err(|e| unavailable(self.ordinal, e, "reading its name"))
     }
 
     /// The device this backend drives.
@@ -164,6 +177,29 @@ impl Backend {
             self.stream.synchronize().map_err(|e| launch_error(kernel, e))?;
         }
         Ok(())
+    }
+
+    /// A device block of `bytes` (> 0) bytes, from the cache when it holds one.
+    pub(crate) fn take_block(&self, bytes: usize) -> Result<cust::sys::CUdeviceptr> {
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        cache.take(self.ordinal, bytes, || self.synchronize())
+    }
+
+    /// Takes a block back for reuse (in stream order: later launches that
+    /// write it are queued after every launch that reads it now).
+    pub(crate) fn give_block(&self, ptr: cust::sys::CUdeviceptr, bytes: usize) {
+        self.cache.lock().unwrap_or_else(|e| e.into_inner()).give(ptr, bytes);
+    }
+
+    /// Returns every cached block to the driver.
+    pub(crate) fn release_cached_blocks(&self) -> Result<()> {
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        cache.release(|| self.synchronize())
+    }
+
+    /// Bytes of device memory kept for reuse.
+    pub fn cached_bytes(&self) -> usize {
+        self.cache.lock().unwrap_or_else(|e| e.into_inner()).cached_bytes()
     }
 
     /// Waits for every launched kernel; an asynchronous fault is reported

@@ -1,15 +1,113 @@
-//! Device buffers: [`CudaStorage`] owns one allocation on one GPU, and
-//! moves data to and from host memory.
+//! Device buffers: [`CudaStorage`] owns one block of device memory on one
+//! GPU and moves data to and from host memory; [`BlockCache`] hands blocks
+//! out and takes them back without a driver call in steady state.
+//!
+//! Every kernel and every copy of a backend runs in one order (its stream,
+//! and the legacy stream's synchronous copies, which wait for it), so a block
+//! freed after the launches that read it may be handed to the next
+//! allocation at once: any launch that writes it is queued after them. That
+//! is freeing in stream order, as PyTorch's caching allocator does for a
+//! single stream. `cuMemFree` happens only when an allocation fails (after
+//! synchronising), or in [`empty_cache`].
 
-use super::backend::{backend, status_to_result};
+use super::backend::{backend, status_to_result, unavailable};
 use crate::{DType, Device, Error, Result};
 use cust::error::CudaError;
 use cust::sys as cu;
+use std::collections::HashMap;
+
+/// Device memory blocks kept for reuse, by exact size in bytes (exact, so
+/// that the emulated device's guard pages still catch an overrun of a reused
+/// block; the task's tensors repeat their shapes every step).
+#[derive(Debug, Default)]
+pub struct BlockCache {
+    free: HashMap<usize, Vec<cu::CUdeviceptr>>,
+    cached_bytes: usize,
+}
+
+impl BlockCache {
+    /// A block of `bytes` (> 0): a cached one, else a new one from the driver;
+    /// when the driver is out of memory, every cached block is returned to it
+    /// (after the device has finished with them) and the allocation retried.
+    pub(crate) fn take(
+        &mut self,
+        ordinal: usize,
+        bytes: usize,
+        sync: impl Fn() -> Result<()>,
+    ) -> Result<cu::CUdeviceptr> {
+        if let Some(ptr) = self.free.get_mut(&bytes).and_then(Vec::pop) {
+            self.cached_bytes -= bytes;
+            return Ok(ptr);
+        }
+        match driver_alloc(bytes) {
+            Err(CudaError::OutOfMemory) if self.cached_bytes > 0 => {
+                self.release(sync)?;
+                driver_alloc(bytes).map_err(|e| alloc_error(ordinal, bytes, e))
+            }
+            other => other.map_err(|e| alloc_error(ordinal, bytes, e)),
+        }
+    }
+
+    /// Takes a block back for reuse by later allocations of the same size.
+    pub(crate) fn give(&mut self, ptr: cu::CUdeviceptr, bytes: usize) {
+        self.free.entry(bytes).or_default().push(ptr);
+        self.cached_bytes += bytes;
+    }
+
+    /// Returns every cached block to the driver, once the device has
+    /// finished the work queued before (which may still read them).
+    pub(crate) fn release(&mut self, sync: impl Fn() -> Result<()>) -> Result<()> {
+        if self.cached_bytes == 0 {
+            return Ok(());
+        }
+        sync()?;
+        for (_, blocks) in self.free.drain() {
+            for ptr in blocks {
+                // SAFETY: every cached block came from cuMemAlloc, is owned by
+                // no storage, and no queued work uses it (synchronised above).
+                let _ = unsafe { cu::cuMemFree_v2(ptr) };
+            }
+        }
+        self.cached_bytes = 0;
+        Ok(())
+    }
+
+    /// Bytes held for reuse.
+    pub fn cached_bytes(&self) -> usize {
+        self.cached_bytes
+    }
+}
+
+fn driver_alloc(bytes: usize) -> std::result::Result<cu::CUdeviceptr, CudaError> {
+    let mut ptr: cu::CUdeviceptr = 0;
+    // SAFETY: cuMemAlloc writes one device pointer through a valid pointer.
+    status_to_result(unsafe { cu::cuMemAlloc_v2(&mut ptr, bytes) })?;
+    Ok(ptr)
+}
+
+/// Returns the blocks GPU `ordinal` keeps for reuse to the driver (for
+/// example before handing the memory to another library).
+pub fn empty_cache(ordinal: usize) -> Result<()> {
+    backend(ordinal)?.release_cached_blocks()
+}
+
+/// A device block of `bytes` bytes (at least one) on GPU `ordinal`.
+fn take_block(ordinal: usize, bytes: usize) -> Result<cu::CUdeviceptr> {
+    backend(ordinal)?.take_block(bytes)
+}
+
+/// Gives a block back to its GPU's cache (any thread; the backend lives for
+/// the rest of the process once created).
+fn give_block(ordinal: usize, ptr: cu::CUdeviceptr, bytes: usize) {
+    if let Ok(b) = backend(ordinal) {
+        b.give_block(ptr, bytes);
+    }
+}
 
 /// A tensor's elements in GPU memory: contiguous, row-major, one dtype.
 ///
-/// Dropping it frees the allocation (with the owning device's context
-/// made current first, so any thread may drop it).
+/// Dropping it gives the block back to the device's [`BlockCache`], in
+/// stream order (see the module documentation), from any thread.
 pub struct CudaStorage {
     ptr: cu::CUdeviceptr,
     len: usize,
@@ -30,12 +128,7 @@ impl CudaStorage {
             device: Device::Cuda(ordinal),
             bytes: usize::MAX,
         })?;
-        let mut ptr: cu::CUdeviceptr = 0;
-        if bytes > 0 {
-            // SAFETY: cuMemAlloc writes one device pointer through a valid pointer.
-            let status = unsafe { cu::cuMemAlloc_v2(&mut ptr, bytes) };
-            status_to_result(status).map_err(|e| alloc_error(ordinal, bytes, e))?;
-        }
+        let ptr = if bytes > 0 { take_block(ordinal, bytes)? } else { 0 };
         Ok(CudaStorage {
             ptr,
             len,
@@ -76,12 +169,11 @@ impl CudaStorage {
         Ok(out)
     }
 
-    /// A new buffer with the same contents (device-to-device copy).
+    /// A new buffer with the same contents (device-to-device copy; the
+    /// synchronous copy runs after the kernels queued before it).
     pub fn try_clone(&self) -> Result<CudaStorage> {
         let s = CudaStorage::alloc(self.ordinal, self.dtype, self.len)?;
         if self.len > 0 {
-            let b = backend(self.ordinal)?;
-            b.synchronize()?;
             // SAFETY: both allocations hold `bytes()` bytes.
             let status = unsafe { cu::cuMemcpyDtoD_v2(s.ptr, self.ptr, self.bytes()) };
             status_to_result(status).map_err(|e| copy_error(self.ordinal, "device to device", e))?;
@@ -126,10 +218,8 @@ impl CudaStorage {
 
 impl Drop for CudaStorage {
     fn drop(&mut self) {
-        if self.ptr != 0 && backend(self.ordinal).is_ok() {
-            // SAFETY: the pointer came from cuMemAlloc and is freed once.
-            // An error here (a dead context at exit) leaves nothing to do.
-            let _ = unsafe { cu::cuMemFree_v2(self.ptr) };
+        if self.ptr != 0 {
+            give_block(self.ordinal, self.ptr, self.bytes());
         }
     }
 }
@@ -168,38 +258,41 @@ fn alloc_error(ordinal: usize, bytes: usize, e: CudaError) -> Error {
             device: Device::Cuda(ordinal),
             bytes,
         },
-        other => super::backend::unavailable(ordinal, other, "allocating memory"),
+        other => unavailable(ordinal, other, "allocating memory"),
     }
 }
 
 fn copy_error(ordinal: usize, what: &str, e: CudaError) -> Error {
-    super::backend::unavailable(ordinal, e, &format!("copying {what}"))
+    unavailable(ordinal, e, &format!("copying {what}"))
 }
 
 /// An untyped device allocation for kernel side data (index lists, the
-/// fused optimizers' slot tables).
+/// fused optimizers' slot tables); like [`CudaStorage`], it goes back to the
+/// cache in stream order when dropped, so a launch may still read it.
 pub(crate) struct RawBuffer {
     ptr: cu::CUdeviceptr,
+    bytes: usize,
     ordinal: usize,
 }
 
 impl RawBuffer {
     /// A device copy of `data`'s bytes.
     pub(crate) fn from_slice<T: Copy>(ordinal: usize, data: &[T]) -> Result<RawBuffer> {
-        backend(ordinal)?;
         let bytes = std::mem::size_of_val(data);
-        let mut ptr: cu::CUdeviceptr = 0;
-        if bytes > 0 {
-            // SAFETY: as in CudaStorage::alloc and from_host.
-            unsafe {
-                status_to_result(cu::cuMemAlloc_v2(&mut ptr, bytes)).map_err(|e| alloc_error(ordinal, bytes, e))?;
-                let buf = RawBuffer { ptr, ordinal };
-                status_to_result(cu::cuMemcpyHtoD_v2(ptr, data.as_ptr().cast(), bytes))
-                    .map_err(|e| copy_error(ordinal, "host to device", e))?;
-                return Ok(buf);
-            }
+        if bytes == 0 {
+            backend(ordinal)?;
+            return Ok(RawBuffer { ptr: 0, bytes, ordinal });
         }
-        Ok(RawBuffer { ptr, ordinal })
+        let buf = RawBuffer {
+            ptr: take_block(ordinal, bytes)?,
+            bytes,
+            ordinal,
+        };
+        // SAFETY: the block holds `bytes` bytes; the synchronous copy waits
+        // for the kernels that may still read the block's previous contents.
+        let status = unsafe { cu::cuMemcpyHtoD_v2(buf.ptr, data.as_ptr().cast(), bytes) };
+        status_to_result(status).map_err(|e| copy_error(ordinal, "host to device", e))?;
+        Ok(buf)
     }
 
     /// The device address.
@@ -210,10 +303,8 @@ impl RawBuffer {
 
 impl Drop for RawBuffer {
     fn drop(&mut self) {
-        if self.ptr != 0 && backend(self.ordinal).is_ok() {
-            // SAFETY: allocated by cuMemAlloc, freed once. Kernels reading it
-            // are ordered before the free by the driver (cuMemFree synchronises).
-            let _ = unsafe { cu::cuMemFree_v2(self.ptr) };
+        if self.ptr != 0 {
+            give_block(self.ordinal, self.ptr, self.bytes);
         }
     }
 }

@@ -30,7 +30,7 @@ pub mod ops;
 pub mod optim;
 
 pub use backend::{backend, device_count, Backend};
-pub use memory::{CudaStorage, HostElement};
+pub use memory::{empty_cache, BlockCache, CudaStorage, HostElement};
 
 use crate::{Device, Result, Tensor};
 
@@ -43,6 +43,35 @@ pub fn is_available(ordinal: usize) -> bool {
 /// error saying why (no driver, no device, bad ordinal, PTX rejected).
 pub fn device(ordinal: usize) -> Result<Device> {
     backend(ordinal).map(|b| b.device())
+}
+
+/// The environment variable that turns a GPU test's skip into a failure:
+/// set it to `1` where a GPU (or the emulated device) must be present, as
+/// the emulator step of `.ci/cuda.sh` does.
+pub const REQUIRE_GPU_VAR: &str = "FERROGRAD_REQUIRE_GPU";
+
+/// For GPU tests: GPU 0 if it can be used; otherwise prints
+/// `<test>: skipped: no CUDA device (<why>)` and returns `None`, or, when
+/// [`REQUIRE_GPU_VAR`] is set to `1`, panics with that message, so a run
+/// that must exercise the GPU cannot pass by skipping.
+pub fn device_or_skip(test: &str) -> Option<Device> {
+    match device(0) {
+        Ok(d) => Some(d),
+        Err(e) => {
+            let message = format!("{test}: skipped: no CUDA device ({e})");
+            if std::env::var(REQUIRE_GPU_VAR).is_ok_and(|v| v == "1") {
+                panic!("{message}, but {REQUIRE_GPU_VAR}=1 requires one");
+            }
+            eprintln!("{message}");
+            None
+        }
+    }
+}
+
+/// Whether GPU `ordinal` is ferrograd's emulated device (`ptx/emu`), whose
+/// fault-finding modes some tests exercise.
+pub fn is_emulated(ordinal: usize) -> bool {
+    backend(ordinal).is_ok_and(|b| b.name().is_ok_and(|n| n.contains("ferrograd emulated device")))
 }
 
 /// Every kernel name the Rust code launches (checked against the PTX by

@@ -644,7 +644,7 @@ pub fn index_select(t: &Tensor, indices: &[usize]) -> Result<Tensor> {
             shape.numel(),
             &args![rows, rl, ip, xp, op_],
         )?;
-        b.synchronize()?; // keep `idx` alive until the kernel has read it
+        // `idx` goes back to the cache in stream order: no need to wait.
     }
     Ok(wrap(out, shape))
 }
@@ -688,7 +688,6 @@ pub fn index_add(t: &Tensor, indices: &[usize], rows: usize) -> Result<Tensor> {
             shape.numel(),
             &args![r, rl, sp, srp, xp, op_],
         )?;
-        b.synchronize()?;
     }
     Ok(wrap(out, shape))
 }
@@ -713,7 +712,6 @@ pub fn gather(t: &Tensor, labels: &[usize]) -> Result<Tensor> {
             labels.len(),
             &args![n, c, lp, xp, op_],
         )?;
-        b.synchronize()?;
     }
     Ok(wrap(out, Shape::new([labels.len()])))
 }
@@ -738,7 +736,6 @@ pub fn scatter(t: &Tensor, labels: &[usize], classes: usize) -> Result<Tensor> {
             shape.numel(),
             &args![n, c, lp, vp, op_],
         )?;
-        b.synchronize()?;
     }
     Ok(wrap(out, shape))
 }

@@ -284,7 +284,7 @@ impl FusedOptimizer {
         let kernel = self.rule.kernel(first.dtype());
         // SAFETY: arguments in the `*_multi` kernels' order; every slot's
         // pointers address `len` elements of the slot's dtype.
-        unsafe { b.launch(kernel, blocks as u32, BLOCK, &args![tp, ns, h])? };
-        b.synchronize() // the slot table is freed when this returns
+        // The slot table goes back to the cache in stream order when dropped.
+        unsafe { b.launch(kernel, blocks as u32, BLOCK, &args![tp, ns, h]) }
     }
 }

@@ -29,15 +29,10 @@ const CASES: u64 = 6;
 const RTOL: f64 = 1e-10;
 const ATOL: f64 = 1e-12;
 
-/// The GPU, or `None` after printing why the test is skipped.
+/// The GPU, or `None` after printing why the test is skipped (a failure
+/// under `FERROGRAD_REQUIRE_GPU=1`).
 fn gpu(test: &str) -> Option<Device> {
-    match Device::cuda(0) {
-        Ok(d) => Some(d),
-        Err(e) => {
-            eprintln!("{test}: skipped: no CUDA device ({e})");
-            None
-        }
-    }
+    ferrograd::engine::cuda::device_or_skip(test)
 }
 
 fn close(a: f64, b: f64, rtol: f64, atol: f64) -> bool {

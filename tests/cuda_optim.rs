@@ -29,15 +29,10 @@ const STEPS: usize = 10;
 /// chunks, small ones, a scalar-like one.
 const SHAPES: [&[usize]; 4] = [&[300, 17], &[5], &[1], &[4097]];
 
-/// The GPU, or `None` after printing why the test is skipped.
+/// The GPU, or `None` after printing why the test is skipped (a failure
+/// under `FERROGRAD_REQUIRE_GPU=1`).
 fn gpu(test: &str) -> Option<Device> {
-    match Device::cuda(0) {
-        Ok(d) => Some(d),
-        Err(e) => {
-            eprintln!("{test}: skipped: no CUDA device ({e})");
-            None
-        }
-    }
+    ferrograd::engine::cuda::device_or_skip(test)
 }
 
 /// One catalog optimizer with overrides, and its fused counterpart.

@@ -45,15 +45,10 @@ fn rtol(dtype: DType, epoch: Option<usize>) -> f64 {
     }
 }
 
-/// The GPU, or `None` after printing why the test is skipped.
+/// The GPU, or `None` after printing why the test is skipped (a failure
+/// under `FERROGRAD_REQUIRE_GPU=1`).
 fn gpu(test: &str) -> Option<Device> {
-    match Device::cuda(0) {
-        Ok(d) => Some(d),
-        Err(e) => {
-            eprintln!("{test}: skipped: no CUDA device ({e})");
-            None
-        }
-    }
+    ferrograd::engine::cuda::device_or_skip(test)
 }
 
 fn adam() -> Box<dyn TaskOptimizer> {

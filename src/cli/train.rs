@@ -1,7 +1,7 @@
 //! `ferrograd train`: the benchmark task end to end, with a progress bar,
 //! a summary, optional output files and resumable checkpoints.
 
-use ferrograd::engine::Device;
+use ferrograd::engine::{DType, Device};
 use ferrograd::optim::{catalog, HyperParams, TaskOptimizer};
 use ferrograd::train::{save_model, EpochMetrics, Summary, TaskConfig, Trainer};
 use ferrograd::Error;
@@ -27,6 +27,10 @@ pub struct Args {
     /// and a GPU; without one this is an error, exit code 2).
     #[arg(long, default_value = "cpu")]
     device: String,
+    /// The element type: f32 (the task's) or f64 (for checking a device or
+    /// an optimizer against rounding).
+    #[arg(long, default_value = "f32", value_parser = ["f32", "f64"])]
+    dtype: String,
     /// Print one JSON summary on stdout (no progress bar).
     #[arg(long)]
     json: bool,
@@ -101,6 +105,7 @@ pub fn run(args: &Args) -> i32 {
         seed: args.seed,
         max_epochs: args.max_epochs,
         device,
+        dtype: if args.dtype == "f64" { DType::F64 } else { DType::F32 },
         ..TaskConfig::default()
     };
     let out_dir = args.resume.clone().or_else(|| args.out.clone());
@@ -218,6 +223,7 @@ fn summary_json(args: &Args, s: &Summary) -> serde_json::Value {
         "n_hidden": args.n_hidden,
         "seed": args.seed,
         "device": args.device,
+        "dtype": args.dtype,
         "quality": s.quality,
         "recalibrated_quality": s.recalibrated_quality,
         "test_loss": s.test_loss,

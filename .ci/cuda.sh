@@ -11,7 +11,15 @@
 #     that every kernel name the engine launches exists in the PTX, and the
 #     root GPU tests (tests/cuda_*.rs: gradcheck on the GPU, fused optimizers
 #     vs the catalog, track 4 on both devices), which must each say that
-#     they skipped for want of a device (and run their no-GPU checks).
+#     they skipped for want of a device (and run their no-GPU checks);
+#  4. the emulated device (scripts/cuda-emu.sh, ptx/emu): the same test
+#     binaries run every GPU test on the CPU through the real driver API,
+#     with FERROGRAD_REQUIRE_GPU=1 (a skip fails), launches deferred to
+#     synchronisation (freeing memory a queued launch uses fails), shared
+#     memory filled with NaN, and the engine's op tests also in the race mode
+#     under a seeded thread order;
+#  5. the mutants of scripts/cuda-emu-mutants.sh: deliberate kernel bugs the
+#     suite must catch.
 # Uses its own target dir so the feature flip does not rebuild target/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -78,4 +86,26 @@ if ! LD_LIBRARY_PATH= ldconfig -p 2>/dev/null | grep -q 'libcuda\.so\.1 '; then
         grep -q "test $t ... ok" target/cuda-build/test-root.log || { echo "$t did not pass" >&2; exit 1; }
     done
 fi
+echo "== cuda: the emulated device (ptx/emu): every GPU test runs, none may skip"
+emu_lib="$(bash scripts/cuda-emu.sh)"
+emu_env=(LD_LIBRARY_PATH="$emu_lib" FERROGRAD_REQUIRE_GPU=1 CUDA_EMU_DEFERRED=1 CUDA_EMU_SHARED_NAN=1)
+emu_log=target/cuda-build/test-emu.log
+env "${emu_env[@]}" CUDA_EMU_RACE=1 CUDA_EMU_ORDER=2026 \
+    cargo test -p ferrograd-engine -p ferrograd-ptx --features ferrograd-engine/cuda >"$emu_log" 2>&1 ||
+    { grep -E 'cuda-emu|panicked|FAILED' "$emu_log" | head -n 40 >&2; echo "GPU tests failed on the emulated device" >&2; exit 1; }
+env "${emu_env[@]}" cargo test -p ferrograd --features cuda "${root_gpu_tests[@]/#/--test=}" -- --test-threads=1 \
+    >>"$emu_log" 2>&1 ||
+    { grep -E 'cuda-emu|panicked|FAILED' "$emu_log" | head -n 40 >&2; echo "root GPU tests failed on the emulated device" >&2; exit 1; }
+grep -E '^test .* \.\.\. ok$' "$emu_log" | sed 's/^/  passed on the emulated device: /'
+grep -E '^test result' "$emu_log" | sort | uniq -c
+if grep -q 'skipped: no CUDA device' "$emu_log"; then
+    echo "a GPU test skipped on the emulated device" >&2
+    exit 1
+fi
+for t in cuda_gradcheck cuda_optim cuda_train cuda_ops cuda_memory; do
+    grep -q "Running tests/$t.rs" "$emu_log" || { echo "$t did not run on the emulated device" >&2; exit 1; }
+done
+
+echo "== cuda: mutants (deliberate kernel bugs) must fail the GPU tests"
+bash scripts/cuda-emu-mutants.sh
 echo "== cuda: done in $((SECONDS - start)) s"

@@ -175,9 +175,13 @@ impl Trainer {
         let named: HashMap<String, Tensor> = tensors.into_iter().collect();
         fill_model(&mut self.model, &named, "model.", &tensor_path)?;
         fill_model(&mut self.best_model, &named, "best.", &tensor_path)?;
+        // In this run's dtype, as the model's tensors are (fill_model): a
+        // checkpoint resumed with another --dtype continues from the same
+        // state, widened exactly or rounded once.
+        let dtype = self.config.dtype;
         let opt_tensors = named
             .iter()
-            .filter_map(|(k, v)| k.strip_prefix("optimizer.").map(|k| (k.to_string(), v.clone())))
+            .filter_map(|(k, v)| k.strip_prefix("optimizer.").map(|k| (k.to_string(), v.to_dtype(dtype))))
             .collect();
         self.optimizer.load_state(&OptimizerState {
             tensors: opt_tensors,

@@ -152,7 +152,7 @@ std::atomic<int> sticky_error{0};
 // ============================================================================
 
 struct Stats {
-    std::atomic<uint64_t> launches{0}, allocs{0}, frees{0}, htod{0}, dtoh{0}, dtod{0}, syncs{0};
+    std::atomic<uint64_t> launches{0}, allocs{0}, frees{0}, htod{0}, dtoh{0}, dtod{0}, syncs{0}, lookups{0};
     std::atomic<uint64_t> htod_bytes{0}, dtoh_bytes{0}, dtod_bytes{0};
     std::mutex lock;
     std::map<std::string, uint64_t> per_kernel;
@@ -173,6 +173,7 @@ std::string stats_json() {
     field("dtoh", s.dtoh);
     field("dtod", s.dtod);
     field("syncs", s.syncs);
+    field("function_lookups", s.lookups);
     field("htod_bytes", s.htod_bytes);
     field("dtoh_bytes", s.dtoh_bytes);
     field("dtod_bytes", s.dtod_bytes);
@@ -1537,6 +1538,7 @@ EXPORT CUresult cuModuleGetFunction(void **function, void *module, const char *n
     CHECK_CONTEXT();
     if (!function || !module || !name) return CUDA_ERROR_INVALID_VALUE;
     Module *m = (Module *)module;
+    stats().lookups++;
     for (auto &e : m->entries) {
         if (e->name == name) {
             *function = e.get(); // a function handle is its entry

@@ -22,7 +22,14 @@ pub struct Backend {
     ordinal: usize,
     context: Context,
     stream: Stream,
-    modules: Vec<Module>,
+    /// Kept loaded for as long as `functions` may be used.
+    _modules: Vec<Module>,
+    /// Every kernel's function handle, resolved once when the modules load,
+    /// so a launch does no string search and no driver lookup.
+    functions: HashMap<&'static str, KernelHandle>,
+    /// `FERROGRAD_CUDA_SYNC` was set when the backend was made: synchronise
+    /// after every launch (read once, not per launch).
+    sync_every_launch: bool,
     /// The kernel launched last, named when an asynchronous fault surfaces.
     last_kernel: Mutex<&'static str>,
     /// Freed device blocks, reused in stream order.
@@ -34,6 +41,16 @@ impl std::fmt::Debug for Backend {
         write!(f, "Backend(cuda:{})", self.ordinal)
     }
 }
+
+/// A kernel's driver handle. Function handles may be used from any thread
+/// of the process (CUDA driver API); the module that owns it outlives it
+/// (both live in the [`Backend`]).
+#[derive(Clone, Copy)]
+struct KernelHandle(cust::sys::CUfunction);
+// SAFETY: see above; the handle is only passed to cuLaunchKernel.
+unsafe impl Send for KernelHandle {}
+// SAFETY: as for Send.
+unsafe impl Sync for KernelHandle {}
 
 static DRIVER: OnceLock<std::result::Result<(), CudaError>> = OnceLock::new();
 type Slots = Mutex<HashMap<usize, Result<Arc<Backend>>>>;
@@ -98,6 +115,7 @@ impl Backend {
         let stream =
             Stream::new(StreamFlags::DEFAULT, None).map_err(|e| unavailable(ordinal, e, "creating a stream"))?;
         let mut modules = Vec::with_capacity(ferrograd_ptx::MODULES.len());
+        let mut functions = HashMap::new();
         for m in ferrograd_ptx::MODULES {
             let module = Module::from_ptx(m.ptx, &[]).map_err(|e| Error::KernelFailed {
                 kernel: m.name.to_string(),
@@ -106,13 +124,19 @@ impl Backend {
                     m.name
                 ),
             })?;
+            for &kernel in m.kernels {
+                let function = module.get_function(kernel).map_err(|e| launch_error(kernel, e))?;
+                functions.insert(kernel, KernelHandle(function.to_raw()));
+            }
             modules.push(module);
         }
         Ok(Arc::new(Backend {
             ordinal,
             context,
             stream,
-            modules,
+            _modules: modules,
+            functions,
+            sync_every_launch: std::env::var_os("FERROGRAD_CUDA_SYNC").is_some(),
             last_kernel: Mutex::new("(none)"),
             cache: Mutex::new(BlockCache::default()),
         }))
@@ -159,20 +183,32 @@ impl Backend {
         block: u32,
         args: &[*mut c_void],
     ) -> Result<()> {
-        let index = ferrograd_ptx::MODULES
-            .iter()
-            .position(|m| m.kernels.contains(&kernel))
-            .ok_or_else(|| Error::KernelFailed {
-                kernel: kernel.to_string(),
-                message: "no PTX module defines this kernel; run ptx/regen.sh".into(),
-            })?;
-        let function = self.modules[index]
-            .get_function(kernel)
-            .map_err(|e| launch_error(kernel, e))?;
+        let function = self.functions.get(kernel).ok_or_else(|| Error::KernelFailed {
+            kernel: kernel.to_string(),
+            message: "no PTX module defines this kernel; run ptx/regen.sh".into(),
+        })?;
         *self.last_kernel.lock().unwrap_or_else(|e| e.into_inner()) = kernel;
-        // SAFETY: forwarded from the caller's contract.
-        unsafe { self.stream.launch(&function, grid, block, 0, args) }.map_err(|e| launch_error(kernel, e))?;
-        if std::env::var_os("FERROGRAD_CUDA_SYNC").is_some() {
+        // SAFETY: forwarded from the caller's contract; the handle belongs
+        // to a module this backend keeps loaded, the stream is this
+        // backend's, and `args` outlives the call (the driver copies the
+        // values it points to before returning).
+        let status = unsafe {
+            cust::sys::cuLaunchKernel(
+                function.0,
+                grid.0,
+                grid.1,
+                grid.2,
+                block,
+                1,
+                1,
+                0,
+                self.stream.as_inner(),
+                args.as_ptr() as *mut *mut c_void,
+                std::ptr::null_mut(),
+            )
+        };
+        status_to_result(status).map_err(|e| launch_error(kernel, e))?;
+        if self.sync_every_launch {
             // Debug mode: fault at the launch that caused it.
             self.stream.synchronize().map_err(|e| launch_error(kernel, e))?;
         }
@@ -214,7 +250,7 @@ impl Backend {
 }
 
 /// A raw driver status as cust's error type (for the few driver calls made
-/// through `cust::sys` directly: allocation and copies).
+/// through `cust::sys` directly: allocation, copies and launches).
 pub(crate) fn status_to_result(status: cust::sys::CUresult) -> std::result::Result<(), CudaError> {
     use cust::sys::cudaError_enum as S;
     Err(match status {
@@ -228,6 +264,9 @@ pub(crate) fn status_to_result(status: cust::sys::CUresult) -> std::result::Resu
         S::CUDA_ERROR_INVALID_CONTEXT => CudaError::InvalidContext,
         S::CUDA_ERROR_ILLEGAL_ADDRESS => CudaError::IllegalAddress,
         S::CUDA_ERROR_LAUNCH_FAILED => CudaError::LaunchFailed,
+        S::CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES => CudaError::LaunchOutOfResources,
+        S::CUDA_ERROR_INVALID_HANDLE => CudaError::InvalidHandle,
+        S::CUDA_ERROR_NOT_SUPPORTED => CudaError::NotSupported,
         _ => CudaError::UnknownError,
     })
 }

@@ -177,3 +177,56 @@ fn moving_a_cpu_trainer_to_the_cpu_changes_no_bit() {
         assert_eq!(x.to_vec::<f32>(), y.to_vec::<f32>());
     }
 }
+
+/// The emulated device's counters (`CUDA_EMU_STATS`) for one run of
+/// `ferrograd train --device cuda` on track 4 with `epochs` epochs.
+fn emulator_counters(dir: &std::path::Path, epochs: usize) -> serde_json::Value {
+    let stats = dir.join(format!("stats-{epochs}.json"));
+    let epochs = epochs.to_string();
+    let args = [
+        "train",
+        "--quiet",
+        "--n-hidden",
+        "4",
+        "--seed",
+        "0",
+        "--device",
+        "cuda",
+        "--max-epochs",
+        &epochs,
+    ];
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ferrograd"))
+        .args(args)
+        .env("CUDA_EMU_STATS", &stats)
+        .output()
+        .expect("runs ferrograd");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&std::fs::read(&stats).expect("the emulator wrote its counters")).expect("JSON")
+}
+
+#[test]
+fn an_epoch_on_the_device_allocates_nothing_and_waits_for_it_twice() {
+    let Some(Device::Cuda(ordinal)) = gpu("cuda_train") else {
+        return;
+    };
+    if !ferrograd::engine::cuda::is_emulated(ordinal) {
+        eprintln!("cuda_train counters: skipped: they come from the emulated device (CUDA_EMU_STATS)");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    // A 2-epoch run minus a 1-epoch run: one epoch in steady state (8
+    // training steps and the validation pass); set-up and the test cancel.
+    let (one, two) = (emulator_counters(tmp.path(), 1), emulator_counters(tmp.path(), 2));
+    let epoch = |key: &str| two[key].as_u64().unwrap() - one[key].as_u64().unwrap();
+    assert_eq!(epoch("allocs"), 0, "an epoch allocated device memory: {two}");
+    assert_eq!(epoch("frees"), 0, "an epoch freed device memory: {two}");
+    assert_eq!(epoch("function_lookups"), 0, "a launch looked its kernel up: {two}");
+    // One read of the 8 steps' losses and one of the validation loss; a
+    // step that waited for the device would add one each.
+    assert!(epoch("syncs") <= 2, "{} synchronisations in one epoch", epoch("syncs"));
+    assert!(
+        epoch("dtoh") <= 2,
+        "{} device-to-host copies in one epoch",
+        epoch("dtoh")
+    );
+}

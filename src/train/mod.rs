@@ -318,15 +318,20 @@ impl Trainer {
         order.extend(0..n);
         self.shuffle.shuffle(&mut order);
         let mut sse_total = 0.0;
+        // Losses left on a GPU, read in one copy after the last step so that
+        // no step waits for the device.
+        let mut on_device = Vec::new();
         for (step, batch) in order.chunks(self.config.batch_size).enumerate() {
-            let sse = self.train_step(batch)?;
-            if !sse.is_finite() {
-                return Err(Error::NonFinite {
-                    what: format!("training loss at epoch {}, step {step}", self.epoch),
-                    value: sse,
-                });
+            match self.train_step(batch)? {
+                StepLoss::Read(sse) => sse_total += self.checked_step_loss(step, sse)?,
+                StepLoss::OnDevice(sse) => on_device.push(sse.reshape([1])?),
             }
-            sse_total += sse;
+        }
+        if !on_device.is_empty() {
+            let losses = Tensor::concat(&on_device, 0)?.to_vec_f64();
+            for (step, sse) in losses.into_iter().enumerate() {
+                sse_total += self.checked_step_loss(step, sse)?;
+            }
         }
         self.order = order;
         let train_loss = sse_total / (n * self.data.train.targets.dims()[1]) as f64;
@@ -362,9 +367,13 @@ impl Trainer {
     /// Runs one training step (forward, backward, optimizer step, update)
     /// on the training rows `batch`, as [`Trainer::run_epoch`] does for each
     /// of its batches; returns the batch's sum of squared errors. For
-    /// benchmarks and tools that drive the protocol step by step.
+    /// benchmarks and tools that drive the protocol step by step (on a GPU
+    /// this reads the loss, so each call waits for the device).
     pub fn step_on(&mut self, batch: &[usize]) -> Result<f64> {
-        self.train_step(batch)
+        match self.train_step(batch)? {
+            StepLoss::Read(sse) => Ok(sse),
+            StepLoss::OnDevice(sse) => sse.to_scalar(),
+        }
     }
 
     fn context(&self) -> StepContext {
@@ -376,12 +385,28 @@ impl Trainer {
         }
     }
 
+    /// `sse`, the loss of training step `step`, or the error that reports
+    /// it when it is not finite.
+    fn checked_step_loss(&self, step: usize, sse: f64) -> Result<f64> {
+        if sse.is_finite() {
+            return Ok(sse);
+        }
+        Err(Error::NonFinite {
+            what: format!("training loss at epoch {}, step {step}", self.epoch),
+            value: sse,
+        })
+    }
+
     /// One optimizer step on the samples `batch`; returns the batch's sum of
     /// squared errors.
     ///
     /// The task model goes through the fused step (`fused.rs`), which
     /// allocates nothing in steady state; any other model through autograd.
-    fn train_step(&mut self, batch: &[usize]) -> Result<f64> {
+    /// On a GPU the loss stays on the device ([`StepLoss::OnDevice`]): the
+    /// epoch reads every step's loss in one copy at its end, so a
+    /// non-finite loss is reported with the same epoch and step, after the
+    /// epoch's remaining steps have run.
+    fn train_step(&mut self, batch: &[usize]) -> Result<StepLoss> {
         let ctx = self.context();
         // Clones (reference counts) of the model's tensors, in a vector whose
         // memory is reused from step to step.
@@ -393,14 +418,14 @@ impl Trainer {
             let params = query.as_deref().unwrap_or(&current);
             let workspace = self.workspace.get_mut().unwrap_or_else(|e| e.into_inner());
             let train = &self.data.train;
-            workspace.train_step(
+            StepLoss::Read(workspace.train_step(
                 &self.model,
                 params,
                 &train.inputs,
                 &train.targets,
                 batch,
                 &mut self.grads,
-            )?
+            )?)
         } else {
             self.autograd_step(batch, query.as_deref())?
         };
@@ -440,8 +465,8 @@ impl Trainer {
     /// Forward and backward through autograd at the model's parameters, or
     /// at `query` when the optimizer asked for others: fills `self.grads`,
     /// stores the new running statistics (without a query) and returns the
-    /// batch's sum of squared errors.
-    fn autograd_step(&mut self, batch: &[usize], query: Option<&[Tensor]>) -> Result<f64> {
+    /// batch's sum of squared errors (left on the device on a GPU).
+    fn autograd_step(&mut self, batch: &[usize], query: Option<&[Tensor]>) -> Result<StepLoss> {
         let x = Var::constant(self.data.train.inputs.index_select(batch)?);
         let y = Var::constant(self.data.train.targets.index_select(batch)?);
         let mut probe = self.model.clone();
@@ -459,7 +484,12 @@ impl Trainer {
         if query.is_none() {
             self.model.set_running_stats(running_stats);
         }
-        loss.value().to_scalar()
+        let sse = loss.value();
+        if sse.device() == Device::Cpu {
+            Ok(StepLoss::Read(sse.to_scalar()?))
+        } else {
+            Ok(StepLoss::OnDevice(sse.clone()))
+        }
     }
 
     /// `param += update` for every trainable tensor, in place; other updates
@@ -536,6 +566,13 @@ pub fn mse_of(model: &Mlp, split: &SplitTensors) -> Result<f64> {
     }
     let prediction = model.predict(&split.inputs)?;
     prediction.sub(&split.targets)?.square().mean(None, false)?.to_scalar()
+}
+
+/// A training step's sum of squared errors: read, or still on the GPU that
+/// computed it (read with the epoch's other steps, in one copy).
+enum StepLoss {
+    Read(f64),
+    OnDevice(Tensor),
 }
 
 /// Whether the fused step (host slices, CPU kernels) can run: the task's

@@ -328,7 +328,8 @@ impl Trainer {
             }
         }
         if !on_device.is_empty() {
-            let losses = Tensor::concat(&on_device, 0)?.to_vec_f64();
+            // Through to_device, not to_vec: a failed copy is a typed error.
+            let losses = Tensor::concat(&on_device, 0)?.to_device(Device::Cpu)?.to_vec_f64();
             for (step, sse) in losses.into_iter().enumerate() {
                 sse_total += self.checked_step_loss(step, sse)?;
             }
@@ -372,7 +373,7 @@ impl Trainer {
     pub fn step_on(&mut self, batch: &[usize]) -> Result<f64> {
         match self.train_step(batch)? {
             StepLoss::Read(sse) => Ok(sse),
-            StepLoss::OnDevice(sse) => sse.to_scalar(),
+            StepLoss::OnDevice(sse) => sse.to_device(Device::Cpu)?.to_scalar(),
         }
     }
 

@@ -205,7 +205,7 @@ fn emulator_counters(dir: &std::path::Path, epochs: usize) -> serde_json::Value 
 }
 
 #[test]
-fn an_epoch_on_the_device_allocates_nothing_and_waits_for_it_twice() {
+fn an_epoch_on_the_device_allocates_nothing_and_copies_and_waits_twice_each_way() {
     let Some(Device::Cuda(ordinal)) = gpu("cuda_train") else {
         return;
     };
@@ -228,5 +228,12 @@ fn an_epoch_on_the_device_allocates_nothing_and_waits_for_it_twice() {
         epoch("dtoh") <= 2,
         "{} device-to-host copies in one epoch",
         epoch("dtoh")
+    );
+    // The epoch's order, once for the inputs and once for the targets; a
+    // step that uploaded its batch indices would add two.
+    assert!(
+        epoch("htod") <= 2,
+        "{} host-to-device copies in one epoch",
+        epoch("htod")
     );
 }

@@ -216,6 +216,10 @@ pub struct Trainer {
     current: Vec<Tensor>,
     /// The epoch's shuffled sample order (kept to reuse its memory).
     order: Vec<usize>,
+    /// On a GPU, during an epoch: the training inputs and targets in the
+    /// epoch's order, gathered once, so that each step's batch is a
+    /// contiguous slice and no step uploads its indices.
+    epoch_rows: Option<(Tensor, Tensor)>,
 }
 
 impl Trainer {
@@ -244,6 +248,7 @@ impl Trainer {
             grads,
             current: Vec::new(),
             order: Vec::new(),
+            epoch_rows: None,
             shuffle: Rng::derived(config.seed, streams::EPOCH_SHUFFLE),
             stopping: EarlyStopping::new(config.patience, config.min_delta),
             best_model: model.clone(),
@@ -317,12 +322,17 @@ impl Trainer {
         order.clear();
         order.extend(0..n);
         self.shuffle.shuffle(&mut order);
+        let train = &self.data.train;
+        self.epoch_rows = match train.inputs.device() {
+            Device::Cpu => None,
+            _ => Some((train.inputs.index_select(&order)?, train.targets.index_select(&order)?)),
+        };
         let mut sse_total = 0.0;
         // Losses left on a GPU, read in one copy after the last step so that
         // no step waits for the device.
         let mut on_device = Vec::new();
         for (step, batch) in order.chunks(self.config.batch_size).enumerate() {
-            match self.train_step(batch)? {
+            match self.train_step(batch, Some(step * self.config.batch_size))? {
                 StepLoss::Read(sse) => sse_total += self.checked_step_loss(step, sse)?,
                 StepLoss::OnDevice(sse) => on_device.push(sse.reshape([1])?),
             }
@@ -335,6 +345,7 @@ impl Trainer {
             }
         }
         self.order = order;
+        self.epoch_rows = None;
         let train_loss = sse_total / (n * self.data.train.targets.dims()[1]) as f64;
         let val_loss = self.validation_loss()?;
         if !val_loss.is_finite() {
@@ -371,7 +382,7 @@ impl Trainer {
     /// benchmarks and tools that drive the protocol step by step (on a GPU
     /// this reads the loss, so each call waits for the device).
     pub fn step_on(&mut self, batch: &[usize]) -> Result<f64> {
-        match self.train_step(batch)? {
+        match self.train_step(batch, None)? {
             StepLoss::Read(sse) => Ok(sse),
             StepLoss::OnDevice(sse) => sse.to_device(Device::Cpu)?.to_scalar(),
         }
@@ -407,7 +418,9 @@ impl Trainer {
     /// epoch reads every step's loss in one copy at its end, so a
     /// non-finite loss is reported with the same epoch and step, after the
     /// epoch's remaining steps have run.
-    fn train_step(&mut self, batch: &[usize]) -> Result<StepLoss> {
+    /// `start` is where `batch` begins in the epoch's order (`None` outside
+    /// an epoch), to slice it from the epoch's gathered rows on a GPU.
+    fn train_step(&mut self, batch: &[usize], start: Option<usize>) -> Result<StepLoss> {
         let ctx = self.context();
         // Clones (reference counts) of the model's tensors, in a vector whose
         // memory is reused from step to step.
@@ -428,7 +441,7 @@ impl Trainer {
                 &mut self.grads,
             )?)
         } else {
-            self.autograd_step(batch, query.as_deref())?
+            self.autograd_step(batch, start, query.as_deref())?
         };
         let updates = if self.optimizer.uses_curvature() {
             // The hook differentiates this same loss (probe, batch) twice,
@@ -467,9 +480,19 @@ impl Trainer {
     /// at `query` when the optimizer asked for others: fills `self.grads`,
     /// stores the new running statistics (without a query) and returns the
     /// batch's sum of squared errors (left on the device on a GPU).
-    fn autograd_step(&mut self, batch: &[usize], query: Option<&[Tensor]>) -> Result<StepLoss> {
-        let x = Var::constant(self.data.train.inputs.index_select(batch)?);
-        let y = Var::constant(self.data.train.targets.index_select(batch)?);
+    fn autograd_step(&mut self, batch: &[usize], start: Option<usize>, query: Option<&[Tensor]>) -> Result<StepLoss> {
+        let (x, y) = match (&self.epoch_rows, start) {
+            // The same rows as index_select(batch), sliced from the epoch's.
+            (Some((inputs, targets)), Some(start)) => (
+                inputs.narrow(0, start, batch.len())?,
+                targets.narrow(0, start, batch.len())?,
+            ),
+            _ => (
+                self.data.train.inputs.index_select(batch)?,
+                self.data.train.targets.index_select(batch)?,
+            ),
+        };
+        let (x, y) = (Var::constant(x), Var::constant(y));
         let mut probe = self.model.clone();
         if let Some(params) = query {
             probe.set_tensors(params)?;

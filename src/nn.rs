@@ -466,6 +466,23 @@ impl Mlp {
         Ok(moved)
     }
 
+    /// The trained tensors (see [`Mlp::is_trainable`]) for updating in
+    /// place, in the task's order, with their indices in that order.
+    pub fn trainable_tensors_mut(&mut self) -> (Vec<usize>, Vec<&mut Tensor>) {
+        let n_lin = self.linears.len();
+        let first_frozen = n_lin.saturating_sub(self.frozen);
+        let (mut indices, mut tensors) = (Vec::new(), Vec::new());
+        for (i, linear) in self.linears.iter_mut().enumerate().take(first_frozen) {
+            indices.extend([2 * i, 2 * i + 1]);
+            tensors.extend([&mut linear.weight, &mut linear.bias]);
+        }
+        for (i, norm) in self.norms.iter_mut().enumerate().take(first_frozen) {
+            indices.extend([2 * n_lin + 4 * i, 2 * n_lin + 4 * i + 1]);
+            tensors.extend([&mut norm.scale, &mut norm.shift]);
+        }
+        (indices, tensors)
+    }
+
     /// Whether every tensor lives on `device` (allocates nothing).
     pub fn tensors_on(&self, device: Device) -> bool {
         (0..self.tensor_count()).all(|i| self.tensor(self.role(i)).device() == device)

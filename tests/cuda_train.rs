@@ -205,7 +205,7 @@ fn emulator_counters(dir: &std::path::Path, epochs: usize) -> serde_json::Value 
 }
 
 #[test]
-fn an_epoch_on_the_device_allocates_nothing_and_copies_and_waits_twice_each_way() {
+fn an_epoch_on_the_device_allocates_nothing_waits_twice_and_launches_3h_plus_10_a_step() {
     let Some(Device::Cuda(ordinal)) = gpu("cuda_train") else {
         return;
     };
@@ -235,5 +235,21 @@ fn an_epoch_on_the_device_allocates_nothing_and_copies_and_waits_twice_each_way(
         epoch("htod") <= 2,
         "{} host-to-device copies in one epoch",
         epoch("htod")
+    );
+    // The fused step: at most 3 H + 10 launches a step (H = 4 hidden
+    // layers), with one optimizer launch; the validation pass takes H + 1
+    // and gathering the epoch's rows 2.
+    let kernel = |name: &str| two["kernels"][name].as_u64().unwrap_or(0) - one["kernels"][name].as_u64().unwrap_or(0);
+    let (steps, h) = (8, 4);
+    assert_eq!(
+        kernel("clipped_adam_multi_f32"),
+        steps,
+        "one optimizer launch a step: {two}"
+    );
+    let budget = steps * (3 * h + 10) + (h + 1) + 2;
+    assert!(
+        epoch("launches") <= budget,
+        "{} launches in one epoch of {steps} steps, over the budget of {budget}: {two}",
+        epoch("launches")
     );
 }

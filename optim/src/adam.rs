@@ -25,6 +25,7 @@ use crate::basic::{adam_tensor_ops, ClipByValue, ScaleByAdam, ScaleByLr};
 use crate::schedule::Constant;
 use crate::transform::{ChainOptimizer, Slots};
 use crate::{chain, check_grads, OptimizerState, StepContext, TaskOptimizer};
+use ferrograd_engine::ops::multi_tensor::{self, AdamTensors, ClippedAdamConstants, MultiTensorTable};
 use ferrograd_engine::storage::CpuSlice;
 use ferrograd_engine::{DType, Device, Element, Error, Result, Shape, Tensor, UnaryOp};
 
@@ -89,6 +90,8 @@ pub struct ClippedAdam {
     /// Per tensor: the bits (`to_f64().to_bits()`) of the value that every
     /// element of its update buffer is known to hold.
     filled: Vec<Option<u64>>,
+    /// The GPU step's table of tensors (see [`TaskOptimizer::step_in_place`]).
+    table: MultiTensorTable,
 }
 
 /// Below this many elements in all (non-idle) tensors together, one thread
@@ -116,6 +119,7 @@ impl ClippedAdam {
             updates: Vec::new(),
             idle: Vec::new(),
             filled: Vec::new(),
+            table: MultiTensorTable::default(),
         }
     }
 
@@ -123,20 +127,36 @@ impl ClippedAdam {
     /// chain's stages round them.
     fn coefficients<T: Element>(&self) -> Coefficients<T> {
         let f = T::from_f64;
-        let t = self.count as i32;
-        let (c1, c2) = (1.0 - self.beta1.powi(t), 1.0 - self.beta2.powi(t));
+        let k = self.constants();
         Coefficients {
-            lo: f(-self.clip),
-            hi: f(self.clip),
-            b1: f(self.beta1),
-            nb1: f(1.0 - self.beta1),
-            b2: f(self.beta2),
-            nb2: f(1.0 - self.beta2),
-            inv_c1: f(1.0 / c1),
-            inv_c2: f(1.0 / c2),
-            eps: f(self.eps),
-            neg_lr: f(-self.lr),
+            lo: f(k.lo),
+            hi: f(k.hi),
+            b1: f(k.b1),
+            nb1: f(k.nb1),
+            b2: f(k.b2),
+            nb2: f(k.nb2),
+            inv_c1: f(k.inv_c1),
+            inv_c2: f(k.inv_c2),
+            eps: f(k.eps),
+            neg_lr: f(k.neg_lr),
         }
+    }
+
+    /// The constants of step `count` in f64: one place for them, shared
+    /// with the GPU's multi-tensor kernel.
+    fn constants(&self) -> ClippedAdamConstants {
+        ClippedAdamConstants::new(self.lr, (self.beta1, self.beta2), self.eps, self.clip, self.count)
+    }
+
+    /// The clip as `ClipByValue` checks it.
+    fn check_clip(&self) -> Result<()> {
+        if self.clip.is_nan() || self.clip < 0.0 {
+            return Err(Error::invalid(
+                "clamp",
+                format!("need lo <= hi, got [{}, {}]", -self.clip, self.clip),
+            ));
+        }
+        Ok(())
     }
 
     /// The off-CPU path: the chain's tensor operations, tensor by tensor.
@@ -338,13 +358,7 @@ impl TaskOptimizer for ClippedAdam {
 
     fn step(&mut self, _params: &[Tensor], grads: &[Tensor], _ctx: &StepContext) -> Result<Vec<Tensor>> {
         check_grads("optimizer step", &self.shapes, grads)?;
-        if self.clip.is_nan() || self.clip < 0.0 {
-            // As `ClipByValue` reports it.
-            return Err(Error::invalid(
-                "clamp",
-                format!("need lo <= hi, got [{}, {}]", -self.clip, self.clip),
-            ));
-        }
+        self.check_clip()?;
         self.count += 1;
         let n = grads.len();
         self.idle.resize(n, true);
@@ -369,6 +383,58 @@ impl TaskOptimizer for ClippedAdam {
             }
         }
         Ok(self.updates.clone())
+    }
+
+    /// On a GPU, the whole step is one launch of the engine's multi-tensor
+    /// kernel, with [`ClippedAdam::step`]'s arithmetic and constants.
+    fn step_in_place(
+        &mut self,
+        params: &mut [&mut Tensor],
+        trained: &[usize],
+        grads: &[Tensor],
+        _ctx: &StepContext,
+    ) -> Result<bool> {
+        check_grads("optimizer step", &self.shapes, grads)?;
+        if params.len() != trained.len() || trained.iter().any(|&i| i >= grads.len()) {
+            return Err(Error::invalid(
+                "optimizer step",
+                format!(
+                    "{} trained tensors named by {} indices into {} gradients",
+                    params.len(),
+                    trained.len(),
+                    grads.len()
+                ),
+            ));
+        }
+        let on_gpu = grads.first().is_some_and(|g| multi_tensor::runs_on(g.device()));
+        if !on_gpu || !trained.windows(2).all(|w| w[0] < w[1]) {
+            return Ok(false);
+        }
+        self.check_clip()?;
+        self.count += 1;
+        let k = self.constants();
+        let n = grads.len();
+        self.idle.resize(n, true);
+        self.filled.resize(n, None);
+        let ms = self.m.all_mut(grads);
+        let vs = self.v.all_mut(grads);
+        let mut moments = ms.iter_mut().zip(vs.iter_mut()).enumerate();
+        let mut tensors = Vec::with_capacity(trained.len());
+        for (param, &i) in params.iter_mut().zip(trained) {
+            let (_, (m, v)) = moments
+                .find(|(j, _)| *j == i)
+                .expect("indices are in range and increasing");
+            tensors.push(AdamTensors {
+                param,
+                grad: &grads[i],
+                m,
+                v,
+            });
+            self.idle[i] = false;
+            self.filled[i] = None;
+        }
+        multi_tensor::clipped_adam_in_place(&mut tensors, &k, &mut self.table)?;
+        Ok(true)
     }
 
     fn state(&self) -> OptimizerState {

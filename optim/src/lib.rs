@@ -78,6 +78,25 @@ pub trait TaskOptimizer: Send {
     /// One update per tensor, to be added to the parameters.
     fn step(&mut self, params: &[Tensor], grads: &[Tensor], ctx: &StepContext) -> Result<Vec<Tensor>>;
 
+    /// One step applied in place, as one fused launch on the GPU that holds
+    /// the tensors, when this optimizer has such a kernel: `params` are the
+    /// tensors the harness trains (`params[j]` is tensor `trained[j]` of the
+    /// task's order), `grads` the gradients of every tensor. The other
+    /// tensors are neither read nor written. Returns `Ok(false)`, having
+    /// changed nothing, when the optimizer has no fused kernel or the
+    /// tensors are on the CPU: the harness then calls
+    /// [`TaskOptimizer::step`] and adds the updates itself. The default has
+    /// none.
+    fn step_in_place(
+        &mut self,
+        _params: &mut [&mut Tensor],
+        _trained: &[usize],
+        _grads: &[Tensor],
+        _ctx: &StepContext,
+    ) -> Result<bool> {
+        Ok(false)
+    }
+
     /// Whether the optimizer wants Hessian-vector products: if so, a harness
     /// that can provide them calls [`TaskOptimizer::step_with_curvature`]
     /// instead of [`TaskOptimizer::step`]. (The task's own Python harness

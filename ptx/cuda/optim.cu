@@ -134,11 +134,41 @@ template <typename T> __device__ void adan(const Slot *slots, int nslots, Hyper 
     }
 }
 
+// The catalog's `adam` (ClippedAdam in optim/src/adam.rs) operation for
+// operation, its constants precomputed on the host in f64 and rounded to T
+// here as the CPU rounds them: g = min(max(grad, lo), hi),
+// m = m b1 + g nb1, v = v b2 + (g g) nb2,
+// update = ((m inv_c1) / (sqrt(v inv_c2) + eps)) neg_lr.
+// Mirrors `ClippedAdamConstants` in engine/src/cuda/optim.rs.
+struct ClippedAdamConstants {
+    double lo, hi, b1, nb1, b2, nb2, inv_c1, inv_c2, eps, neg_lr;
+    int flags; // FLAG_APPLY
+    int pad_;
+};
+
+template <typename T> __device__ void clipped_adam(const Slot *slots, int nslots, ClippedAdamConstants k) {
+    Hyper h;
+    h.flags = k.flags;
+    FOR_MY_ELEMENTS(s) {
+        T g = m_fmin(m_fmax(((const T *)s.grad)[i], (T)k.lo), (T)k.hi);
+        T *m = (T *)s.state0, *v = (T *)s.state1;
+        T mn = m[i] * (T)k.b1 + g * (T)k.nb1;
+        T vn = v[i] * (T)k.b2 + (g * g) * (T)k.nb2;
+        m[i] = mn;
+        v[i] = vn;
+        T direction = (mn * (T)k.inv_c1) / (m_sqrt(vn * (T)k.inv_c2) + (T)k.eps);
+        emit<T>(s, h, i, direction * (T)k.neg_lr);
+    }
+}
+
 #define INSTANTIATE(T, S)                                                                                   \
     extern "C" __global__ void sgdm_multi_##S(const Slot *slots, int nslots, Hyper h) { sgdm<T>(slots, nslots, h); } \
     extern "C" __global__ void adam_multi_##S(const Slot *slots, int nslots, Hyper h) { adam<T>(slots, nslots, h); } \
     extern "C" __global__ void lion_multi_##S(const Slot *slots, int nslots, Hyper h) { lion<T>(slots, nslots, h); } \
-    extern "C" __global__ void adan_multi_##S(const Slot *slots, int nslots, Hyper h) { adan<T>(slots, nslots, h); }
+    extern "C" __global__ void adan_multi_##S(const Slot *slots, int nslots, Hyper h) { adan<T>(slots, nslots, h); } \
+    extern "C" __global__ void clipped_adam_multi_##S(const Slot *slots, int nslots, ClippedAdamConstants k) {      \
+        clipped_adam<T>(slots, nslots, k);                                                                          \
+    }
 
 INSTANTIATE(float, f32)
 INSTANTIATE(double, f64)

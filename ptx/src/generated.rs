@@ -61,6 +61,22 @@ pub const MODULES: &[Module] = &[
         ],
     },
     Module {
+        name: "mlp",
+        ptx: include_str!("../ptx/mlp.ptx"),
+        kernels: &[
+            "mlp_hidden_fwd_f32",
+            "mlp_running_stats_f32",
+            "mlp_output_fwd_f32",
+            "mlp_hidden_bwd_f32",
+            "mlp_linear_grads_f32",
+            "mlp_hidden_fwd_f64",
+            "mlp_running_stats_f64",
+            "mlp_output_fwd_f64",
+            "mlp_hidden_bwd_f64",
+            "mlp_linear_grads_f64",
+        ],
+    },
+    Module {
         name: "optim",
         ptx: include_str!("../ptx/optim.ptx"),
         kernels: &[
@@ -68,10 +84,12 @@ pub const MODULES: &[Module] = &[
             "adam_multi_f32",
             "lion_multi_f32",
             "adan_multi_f32",
+            "clipped_adam_multi_f32",
             "sgdm_multi_f64",
             "adam_multi_f64",
             "lion_multi_f64",
             "adan_multi_f64",
+            "clipped_adam_multi_f64",
         ],
     },
     Module {

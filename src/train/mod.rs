@@ -8,6 +8,8 @@ mod checkpoint;
 mod curvature;
 mod early_stopping;
 mod fused;
+#[cfg(feature = "cuda")]
+mod gpu;
 mod score;
 
 pub use checkpoint::{load_model, save_model, Checkpoint};
@@ -220,6 +222,9 @@ pub struct Trainer {
     /// epoch's order, gathered once, so that each step's batch is a
     /// contiguous slice and no step uploads its indices.
     epoch_rows: Option<(Tensor, Tensor)>,
+    /// Buffers of the GPU's fused step (made on its first step).
+    #[cfg(feature = "cuda")]
+    gpu: Mutex<Option<gpu::GpuWorkspace>>,
 }
 
 impl Trainer {
@@ -249,6 +254,8 @@ impl Trainer {
             current: Vec::new(),
             order: Vec::new(),
             epoch_rows: None,
+            #[cfg(feature = "cuda")]
+            gpu: Mutex::new(None),
             shuffle: Rng::derived(config.seed, streams::EPOCH_SHUFFLE),
             stopping: EarlyStopping::new(config.patience, config.min_delta),
             best_model: model.clone(),
@@ -331,16 +338,23 @@ impl Trainer {
         // Losses left on a GPU, read in one copy after the last step so that
         // no step waits for the device.
         let mut on_device = Vec::new();
+        let mut in_slots = 0;
         for (step, batch) in order.chunks(self.config.batch_size).enumerate() {
             match self.train_step(batch, Some(step * self.config.batch_size))? {
                 StepLoss::Read(sse) => sse_total += self.checked_step_loss(step, sse)?,
                 StepLoss::OnDevice(sse) => on_device.push(sse.reshape([1])?),
+                StepLoss::InSlot => in_slots += 1,
             }
         }
         if !on_device.is_empty() {
             // Through to_device, not to_vec: a failed copy is a typed error.
             let losses = Tensor::concat(&on_device, 0)?.to_device(Device::Cpu)?.to_vec_f64();
             for (step, sse) in losses.into_iter().enumerate() {
+                sse_total += self.checked_step_loss(step, sse)?;
+            }
+        }
+        if in_slots > 0 {
+            for (step, sse) in self.read_loss_slots(in_slots)?.into_iter().enumerate() {
                 sse_total += self.checked_step_loss(step, sse)?;
             }
         }
@@ -385,6 +399,22 @@ impl Trainer {
         match self.train_step(batch, None)? {
             StepLoss::Read(sse) => Ok(sse),
             StepLoss::OnDevice(sse) => sse.to_device(Device::Cpu)?.to_scalar(),
+            StepLoss::InSlot => Ok(self.read_loss_slots(1)?[0]),
+        }
+    }
+
+    /// The losses of the first `steps` steps of the epoch, written on the
+    /// GPU by its fused step, in one copy.
+    fn read_loss_slots(&self, steps: usize) -> Result<Vec<f64>> {
+        #[cfg(feature = "cuda")]
+        {
+            let gpu = self.gpu.lock().unwrap_or_else(|e| e.into_inner());
+            let workspace = gpu.as_ref().expect("a step wrote into the slots");
+            workspace.read_losses(steps)
+        }
+        #[cfg(not(feature = "cuda"))]
+        {
+            unreachable!("only the GPU step ({steps} steps) writes loss slots")
         }
     }
 
@@ -428,6 +458,7 @@ impl Trainer {
         current.extend((0..self.model.tensor_count()).map(|i| self.model.tensor(self.model.role(i)).clone()));
         let query = self.optimizer.query_at_params(&current, &ctx)?;
         let fused = fused_applies(&self.model, &self.data.train);
+        let on_gpu = self.gpu_step_applies();
         let sse = if fused {
             let params = query.as_deref().unwrap_or(&current);
             let workspace = self.workspace.get_mut().unwrap_or_else(|e| e.into_inner());
@@ -440,9 +471,52 @@ impl Trainer {
                 batch,
                 &mut self.grads,
             )?)
+        } else if on_gpu {
+            self.gpu_step(batch, start, query.as_deref().unwrap_or(&current))?
         } else {
             self.autograd_step(batch, start, query.as_deref())?
         };
+        let queried = query.is_some();
+        if on_gpu && !self.optimizer.uses_curvature() {
+            // The optimizer's own fused launch, applied in place, if it has
+            // one: the model's tensors must then be unshared.
+            drop(query);
+            current.clear();
+            let (indices, mut trained) = self.model.trainable_tensors_mut();
+            if self
+                .optimizer
+                .step_in_place(&mut trained, &indices, &self.grads, &ctx)?
+            {
+                self.current = current;
+                if !queried {
+                    self.store_gpu_running_stats(batch.len())?;
+                }
+                self.steps += 1;
+                return Ok(sse);
+            }
+            return self.step_with_updates(current, (None, queried), sse, batch, &ctx);
+        }
+        self.step_with_updates(current, (query, queried), sse, batch, &ctx)
+    }
+
+    /// The rest of a step for an optimizer that returns updates: its step
+    /// (with curvature if it asks), then `param += update` for the trained
+    /// tensors and the new running statistics (unless the optimizer
+    /// `queried` other parameters; `query` holds them if still at hand).
+    fn step_with_updates(
+        &mut self,
+        mut current: Vec<Tensor>,
+        (query, queried): (Option<Vec<Tensor>>, bool),
+        sse: StepLoss,
+        batch: &[usize],
+        ctx: &StepContext,
+    ) -> Result<StepLoss> {
+        if current.is_empty() {
+            current.extend((0..self.model.tensor_count()).map(|i| self.model.tensor(self.model.role(i)).clone()));
+        }
+        let fused = fused_applies(&self.model, &self.data.train);
+        let on_gpu = self.gpu_step_applies();
+        let ctx = ctx.clone();
         let updates = if self.optimizer.uses_curvature() {
             // The hook differentiates this same loss (probe, batch) twice,
             // through autograd (it needs the recorded graph).
@@ -461,7 +535,6 @@ impl Trainer {
         // Drop the clones (the query may hold some too) so the model holds
         // the only reference to each tensor again and the updates below
         // write in place.
-        let queried = query.is_some();
         drop(query);
         current.clear();
         self.current = current;
@@ -472,8 +545,78 @@ impl Trainer {
             let workspace = self.workspace.get_mut().unwrap_or_else(|e| e.into_inner());
             workspace.store_running_stats(&mut self.model)?;
         }
+        if on_gpu && !queried {
+            self.store_gpu_running_stats(batch.len())?;
+        }
         self.steps += 1;
         Ok(sse)
+    }
+
+    /// Whether this step runs on the GPU's fused step.
+    fn gpu_step_applies(&self) -> bool {
+        #[cfg(feature = "cuda")]
+        {
+            gpu::GpuWorkspace::supports(&self.model, &self.data.train.inputs)
+        }
+        #[cfg(not(feature = "cuda"))]
+        {
+            false
+        }
+    }
+
+    /// The GPU's fused forward and backward at `params` on the rows
+    /// `batch` (sliced from the epoch's gathered rows from `start`):
+    /// gradients into `self.grads`, the loss into the epoch's loss slots.
+    #[cfg_attr(not(feature = "cuda"), allow(unused_variables))]
+    fn gpu_step(&mut self, batch: &[usize], start: Option<usize>, params: &[Tensor]) -> Result<StepLoss> {
+        #[cfg(feature = "cuda")]
+        {
+            let batch_size = self.config.batch_size;
+            let slots = self.data.train.len().div_ceil(batch_size);
+            let mut guard = self.gpu.lock().unwrap_or_else(|e| e.into_inner());
+            if !guard.as_ref().is_some_and(|w| w.fits(&self.model, batch.len())) {
+                *guard = Some(gpu::GpuWorkspace::new(&self.model, batch.len().max(batch_size), slots)?);
+            }
+            let workspace = guard.as_mut().expect("made above");
+            let (rows, first, slot) = match (&self.epoch_rows, start) {
+                (Some((inputs, targets)), Some(start)) => {
+                    ((inputs.clone(), targets.clone()), start, start / batch_size)
+                }
+                _ => {
+                    let train = &self.data.train;
+                    let rows = (train.inputs.index_select(batch)?, train.targets.index_select(batch)?);
+                    (rows, 0, 0)
+                }
+            };
+            workspace.ensure_loss_slots(slot + 1)?;
+            workspace.train_step(
+                &self.model,
+                params,
+                (&rows.0, &rows.1),
+                first,
+                batch.len(),
+                &mut self.grads,
+                slot,
+            )?;
+            Ok(StepLoss::InSlot)
+        }
+        #[cfg(not(feature = "cuda"))]
+        {
+            unreachable!("gpu_step_applies() is false without the cuda feature")
+        }
+    }
+
+    /// Blends the GPU step's batch statistics (a batch of `n`) into the
+    /// model's running statistics.
+    #[cfg_attr(not(feature = "cuda"), allow(unused_variables))]
+    fn store_gpu_running_stats(&mut self, n: usize) -> Result<()> {
+        #[cfg(feature = "cuda")]
+        {
+            let gpu = self.gpu.get_mut().unwrap_or_else(|e| e.into_inner());
+            let workspace = gpu.as_ref().expect("the step made the workspace");
+            workspace.store_running_stats(&mut self.model, n)?;
+        }
+        Ok(())
     }
 
     /// Forward and backward through autograd at the model's parameters, or
@@ -540,6 +683,13 @@ impl Trainer {
 
     /// Validation MSE of the current model in inference mode.
     pub fn validation_loss(&self) -> Result<f64> {
+        #[cfg(feature = "cuda")]
+        if gpu::GpuWorkspace::supports(&self.model, &self.data.val.inputs) {
+            let mut gpu = self.gpu.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(workspace) = gpu.as_mut() {
+                return workspace.eval_mse(&self.model, &self.data.val.inputs, &self.data.val.targets);
+            }
+        }
         if !fused_applies(&self.model, &self.data.val) {
             return mse_of(&self.model, &self.data.val);
         }
@@ -597,6 +747,9 @@ pub fn mse_of(model: &Mlp, split: &SplitTensors) -> Result<f64> {
 enum StepLoss {
     Read(f64),
     OnDevice(Tensor),
+    /// In the GPU step's loss slot for the step's index in the epoch.
+    #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
+    InSlot,
 }
 
 /// Whether the fused step (host slices, CPU kernels) can run: the task's

@@ -25,6 +25,7 @@
 
 mod backend;
 mod memory;
+pub mod mlp;
 pub mod nn;
 pub mod ops;
 pub mod optim;
@@ -125,6 +126,18 @@ pub const LAUNCHED_KERNELS: &[&str] = &[
     "lion_multi_f64",
     "adan_multi_f32",
     "adan_multi_f64",
+    "clipped_adam_multi_f32",
+    "clipped_adam_multi_f64",
+    "mlp_hidden_fwd_f32",
+    "mlp_hidden_fwd_f64",
+    "mlp_running_stats_f32",
+    "mlp_running_stats_f64",
+    "mlp_output_fwd_f32",
+    "mlp_output_fwd_f64",
+    "mlp_hidden_bwd_f32",
+    "mlp_hidden_bwd_f64",
+    "mlp_linear_grads_f32",
+    "mlp_linear_grads_f64",
 ];
 
 impl Tensor {

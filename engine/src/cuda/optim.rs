@@ -288,3 +288,157 @@ impl FusedOptimizer {
         unsafe { b.launch(kernel, blocks as u32, BLOCK, &args![tp, ns, h]) }
     }
 }
+
+/// Mirrors `ClippedAdamConstants` in ptx/cuda/optim.cu.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+struct ClippedAdamArgs {
+    k: [f64; 10],
+    flags: i32,
+    pad: i32,
+}
+
+/// The device table of the tensors a multi-tensor launch updates, kept
+/// between steps: it is uploaded again only when a tensor's buffer moved,
+/// so a steady-state step copies nothing to the device.
+#[derive(Default)]
+pub struct SlotTable {
+    slots: Vec<Slot>,
+    blocks: usize,
+    device: Option<RawBuffer>,
+}
+
+impl std::fmt::Debug for SlotTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SlotTable({} tensors, {} blocks)", self.slots.len(), self.blocks)
+    }
+}
+
+impl SlotTable {
+    /// Makes the table describe `slots` (with `first_block` filled in
+    /// here), uploading it only if it changed.
+    fn update(&mut self, ordinal: usize, mut slots: Vec<Slot>) -> Result<()> {
+        let mut blocks = 0usize;
+        for s in &mut slots {
+            s.first_block = blocks as i64;
+            blocks += (s.len as usize).div_ceil(CHUNK);
+        }
+        let same = self.device.is_some()
+            && self.slots.len() == slots.len()
+            && self.slots.iter().zip(&slots).all(|(a, b)| slot_bits(a) == slot_bits(b));
+        if !same {
+            self.device = Some(RawBuffer::from_slice(ordinal, &slots)?);
+            self.slots = slots;
+            self.blocks = blocks;
+        }
+        Ok(())
+    }
+}
+
+fn slot_bits(s: &Slot) -> [u64; 10] {
+    let [a, b, c, d] = s.state;
+    [
+        s.param,
+        s.grad,
+        a,
+        b,
+        c,
+        d,
+        s.update,
+        s.len as u64,
+        s.first_block as u64,
+        s.pad as u64,
+    ]
+}
+
+/// One tensor of a clipped-Adam launch: the parameter (updated in place),
+/// its gradient and both moments (updated in place).
+pub(crate) struct AdamSlot<'a> {
+    pub(crate) param: &'a mut Tensor,
+    pub(crate) grad: &'a Tensor,
+    pub(crate) m: &'a mut Tensor,
+    pub(crate) v: &'a mut Tensor,
+}
+
+/// `param += update` of the catalog's clipped Adam for every tensor, in
+/// one launch of `clipped_adam_multi` (constants `k` in the kernel's order:
+/// lo, hi, b1, nb1, b2, nb2, inv_c1, inv_c2, eps, neg_lr).
+pub(crate) fn clipped_adam_in_place(tensors: &mut [AdamSlot<'_>], k: [f64; 10], table: &mut SlotTable) -> Result<()> {
+    let op = "clipped adam (multi-tensor)";
+    let Some(first) = tensors.first() else { return Ok(()) };
+    let Device::Cuda(ordinal) = first.param.device() else {
+        return Err(Error::DeviceMismatch {
+            op,
+            lhs: first.param.device(),
+            rhs: Device::Cuda(0),
+        });
+    };
+    let dtype = first.param.dtype();
+    let mut slots = Vec::with_capacity(tensors.len());
+    for t in tensors.iter_mut() {
+        for other in [t.grad, &*t.m, &*t.v] {
+            t.param.check_same_kind(other, op)?;
+            if other.shape() != t.param.shape() {
+                return Err(Error::ShapeMismatch {
+                    op,
+                    lhs: t.param.shape().clone(),
+                    rhs: other.shape().clone(),
+                    hint: "each gradient and moment must have its parameter's shape",
+                });
+            }
+        }
+        first_kind(t.param, ordinal, dtype, op)?;
+        if t.param.numel() == 0 {
+            continue;
+        }
+        slots.push(Slot {
+            param: unique_ptr(t.param),
+            grad: buf(t.grad).device_ptr(),
+            state: [unique_ptr(t.m), unique_ptr(t.v), 0, 0],
+            update: 0,
+            len: t.param.numel() as i64,
+            first_block: 0,
+            pad: 0,
+        });
+    }
+    if slots.is_empty() {
+        return Ok(());
+    }
+    table.update(ordinal, slots)?;
+    let device_table = table.device.as_ref().expect("update uploads a table");
+    let (tp, ns) = (device_table.device_ptr(), table.slots.len() as i32);
+    let h = ClippedAdamArgs {
+        k,
+        flags: FLAG_APPLY,
+        pad: 0,
+    };
+    let kernel = pick(dtype, "clipped_adam_multi_f32", "clipped_adam_multi_f64");
+    // SAFETY: arguments in `clipped_adam_multi`'s order; every slot's
+    // pointers address `len` elements of `dtype`, in buffers no other tensor
+    // shares (made unique above), kept alive by the caller's tensors.
+    unsafe { backend(ordinal)?.launch(kernel, table.blocks as u32, BLOCK, &args![tp, ns, h]) }
+}
+
+/// Checks that `t` is on GPU `ordinal` with `dtype`.
+fn first_kind(t: &Tensor, ordinal: usize, dtype: crate::DType, op: &'static str) -> Result<()> {
+    if t.device() != Device::Cuda(ordinal) || t.dtype() != dtype {
+        return Err(Error::invalid(
+            op,
+            format!(
+                "every tensor must be on cuda:{ordinal} with {dtype:?}; one is on {} with {:?}",
+                t.device(),
+                t.dtype()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The device address of a tensor a kernel writes in place, after making
+/// its buffer unshared.
+fn unique_ptr(t: &mut Tensor) -> u64 {
+    match t.storage_mut() {
+        crate::storage::Storage::Cuda(s) => s.device_ptr(),
+        _ => unreachable!("checked to be on a GPU first"),
+    }
+}

@@ -6,6 +6,7 @@ pub mod elementwise;
 pub mod fused;
 pub mod index;
 pub mod matmul;
+pub mod multi_tensor;
 mod pair;
 pub mod reduce;
 pub mod shape_ops;

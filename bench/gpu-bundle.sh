@@ -25,7 +25,7 @@ for line in sys.stdin:
 # The engine's GPU suite and its lib tests (kernel-name checks).
 cargo test -p ferrograd-engine --features cuda --no-run --message-format=json 2>/dev/null | executables |
     while read -r name exe; do
-        case "$name" in cuda_ops | ferrograd_engine) cp "$exe" "$out/$name" ;; esac
+        case "$name" in cuda_ops | cuda_mlp | ferrograd_engine) cp "$exe" "$out/$name" ;; esac
     done
 # The root GPU tests (gradcheck on the GPU, fused optimizers vs the catalog,
 # track 4 on both devices) and the `ferrograd` binary that integration tests
@@ -35,12 +35,13 @@ cargo test -p ferrograd --features cuda --no-run --message-format=json "${gpu_te
     executables | while read -r name exe; do
         case "$name" in cuda_gradcheck | cuda_optim | cuda_train | ferrograd) cp "$exe" "$out/$name" ;; esac
     done
-for name in cuda_ops ferrograd_engine "${gpu_tests[@]}" ferrograd; do
+for name in cuda_ops cuda_mlp ferrograd_engine "${gpu_tests[@]}" ferrograd; do
     [[ -x "$out/$name" ]] || { echo "gpu-bundle: $name was not built" >&2; exit 1; }
 done
 if readelf -d "$out"/* | grep -qiE 'rpath|runpath'; then
     echo "gpu-bundle: a binary carries an rpath; it would hide the real driver" >&2
     exit 1
 fi
+cp bench/torch_task.py "$out/" # PyTorch CUDA eager on the same task, for gpu-check.sh
 git rev-parse HEAD >"$out/COMMIT"
 ls -l "$out"

@@ -4,7 +4,9 @@
 # root GPU tests (gradcheck in f64 on the GPU, fused optimizer kernels vs the
 # catalog optimizers, track 4 trained on both devices), GEMM throughput, and
 # per-epoch training time GPU vs CPU on tracks 4 and 18 (`ferrograd train
-# --max-epochs 5 --json`, mean over the 5 epochs). Needs no Rust toolchain. When there is
+# --max-epochs 5 --json`, mean over the 5 epochs), and against PyTorch CUDA
+# eager on the same task (bench/torch_task.py --device cuda, when torch with
+# CUDA is installed). Needs no Rust toolchain. When there is
 # no NVIDIA driver or GPU it says so and exits 0 without running anything.
 # Usage: bench/gpu-check.sh [BUNDLE_DIR]   (default: gpu-bundle next to this repo)
 set -uo pipefail
@@ -16,7 +18,7 @@ if [[ -z "$driver_dir" ]] || ! command -v nvidia-smi >/dev/null 2>&1 || ! nvidia
     exit 0
 fi
 missing=""
-for name in cuda_ops ferrograd_engine cuda_gradcheck cuda_optim cuda_train ferrograd; do
+for name in cuda_ops cuda_mlp ferrograd_engine cuda_gradcheck cuda_optim cuda_train ferrograd; do
     [[ -x "$bundle/$name" ]] || missing="$missing $name"
 done
 if [[ -n "$missing" ]]; then
@@ -29,6 +31,7 @@ gpu="$(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | head -
 log="$(mktemp -d)"
 status=0
 timeout 300 "$bundle/cuda_ops" --test-threads=1 --nocapture >"$log/ops.txt" 2>&1 || status=1
+timeout 120 "$bundle/cuda_mlp" --test-threads=1 --nocapture >"$log/mlp.txt" 2>&1 || status=1
 timeout 120 "$bundle/ferrograd_engine" cuda >"$log/lib.txt" 2>&1 || status=1
 timeout 120 "$bundle/cuda_ops" --ignored gemm_throughput --nocapture >"$log/gemm.txt" 2>&1 || status=1
 for t in cuda_gradcheck cuda_optim cuda_train; do
@@ -42,14 +45,31 @@ epoch_ms() {
     echo "$json" | grep -o '"seconds_per_epoch":[0-9.eE+-]*' | cut -d: -f2 | awk '{printf "%.1f", 1e3 * $1}'
 }
 timings=()
+gpu_ms=()
 for track in 4 18; do
     g="$(epoch_ms cuda "$track")" || status=1
+    gpu_ms+=("$g")
     c="$(epoch_ms cpu "$track")" || status=1
     ratio="$(awk -v g="$g" -v c="$c" 'BEGIN { if (g + 0 > 0 && c + 0 > 0) printf "%.2fx", c / g; else print "n/a" }')"
     timings+=("| track $track ms/epoch (5 epochs), GPU vs CPU ($(nproc) threads) | $g vs $c (GPU speed-up $ratio) |")
 done
+# PyTorch CUDA eager on the same task and protocol (bench/torch_task.py
+# --device cuda, median ms per epoch over 5 epochs after 2 warm-up ones).
+torch_script="$bundle/torch_task.py"
+[[ -f "$torch_script" ]] || torch_script="$here/torch_task.py"
+torch_epoch_ms() {
+    timeout 300 python3 "$torch_script" --device cuda --n-hidden "$1" --epochs 5 --warmup 2 2>>"$log/torch.txt" |
+        grep -o '"ms_per_epoch_median": [0-9.eE+-]*' | awk '{printf "%.1f", $2}'
+}
 torch="n/a"
 if python3 -c 'import torch; assert torch.cuda.is_available()' 2>/dev/null; then
+    for i in 0 1; do
+        track=$((i == 0 ? 4 : 18))
+        t="$(torch_epoch_ms "$track")"
+        g="${gpu_ms[$i]}"
+        ratio="$(awk -v g="$g" -v t="$t" 'BEGIN { if (g + 0 > 0 && t + 0 > 0) printf "%.2fx", t / g; else print "n/a" }')"
+        timings+=("| track $track ms/epoch, ferrograd GPU vs PyTorch CUDA eager | $g vs ${t:-n/a} (ferrograd speed-up $ratio) |")
+    done
     torch="$(python3 - <<'PY'
 import torch, time
 a = torch.randn(4096, 4096, device="cuda"); b = torch.randn(4096, 4096, device="cuda")
@@ -63,6 +83,7 @@ echo "## GPU check $(date -u +%Y-%m-%d) on $gpu (commit $(cat "$bundle/COMMIT" 2
 echo "| check | result |"
 echo "|---|---|"
 echo "| GPU op suite (cuda_ops) | $(grep -E '^test result' "$log/ops.txt" | head -n1) |"
+echo "| fused MLP kernels and multi-tensor Adam (cuda_mlp) | $(grep -E '^test result' "$log/mlp.txt" | head -n1) |"
 echo "| engine lib cuda tests | $(grep -E '^test result' "$log/lib.txt" | head -n1) |"
 echo "| gradcheck on the GPU, f64 (cuda_gradcheck) | $(grep -E '^test result' "$log/cuda_gradcheck.txt" | head -n1) |"
 echo "| fused optimizers vs catalog (cuda_optim) | $(grep -E '^test result' "$log/cuda_optim.txt" | head -n1) |"

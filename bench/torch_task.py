@@ -1,5 +1,9 @@
 #!/usr/bin/env python3
-"""The task protocol of TIG_TASK.md in PyTorch, CPU, for bench/compare.sh.
+"""The task protocol (docs/guide/benchmark-task.md) in PyTorch, for
+bench/compare.sh (CPU) and bench/gpu-check.sh (`--device cuda`: PyTorch
+CUDA eager, the same loop with the data and model on the GPU, the batch
+indices moved per step as a plain PyTorch user would, and the epoch timed
+through the validation loss's `.item()`, which waits for the GPU).
 
 Same model as ferrograd's `Mlp::task`: [1, 256 x n_hidden, 2], every hidden
 layer Linear -> ReLU -> BatchNorm1d (momentum 0.1, eps 1e-5), the last hidden
@@ -88,10 +92,13 @@ def main():
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
+    dev = torch.device(a.device)
     (xt, yt), (xv, yv) = data(a.seed)
-    net = model(a.n_hidden, a.seed)
+    xt, yt, xv, yv = (t.to(dev) for t in (xt, yt, xv, yv))
+    net = model(a.n_hidden, a.seed).to(dev)
     params = [q for q in net.parameters() if q.requires_grad]
     opt = torch.optim.Adam(params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8)
     gen = torch.Generator().manual_seed(a.seed)
@@ -102,7 +109,7 @@ def main():
         net.train()
         order = torch.randperm(len(xt), generator=gen)
         for start in range(0, len(xt), a.batch):
-            idx = order[start : start + a.batch]
+            idx = order[start : start + a.batch].to(dev)
             opt.zero_grad(set_to_none=True)
             loss = ((net(xt[idx]) - yt[idx]) ** 2).sum()
             loss.backward()
@@ -122,10 +129,11 @@ def main():
         "n_hidden": a.n_hidden,
         "batch": a.batch,
         "threads": torch.get_num_threads(),
+        "device": str(dev),
         "epochs": a.epochs,
         "ms_per_epoch_median": 1e3 * statistics.median(times),
         "ms_per_epoch_min": 1e3 * min(times),
-        "gemm_gflops": gemm_gflops(),
+        "gemm_gflops": gemm_gflops() if dev.type == "cpu" else None,
         "last_val_loss": val,
     }))
 

@@ -1,5 +1,5 @@
 //! Writing an optimizer from the library's transformations and racing it
-//! against Adam on the benchmark task (`TIG_TASK.md`, track n_hidden = 4).
+//! against Adam on the benchmark task (`docs/task.md`, track n_hidden = 4).
 //!
 //! ```text
 //! cargo run --release --example custom_optimizer                 # the full protocol (early stopping)

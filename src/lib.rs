@@ -3,7 +3,7 @@
 //! A small tensor and reverse-mode autodiff engine with an optimizer library,
 //! built to train small networks without a big framework, to teach how
 //! optimizers work inside, and to measure optimizers honestly on the MLP
-//! benchmark task (see `TIG_TASK.md`).
+//! benchmark task (see `docs/task.md`).
 //!
 //! This facade re-exports the layers:
 //! [`engine`] (tensors and kernels), [`autograd`] (`Var`, backward,

@@ -1,4 +1,4 @@
-//! Neural-network layers for the benchmark model (`TIG_TASK.md` section 2):
+//! Neural-network layers for the benchmark model (`docs/task.md` section 2):
 //! [`Linear`], [`BatchNorm1d`], activations, the [`Mlp`] with frozen layers,
 //! and the [`mse`] and [`cross_entropy`] losses.
 //!

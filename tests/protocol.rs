@@ -1,4 +1,4 @@
-//! The training protocol of TIG_TASK.md section 3, checked with scripted
+//! The training protocol of docs/task.md section 3, checked with scripted
 //! optimizers whose behaviour is known in advance.
 
 use ferrograd::engine::{Result, Shape, Tensor};

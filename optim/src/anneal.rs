@@ -42,7 +42,7 @@ use ferrograd_engine::storage::CpuSlice;
 use ferrograd_engine::{DType, Device, Error, Result, Shape, Tensor};
 
 /// The steps of one epoch under the task's protocol (1000 samples in
-/// batches of 128, `TIG_TASK.md` section 3), assumed until the optimizer
+/// batches of 128, `docs/task.md` section 3), assumed until the optimizer
 /// has seen a whole epoch.
 const TASK_STEPS_PER_EPOCH: f64 = 8.0;
 

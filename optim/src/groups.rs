@@ -2,7 +2,7 @@
 //! biases and BatchNorm, a smaller rate for the output layer, ...).
 //!
 //! The benchmark hands the optimizer bare tensors in a fixed order
-//! (`TIG_TASK.md` section 3), so the roles are recovered from the shapes
+//! (`docs/task.md` section 3), so the roles are recovered from the shapes
 //! alone ([`roles_from_shapes`], [`TaskLayout`]); users with named
 //! parameters select by name instead ([`by_name`], [`labels_by_name`]).
 //! Two transformations act on the selection:
@@ -151,7 +151,7 @@ impl TaskLayout {
     /// Whether the harness applies the update of each tensor: not for the
     /// running statistics, and not for the frozen last two Linear layers
     /// (the last hidden Linear with its BatchNorm, and the output Linear;
-    /// `TIG_TASK.md` section 2).
+    /// `docs/task.md` section 2).
     pub fn trained_mask(&self) -> Vec<bool> {
         let frozen_from = self.depth.saturating_sub(2);
         self.roles
@@ -542,7 +542,7 @@ mod tests {
         let trained: Vec<usize> = (0..26).filter(|&i| layout.trained_mask()[i]).collect();
         assert_eq!(trained, vec![0, 1, 2, 3, 4, 5, 10, 11, 14, 15, 18, 19]);
         let trainable: usize = trained.iter().map(|&i| shapes[i].numel()).sum();
-        assert_eq!(trainable, 133_632, "TIG_TASK.md's count for n = 4");
+        assert_eq!(trainable, 133_632, "docs/task.md's count for n = 4");
         for n in [7, 10, 14, 18] {
             assert_eq!(depth_from_shapes(&task_shapes(n)).unwrap(), n + 1);
         }

@@ -1,7 +1,7 @@
 //! # ferrograd-optim
 //!
 //! Optimizers for ferrograd, behind the interface of the benchmark task
-//! (`TIG_TASK.md` section 3): an optimizer is told the parameter shapes once
+//! (`docs/task.md` section 3): an optimizer is told the parameter shapes once
 //! ([`TaskOptimizer::init_state`]), may ask for the gradient at other
 //! parameters ([`TaskOptimizer::query_at_params`]), and returns one
 //! *additive* update per tensor ([`TaskOptimizer::step`]).

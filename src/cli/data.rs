@@ -56,7 +56,7 @@ fn write(args: &Args) -> Result<serde_json::Value, String> {
     let meta = serde_json::json!({
         "format": "ferrograd-data",
         "seed": args.seed,
-        "about": "The benchmark task's random-Fourier-feature regression instance (TIG_TASK.md section 1): \
+        "about": "The benchmark task's random-Fourier-feature regression instance (docs/task.md section 1): \
                   float64 .npy arrays in C order, one row per sample. The task's score threshold is \
                   eps2 = 4 / n_test * sum((test_y - test_f)^2).",
         "config": {

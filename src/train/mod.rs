@@ -1,4 +1,4 @@
-//! The benchmark task's training protocol (`TIG_TASK.md` section 3), exactly:
+//! The benchmark task's training protocol (`docs/task.md` section 3), exactly:
 //! batches of 128 over a fresh shuffle each epoch, at most 1000 epochs, early
 //! stopping with patience 50 and min delta 1e-7 on the validation loss, the
 //! best-validation model kept, `query_at_params` honoured, additive updates

@@ -1,4 +1,4 @@
-//! The task's score (`TIG_TASK.md` section 4).
+//! The task's score (`docs/task.md` section 4).
 //!
 //! ```text
 //! eps2    = (4 / N_test) * sum over all test elements of (y - f)^2

@@ -1,4 +1,4 @@
-//! Seconds per epoch of the task protocol (`TIG_TASK.md` section 3) in
+//! Seconds per epoch of the task protocol (`docs/task.md` section 3) in
 //! ferrograd: clipped Adam (lr 1e-3, clip 1), f32, a chosen track and batch
 //! size, a few warm-up epochs, then the median over timed epochs. Also times
 //! the engine's GEMM at the task's hidden-layer shape, so the peer table can

@@ -1,7 +1,8 @@
 //! Reverse mode: [`Var::backward`] walks the tape from a scalar back to the
 //! leaves, and [`input_grads`] holds every op's backward rule, one `match`
-//! arm per op, written with differentiable `Var` ops so that a later
-//! `create_graph` mode can differentiate the backward pass itself.
+//! arm per op, written with differentiable `Var` ops so that the
+//! `create_graph` mode ([`Var::backward_with`]) can differentiate the
+//! backward pass itself (second order).
 
 use crate::op::{Op, OpKind};
 use crate::var::{set_grad_enabled, Node};

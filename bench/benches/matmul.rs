@@ -1,6 +1,6 @@
-//! CPU GEMM comparison: the engine's own `Tensor::matmul_t` (which calls
-//! `matrixmultiply` today) against `matrixmultiply` called directly and
-//! sarah-ek's `gemm` crate, single-threaded and on 2 rayon threads, for f32
+//! CPU GEMM comparison: the engine's `Tensor::matmul_t` (which calls the
+//! `gemm` crate, `engine/src/ops/matmul.rs`) against `matrixmultiply` and
+//! sarah-ek's `gemm` crate called directly, single-threaded and on 2 rayon threads, for f32
 //! and f64, on the shapes an MLP hidden layer of width 256 produces.
 //!
 //! Run with `cargo bench -p ferrograd-bench -- matmul`.

@@ -36,7 +36,8 @@ impl fmt::Display for DType {
 pub enum Device {
     /// Host memory; the reference backend.
     Cpu,
-    /// An NVIDIA GPU by ordinal. Not available until the CUDA backend lands.
+    /// An NVIDIA GPU by ordinal (usable in builds with the `cuda` feature;
+    /// [`Device::cuda`] says whether one is there).
     Cuda(usize),
 }
 
@@ -61,7 +62,9 @@ impl Device {
         }
         Err(crate::Error::DeviceUnavailable {
             device: Device::Cuda(ordinal),
-            reason: "this build of ferrograd has no CUDA backend yet; use --device cpu".into(),
+            reason:
+                "this build of ferrograd lacks the `cuda` feature (rebuild with --features cuda), or use --device cpu"
+                    .into(),
         })
     }
 }

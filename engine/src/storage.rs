@@ -1,6 +1,6 @@
-//! Where a tensor's elements live. One variant per (device, dtype); the CUDA
-//! variants join when the CUDA backend lands, so every op dispatches through
-//! this enum and the rest of the engine never sees raw buffers.
+//! Where a tensor's elements live: one variant per host dtype, and one for
+//! GPU memory (any dtype) with the `cuda` feature, so every op dispatches
+//! through this enum and the rest of the engine never sees raw buffers.
 
 use crate::{DType, Device, Element};
 

@@ -12,7 +12,7 @@ typedef unsigned long long u64;
 
 // Dims and up to three operands' strides (in elements) for broadcasting and
 // strided copies, passed by value. Mirrors `StridedArgs` in
-// engine/src/cuda/kernels.rs field for field.
+// engine/src/cuda/ops.rs field for field.
 struct Strided {
     i64 dims[MAX_RANK];
     i64 s0[MAX_RANK];

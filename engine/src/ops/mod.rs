@@ -1,6 +1,7 @@
 //! Every forward kernel of the engine, one file per family. Each public op is
 //! a method on [`crate::Tensor`] that checks its inputs, then dispatches on
-//! the storage (today: CPU f32/f64) to a generic kernel.
+//! the storage (CPU f32/f64, or a CUDA buffer with the `cuda` feature) to a
+//! generic kernel.
 
 pub mod elementwise;
 pub mod fused;

@@ -21,9 +21,12 @@
 //! | f64   | a   | 1e-14   | 1e-12      | 0         |
 //! | f64   | b   | 4e-14   | 8e-12      | 1e-15     |
 //!
-//! The stated tolerances, relative to the CPU's value (see [`rtol`]), are
-//! about ten times those (f32), and 1e-8 in f64: far below what any wrong
-//! kernel or wrong gradient would give (those move the losses by O(1)).
+//! The tolerances: in f64, 1e-8 relative to the CPU's value; in f32, the
+//! GPU's f32 run may be at most 5 times as far from the CPU's f64 run as
+//! the CPU's own f32 run is (the largest such distance over the epochs so
+//! far; see [`assert_f32_close`]), so the bar is derived from f32's effect
+//! on this very training rather than fixed. Both are far below what any
+//! wrong kernel or wrong gradient gives (those move the losses by O(1)).
 //!
 //! Without a GPU (or against the stub libcuda) the GPU comparison prints
 //! `skipped: no CUDA device (...)`; the tests of the device plumbing that
@@ -35,15 +38,27 @@ use ferrograd::engine::{DType, Device, Error};
 use ferrograd::optim::{catalog, HyperParams, TaskOptimizer};
 use ferrograd::train::{EpochMetrics, TaskConfig, Trainer};
 
-/// The relative tolerance on the losses of epoch `epoch` (`None`: the test
-/// loss of the kept model), GPU vs CPU.
-fn rtol(dtype: DType, epoch: Option<usize>) -> f64 {
-    match (dtype, epoch) {
-        (DType::F64, _) => 1e-8,
-        (DType::F32, Some(0)) => 5e-3,
-        (DType::F32, Some(_)) => 2e-1,
-        (DType::F32, None) => 1e-3,
-    }
+/// The relative tolerance on f64 losses, GPU vs CPU.
+const F64_RTOL: f64 = 1e-8;
+
+/// How many times the CPU's own f32 error (its f32 run against its f64
+/// run, the largest so far) the GPU's f32 run may be from the f64 run.
+const F32_ERROR_FACTOR: f64 = 5.0;
+
+/// `|a - b| / |b|`.
+fn rel(a: f64, b: f64) -> f64 {
+    (a - b).abs() / b.abs()
+}
+
+/// The f32 check: `gpu` within `F32_ERROR_FACTOR` times `cpu_error` (the
+/// CPU's own f32 error, with f32's unit roundoff as a floor) of `f64`.
+fn assert_f32_close(what: &str, gpu: f64, f64: f64, cpu_error: f64) {
+    let bound = F32_ERROR_FACTOR * cpu_error.max(f32::EPSILON as f64 / 2.0);
+    let got = rel(gpu, f64);
+    assert!(
+        got <= bound,
+        "{what}: gpu f32 {gpu} is {got:e} from the f64 {f64}; the CPU's own f32 error is {cpu_error:e}"
+    );
 }
 
 /// The GPU, or `None` after printing why the test is skipped (a failure
@@ -77,11 +92,15 @@ fn assert_close(what: &str, gpu: f64, cpu: f64, rtol: f64) {
 fn compare_track_4(dev: Device, dtype: DType) {
     let mut cpu = Trainer::new(track4(Device::Cpu, dtype), adam()).unwrap();
     let mut gpu = Trainer::new(track4(dev, dtype), adam()).unwrap();
+    // In f32, the reference is the CPU in f64, and the yardstick the CPU's
+    // own f32 run's distance from it.
+    let mut reference = Trainer::new(track4(Device::Cpu, DType::F64), adam()).unwrap();
     assert_eq!(gpu.config.device, dev);
     assert!(gpu.model.tensors_on(dev) && gpu.best_model.tensors_on(dev));
     assert_eq!(gpu.data.train.inputs.device(), dev);
     assert_eq!(gpu.data.val.targets.device(), dev);
     let mut epochs: Vec<(EpochMetrics, EpochMetrics)> = Vec::new();
+    let (mut train_error, mut val_error) = (0.0f64, 0.0f64);
     while !cpu.finished() {
         let (c, g) = (cpu.run_epoch().unwrap(), gpu.run_epoch().unwrap());
         assert_eq!(g.epoch, c.epoch);
@@ -95,19 +114,17 @@ fn compare_track_4(dev: Device, dtype: DType) {
             1e3 * c.seconds,
             1e3 * g.seconds
         );
-        let tol = rtol(dtype, Some(c.epoch));
-        assert_close(
-            &format!("{dtype} epoch {} train loss", c.epoch),
-            g.train_loss,
-            c.train_loss,
-            tol,
-        );
-        assert_close(
-            &format!("{dtype} epoch {} val loss", c.epoch),
-            g.val_loss,
-            c.val_loss,
-            tol,
-        );
+        let what = format!("{dtype} epoch {}", c.epoch);
+        if dtype == DType::F64 {
+            assert_close(&format!("{what} train loss"), g.train_loss, c.train_loss, F64_RTOL);
+            assert_close(&format!("{what} val loss"), g.val_loss, c.val_loss, F64_RTOL);
+        } else {
+            let r = reference.run_epoch().unwrap();
+            train_error = train_error.max(rel(c.train_loss, r.train_loss));
+            val_error = val_error.max(rel(c.val_loss, r.val_loss));
+            assert_f32_close(&format!("{what} train loss"), g.train_loss, r.train_loss, train_error);
+            assert_f32_close(&format!("{what} val loss"), g.val_loss, r.val_loss, val_error);
+        }
         // Still on the GPU after the updates and the best-model copy.
         assert!(gpu.model.tensors_on(dev) && gpu.best_model.tensors_on(dev));
         epochs.push((c, g));
@@ -118,12 +135,13 @@ fn compare_track_4(dev: Device, dtype: DType) {
     assert!(epochs[2].0.train_loss < epochs[0].0.train_loss);
     assert!(epochs[2].1.train_loss < epochs[0].1.train_loss);
     let (sc, sg) = (cpu.summary().unwrap(), gpu.summary().unwrap());
-    assert_close(
-        &format!("{dtype} test loss"),
-        sg.test_loss,
-        sc.test_loss,
-        rtol(dtype, None),
-    );
+    if dtype == DType::F64 {
+        assert_close(&format!("{dtype} test loss"), sg.test_loss, sc.test_loss, F64_RTOL);
+    } else {
+        let sr = reference.summary().unwrap();
+        let test_error = rel(sc.test_loss, sr.test_loss);
+        assert_f32_close(&format!("{dtype} test loss"), sg.test_loss, sr.test_loss, test_error);
+    }
     assert_eq!(sg.epochs, 3);
 }
 

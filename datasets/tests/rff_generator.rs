@@ -104,10 +104,14 @@ fn frequencies_use_one_over_lengthscale_squared() {
 
 #[test]
 fn clean_targets_are_the_function_of_the_inputs() {
-    let data = generate(&RffConfig::default(), 8).unwrap();
-    for i in [0, 499, 999] {
-        let f = data.function.eval(data.train.inputs.row(i)).unwrap();
-        assert_eq!(f, data.train.clean.row(i));
+    // Every row of every split, for both presets.
+    for config in [RffConfig::default(), RffConfig::readme_variant()] {
+        let data = generate(&config, 8).unwrap();
+        for split in all_splits(&data) {
+            for (x, clean) in split.inputs.iter_rows().zip(split.clean.iter_rows()) {
+                assert_eq!(data.function.eval(x).unwrap(), clean);
+            }
+        }
     }
 }
 
@@ -132,7 +136,16 @@ fn same_seed_is_bit_identical_and_different_seeds_differ() {
 
 #[test]
 fn splits_do_not_repeat_samples() {
-    let data = generate(&RffConfig::default(), 2).unwrap();
-    assert_ne!(data.train.inputs.row(0), data.val.inputs.row(0));
-    assert_ne!(data.val.inputs.row(0), data.test.inputs.row(0));
+    // No input row appears twice, within a split or across the three.
+    for config in [RffConfig::default(), RffConfig::readme_variant()] {
+        let data = generate(&config, 2).unwrap();
+        let mut seen = std::collections::HashSet::new();
+        for split in all_splits(&data) {
+            for row in split.inputs.iter_rows() {
+                let bits: Vec<u64> = row.iter().map(|v| v.to_bits()).collect();
+                assert!(seen.insert(bits), "input row {row:?} repeats");
+            }
+        }
+        assert_eq!(seen.len(), config.n_total());
+    }
 }

@@ -2,7 +2,7 @@
 //!
 //! The sources live in `ptx/cuda/*.cu`, one module per op family
 //! (elementwise, reductions and softmax, GEMM, BatchNorm, indexing, random
-//! fills, fused optimizers). `ptx/regen.sh` compiles each with a pinned
+//! fills, fused optimizers, the task MLP's fused step). `ptx/regen.sh` compiles each with a pinned
 //! NVRTC 12.0 to `ptx/ptx/<module>.ptx` (PTX ISA 8.0, target `sm_70`, so
 //! the driver JIT-compiles it for any newer GPU) and lists every kernel in
 //! `src/generated.rs`. Building needs no CUDA compiler: the PTX is committed.
@@ -70,7 +70,7 @@ mod tests {
 
     #[test]
     fn kernel_lists_match_the_ptx_entries() {
-        assert_eq!(MODULES.len(), 7);
+        assert_eq!(MODULES.len(), 8);
         for m in MODULES {
             assert_eq!(entries(m.ptx), m.kernels, "module {}", m.name);
             assert!(m.ptx.contains(&format!("from ptx/cuda/{}.cu", m.name)));

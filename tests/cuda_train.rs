@@ -218,6 +218,27 @@ fn optimizers_without_a_fused_kernel_and_with_queries_train_on_the_gpu() {
     }
 }
 
+/// A diverging run is stopped with the same report on both devices: the
+/// GPU reads its steps' losses once per epoch, and still names the first
+/// step whose loss was not finite, as the CPU does at that step.
+#[test]
+fn a_diverging_run_names_the_same_first_bad_step_on_both_devices() {
+    let Some(dev) = gpu("cuda_train") else { return };
+    let info = catalog::lookup("adam").unwrap();
+    // Adam moves every trained weight by about lr a step: 1e30 overflows f32.
+    let build = || (info.build)(&HyperParams::defaults(info).with("lr", 1e30).unwrap()).unwrap();
+    let error = |device| {
+        let mut trainer = Trainer::new(track4(device, DType::F32), build()).unwrap();
+        match trainer.run_epoch() {
+            Err(e @ Error::NonFinite { .. }) => e.to_string(),
+            other => panic!("{device}: expected a non-finite loss, got {other:?}"),
+        }
+    };
+    let (cpu, gpu) = (error(Device::Cpu), error(dev));
+    assert!(cpu.contains("training loss at epoch 0, step"), "{cpu}");
+    assert_eq!(gpu, cpu);
+}
+
 #[test]
 fn without_a_device_a_cuda_trainer_is_a_typed_error() {
     if Device::cuda(0).is_ok() {

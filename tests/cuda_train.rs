@@ -284,14 +284,15 @@ fn moving_a_cpu_trainer_to_the_cpu_changes_no_bit() {
     }
 }
 
-/// The emulated device's counters (`CUDA_EMU_STATS`) for one run of
-/// `ferrograd train --device cuda` on track 4 with `epochs` epochs.
-fn emulator_counters(dir: &std::path::Path, epochs: usize) -> serde_json::Value {
-    let stats = dir.join(format!("stats-{epochs}.json"));
+/// The emulated device's counters (`CUDA_EMU_STATS`) and the JSON summary
+/// of one run of `ferrograd train --device cuda` on track 4 with `epochs`
+/// epochs (and `extra` arguments).
+fn emulator_counters(dir: &std::path::Path, epochs: usize, extra: &[&str]) -> (serde_json::Value, serde_json::Value) {
+    let stats = dir.join(format!("stats-{epochs}-{}.json", extra.join("")));
     let epochs = epochs.to_string();
     let args = [
         "train",
-        "--quiet",
+        "--json",
         "--n-hidden",
         "4",
         "--seed",
@@ -303,15 +304,23 @@ fn emulator_counters(dir: &std::path::Path, epochs: usize) -> serde_json::Value 
     ];
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_ferrograd"))
         .args(args)
+        .args(extra)
         .env("CUDA_EMU_STATS", &stats)
         .output()
         .expect("runs ferrograd");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&std::fs::read(&stats).expect("the emulator wrote its counters")).expect("JSON")
+    let counters = std::fs::read(&stats).expect("the emulator wrote its counters");
+    (
+        serde_json::from_slice(&counters).expect("JSON"),
+        serde_json::from_slice(&out.stdout).expect("a JSON summary"),
+    )
 }
 
+/// One epoch in steady state on the emulated device, launch by launch and
+/// as CUDA graphs: a 2-epoch run minus a 1-epoch run (8 training steps and
+/// the validation pass; set-up and the test cancel).
 #[test]
-fn an_epoch_on_the_device_allocates_nothing_waits_twice_and_launches_3h_plus_10_a_step() {
+fn an_epoch_on_the_device_allocates_nothing_waits_twice_and_runs_each_step_as_one_graph() {
     let Some(Device::Cuda(ordinal)) = gpu("cuda_train") else {
         return;
     };
@@ -320,42 +329,69 @@ fn an_epoch_on_the_device_allocates_nothing_waits_twice_and_launches_3h_plus_10_
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
-    // A 2-epoch run minus a 1-epoch run: one epoch in steady state (8
-    // training steps and the validation pass); set-up and the test cancel.
-    let (one, two) = (emulator_counters(tmp.path(), 1), emulator_counters(tmp.path(), 2));
-    let epoch = |key: &str| two[key].as_u64().unwrap() - one[key].as_u64().unwrap();
-    assert_eq!(epoch("allocs"), 0, "an epoch allocated device memory: {two}");
-    assert_eq!(epoch("frees"), 0, "an epoch freed device memory: {two}");
-    assert_eq!(epoch("function_lookups"), 0, "a launch looked its kernel up: {two}");
-    // One read of the 8 steps' losses and one of the validation loss; a
-    // step that waited for the device would add one each.
-    assert!(epoch("syncs") <= 2, "{} synchronisations in one epoch", epoch("syncs"));
-    assert!(
-        epoch("dtoh") <= 2,
-        "{} device-to-host copies in one epoch",
-        epoch("dtoh")
-    );
-    // The epoch's order, once for the inputs and once for the targets; a
-    // step that uploaded its batch indices would add two.
-    assert!(
-        epoch("htod") <= 2,
-        "{} host-to-device copies in one epoch",
-        epoch("htod")
-    );
-    // The fused step: at most 3 H + 10 launches a step (H = 4 hidden
-    // layers), with one optimizer launch; the validation pass takes H + 1
-    // and gathering the epoch's rows 2.
-    let kernel = |name: &str| two["kernels"][name].as_u64().unwrap_or(0) - one["kernels"][name].as_u64().unwrap_or(0);
     let (steps, h) = (8, 4);
-    assert_eq!(
-        kernel("clipped_adam_multi_f32"),
-        steps,
-        "one optimizer launch a step: {two}"
-    );
-    let budget = steps * (3 * h + 10) + (h + 1) + 2;
-    assert!(
-        epoch("launches") <= budget,
-        "{} launches in one epoch of {steps} steps, over the budget of {budget}: {two}",
-        epoch("launches")
-    );
+    let mut summaries = Vec::new();
+    for graphs in [false, true] {
+        let extra: &[&str] = if graphs { &[] } else { &["--no-cuda-graph"] };
+        let ((one, _), (two, summary)) = (
+            emulator_counters(tmp.path(), 1, extra),
+            emulator_counters(tmp.path(), 2, extra),
+        );
+        summaries.push(summary);
+        let epoch = |key: &str| two[key].as_u64().unwrap() - one[key].as_u64().unwrap();
+        let kernel =
+            |name: &str| two["kernels"][name].as_u64().unwrap_or(0) - one["kernels"][name].as_u64().unwrap_or(0);
+        let mode = if graphs { "graphs" } else { "launch by launch" };
+        assert_eq!(epoch("allocs"), 0, "{mode}: an epoch allocated device memory: {two}");
+        assert_eq!(epoch("frees"), 0, "{mode}: an epoch freed device memory: {two}");
+        assert_eq!(
+            epoch("function_lookups"),
+            0,
+            "{mode}: a launch looked its kernel up: {two}"
+        );
+        // One read of the 8 steps' losses and one of the validation loss; a
+        // step that waited for the device would add one each.
+        assert!(
+            epoch("syncs") <= 2,
+            "{mode}: {} synchronisations in one epoch",
+            epoch("syncs")
+        );
+        assert!(
+            epoch("dtoh") <= 2,
+            "{mode}: {} copies to the host in one epoch",
+            epoch("dtoh")
+        );
+        // The epoch's order, once; a step that uploaded anything would add one.
+        assert!(
+            epoch("htod") <= 1,
+            "{mode}: {} copies to the device in one epoch",
+            epoch("htod")
+        );
+        // One optimizer launch a step (run directly or by a graph).
+        assert_eq!(kernel("clipped_adam_multi_f32"), steps, "{mode}: {two}");
+        if graphs {
+            // Every step one graph launch; the launches left are the
+            // validation pass's H + 1.
+            assert_eq!(epoch("graph_launches"), steps, "{two}");
+            assert!(
+                epoch("launches") <= h + 1,
+                "{} launches besides the graphs: {two}",
+                epoch("launches")
+            );
+        } else {
+            // At most 3 H + 10 launches a step (H = 4 hidden layers), and
+            // the validation pass's H + 1.
+            let budget = steps * (3 * h + 10) + (h + 1);
+            assert_eq!(epoch("graph_launches"), 0);
+            assert!(
+                epoch("launches") <= budget,
+                "{} launches in one epoch of {steps} steps, over the budget of {budget}: {two}",
+                epoch("launches")
+            );
+        }
+    }
+    // The same numbers either way, bit for bit.
+    for key in ["test_loss", "best_val_loss", "quality"] {
+        assert_eq!(summaries[0][key], summaries[1][key], "{key} with and without graphs");
+    }
 }

@@ -226,6 +226,12 @@ impl Tensor {
         &self.storage
     }
 
+    /// Whether another tensor shares this one's buffer (an in-place write
+    /// through this tensor would then copy first).
+    pub fn storage_is_shared(&self) -> bool {
+        Arc::strong_count(&self.storage) > 1
+    }
+
     /// Whether two tensors share one buffer (a clone of the other, or a reshape).
     pub fn same_storage(&self, other: &Tensor) -> bool {
         Arc::ptr_eq(&self.storage, &other.storage)

@@ -23,7 +23,9 @@ use ferrograd_engine::cuda::mlp::{
     blend_running_stats, hidden_backward, hidden_forward_eval, hidden_forward_train, linear_grads, output_forward,
     Batch, HiddenGrads, HiddenSaved, Layout, LinearParams, NormParams,
 };
-use ferrograd_engine::ops::multi_tensor::{clipped_adam_in_place, AdamTensors, ClippedAdamConstants, MultiTensorTable};
+use ferrograd_engine::ops::multi_tensor::{
+    clipped_adam_in_place, clipped_adam_replayed, AdamTensors, ClippedAdamConstants, ClippedAdamHyper, MultiTensorTable,
+};
 use ferrograd_engine::{cuda, DType, Device, Error, Rng, Tensor};
 
 const EPS: f64 = 1e-5;
@@ -352,9 +354,20 @@ fn adam_reference(k: &ClippedAdamConstants, g: f64, m: &mut f64, v: &mut f64) ->
 #[test]
 fn clipped_adam_in_one_launch_matches_the_definition_over_steps() {
     let Some(dev) = gpu("cuda_mlp") else { return };
+    // On the emulated device (no fused multiply-add) the kernel must give
+    // the CPU's bits exactly: its bias corrections come from the step count
+    // on the device by the same repeated squaring as Rust's powi.
+    let exact = matches!(dev, Device::Cuda(i) if cuda::is_emulated(i));
     let mut rng = Rng::new(4);
     // Sizes across the kernel's 2048-element chunks, and an empty tensor.
     let sizes = [3usize, 2048, 2049, 0, 5000];
+    let hyper = ClippedAdamHyper {
+        lr: 1e-2,
+        beta1: 0.9,
+        beta2: 0.999,
+        eps: 1e-8,
+        clip: 0.5,
+    };
     let mut params: Vec<Vec<f64>> = sizes.iter().map(|&s| random(&mut rng, s, -1.0, 1.0)).collect();
     let mut ms: Vec<Vec<f64>> = sizes.iter().map(|&s| vec![0.0; s]).collect();
     let mut vs = ms.clone();
@@ -362,8 +375,9 @@ fn clipped_adam_in_one_launch_matches_the_definition_over_steps() {
     let mut m_dev: Vec<Tensor> = sizes.iter().map(|&s| zeros(dev, s)).collect();
     let mut v_dev: Vec<Tensor> = sizes.iter().map(|&s| zeros(dev, s)).collect();
     let mut table = MultiTensorTable::default();
-    for step in 1..=3u64 {
-        let k = ClippedAdamConstants::new(1e-2, (0.9, 0.999), 1e-8, 0.5, step);
+    // Late steps too: the bias corrections' powers over many squarings.
+    for step in [1u64, 2, 3, 1000, 1001, 123_457] {
+        let k = ClippedAdamConstants::new(hyper.lr, (hyper.beta1, hyper.beta2), hyper.eps, hyper.clip, step);
         let grads: Vec<Vec<f64>> = sizes.iter().map(|&s| random(&mut rng, s, -2.0, 2.0)).collect();
         let g_dev: Vec<Tensor> = grads.iter().map(|g| on(dev, g)).collect();
         for i in 0..sizes.len() {
@@ -377,13 +391,40 @@ fn clipped_adam_in_one_launch_matches_the_definition_over_steps() {
             .zip(m_dev.iter_mut().zip(v_dev.iter_mut()))
             .map(|((param, grad), (m, v))| AdamTensors { param, grad, m, v })
             .collect();
-        clipped_adam_in_place(&mut tensors, &k, &mut table).unwrap();
+        clipped_adam_in_place(&mut tensors, &hyper, step, &mut table).unwrap();
         for i in 0..sizes.len() {
-            assert_close(&format!("step {step} param {i}"), &host(&p_dev[i]), &params[i]);
-            assert_close(&format!("step {step} m {i}"), &host(&m_dev[i]), &ms[i]);
-            assert_close(&format!("step {step} v {i}"), &host(&v_dev[i]), &vs[i]);
+            for (what, got, want) in [
+                ("param", &p_dev[i], &params[i]),
+                ("m", &m_dev[i], &ms[i]),
+                ("v", &v_dev[i], &vs[i]),
+            ] {
+                let got = host(got);
+                if exact {
+                    let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                    assert_eq!(bits(&got), bits(want), "step {step} {what} {i}: not the CPU's bits");
+                } else {
+                    assert_close(&format!("step {step} {what} {i}"), &got, want);
+                }
+            }
         }
     }
+    // A replay fits only the step after the last one, on the same tensors.
+    let g_dev: Vec<Tensor> = sizes.iter().map(|&s| zeros(dev, s)).collect();
+    let mut tensors: Vec<AdamTensors<'_>> = p_dev
+        .iter_mut()
+        .zip(&g_dev)
+        .zip(m_dev.iter_mut().zip(v_dev.iter_mut()))
+        .map(|((param, grad), (m, v))| AdamTensors { param, grad, m, v })
+        .collect();
+    assert!(
+        !clipped_adam_replayed(&mut tensors, 5, &mut table).unwrap(),
+        "wrong step"
+    );
+    assert!(clipped_adam_replayed(&mut tensors, 123_458, &mut table).unwrap());
+    assert!(
+        !clipped_adam_replayed(&mut tensors[1..], 123_459, &mut table).unwrap(),
+        "other tensors"
+    );
     // CPU tensors are refused with a message saying where they go instead.
     let (mut p, g, mut m, mut v) = (
         Tensor::zeros([2], DType::F64),
@@ -391,13 +432,12 @@ fn clipped_adam_in_one_launch_matches_the_definition_over_steps() {
         Tensor::zeros([2], DType::F64),
         Tensor::zeros([2], DType::F64),
     );
-    let k = ClippedAdamConstants::new(1e-3, (0.9, 0.999), 1e-8, 1.0, 1);
     let mut cpu = [AdamTensors {
         param: &mut p,
         grad: &g,
         m: &mut m,
         v: &mut v,
     }];
-    let e = clipped_adam_in_place(&mut cpu, &k, &mut MultiTensorTable::default()).unwrap_err();
+    let e = clipped_adam_in_place(&mut cpu, &hyper, 1, &mut MultiTensorTable::default()).unwrap_err();
     assert!(e.to_string().contains("CPU pass"), "{e}");
 }

@@ -25,7 +25,9 @@ use crate::basic::{adam_tensor_ops, ClipByValue, ScaleByAdam, ScaleByLr};
 use crate::schedule::Constant;
 use crate::transform::{ChainOptimizer, Slots};
 use crate::{chain, check_grads, OptimizerState, StepContext, TaskOptimizer};
-use ferrograd_engine::ops::multi_tensor::{self, AdamTensors, ClippedAdamConstants, MultiTensorTable};
+use ferrograd_engine::ops::multi_tensor::{
+    self, AdamTensors, ClippedAdamConstants, ClippedAdamHyper, MultiTensorTable,
+};
 use ferrograd_engine::storage::CpuSlice;
 use ferrograd_engine::{DType, Device, Element, Error, Result, Shape, Tensor, UnaryOp};
 
@@ -146,6 +148,72 @@ impl ClippedAdam {
     /// with the GPU's multi-tensor kernel.
     fn constants(&self) -> ClippedAdamConstants {
         ClippedAdamConstants::new(self.lr, (self.beta1, self.beta2), self.eps, self.clip, self.count)
+    }
+
+    /// The hyperparameters as the GPU kernel takes them.
+    fn hyper(&self) -> ClippedAdamHyper {
+        ClippedAdamHyper {
+            lr: self.lr,
+            beta1: self.beta1,
+            beta2: self.beta2,
+            eps: self.eps,
+            clip: self.clip,
+        }
+    }
+
+    /// Whether an in-place step can run on the device: the arguments are
+    /// checked (an error if inconsistent), then the tensors must be on a GPU
+    /// and `trained` increasing.
+    fn device_step_applies(&self, params: &[&mut Tensor], trained: &[usize], grads: &[Tensor]) -> Result<bool> {
+        check_grads("optimizer step", &self.shapes, grads)?;
+        if params.len() != trained.len() || trained.iter().any(|&i| i >= grads.len()) {
+            return Err(Error::invalid(
+                "optimizer step",
+                format!(
+                    "{} trained tensors named by {} indices into {} gradients",
+                    params.len(),
+                    trained.len(),
+                    grads.len()
+                ),
+            ));
+        }
+        self.check_clip()?;
+        let on_gpu = grads.first().is_some_and(|g| multi_tensor::runs_on(g.device()));
+        Ok(on_gpu && trained.windows(2).all(|w| w[0] < w[1]))
+    }
+
+    /// Runs `f` on the trained tensors with their gradients and moments (the
+    /// moments made where missing), and marks them as no longer idle.
+    fn on_device_tensors<R>(
+        &mut self,
+        params: &mut [&mut Tensor],
+        trained: &[usize],
+        grads: &[Tensor],
+        f: impl FnOnce(&mut [AdamTensors<'_>], &mut MultiTensorTable) -> Result<R>,
+    ) -> Result<R> {
+        let n = grads.len();
+        self.idle.resize(n, true);
+        self.filled.resize(n, None);
+        for &i in trained {
+            self.idle[i] = false;
+            self.filled[i] = None;
+        }
+        let ms = self.m.all_mut(grads);
+        let vs = self.v.all_mut(grads);
+        let mut moments = ms.iter_mut().zip(vs.iter_mut()).enumerate();
+        let mut tensors = Vec::with_capacity(trained.len());
+        for (param, &i) in params.iter_mut().zip(trained) {
+            let (_, (m, v)) = moments
+                .find(|(j, _)| *j == i)
+                .expect("indices are in range and increasing");
+            tensors.push(AdamTensors {
+                param,
+                grad: &grads[i],
+                m,
+                v,
+            });
+        }
+        f(&mut tensors, &mut self.table)
     }
 
     /// The clip as `ClipByValue` checks it.
@@ -386,7 +454,8 @@ impl TaskOptimizer for ClippedAdam {
     }
 
     /// On a GPU, the whole step is one launch of the engine's multi-tensor
-    /// kernel, with [`ClippedAdam::step`]'s arithmetic and constants.
+    /// kernel (and one advancing its step counter), with
+    /// [`ClippedAdam::step`]'s arithmetic and constants.
     fn step_in_place(
         &mut self,
         params: &mut [&mut Tensor],
@@ -394,47 +463,39 @@ impl TaskOptimizer for ClippedAdam {
         grads: &[Tensor],
         _ctx: &StepContext,
     ) -> Result<bool> {
-        check_grads("optimizer step", &self.shapes, grads)?;
-        if params.len() != trained.len() || trained.iter().any(|&i| i >= grads.len()) {
-            return Err(Error::invalid(
-                "optimizer step",
-                format!(
-                    "{} trained tensors named by {} indices into {} gradients",
-                    params.len(),
-                    trained.len(),
-                    grads.len()
-                ),
-            ));
-        }
-        let on_gpu = grads.first().is_some_and(|g| multi_tensor::runs_on(g.device()));
-        if !on_gpu || !trained.windows(2).all(|w| w[0] < w[1]) {
+        if !self.device_step_applies(params, trained, grads)? {
             return Ok(false);
         }
-        self.check_clip()?;
-        self.count += 1;
-        let k = self.constants();
-        let n = grads.len();
-        self.idle.resize(n, true);
-        self.filled.resize(n, None);
-        let ms = self.m.all_mut(grads);
-        let vs = self.v.all_mut(grads);
-        let mut moments = ms.iter_mut().zip(vs.iter_mut()).enumerate();
-        let mut tensors = Vec::with_capacity(trained.len());
-        for (param, &i) in params.iter_mut().zip(trained) {
-            let (_, (m, v)) = moments
-                .find(|(j, _)| *j == i)
-                .expect("indices are in range and increasing");
-            tensors.push(AdamTensors {
-                param,
-                grad: &grads[i],
-                m,
-                v,
-            });
-            self.idle[i] = false;
-            self.filled[i] = None;
-        }
-        multi_tensor::clipped_adam_in_place(&mut tensors, &k, &mut self.table)?;
+        let (t, hyper) = (self.count + 1, self.hyper());
+        self.on_device_tensors(params, trained, grads, |tensors, table| {
+            multi_tensor::clipped_adam_in_place(tensors, &hyper, t, table)
+        })?;
+        self.count = t;
         Ok(true)
+    }
+
+    fn replayable_in_place(&self) -> bool {
+        true
+    }
+
+    fn replayed_in_place(
+        &mut self,
+        params: &mut [&mut Tensor],
+        trained: &[usize],
+        grads: &[Tensor],
+        _ctx: &StepContext,
+    ) -> Result<bool> {
+        if !self.device_step_applies(params, trained, grads)? {
+            return Ok(false);
+        }
+        let t = self.count + 1;
+        let fits = self.on_device_tensors(params, trained, grads, |tensors, table| {
+            multi_tensor::clipped_adam_replayed(tensors, t, table)
+        })?;
+        if fits {
+            self.count = t;
+        }
+        Ok(fits)
     }
 
     fn state(&self) -> OptimizerState {

@@ -97,6 +97,33 @@ pub trait TaskOptimizer: Send {
         Ok(false)
     }
 
+    /// Whether [`TaskOptimizer::step_in_place`]'s launches read every
+    /// step-dependent value (a step count, a schedule) from device memory,
+    /// so that a harness may record them once in a CUDA graph and replay
+    /// them for later steps, calling [`TaskOptimizer::replayed_in_place`]
+    /// before each replay. The default: no.
+    fn replayable_in_place(&self) -> bool {
+        false
+    }
+
+    /// Before a harness replays a recorded [`TaskOptimizer::step_in_place`]
+    /// for this step (same arguments as that call): whether the recording
+    /// still does this step's work (the same tensors in the same buffers,
+    /// the device state where the host left it). If so, the optimizer
+    /// accounts for the step on the host exactly as `step_in_place` would
+    /// (counters, state a checkpoint saves) and the harness launches the
+    /// replay; if not, nothing changes and the harness records again. The
+    /// default: never.
+    fn replayed_in_place(
+        &mut self,
+        _params: &mut [&mut Tensor],
+        _trained: &[usize],
+        _grads: &[Tensor],
+        _ctx: &StepContext,
+    ) -> Result<bool> {
+        Ok(false)
+    }
+
     /// Whether the optimizer wants Hessian-vector products: if so, a harness
     /// that can provide them calls [`TaskOptimizer::step_with_curvature`]
     /// instead of [`TaskOptimizer::step`]. (The task's own Python harness

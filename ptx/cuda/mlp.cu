@@ -187,6 +187,38 @@ __device__ void mlp_linear_grads(i64 n, i64 c, i64 k, const T *dz, const T *x, T
     }
 }
 
+// The step's batch, gathered on the device: `cursor[0]` is the step's
+// index in the epoch and `cursor + 1` the epoch's order of the training
+// rows, so step c takes rows `order[c * stride + r]` for `r < n` of the
+// sample-major `x[rows, in]` and `y[rows, out]` into `batch_x[n, in]` and
+// `batch_y[n, out]` (the order has `rows` entries, each a row of x and y;
+// a step past them gathers nothing). Reading the step from device memory
+// lets one captured launch serve every step of a CUDA graph.
+template <typename T>
+__device__ void mlp_batch_gather(i64 n, i64 stride, i64 rows, const i64 *cursor, const T *x, i64 in, const T *y,
+                                 i64 out, T *batch_x, T *batch_y) {
+    const i64 *order = cursor + 1;
+    i64 first = cursor[0] * stride;
+    GRID_STRIDE(i, n * (in + out)) {
+        i64 r = i / (in + out), col = i % (in + out);
+        if (first < 0 || first + r >= rows) continue;
+        i64 row = order[first + r];
+        if (col < in) batch_x[r * in + col] = x[row * in + col];
+        else batch_y[r * out + (col - in)] = y[row * out + (col - in)];
+    }
+}
+
+// The step's end: its loss into the epoch's slot `losses[cursor[0]]` (one
+// of `slots`; a step past them writes no loss), and the cursor on to the
+// next step (one thread).
+template <typename T> __device__ void mlp_step_finish(i64 *cursor, const T *sse, T *losses, i64 slots) {
+    if (blockIdx.x == 0 && threadIdx.x == 0) {
+        i64 c = cursor[0];
+        if (c >= 0 && c < slots) losses[c] = sse[0];
+        cursor[0] = c + 1;
+    }
+}
+
 #define INSTANTIATE(T, S)                                                                                        \
     extern "C" __global__ void mlp_hidden_fwd_##S(i64 n, i64 k, i64 c, const T *x, i64 xs_r, i64 xs_k,          \
                                                   const T *w, const T *b, const T *scale, const T *shift, T *act, \
@@ -209,6 +241,13 @@ __device__ void mlp_linear_grads(i64 n, i64 c, i64 k, const T *dz, const T *x, T
                                                   T *g_scale, T *g_shift, T *g_w) {                              \
         mlp_hidden_bwd<T>(n, c, c_up, w_up, dz_up, act, mean, inv_std, scale, k, x, xs_r, xs_k, dz, g_bias,      \
                           g_scale, g_shift, g_w);                                                                \
+    }                                                                                                            \
+    extern "C" __global__ void mlp_batch_gather_##S(i64 n, i64 stride, i64 rows, const i64 *cursor, const T *x, \
+                                                    i64 in, const T *y, i64 out, T *batch_x, T *batch_y) {       \
+        mlp_batch_gather<T>(n, stride, rows, cursor, x, in, y, out, batch_x, batch_y);                           \
+    }                                                                                                            \
+    extern "C" __global__ void mlp_step_finish_##S(i64 *cursor, const T *sse, T *losses, i64 slots) {           \
+        mlp_step_finish<T>(cursor, sse, losses, slots);                                                          \
     }                                                                                                            \
     extern "C" __global__ void mlp_linear_grads_##S(i64 n, i64 c, i64 k, const T *dz, const T *x, T *g_bias,    \
                                                     T *g_w) {                                                    \

@@ -135,30 +135,60 @@ template <typename T> __device__ void adan(const Slot *slots, int nslots, Hyper 
 }
 
 // The catalog's `adam` (ClippedAdam in optim/src/adam.rs) operation for
-// operation, its constants precomputed on the host in f64 and rounded to T
-// here as the CPU rounds them: g = min(max(grad, lo), hi),
-// m = m b1 + g nb1, v = v b2 + (g g) nb2,
-// update = ((m inv_c1) / (sqrt(v inv_c2) + eps)) neg_lr.
-// Mirrors `ClippedAdamConstants` in engine/src/cuda/optim.rs.
-struct ClippedAdamConstants {
-    double lo, hi, b1, nb1, b2, nb2, inv_c1, inv_c2, eps, neg_lr;
-    int flags; // FLAG_APPLY
-    int pad_;
+// operation: g = min(max(grad, -clip), clip), m = m b1 + g (1 - b1),
+// v = v b2 + (g g) (1 - b2),
+// update = ((m / c1) / (sqrt(v / c2) + eps)) (-lr), with the divisions by
+// the bias corrections c = 1 - beta^t written as products with 1 / c.
+// The step t is read from device memory (`*step + 1`, the counter being
+// advanced by `counter_increment` after the launch), so a captured launch
+// serves every step of a CUDA graph. The constants are computed in f64 as
+// the CPU computes them (ClippedAdamConstants): beta^t by the same
+// repeated squaring as Rust's `powi`, every product rounded on its own
+// (__dmul_rn: no fused multiply-add), then rounded to T.
+// Mirrors `ClippedAdamHyper` in engine/src/cuda/optim.rs.
+struct ClippedAdamHyper {
+    double lr, beta1, beta2, eps, clip;
 };
 
-template <typename T> __device__ void clipped_adam(const Slot *slots, int nslots, ClippedAdamConstants k) {
+// a^t for t >= 0, as compiler-builtins' __powidf2 (Rust's f64::powi).
+__device__ inline double powi_like_cpu(double a, long long t) {
+    unsigned long long p = (unsigned long long)t;
+    double mul = 1.0;
+    while (true) {
+        if (p & 1) mul = __dmul_rn(mul, a);
+        p >>= 1;
+        if (p == 0) break;
+        a = __dmul_rn(a, a);
+    }
+    return mul;
+}
+
+template <typename T>
+__device__ void clipped_adam(const Slot *slots, int nslots, ClippedAdamHyper k, const i64 *step) {
+    i64 t = step[0] + 1;
+    if (t > 2147483647LL) t = 2147483647LL; // the CPU's powi takes an i32
+    const T lo = (T)(-k.clip), hi = (T)k.clip;
+    const T b1 = (T)k.beta1, nb1 = (T)(1.0 - k.beta1), b2 = (T)k.beta2, nb2 = (T)(1.0 - k.beta2);
+    const T inv_c1 = (T)(1.0 / (1.0 - powi_like_cpu(k.beta1, t)));
+    const T inv_c2 = (T)(1.0 / (1.0 - powi_like_cpu(k.beta2, t)));
+    const T eps = (T)k.eps, neg_lr = (T)(-k.lr);
     Hyper h;
-    h.flags = k.flags;
+    h.flags = FLAG_APPLY;
     FOR_MY_ELEMENTS(s) {
-        T g = m_fmin(m_fmax(((const T *)s.grad)[i], (T)k.lo), (T)k.hi);
+        T g = m_fmin(m_fmax(((const T *)s.grad)[i], lo), hi);
         T *m = (T *)s.state0, *v = (T *)s.state1;
-        T mn = m[i] * (T)k.b1 + g * (T)k.nb1;
-        T vn = v[i] * (T)k.b2 + (g * g) * (T)k.nb2;
+        T mn = m[i] * b1 + g * nb1;
+        T vn = v[i] * b2 + (g * g) * nb2;
         m[i] = mn;
         v[i] = vn;
-        T direction = (mn * (T)k.inv_c1) / (m_sqrt(vn * (T)k.inv_c2) + (T)k.eps);
-        emit<T>(s, h, i, direction * (T)k.neg_lr);
+        T direction = (mn * inv_c1) / (m_sqrt(vn * inv_c2) + eps);
+        emit<T>(s, h, i, direction * neg_lr);
     }
+}
+
+// `*counter += 1`, on the device (one thread), in stream order.
+extern "C" __global__ void counter_increment(i64 *counter) {
+    if (blockIdx.x == 0 && threadIdx.x == 0) counter[0] += 1;
 }
 
 #define INSTANTIATE(T, S)                                                                                   \
@@ -166,8 +196,9 @@ template <typename T> __device__ void clipped_adam(const Slot *slots, int nslots
     extern "C" __global__ void adam_multi_##S(const Slot *slots, int nslots, Hyper h) { adam<T>(slots, nslots, h); } \
     extern "C" __global__ void lion_multi_##S(const Slot *slots, int nslots, Hyper h) { lion<T>(slots, nslots, h); } \
     extern "C" __global__ void adan_multi_##S(const Slot *slots, int nslots, Hyper h) { adan<T>(slots, nslots, h); } \
-    extern "C" __global__ void clipped_adam_multi_##S(const Slot *slots, int nslots, ClippedAdamConstants k) {      \
-        clipped_adam<T>(slots, nslots, k);                                                                          \
+    extern "C" __global__ void clipped_adam_multi_##S(const Slot *slots, int nslots, ClippedAdamHyper k,            \
+                                                      const i64 *step) {                                           \
+        clipped_adam<T>(slots, nslots, k, step);                                                                    \
     }
 
 INSTANTIATE(float, f32)

@@ -96,6 +96,9 @@ inline float cospif(float x) { return (float)cospi((double)x); }
 inline double sinpi(double x) { return cospi(x - 0.5); }
 inline float sinpif(float x) { return (float)sinpi((double)x); }
 inline double rsqrt(double x) { return 1.0 / std::sqrt(x); }
+// Products rounded on their own (never fused into an add).
+inline double __dmul_rn(double a, double b) { return a * b; }
+inline float __fmul_rn(float a, float b) { return a * b; }
 inline float rsqrtf(float x) { return 1.0f / std::sqrt(x); }
 
 // ----- the kernel table (used by the generated part of each module) ----------

@@ -31,6 +31,10 @@ pub struct Args {
     /// an optimizer against rounding).
     #[arg(long, default_value = "f32", value_parser = ["f32", "f64"])]
     dtype: String,
+    /// On a GPU, run each training step as launches one by one instead of
+    /// replaying it as one CUDA graph (the same numbers either way).
+    #[arg(long)]
+    no_cuda_graph: bool,
     /// Print one JSON summary on stdout (no progress bar).
     #[arg(long)]
     json: bool,
@@ -106,6 +110,7 @@ pub fn run(args: &Args) -> i32 {
         max_epochs: args.max_epochs,
         device,
         dtype: if args.dtype == "f64" { DType::F64 } else { DType::F32 },
+        cuda_graph: !args.no_cuda_graph,
         ..TaskConfig::default()
     };
     let out_dir = args.resume.clone().or_else(|| args.out.clone());

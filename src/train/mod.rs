@@ -50,6 +50,10 @@ pub struct TaskConfig {
     /// and then moved; off the CPU the step goes through autograd, whose
     /// ops each run on the device.
     pub device: Device,
+    /// On a GPU, replay each full-batch training step as one CUDA graph
+    /// (recorded at the second step of a kind; the same numbers as running
+    /// its launches one by one).
+    pub cuda_graph: bool,
 }
 
 impl Default for TaskConfig {
@@ -64,6 +68,7 @@ impl Default for TaskConfig {
             min_delta: 1e-7,
             dtype: DType::F32,
             device: Device::Cpu,
+            cuda_graph: true,
         }
     }
 }
@@ -332,6 +337,12 @@ impl Trainer {
         let train = &self.data.train;
         self.epoch_rows = match train.inputs.device() {
             Device::Cpu => None,
+            // The GPU's fused step gathers each batch itself, from the order
+            // uploaded once here.
+            _ if self.gpu_step_applies() => {
+                self.start_gpu_order(&order)?;
+                None
+            }
             _ => Some((train.inputs.index_select(&order)?, train.targets.index_select(&order)?)),
         };
         let mut sse_total = 0.0;
@@ -459,6 +470,16 @@ impl Trainer {
         let query = self.optimizer.query_at_params(&current, &ctx)?;
         let fused = fused_applies(&self.model, &self.data.train);
         let on_gpu = self.gpu_step_applies();
+        #[cfg(feature = "cuda")]
+        if on_gpu && query.is_none() && start.is_some() {
+            current.clear();
+            if self.graph_step(batch.len(), &ctx)? {
+                self.current = current;
+                self.steps += 1;
+                return Ok(StepLoss::InSlot);
+            }
+            current.extend((0..self.model.tensor_count()).map(|i| self.model.tensor(self.model.role(i)).clone()));
+        }
         let sse = if fused {
             let params = query.as_deref().unwrap_or(&current);
             let workspace = self.workspace.get_mut().unwrap_or_else(|e| e.into_inner());
@@ -552,7 +573,8 @@ impl Trainer {
         Ok(sse)
     }
 
-    /// Whether this step runs on the GPU's fused step.
+    /// Whether this step runs on the GPU's fused step (the step as kernels
+    /// of `ptx/cuda/mlp.cu`).
     fn gpu_step_applies(&self) -> bool {
         #[cfg(feature = "cuda")]
         {
@@ -565,38 +587,31 @@ impl Trainer {
     }
 
     /// The GPU's fused forward and backward at `params` on the rows
-    /// `batch` (sliced from the epoch's gathered rows from `start`):
-    /// gradients into `self.grads`, the loss into the epoch's loss slots.
+    /// `batch` (the epoch's next batch when `start` is given, its order
+    /// uploaded at the epoch's start): gradients into `self.grads`, the
+    /// loss into the epoch's loss slots.
     #[cfg_attr(not(feature = "cuda"), allow(unused_variables))]
     fn gpu_step(&mut self, batch: &[usize], start: Option<usize>, params: &[Tensor]) -> Result<StepLoss> {
         #[cfg(feature = "cuda")]
         {
-            let batch_size = self.config.batch_size;
-            let slots = self.data.train.len().div_ceil(batch_size);
-            let mut guard = self.gpu.lock().unwrap_or_else(|e| e.into_inner());
-            if !guard.as_ref().is_some_and(|w| w.fits(&self.model, batch.len())) {
-                *guard = Some(gpu::GpuWorkspace::new(&self.model, batch.len().max(batch_size), slots)?);
-            }
-            let workspace = guard.as_mut().expect("made above");
-            let (rows, first, slot) = match (&self.epoch_rows, start) {
-                (Some((inputs, targets)), Some(start)) => {
-                    ((inputs.clone(), targets.clone()), start, start / batch_size)
-                }
-                _ => {
-                    let train = &self.data.train;
-                    let rows = (train.inputs.index_select(batch)?, train.targets.index_select(batch)?);
-                    (rows, 0, 0)
+            self.ensure_gpu_workspace()?;
+            let stride = match start {
+                Some(_) => self.config.batch_size,
+                None => {
+                    // A step outside an epoch: its rows are the order.
+                    self.start_gpu_order(batch)?;
+                    batch.len()
                 }
             };
-            workspace.ensure_loss_slots(slot + 1)?;
+            let workspace = self.gpu.get_mut().unwrap_or_else(|e| e.into_inner());
+            let workspace = workspace.as_mut().expect("made above");
+            let train = &self.data.train;
             workspace.train_step(
                 &self.model,
                 params,
-                (&rows.0, &rows.1),
-                first,
-                batch.len(),
+                (&train.inputs, &train.targets),
+                (batch.len(), stride),
                 &mut self.grads,
-                slot,
             )?;
             Ok(StepLoss::InSlot)
         }
@@ -604,6 +619,87 @@ impl Trainer {
         {
             unreachable!("gpu_step_applies() is false without the cuda feature")
         }
+    }
+
+    /// Makes the GPU step's workspace, or remakes it if the model, data or
+    /// batch size no longer fit it.
+    #[cfg(feature = "cuda")]
+    fn ensure_gpu_workspace(&mut self) -> Result<()> {
+        let (rows, batch_size) = (self.data.train.len(), self.config.batch_size);
+        let gpu = self.gpu.get_mut().unwrap_or_else(|e| e.into_inner());
+        if !gpu.as_ref().is_some_and(|w| w.fits(&self.model, batch_size, rows)) {
+            *gpu = Some(gpu::GpuWorkspace::new(&self.model, batch_size, rows)?);
+        }
+        Ok(())
+    }
+
+    /// Uploads the order of the GPU step's next rows (an epoch's, or one
+    /// step's), its step cursor at 0.
+    #[cfg_attr(not(feature = "cuda"), allow(unused_variables))]
+    fn start_gpu_order(&mut self, order: &[usize]) -> Result<()> {
+        #[cfg(feature = "cuda")]
+        {
+            self.ensure_gpu_workspace()?;
+            let gpu = self.gpu.get_mut().unwrap_or_else(|e| e.into_inner());
+            gpu.as_ref().expect("made above").start(order)?;
+        }
+        Ok(())
+    }
+
+    /// One training step of an epoch (of `n` rows) on the GPU as a CUDA graph,
+    /// when it can be one: the optimizer's in-place step must be
+    /// replayable, and every tensor the step touches unshared and where it
+    /// was. Replays the step's graph if one fits; records one if this kind
+    /// of step (the same buffers, the same batch size) ran before; otherwise
+    /// returns `false` and the step runs launch by launch (which readies
+    /// the optimizer's device state for a later recording).
+    #[cfg(feature = "cuda")]
+    fn graph_step(&mut self, n: usize, ctx: &StepContext) -> Result<bool> {
+        if !self.config.cuda_graph || self.optimizer.uses_curvature() || !self.optimizer.replayable_in_place() {
+            return Ok(false);
+        }
+        self.ensure_gpu_workspace()?;
+        let Some(signature) = gpu::step_signature(&self.model, &self.grads, &self.data.train, n) else {
+            return Ok(false);
+        };
+        let stride = self.config.batch_size;
+        let Trainer {
+            gpu,
+            model,
+            grads,
+            optimizer,
+            data,
+            current,
+            ..
+        } = self;
+        let workspace = gpu.get_mut().unwrap_or_else(|e| e.into_inner());
+        let workspace = workspace.as_mut().expect("made above");
+        if workspace.has_graph(&signature) {
+            let (indices, mut trained) = model.trainable_tensors_mut();
+            if optimizer.replayed_in_place(&mut trained, &indices, grads, ctx)? {
+                return workspace.replay(&signature).map(|()| true);
+            }
+            workspace.forget_graphs();
+        }
+        if !workspace.saw(signature.clone()) {
+            return Ok(false);
+        }
+        workspace.record(signature, |workspace| {
+            // Exactly the launches of a step run one by one.
+            current.extend((0..model.tensor_count()).map(|i| model.tensor(model.role(i)).clone()));
+            let train = &data.train;
+            workspace.train_step(model, current, (&train.inputs, &train.targets), (n, stride), grads)?;
+            current.clear();
+            let (indices, mut trained) = model.trainable_tensors_mut();
+            if !optimizer.step_in_place(&mut trained, &indices, grads, ctx)? {
+                return Err(Error::invalid(
+                    "train",
+                    "the optimizer said its in-place step was replayable but did not take it",
+                ));
+            }
+            workspace.store_running_stats(model, n)
+        })?;
+        Ok(true)
     }
 
     /// Blends the GPU step's batch statistics (a batch of `n`) into the

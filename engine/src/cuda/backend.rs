@@ -10,6 +10,7 @@ use cust::context::{Context, CurrentContext};
 use cust::error::CudaError;
 use cust::module::Module;
 use cust::stream::{Stream, StreamFlags};
+use cust::sys::{CUgraph, CUgraphExec};
 use std::collections::HashMap;
 use std::ffi::c_void;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -30,6 +31,12 @@ pub struct Backend {
     /// `FERROGRAD_CUDA_SYNC` was set when the backend was made: synchronise
     /// after every launch (read once, not per launch).
     sync_every_launch: bool,
+    /// Held while a CUDA graph is captured on the stream, and by every
+    /// launch from another thread meanwhile: the stream is shared, and a
+    /// launch from elsewhere would be recorded into the graph.
+    capture_gate: Mutex<()>,
+    /// The thread capturing, if any (its launches are the recording).
+    capture_owner: Mutex<Option<std::thread::ThreadId>>,
     /// The kernel launched last, named when an asynchronous fault surfaces.
     last_kernel: Mutex<&'static str>,
     /// Freed device blocks, reused in stream order.
@@ -137,6 +144,8 @@ impl Backend {
             _modules: modules,
             functions,
             sync_every_launch: std::env::var_os("FERROGRAD_CUDA_SYNC").is_some(),
+            capture_gate: Mutex::new(()),
+            capture_owner: Mutex::new(None),
             last_kernel: Mutex::new("(none)"),
             cache: Mutex::new(BlockCache::default()),
         }))
@@ -187,6 +196,9 @@ impl Backend {
             kernel: kernel.to_string(),
             message: "no PTX module defines this kernel; run ptx/regen.sh".into(),
         })?;
+        let capturing = self.captured_by_this_thread();
+        // Another thread's capture records whatever reaches the stream: wait.
+        let _gate = (!capturing).then(|| self.capture_gate.lock().unwrap_or_else(|e| e.into_inner()));
         *self.last_kernel.lock().unwrap_or_else(|e| e.into_inner()) = kernel;
         // SAFETY: forwarded from the caller's contract; the handle belongs
         // to a module this backend keeps loaded, the stream is this
@@ -208,11 +220,82 @@ impl Backend {
             )
         };
         status_to_result(status).map_err(|e| launch_error(kernel, e))?;
-        if self.sync_every_launch {
+        if self.sync_every_launch && !capturing {
             // Debug mode: fault at the launch that caused it.
             self.stream.synchronize().map_err(|e| launch_error(kernel, e))?;
         }
         Ok(())
+    }
+
+    /// Records every launch `record` makes on this backend's stream into a
+    /// CUDA graph instead of running it (stream capture, CUDA's global mode:
+    /// an allocation, copy or synchronisation inside is an error), and
+    /// instantiates it.
+    pub(crate) fn capture(&self, record: impl FnOnce() -> Result<()>) -> Result<(CUgraph, CUgraphExec)> {
+        use cust::sys::CUstreamCaptureMode_enum::CU_STREAM_CAPTURE_MODE_GLOBAL;
+        let op = "CUDA graph capture";
+        let stream = self.stream.as_inner();
+        let _gate = self.capture_gate.lock().unwrap_or_else(|e| e.into_inner());
+        // SAFETY: the stream is this backend's and lives as long as it.
+        let status = unsafe { cust::sys::cuStreamBeginCapture_v2(stream, CU_STREAM_CAPTURE_MODE_GLOBAL) };
+        status_to_result(status).map_err(|e| launch_error(op, e))?;
+        *self.capture_owner.lock().unwrap_or_else(|e| e.into_inner()) = Some(std::thread::current().id());
+        let recorded = record();
+        *self.capture_owner.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        let mut graph: CUgraph = std::ptr::null_mut();
+        // SAFETY: ends the capture begun above; `graph` receives the handle.
+        let ended = status_to_result(unsafe { cust::sys::cuStreamEndCapture(stream, &mut graph) });
+        let held = |inner: String| Error::KernelFailed {
+            kernel: op.into(),
+            message: format!(
+                "the captured work did something a CUDA graph cannot hold (an allocation, a copy or a \
+                 synchronisation): {inner}"
+            ),
+        };
+        if let Err(e) = recorded {
+            if ended.is_ok() {
+                // SAFETY: the graph is not used again.
+                unsafe { cust::sys::cuGraphDestroy(graph) };
+            }
+            return Err(if ended.is_err() { held(e.to_string()) } else { e });
+        }
+        ended.map_err(|e| held(format!("{e:?}")))?;
+        let mut exec: CUgraphExec = std::ptr::null_mut();
+        // SAFETY: `graph` is the valid graph just captured.
+        let status = unsafe { cust::sys::cuGraphInstantiateWithFlags(&mut exec, graph, 0) };
+        if let Err(e) = status_to_result(status) {
+            // SAFETY: the graph is not used again.
+            unsafe { cust::sys::cuGraphDestroy(graph) };
+            return Err(launch_error(op, e));
+        }
+        Ok((graph, exec))
+    }
+
+    /// Launches an instantiated graph on this backend's stream.
+    ///
+    /// # Safety
+    /// `exec` must be a live graph from [`Backend::capture`] whose launches'
+    /// buffers are all still allocated.
+    pub(crate) unsafe fn launch_graph(&self, exec: CUgraphExec) -> Result<()> {
+        if self.captured_by_this_thread() {
+            return Err(Error::KernelFailed {
+                kernel: "CUDA graph".into(),
+                message: "a graph cannot be launched while this thread records another".into(),
+            });
+        }
+        let _gate = self.capture_gate.lock().unwrap_or_else(|e| e.into_inner());
+        // SAFETY: forwarded from the caller.
+        let status = unsafe { cust::sys::cuGraphLaunch(exec, self.stream.as_inner()) };
+        status_to_result(status).map_err(|e| launch_error("CUDA graph", e))?;
+        if self.sync_every_launch {
+            self.stream.synchronize().map_err(|e| launch_error("CUDA graph", e))?;
+        }
+        Ok(())
+    }
+
+    /// Whether the calling thread is capturing a graph on this backend.
+    fn captured_by_this_thread(&self) -> bool {
+        *self.capture_owner.lock().unwrap_or_else(|e| e.into_inner()) == Some(std::thread::current().id())
     }
 
     /// A device block of `bytes` (> 0) bytes, from the cache when it holds one.
@@ -267,6 +350,8 @@ pub(crate) fn status_to_result(status: cust::sys::CUresult) -> std::result::Resu
         S::CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES => CudaError::LaunchOutOfResources,
         S::CUDA_ERROR_INVALID_HANDLE => CudaError::InvalidHandle,
         S::CUDA_ERROR_NOT_SUPPORTED => CudaError::NotSupported,
+        // cust has no variant for these: a call a CUDA graph cannot hold.
+        S::CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED | S::CUDA_ERROR_STREAM_CAPTURE_INVALIDATED => CudaError::NotSupported,
         _ => CudaError::UnknownError,
     })
 }

@@ -299,6 +299,24 @@ impl RawBuffer {
     pub(crate) fn device_ptr(&self) -> u64 {
         self.ptr
     }
+
+    /// Overwrites the buffer with `data` (of exactly its size), after every
+    /// queued launch (a synchronous copy).
+    pub(crate) fn write<T: Copy>(&self, data: &[T]) -> Result<()> {
+        let bytes = std::mem::size_of_val(data);
+        if bytes != self.bytes {
+            return Err(Error::invalid(
+                "device buffer write",
+                format!("{bytes} bytes for a buffer of {}", self.bytes),
+            ));
+        }
+        if bytes == 0 {
+            return Ok(());
+        }
+        // SAFETY: the block holds `bytes` bytes; the copy is synchronous.
+        let status = unsafe { cu::cuMemcpyHtoD_v2(self.ptr, data.as_ptr().cast(), bytes) };
+        status_to_result(status).map_err(|e| copy_error(self.ordinal, "host to device", e))
+    }
 }
 
 impl Drop for RawBuffer {

@@ -9,7 +9,8 @@
 //! the batch's `n` samples in row `f`.
 
 use super::backend::{backend, BLOCK};
-use super::ops::{args, buf, pick};
+use super::memory::RawBuffer;
+use super::ops::{args, blocks, buf, pick};
 use crate::storage::Storage;
 use crate::{DType, Device, Error, Result, Tensor};
 use std::ffi::c_void;
@@ -467,4 +468,116 @@ pub fn blend_running_stats(
             &args![c64, n64, momentum, mp, vp, rm, rv],
         )
     }
+}
+
+/// The step cursor of an epoch on the device: the step's index in the
+/// epoch, then the epoch's order of the training rows (i64 each). Kernels
+/// read the step from it ([`batch_gather`]) and advance it
+/// ([`step_finish`]), so the same launches serve every step.
+pub struct StepCursor {
+    ordinal: usize,
+    rows: usize,
+    buffer: RawBuffer,
+}
+
+impl std::fmt::Debug for StepCursor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "StepCursor(cuda:{}, {} rows)", self.ordinal, self.rows)
+    }
+}
+
+impl StepCursor {
+    /// A cursor on GPU `ordinal` for orders of `rows` rows.
+    pub fn new(ordinal: usize, rows: usize) -> Result<StepCursor> {
+        Ok(StepCursor {
+            ordinal,
+            rows,
+            buffer: RawBuffer::from_slice(ordinal, &vec![0i64; rows + 1])?,
+        })
+    }
+
+    /// Starts an epoch (or a single step) over `order` (at most `rows`
+    /// training rows): step 0 next. One copy to the device.
+    pub fn start(&self, order: &[usize]) -> Result<()> {
+        if order.len() > self.rows {
+            return Err(Error::invalid(
+                "step cursor",
+                format!("an order of {} rows for a cursor of {}", order.len(), self.rows),
+            ));
+        }
+        if let Some(&bad) = order.iter().find(|&&r| r >= self.rows) {
+            return Err(Error::invalid(
+                "step cursor",
+                format!("row {bad} of {}: out of range", self.rows),
+            ));
+        }
+        let mut words = vec![0i64; self.rows + 1];
+        for (w, &r) in words[1..].iter_mut().zip(order) {
+            *w = r as i64;
+        }
+        self.buffer.write(&words)
+    }
+}
+
+/// The current step's batch: rows `order[step * stride + r]`, `r < n`, of
+/// the sample-major training inputs `x` and targets `y` into `batch_x` and
+/// `batch_y` (sample-major, `n` rows); `x` and `y` must have at least the
+/// cursor's rows.
+pub fn batch_gather(
+    cursor: &StepCursor,
+    (n, stride): (usize, usize),
+    (x, y): (&Tensor, &Tensor),
+    batch_x: &mut Tensor,
+    batch_y: &mut Tensor,
+) -> Result<()> {
+    let op = "mlp batch gather";
+    let (ordinal, dtype) = layer_kind(x, op)?;
+    let ((rows, input), (rows_y, output)) = (x.matrix_dims(op)?, y.matrix_dims(op)?);
+    if rows != rows_y || rows < cursor.rows || cursor.ordinal != ordinal {
+        return Err(Error::invalid(
+            op,
+            format!(
+                "{rows} input rows, {rows_y} target rows, a cursor for {} rows on cuda:{}",
+                cursor.rows, cursor.ordinal
+            ),
+        ));
+    }
+    check(y, ordinal, dtype, 0, "the targets", op)?;
+    check(batch_x, ordinal, dtype, n * input, "the batch's inputs", op)?;
+    check(batch_y, ordinal, dtype, n * output, "the batch's targets", op)?;
+    let (cp, xp, yp) = (cursor.buffer.device_ptr(), buf(x).device_ptr(), buf(y).device_ptr());
+    let (bx, by) = (write_ptr(batch_x), write_ptr(batch_y));
+    let (n64, s64, in64, out64, r64) = (n as i64, stride as i64, input as i64, output as i64, cursor.rows as i64);
+    let kernel = pick(dtype, "mlp_batch_gather_f32", "mlp_batch_gather_f64");
+    // SAFETY: arguments in `mlp_batch_gather`'s order; the batch buffers
+    // hold n rows; the cursor holds rows + 1 words, its order only rows of
+    // x and y (checked by `StepCursor::start`), and the kernel reads no
+    // entry past `rows`.
+    unsafe {
+        backend(ordinal)?.launch(
+            kernel,
+            blocks(n * (input + output)),
+            BLOCK,
+            &args![n64, s64, r64, cp, xp, in64, yp, out64, bx, by],
+        )
+    }
+}
+
+/// The step's end: `losses[step] = sse[0]` (no loss is written for a step
+/// past the slots), and the cursor on to the next step.
+pub fn step_finish(cursor: &StepCursor, sse: &Tensor, losses: &mut Tensor) -> Result<()> {
+    let op = "mlp step finish";
+    let (ordinal, dtype) = layer_kind(sse, op)?;
+    let steps = losses.numel();
+    check(sse, ordinal, dtype, 1, "the step's loss", op)?;
+    check(losses, ordinal, dtype, 1, "the loss slots", op)?;
+    if cursor.ordinal != ordinal {
+        return Err(Error::invalid(op, "the cursor is on another GPU"));
+    }
+    let (cp, sp, lp) = (cursor.buffer.device_ptr(), buf(sse).device_ptr(), write_ptr(losses));
+    let slots = steps as i64;
+    let kernel = pick(dtype, "mlp_step_finish_f32", "mlp_step_finish_f64");
+    // SAFETY: arguments in `mlp_step_finish`'s order; one thread writes the
+    // cursor word and at most one of the `slots` slots.
+    unsafe { backend(ordinal)?.launch(kernel, 1, 32, &args![cp, sp, lp, slots]) }
 }

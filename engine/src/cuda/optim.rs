@@ -289,23 +289,29 @@ impl FusedOptimizer {
     }
 }
 
-/// Mirrors `ClippedAdamConstants` in ptx/cuda/optim.cu.
+/// Mirrors `ClippedAdamHyper` in ptx/cuda/optim.cu.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default)]
-struct ClippedAdamArgs {
-    k: [f64; 10],
-    flags: i32,
-    pad: i32,
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub(crate) struct ClippedAdamHyper {
+    pub(crate) lr: f64,
+    pub(crate) beta1: f64,
+    pub(crate) beta2: f64,
+    pub(crate) eps: f64,
+    pub(crate) clip: f64,
 }
 
-/// The device table of the tensors a multi-tensor launch updates, kept
-/// between steps: it is uploaded again only when a tensor's buffer moved,
-/// so a steady-state step copies nothing to the device.
+/// What a multi-tensor launch keeps on the device between steps: the table
+/// of its tensors (uploaded again only when a tensor's buffer moved) and
+/// the step counter the kernel reads (advanced on the device after each
+/// launch), so that a steady-state step copies nothing to the device and
+/// its launches can be captured once in a CUDA graph and replayed.
 #[derive(Default)]
 pub struct SlotTable {
     slots: Vec<Slot>,
     blocks: usize,
     device: Option<RawBuffer>,
+    /// The device's step counter, and the value the host knows it holds.
+    step: Option<(RawBuffer, u64)>,
 }
 
 impl std::fmt::Debug for SlotTable {
@@ -315,23 +321,49 @@ impl std::fmt::Debug for SlotTable {
 }
 
 impl SlotTable {
-    /// Makes the table describe `slots` (with `first_block` filled in
-    /// here), uploading it only if it changed.
-    fn update(&mut self, ordinal: usize, mut slots: Vec<Slot>) -> Result<()> {
+    /// `slots` with `first_block` filled in, and the blocks they need.
+    fn numbered(mut slots: Vec<Slot>) -> (Vec<Slot>, usize) {
         let mut blocks = 0usize;
         for s in &mut slots {
             s.first_block = blocks as i64;
             blocks += (s.len as usize).div_ceil(CHUNK);
         }
-        let same = self.device.is_some()
+        (slots, blocks)
+    }
+
+    /// Whether the device table describes `slots` already.
+    fn holds(&self, slots: &[Slot]) -> bool {
+        self.device.is_some()
             && self.slots.len() == slots.len()
-            && self.slots.iter().zip(&slots).all(|(a, b)| slot_bits(a) == slot_bits(b));
-        if !same {
+            && self.slots.iter().zip(slots).all(|(a, b)| slot_bits(a) == slot_bits(b))
+    }
+
+    /// Makes the table describe `slots`, uploading it only if it changed.
+    fn update(&mut self, ordinal: usize, slots: Vec<Slot>) -> Result<()> {
+        let (slots, blocks) = SlotTable::numbered(slots);
+        if !self.holds(&slots) {
             self.device = Some(RawBuffer::from_slice(ordinal, &slots)?);
             self.slots = slots;
             self.blocks = blocks;
         }
         Ok(())
+    }
+
+    /// Makes the device's step counter hold `value` (uploading only if the
+    /// host does not know it to hold it already).
+    fn sync_step(&mut self, ordinal: usize, value: u64) -> Result<()> {
+        match &mut self.step {
+            Some((_, known)) if *known == value => Ok(()),
+            Some((buffer, known)) => {
+                buffer.write(&[value as i64])?;
+                *known = value;
+                Ok(())
+            }
+            None => {
+                self.step = Some((RawBuffer::from_slice(ordinal, &[value as i64])?, value));
+                Ok(())
+            }
+        }
     }
 }
 
@@ -360,12 +392,10 @@ pub(crate) struct AdamSlot<'a> {
     pub(crate) v: &'a mut Tensor,
 }
 
-/// `param += update` of the catalog's clipped Adam for every tensor, in
-/// one launch of `clipped_adam_multi` (constants `k` in the kernel's order:
-/// lo, hi, b1, nb1, b2, nb2, inv_c1, inv_c2, eps, neg_lr).
-pub(crate) fn clipped_adam_in_place(tensors: &mut [AdamSlot<'_>], k: [f64; 10], table: &mut SlotTable) -> Result<()> {
-    let op = "clipped adam (multi-tensor)";
-    let Some(first) = tensors.first() else { return Ok(()) };
+/// The slot table entries of `tensors` (their buffers made unshared) and
+/// their GPU, after checking shapes, dtypes and devices.
+fn adam_slots(tensors: &mut [AdamSlot<'_>], op: &'static str) -> Result<Option<(usize, crate::DType, Vec<Slot>)>> {
+    let Some(first) = tensors.first() else { return Ok(None) };
     let Device::Cuda(ordinal) = first.param.device() else {
         return Err(Error::DeviceMismatch {
             op,
@@ -401,22 +431,65 @@ pub(crate) fn clipped_adam_in_place(tensors: &mut [AdamSlot<'_>], k: [f64; 10], 
             pad: 0,
         });
     }
-    if slots.is_empty() {
+    Ok(Some((ordinal, dtype, slots)))
+}
+
+/// Step `t` (1-based) of the catalog's clipped Adam, `param += update` for
+/// every tensor, in one launch of `clipped_adam_multi` (which reads `t`
+/// from the table's device counter) and one of `counter_increment`.
+pub(crate) fn clipped_adam_in_place(
+    tensors: &mut [AdamSlot<'_>],
+    hyper: ClippedAdamHyper,
+    t: u64,
+    table: &mut SlotTable,
+) -> Result<()> {
+    let op = "clipped adam (multi-tensor)";
+    let Some((ordinal, dtype, slots)) = adam_slots(tensors, op)? else {
+        return Ok(());
+    };
+    if slots.is_empty() || t == 0 {
         return Ok(());
     }
     table.update(ordinal, slots)?;
+    table.sync_step(ordinal, t - 1)?;
     let device_table = table.device.as_ref().expect("update uploads a table");
-    let (tp, ns) = (device_table.device_ptr(), table.slots.len() as i32);
-    let h = ClippedAdamArgs {
-        k,
-        flags: FLAG_APPLY,
-        pad: 0,
-    };
+    let (counter, known) = table.step.as_mut().expect("sync_step makes the counter");
+    let (tp, ns, sp) = (
+        device_table.device_ptr(),
+        table.slots.len() as i32,
+        counter.device_ptr(),
+    );
     let kernel = pick(dtype, "clipped_adam_multi_f32", "clipped_adam_multi_f64");
+    let b = backend(ordinal)?;
     // SAFETY: arguments in `clipped_adam_multi`'s order; every slot's
     // pointers address `len` elements of `dtype`, in buffers no other tensor
-    // shares (made unique above), kept alive by the caller's tensors.
-    unsafe { backend(ordinal)?.launch(kernel, table.blocks as u32, BLOCK, &args![tp, ns, h]) }
+    // shares (made unique above), kept alive by the caller's tensors; the
+    // counter is one i64.
+    unsafe { b.launch(kernel, table.blocks as u32, BLOCK, &args![tp, ns, hyper, sp])? };
+    // SAFETY: `counter_increment` takes one i64 pointer.
+    unsafe { b.launch("counter_increment", 1, 32, &args![sp])? };
+    *known = t;
+    Ok(())
+}
+
+/// For a replay of a captured [`clipped_adam_in_place`] of step `t`: whether
+/// the captured launches are still this step's (the same tensors in the
+/// same buffers, the device counter at `t - 1`); if so, records that the
+/// replay advances the counter to `t`. Allocates, copies and launches
+/// nothing.
+pub(crate) fn clipped_adam_replay_matches(tensors: &mut [AdamSlot<'_>], t: u64, table: &mut SlotTable) -> Result<bool> {
+    let Some((_, _, slots)) = adam_slots(tensors, "clipped adam (multi-tensor)")? else {
+        return Ok(false);
+    };
+    let (slots, _) = SlotTable::numbered(slots);
+    let counter_at = |v: u64| table.step.as_ref().is_some_and(|(_, known)| *known == v);
+    if t == 0 || !table.holds(&slots) || !counter_at(t - 1) {
+        return Ok(false);
+    }
+    if let Some((_, known)) = table.step.as_mut() {
+        *known = t;
+    }
+    Ok(true)
 }
 
 /// Checks that `t` is on GPU `ordinal` with `dtype`.

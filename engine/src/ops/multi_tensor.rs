@@ -10,7 +10,8 @@ use crate::{Device, Error, Result, Tensor};
 
 /// The constants of one step of the catalog's clipped Adam (Kingma and Ba
 /// 2015, gradients clamped to `[-clip, clip]` first), computed in f64 once
-/// and rounded to the element type by each kernel:
+/// and rounded to the element type by the CPU pass (the GPU kernel computes
+/// the same values on the device from [`ClippedAdamHyper`] and the step):
 /// `g = min(max(grad, lo), hi)`, `m = m b1 + g nb1`, `v = v b2 + (g g) nb2`,
 /// `update = ((m inv_c1) / (sqrt(v inv_c2) + eps)) neg_lr`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -55,22 +56,23 @@ impl ClippedAdamConstants {
             neg_lr: -lr,
         }
     }
+}
 
-    #[cfg(feature = "cuda")]
-    fn in_kernel_order(&self) -> [f64; 10] {
-        [
-            self.lo,
-            self.hi,
-            self.b1,
-            self.nb1,
-            self.b2,
-            self.nb2,
-            self.inv_c1,
-            self.inv_c2,
-            self.eps,
-            self.neg_lr,
-        ]
-    }
+/// Clipped Adam's hyperparameters, the same for every step (the GPU kernel
+/// computes each step's [`ClippedAdamConstants`] from them and the step
+/// count, as the CPU does).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ClippedAdamHyper {
+    /// Learning rate.
+    pub lr: f64,
+    /// First-moment decay.
+    pub beta1: f64,
+    /// Second-moment decay.
+    pub beta2: f64,
+    /// Denominator stabiliser.
+    pub eps: f64,
+    /// Gradients are clamped to `[-clip, clip]`.
+    pub clip: f64,
 }
 
 /// One tensor of a clipped-Adam step: the parameter and both moments are
@@ -107,41 +109,77 @@ pub fn runs_on(device: Device) -> bool {
     cfg!(feature = "cuda") && matches!(device, Device::Cuda(_))
 }
 
-/// One clipped-Adam step applied in place to every tensor of `tensors`, in
-/// one launch on their GPU (nothing allocated once `table` holds them,
-/// nothing waited for). CPU tensors are refused: the optimizer's own CPU
-/// pass computes the same numbers there.
+/// Step `t` (1-based) of clipped Adam applied in place to every tensor of
+/// `tensors`, in one launch on their GPU plus one advancing the device's
+/// step counter (nothing allocated once `table` holds them, nothing waited
+/// for). The kernel reads the step from the device, so the launches can be
+/// captured in a CUDA graph and replayed ([`clipped_adam_replayed`]). CPU
+/// tensors are refused: the optimizer's own CPU pass computes the same
+/// numbers there.
 pub fn clipped_adam_in_place(
     tensors: &mut [AdamTensors<'_>],
-    k: &ClippedAdamConstants,
+    hyper: &ClippedAdamHyper,
+    t: u64,
     table: &mut MultiTensorTable,
 ) -> Result<()> {
     let Some(first) = tensors.first() else { return Ok(()) };
-    if !runs_on(first.param.device()) {
-        return Err(Error::invalid(
-            "clipped adam (multi-tensor)",
-            format!(
-                "runs on a GPU, and these tensors are on {}; the optimizer's CPU pass handles them",
-                first.param.device()
-            ),
-        ));
-    }
+    refuse_cpu(first.param.device())?;
     #[cfg(feature = "cuda")]
     {
-        let mut slots: Vec<crate::cuda::optim::AdamSlot<'_>> = tensors
-            .iter_mut()
-            .map(|t| crate::cuda::optim::AdamSlot {
-                param: &mut *t.param,
-                grad: t.grad,
-                m: &mut *t.m,
-                v: &mut *t.v,
-            })
-            .collect();
-        crate::cuda::optim::clipped_adam_in_place(&mut slots, k.in_kernel_order(), &mut table.table)
+        let h = crate::cuda::optim::ClippedAdamHyper {
+            lr: hyper.lr,
+            beta1: hyper.beta1,
+            beta2: hyper.beta2,
+            eps: hyper.eps,
+            clip: hyper.clip,
+        };
+        crate::cuda::optim::clipped_adam_in_place(&mut slots(tensors), h, t, &mut table.table)
     }
     #[cfg(not(feature = "cuda"))]
     {
-        let _ = (k, table);
-        unreachable!("runs_on is false without the cuda feature")
+        let _ = (hyper, t, table);
+        unreachable!("refuse_cpu refuses every tensor without the cuda feature")
     }
+}
+
+/// Before a harness replays a captured [`clipped_adam_in_place`] as step
+/// `t`: whether the capture still fits (the same tensors in the same
+/// buffers, the device's counter where the host left it). If so, records
+/// the step as taken; if not, changes nothing and the harness must capture
+/// again. Copies and launches nothing.
+pub fn clipped_adam_replayed(tensors: &mut [AdamTensors<'_>], t: u64, table: &mut MultiTensorTable) -> Result<bool> {
+    let Some(first) = tensors.first() else { return Ok(false) };
+    refuse_cpu(first.param.device())?;
+    #[cfg(feature = "cuda")]
+    {
+        crate::cuda::optim::clipped_adam_replay_matches(&mut slots(tensors), t, &mut table.table)
+    }
+    #[cfg(not(feature = "cuda"))]
+    {
+        let _ = (t, table);
+        unreachable!("refuse_cpu refuses every tensor without the cuda feature")
+    }
+}
+
+#[cfg(feature = "cuda")]
+fn slots<'a>(tensors: &'a mut [AdamTensors<'_>]) -> Vec<crate::cuda::optim::AdamSlot<'a>> {
+    tensors
+        .iter_mut()
+        .map(|t| crate::cuda::optim::AdamSlot {
+            param: &mut *t.param,
+            grad: t.grad,
+            m: &mut *t.m,
+            v: &mut *t.v,
+        })
+        .collect()
+}
+
+fn refuse_cpu(device: Device) -> Result<()> {
+    if runs_on(device) {
+        return Ok(());
+    }
+    Err(Error::invalid(
+        "clipped adam (multi-tensor)",
+        format!("runs on a GPU, and these tensors are on {device}; the optimizer's CPU pass handles them"),
+    ))
 }

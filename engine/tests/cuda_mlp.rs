@@ -343,6 +343,21 @@ fn undersized_buffers_and_cpu_tensors_are_typed_errors() {
     assert_eq!(host(&saved.act).len(), c * n);
 }
 
+/// The multi-tensor launch's view of parallel lists of tensors.
+fn adam_tensors<'a>(
+    params: &'a mut [Tensor],
+    grads: &'a [Tensor],
+    m: &'a mut [Tensor],
+    v: &'a mut [Tensor],
+) -> Vec<AdamTensors<'a>> {
+    params
+        .iter_mut()
+        .zip(grads)
+        .zip(m.iter_mut().zip(v.iter_mut()))
+        .map(|((param, grad), (m, v))| AdamTensors { param, grad, m, v })
+        .collect()
+}
+
 /// Clipped Adam from its definition (optim/src/adam.rs), one element.
 fn adam_reference(k: &ClippedAdamConstants, g: f64, m: &mut f64, v: &mut f64) -> f64 {
     let g = g.max(k.lo).min(k.hi);
@@ -385,12 +400,7 @@ fn clipped_adam_in_one_launch_matches_the_definition_over_steps() {
                 params[i][e] += adam_reference(&k, grads[i][e], &mut ms[i][e], &mut vs[i][e]);
             }
         }
-        let mut tensors: Vec<AdamTensors<'_>> = p_dev
-            .iter_mut()
-            .zip(&g_dev)
-            .zip(m_dev.iter_mut().zip(v_dev.iter_mut()))
-            .map(|((param, grad), (m, v))| AdamTensors { param, grad, m, v })
-            .collect();
+        let mut tensors = adam_tensors(&mut p_dev, &g_dev, &mut m_dev, &mut v_dev);
         clipped_adam_in_place(&mut tensors, &hyper, step, &mut table).unwrap();
         for i in 0..sizes.len() {
             for (what, got, want) in [
@@ -410,12 +420,7 @@ fn clipped_adam_in_one_launch_matches_the_definition_over_steps() {
     }
     // A replay fits only the step after the last one, on the same tensors.
     let g_dev: Vec<Tensor> = sizes.iter().map(|&s| zeros(dev, s)).collect();
-    let mut tensors: Vec<AdamTensors<'_>> = p_dev
-        .iter_mut()
-        .zip(&g_dev)
-        .zip(m_dev.iter_mut().zip(v_dev.iter_mut()))
-        .map(|((param, grad), (m, v))| AdamTensors { param, grad, m, v })
-        .collect();
+    let mut tensors = adam_tensors(&mut p_dev, &g_dev, &mut m_dev, &mut v_dev);
     assert!(
         !clipped_adam_replayed(&mut tensors, 5, &mut table).unwrap(),
         "wrong step"

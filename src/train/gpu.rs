@@ -197,10 +197,11 @@ impl GpuWorkspace {
             unreachable!("a GPU workspace")
         };
         let graph = Graph::capture(ordinal, || step(self))?;
+        // SAFETY: recorded just now, on this workspace's buffers and the
+        // caller's (the tensors `signature` names), all alive.
+        unsafe { graph.launch()? };
         self.graphs.push((signature, graph));
-        let (signature, _) = self.graphs.last().expect("pushed");
-        let signature = signature.clone();
-        self.replay(&signature)
+        Ok(())
     }
 
     /// The step's launches: its batch of `n` rows gathered from `(inputs,

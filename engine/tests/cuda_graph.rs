@@ -49,3 +49,43 @@ fn an_upload_inside_a_recording_is_a_typed_error_and_the_device_still_works() {
         .unwrap();
     assert_eq!(host(&t.mul_scalar(3.0)), [3.0, 6.0]);
 }
+
+#[test]
+fn another_threads_uploads_and_downloads_wait_for_a_recording_instead_of_spoiling_it() {
+    use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+    let Some(gpu) = cuda::device_or_skip("cuda_graph") else {
+        return;
+    };
+    let Device::Cuda(ordinal) = gpu else { unreachable!() };
+    let stop = AtomicBool::new(false);
+    let round_trips = AtomicU32::new(0);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            while !stop.load(Ordering::Relaxed) {
+                let value = f64::from(round_trips.load(Ordering::Relaxed));
+                let t = Tensor::from_vec(vec![value; 33], [33]).unwrap().to_device(gpu).unwrap();
+                assert_eq!(host(&t), vec![value; 33]);
+                round_trips.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+        let mut x = Tensor::zeros([5], DType::F64).to_device(gpu).unwrap();
+        let one = Tensor::ones([5], DType::F64).to_device(gpu).unwrap();
+        // The copier stops however this thread leaves (a failed assertion too).
+        struct StopOnDrop<'a>(&'a AtomicBool);
+        impl Drop for StopOnDrop<'_> {
+            fn drop(&mut self) {
+                self.0.store(true, Ordering::Relaxed);
+            }
+        }
+        let _stop = StopOnDrop(&stop);
+        let mut replays = 0u32;
+        // Interleave until both threads have done plenty.
+        while replays < 100 || round_trips.load(Ordering::Relaxed) < 100 {
+            let graph = Graph::capture(ordinal, || x.add_assign(&one)).unwrap();
+            // SAFETY: x and one are alive and unshared.
+            unsafe { graph.launch().unwrap() };
+            replays += 1;
+        }
+        assert_eq!(host(&x), vec![f64::from(replays); 5]);
+    });
+}

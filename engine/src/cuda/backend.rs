@@ -32,8 +32,9 @@ pub struct Backend {
     /// after every launch (read once, not per launch).
     sync_every_launch: bool,
     /// Held while a CUDA graph is captured on the stream, and by every
-    /// launch from another thread meanwhile: the stream is shared, and a
-    /// launch from elsewhere would be recorded into the graph.
+    /// launch, allocation, copy and wait from another thread meanwhile: the
+    /// stream is shared (a launch from elsewhere would be recorded into the
+    /// graph), and the driver refuses the others during a capture.
     capture_gate: Mutex<()>,
     /// The thread capturing, if any (its launches are the recording).
     capture_owner: Mutex<Option<std::thread::ThreadId>>,
@@ -300,8 +301,10 @@ impl Backend {
 
     /// A device block of `bytes` (> 0) bytes, from the cache when it holds one.
     pub(crate) fn take_block(&self, bytes: usize) -> Result<cust::sys::CUdeviceptr> {
-        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        cache.take(self.ordinal, bytes, || self.synchronize())
+        self.outside_capture(|| {
+            let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+            cache.take(self.ordinal, bytes, || self.wait_for_stream())
+        })
     }
 
     /// Takes a block back for reuse (in stream order: later launches that
@@ -312,8 +315,10 @@ impl Backend {
 
     /// Returns every cached block to the driver.
     pub(crate) fn release_cached_blocks(&self) -> Result<()> {
-        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        cache.release(|| self.synchronize())
+        self.outside_capture(|| {
+            let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+            cache.release(|| self.wait_for_stream())
+        })
     }
 
     /// Bytes of device memory kept for reuse.
@@ -325,6 +330,24 @@ impl Backend {
     /// naming the last kernel launched (set `FERROGRAD_CUDA_SYNC=1` to
     /// synchronise after every launch and so name the faulting one).
     pub fn synchronize(&self) -> Result<()> {
+        self.outside_capture(|| self.wait_for_stream())
+    }
+
+    /// Runs `f` (an allocation, a copy or a wait) once no other thread is
+    /// capturing a graph on this backend: the driver refuses those during a
+    /// capture, and the refusal would spoil the other thread's recording.
+    /// On the capturing thread itself `f` runs at once, so that what a graph
+    /// cannot hold is refused there, as a typed error.
+    pub(crate) fn outside_capture<T>(&self, f: impl FnOnce() -> T) -> T {
+        if self.captured_by_this_thread() {
+            return f();
+        }
+        let _gate = self.capture_gate.lock().unwrap_or_else(|e| e.into_inner());
+        f()
+    }
+
+    /// [`Backend::synchronize`] without the capture gate (its caller holds it).
+    pub(crate) fn wait_for_stream(&self) -> Result<()> {
         self.stream.synchronize().map_err(|e| {
             let kernel = *self.last_kernel.lock().unwrap_or_else(|e| e.into_inner());
             launch_error(kernel, e)

@@ -33,7 +33,8 @@ impl Graph {
     /// use for as long as the graph may run: a temporary made inside
     /// `record` (served from the block cache without an allocation) goes
     /// back to the cache when dropped and may be handed to someone else.
-    /// Launches from other threads wait while the recording lasts.
+    /// Launches, allocations, copies and waits from other threads wait
+    /// while the recording lasts.
     pub fn capture(ordinal: usize, record: impl FnOnce() -> Result<()>) -> Result<Graph> {
         let (graph, exec) = backend(ordinal)?.capture(record)?;
         Ok(Graph { ordinal, graph, exec })

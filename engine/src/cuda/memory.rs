@@ -142,7 +142,9 @@ impl CudaStorage {
         let s = CudaStorage::alloc(ordinal, T::DTYPE, data.len())?;
         if !data.is_empty() {
             // SAFETY: the allocation holds exactly size_of_val(data) bytes.
-            let status = unsafe { cu::cuMemcpyHtoD_v2(s.ptr, data.as_ptr().cast(), std::mem::size_of_val(data)) };
+            let status = backend(ordinal)?.outside_capture(|| unsafe {
+                cu::cuMemcpyHtoD_v2(s.ptr, data.as_ptr().cast(), std::mem::size_of_val(data))
+            });
             status_to_result(status).map_err(|e| copy_error(ordinal, "host to device", e))?;
         }
         Ok(s)
@@ -159,14 +161,16 @@ impl CudaStorage {
             });
         }
         let b = backend(self.ordinal)?;
-        b.synchronize()?;
-        let mut out = vec![T::zero(); self.len];
-        if self.len > 0 {
-            // SAFETY: `out` holds exactly the allocation's bytes.
-            let status = unsafe { cu::cuMemcpyDtoH_v2(out.as_mut_ptr().cast(), self.ptr, self.bytes()) };
-            status_to_result(status).map_err(|e| copy_error(self.ordinal, "device to host", e))?;
-        }
-        Ok(out)
+        b.outside_capture(|| {
+            b.wait_for_stream()?;
+            let mut out = vec![T::zero(); self.len];
+            if self.len > 0 {
+                // SAFETY: `out` holds exactly the allocation's bytes.
+                let status = unsafe { cu::cuMemcpyDtoH_v2(out.as_mut_ptr().cast(), self.ptr, self.bytes()) };
+                status_to_result(status).map_err(|e| copy_error(self.ordinal, "device to host", e))?;
+            }
+            Ok(out)
+        })
     }
 
     /// A new buffer with the same contents (device-to-device copy; the
@@ -175,7 +179,8 @@ impl CudaStorage {
         let s = CudaStorage::alloc(self.ordinal, self.dtype, self.len)?;
         if self.len > 0 {
             // SAFETY: both allocations hold `bytes()` bytes.
-            let status = unsafe { cu::cuMemcpyDtoD_v2(s.ptr, self.ptr, self.bytes()) };
+            let status = backend(self.ordinal)?
+                .outside_capture(|| unsafe { cu::cuMemcpyDtoD_v2(s.ptr, self.ptr, self.bytes()) });
             status_to_result(status).map_err(|e| copy_error(self.ordinal, "device to device", e))?;
         }
         Ok(s)
@@ -290,7 +295,8 @@ impl RawBuffer {
         };
         // SAFETY: the block holds `bytes` bytes; the synchronous copy waits
         // for the kernels that may still read the block's previous contents.
-        let status = unsafe { cu::cuMemcpyHtoD_v2(buf.ptr, data.as_ptr().cast(), bytes) };
+        let status =
+            backend(ordinal)?.outside_capture(|| unsafe { cu::cuMemcpyHtoD_v2(buf.ptr, data.as_ptr().cast(), bytes) });
         status_to_result(status).map_err(|e| copy_error(ordinal, "host to device", e))?;
         Ok(buf)
     }
@@ -314,7 +320,8 @@ impl RawBuffer {
             return Ok(());
         }
         // SAFETY: the block holds `bytes` bytes; the copy is synchronous.
-        let status = unsafe { cu::cuMemcpyHtoD_v2(self.ptr, data.as_ptr().cast(), bytes) };
+        let status = backend(self.ordinal)?
+            .outside_capture(|| unsafe { cu::cuMemcpyHtoD_v2(self.ptr, data.as_ptr().cast(), bytes) });
         status_to_result(status).map_err(|e| copy_error(self.ordinal, "host to device", e))
     }
 }

@@ -35,9 +35,12 @@ mod error;
 mod guide_doctests;
 pub mod io;
 pub mod nn;
+#[cfg(feature = "cli")]
 pub mod race;
+#[cfg(feature = "cli")]
 pub mod svg;
 pub mod train;
+#[cfg(feature = "cli")]
 pub mod viz;
 
 pub use error::{Error, Result};

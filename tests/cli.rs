@@ -2,6 +2,7 @@
 //! gradcheck, and the error conventions (one `error:` line, exit code 2 for
 //! bad usage, 1 for a failed run, never a panic). Runs are kept short with
 //! `--max-epochs`.
+#![cfg(feature = "cli")]
 
 use ferrograd::datasets::read_npy;
 use std::path::Path;
@@ -83,6 +84,29 @@ fn train_json_prints_the_summary() {
     assert_eq!(v["epochs"], 3);
     assert!(v["quality"].is_i64());
     assert!(v["eps2"].as_f64().unwrap() > 0.0);
+}
+
+#[test]
+fn train_accepts_an_override_with_or_without_the_optimizers_name() {
+    let run = |hp: &str| {
+        let args = [
+            "train",
+            "--json",
+            "--max-epochs",
+            "2",
+            "--optimizer",
+            "adam",
+            "--hp",
+            hp,
+        ];
+        let v = json(&stdout(&ok(&args)));
+        (v["quality"].clone(), v["test_loss"].clone())
+    };
+    let (plain, named) = (run("lr=0.004"), run("adam.lr=0.004"));
+    assert_eq!(plain, named);
+    assert_ne!(plain, run("lr=0.0005"), "the override changed nothing");
+    let err = assert_usage_error(&["train", "--optimizer", "adam", "--hp", "sgd.lr=0.1"]);
+    assert!(err.contains("is for sgd") && err.contains("adam"), "{err}");
 }
 
 #[test]

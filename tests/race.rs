@@ -3,6 +3,7 @@
 //! dropped and its run redone; an existing race is never silently mixed
 //! with a new one; shards merge into the same results as one race; usage
 //! errors are one line. Runs are kept short with the hidden `--max-epochs`.
+#![cfg(feature = "cli")]
 
 use ferrograd::race::record::{parse_records, RunRecord, RunStatus};
 use std::collections::BTreeSet;
@@ -274,7 +275,7 @@ fn usage_errors_are_one_line_with_exit_code_2() {
         vec!["race"],
         vec!["race", "--optimizers", "adamm"],
         vec!["race", "--optimizers", "sgd", "--shard", "2/2"],
-        vec!["race", "--optimizers", "sgd", "--hp", "lr=0.1"],
+        vec!["race", "--optimizers", "sgd", "--hp", "beta1=0.9"],
         vec!["race", "--optimizers", "sgd", "--hp", "sgd.momentum=0.9"],
         vec!["race", "--optimizers", "sgd", "--seeds", "5..1"],
         vec!["race", "report", "/nonexistent/race.jsonl"],

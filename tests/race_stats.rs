@@ -1,6 +1,7 @@
 //! The race's statistics on inputs whose answers are known independently:
 //! bootstrap distributions small enough to enumerate by hand, constant data,
 //! a paired set worked out on paper; and invariants by property tests.
+#![cfg(feature = "cli")]
 
 use ferrograd::race::stats::{self, paired, Bootstrap};
 use proptest::prelude::*;

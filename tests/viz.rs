@@ -3,6 +3,7 @@
 //! functions' autograd gradients match finite differences and closed forms,
 //! their minima are where documented, and the SVG holds one path per
 //! optimizer.
+#![cfg(feature = "cli")]
 
 use ferrograd::race::grid::Entrant;
 use ferrograd::viz::{self, Function};
@@ -261,6 +262,35 @@ fn usage_errors_are_one_line() {
             "{args:?}: {stderr}"
         );
     }
+}
+
+#[test]
+fn an_override_without_an_optimizers_name_sets_every_listed_optimizer_that_has_it() {
+    let base = ["--function", "rosenbrock", "--optimizers", "adam,sgd", "--steps", "20"];
+    let with = |hps: &[&str]| {
+        let mut args = base.to_vec();
+        for hp in hps {
+            args.extend(["--hp", hp]);
+        }
+        viz_json(&args)
+    };
+    let unnamed = with(&["lr=0.003"]);
+    assert_eq!(unnamed, with(&["adam.lr=0.003", "sgd.lr=0.003"]));
+    assert_ne!(
+        points(&unnamed, 0),
+        points(&with(&["sgd.lr=0.003"]), 0),
+        "adam's lr was not set"
+    );
+    // beta1 is adam's alone: sgd keeps its path.
+    let beta = with(&["beta1=0.5"]);
+    assert_eq!(beta, with(&["adam.beta1=0.5"]));
+    let o = ferrograd(&["viz", "--optimizers", "adam,sgd", "--hp", "nosuch=1"]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("no optimizer in --optimizers has a hyperparameter"),
+        "{stderr}"
+    );
 }
 
 #[test]

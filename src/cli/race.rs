@@ -2,7 +2,7 @@
 //! resumable, shardable, with tables and plots; `ferrograd race report`
 //! merges result files into the same tables and plots.
 
-use ferrograd::race::grid::{self, Grid, HpOption, Shard};
+use ferrograd::race::grid::{self, Grid, HpOption, RunKey, Shard};
 use ferrograd::race::record::{self, ResultsWriter, RunRecord};
 use ferrograd::race::report::merge;
 use ferrograd::race::stats::Bootstrap;
@@ -47,9 +47,10 @@ struct RunArgs {
     /// Comma-separated optimizers, e.g. sgd,adam,lion (see `ferrograd optimizers`).
     #[arg(long, value_name = "LIST")]
     optimizers: Option<String>,
-    /// OPTIMIZER.KEY=VALUE[,VALUE...]: override a hyperparameter; several
+    /// [OPTIMIZER.]KEY=VALUE[,VALUE...]: override a hyperparameter (without
+    /// OPTIMIZER: of every listed optimizer that has KEY); several
     /// values make several entrants (repeatable; options multiply).
-    #[arg(long = "hp", value_name = "OPT.KEY=V[,V]")]
+    #[arg(long = "hp", value_name = "[OPT.]KEY=V[,V]")]
     hps: Vec<String>,
     /// Tracks (hidden layers), comma-separated.
     #[arg(long, default_value = "4")]
@@ -204,7 +205,11 @@ fn run_race(args: &RunArgs) -> Result<(), RaceError> {
     }
     let writer = ResultsWriter::open(&path, valid_len)?;
     let bar = progress_bar(args.quiet, total, total - pending.len());
-    let fresh = run::run_all(pending, jobs, writer, &bar)?;
+    let advance = |key: &RunKey, record: &RunRecord| {
+        bar.set_message(format!("last: {key} quality {}", record.quality));
+        bar.inc(1);
+    };
+    let fresh = run::run_all(pending, jobs, writer, &advance)?;
     bar.finish_and_clear();
     records.extend(fresh);
     let (text, written) = write_report(

@@ -3,6 +3,7 @@
 
 use ferrograd::engine::{DType, Device};
 use ferrograd::optim::{catalog, HyperParams, TaskOptimizer};
+use ferrograd::race::grid::split_hp_target;
 use ferrograd::train::{save_model, EpochMetrics, Summary, TaskConfig, Trainer};
 use ferrograd::Error;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -20,8 +21,8 @@ pub struct Args {
     /// The optimizer (see `ferrograd optimizers`).
     #[arg(long, default_value = catalog::DEFAULT)]
     optimizer: String,
-    /// A hyperparameter override, `key=value` (repeatable).
-    #[arg(long = "hp", value_name = "KEY=VALUE")]
+    /// A hyperparameter override, `key=value` or `OPTIMIZER.key=value` (repeatable).
+    #[arg(long = "hp", value_name = "[OPT.]KEY=VALUE")]
     hps: Vec<String>,
     /// Where to train: cpu, cuda (GPU 0) or cuda:N (needs the `cuda` feature
     /// and a GPU; without one this is an error, exit code 2).
@@ -73,7 +74,16 @@ pub fn build_optimizer(name: &str, hps: &[String]) -> Result<Box<dyn TaskOptimiz
     let info = catalog::lookup(name).map_err(|e| e.to_string())?;
     let mut values = HyperParams::defaults(info);
     for hp in hps {
-        values.set_from_str(hp).map_err(|e| e.to_string())?;
+        let (target, value) = hp
+            .split_once('=')
+            .ok_or_else(|| format!("--hp {hp:?}: expected [OPTIMIZER.]KEY=VALUE, e.g. lr=1e-3"))?;
+        let (optimizer, key) = split_hp_target(target);
+        if let Some(other) = optimizer.filter(|&o| o != name) {
+            return Err(format!("--hp {hp:?} is for {other}, but the optimizer is {name}"));
+        }
+        values
+            .set_from_str(&format!("{key}={value}"))
+            .map_err(|e| e.to_string())?;
     }
     (info.build)(&values).map_err(|e| e.to_string())
 }

@@ -15,9 +15,10 @@ pub struct Args {
     /// Comma-separated optimizers (see `ferrograd optimizers`).
     #[arg(long, value_name = "LIST", default_value = "sgd,adam")]
     optimizers: String,
-    /// OPTIMIZER.KEY=VALUE[,VALUE...]: override a hyperparameter; several
+    /// [OPTIMIZER.]KEY=VALUE[,VALUE...]: override a hyperparameter (without
+    /// OPTIMIZER: of every listed optimizer that has KEY); several
     /// values draw several paths (repeatable).
-    #[arg(long = "hp", value_name = "OPT.KEY=V[,V]")]
+    #[arg(long = "hp", value_name = "[OPT.]KEY=V[,V]")]
     hps: Vec<String>,
     /// Set `lr` of every optimizer that has one (an --hp for lr wins).
     /// Default: a rate suited to the function (0.02 on rosenbrock); the
@@ -103,10 +104,10 @@ fn hp_options(args: &Args, function: Function) -> Result<Vec<HpOption>, VizError
     if let Some(lr) = lr {
         for name in args.optimizers.split(',').map(str::trim).filter(|s| !s.is_empty()) {
             let has_lr = catalog::find(name).is_some_and(|info| info.hyperparams.iter().any(|h| h.name == "lr"));
-            let overridden = options.iter().any(|o| o.optimizer == name && o.key == "lr");
+            let overridden = options.iter().any(|o| o.applies_to(name) && o.key == "lr");
             if has_lr && !overridden {
                 options.push(HpOption {
-                    optimizer: name.to_string(),
+                    optimizer: Some(name.to_string()),
                     key: "lr".into(),
                     values: vec![canonical_number(lr)],
                 });

@@ -215,11 +215,13 @@ pub fn parse_tracks(text: &str) -> Result<Vec<usize>, RaceError> {
     Ok(tracks)
 }
 
-/// One `--hp` option: `NAME.key=v1,v2,...` for optimizer `NAME`.
+/// One `--hp` option: `NAME.key=v1,v2,...` for optimizer `NAME`, or
+/// `key=v1,v2,...` for every listed optimizer that declares `key` (the
+/// spelling `ferrograd train --hp` uses; both are accepted everywhere).
 #[derive(Debug, Clone, PartialEq)]
 pub struct HpOption {
-    /// The optimizer it applies to.
-    pub optimizer: String,
+    /// The optimizer it applies to (`None`: every listed one with `key`).
+    pub optimizer: Option<String>,
     /// The hyperparameter.
     pub key: String,
     /// Its values (more than one makes a grid), canonical text.
@@ -227,18 +229,18 @@ pub struct HpOption {
 }
 
 impl HpOption {
-    /// Parses `NAME.key=value[,value...]`.
+    /// Parses `[NAME.]key=value[,value...]`.
     pub fn parse(text: &str) -> Result<HpOption, RaceError> {
         let bad = |why: &str| {
             RaceError::Usage(format!(
-                "--hp {text:?}: {why}; write OPTIMIZER.KEY=VALUE[,VALUE...], e.g. adam.lr=1e-3,3e-4"
+                "--hp {text:?}: {why}; write [OPTIMIZER.]KEY=VALUE[,VALUE...], e.g. adam.lr=1e-3,3e-4 or lr=1e-3"
             ))
         };
         let (target, values) = text.split_once('=').ok_or_else(|| bad("no '='"))?;
-        let (optimizer, key) = target
-            .trim()
-            .split_once('.')
-            .ok_or_else(|| bad("no optimizer name before the key"))?;
+        let (optimizer, key) = split_hp_target(target);
+        if key.is_empty() || optimizer.is_some_and(str::is_empty) {
+            return Err(bad("no hyperparameter name before '='"));
+        }
         let mut parsed = Vec::new();
         for value in values.split(',').map(str::trim) {
             let number: f64 = value.parse().map_err(|_| bad(&format!("{value:?} is not a number")))?;
@@ -249,10 +251,35 @@ impl HpOption {
         }
         dedup_keep_order(&mut parsed);
         Ok(HpOption {
-            optimizer: optimizer.trim().to_string(),
-            key: key.trim().to_string(),
+            optimizer: optimizer.map(str::to_string),
+            key: key.to_string(),
             values: parsed,
         })
+    }
+
+    /// Whether the option sets a hyperparameter of optimizer `name`.
+    pub fn applies_to(&self, name: &str) -> bool {
+        match &self.optimizer {
+            Some(optimizer) => optimizer == name,
+            None => catalog::find(name).is_some_and(|info| info.hyperparams.iter().any(|h| h.name == self.key)),
+        }
+    }
+
+    /// The option as typed, e.g. `adam.lr` or `lr`.
+    fn target(&self) -> String {
+        match &self.optimizer {
+            Some(optimizer) => format!("{optimizer}.{}", self.key),
+            None => self.key.clone(),
+        }
+    }
+}
+
+/// Splits the part of an `--hp` option before `=` into the optimizer it
+/// names (if any, before a `.`) and the hyperparameter, both trimmed.
+pub fn split_hp_target(target: &str) -> (Option<&str>, &str) {
+    match target.trim().split_once('.') {
+        Some((optimizer, key)) => (Some(optimizer.trim()), key.trim()),
+        None => (None, target.trim()),
     }
 }
 
@@ -268,12 +295,14 @@ pub fn entrants(optimizers: &str, hp: &[HpOption]) -> Result<Vec<Entrant>, RaceE
         ));
     }
     for option in hp {
-        if !names.contains(&option.optimizer.as_str()) {
+        if !names.iter().any(|name| option.applies_to(name)) {
+            let why = match &option.optimizer {
+                Some(optimizer) => format!("{optimizer} is not in --optimizers"),
+                None => format!("no optimizer in --optimizers has a hyperparameter {:?}", option.key),
+            };
             return Err(RaceError::Usage(format!(
-                "--hp {}.{}: {} is not in --optimizers ({})",
-                option.optimizer,
-                option.key,
-                option.optimizer,
+                "--hp {}: {why} ({})",
+                option.target(),
                 names.join(",")
             )));
         }
@@ -281,7 +310,7 @@ pub fn entrants(optimizers: &str, hp: &[HpOption]) -> Result<Vec<Entrant>, RaceE
     let mut result = Vec::new();
     for name in names {
         let mut variants = vec![Entrant::plain(name)];
-        for option in hp.iter().filter(|o| o.optimizer == name) {
+        for option in hp.iter().filter(|o| o.applies_to(name)) {
             variants = variants
                 .into_iter()
                 .flat_map(|base| {
@@ -371,7 +400,8 @@ mod tests {
         );
         assert!(entrants("sgd", &[HpOption::parse("sgd.momentum=0.9").unwrap()]).is_err());
         assert!(entrants("sgd", &[HpOption::parse("adam.lr=1").unwrap()]).is_err());
-        assert!(HpOption::parse("lr=1").is_err());
+        assert!(HpOption::parse("=1").is_err());
+        assert!(HpOption::parse(".lr=1").is_err());
         assert!(entrants("nope", &[]).is_err());
     }
 }

@@ -7,7 +7,6 @@ use super::grid::RunKey;
 use super::record::{ResultsWriter, RunRecord, RunStatus};
 use super::RaceError;
 use crate::train::{TaskConfig, Trainer};
-use indicatif::ProgressBar;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
@@ -62,13 +61,14 @@ fn failed(mut record: RunRecord, message: String) -> RunRecord {
 }
 
 /// Runs `pending` on a pool of `jobs` threads, appending each record to
-/// `writer` as soon as its run ends and advancing `progress`. Stops starting
-/// new runs after the first write error, and returns it.
+/// `writer` as soon as its run ends and then telling `on_recorded` (a
+/// progress bar, a log). Stops starting new runs after the first write
+/// error, and returns it.
 pub fn run_all(
     pending: Vec<RunKey>,
     jobs: usize,
     writer: ResultsWriter,
-    progress: &ProgressBar,
+    on_recorded: &(dyn Fn(&RunKey, &RunRecord) + Sync),
 ) -> Result<Vec<RunRecord>, RaceError> {
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(jobs.max(1))
@@ -90,8 +90,7 @@ pub fn run_all(
                 let written = writer.lock().expect("writer lock").append(&record);
                 match written {
                     Ok(()) => {
-                        progress.set_message(format!("last: {key} quality {}", record.quality));
-                        progress.inc(1);
+                        on_recorded(&key, &record);
                         finished.lock().expect("results lock").push(record);
                     }
                     Err(e) => {

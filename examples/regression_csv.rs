@@ -122,7 +122,7 @@ fn train_step(
         .iter()
         .map(|v| grads.get(v).cloned().unwrap_or_else(|| v.value().zeros_like()))
         .collect();
-    model.set_running_stats(running_stats);
+    model.set_running_stats(running_stats)?;
     let updates = optimizer.step(&model.tensors(), &grads, ctx)?;
     for (role, update) in model.roles().into_iter().zip(&updates) {
         if model.is_trainable(role) {

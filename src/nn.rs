@@ -339,13 +339,19 @@ impl Mlp {
     /// Whether the tensor with role `role` is trained (running statistics and
     /// the frozen layers are not).
     pub fn is_trainable(&self, role: TensorRole) -> bool {
-        let first_frozen = self.linears.len() - self.frozen;
+        let first_frozen = self.first_frozen_layer();
         match role {
             TensorRole::Weight(i) | TensorRole::Bias(i) | TensorRole::BnScale(i) | TensorRole::BnShift(i) => {
                 i < first_frozen
             }
             TensorRole::RunningMean(_) | TensorRole::RunningVar(_) => false,
         }
+    }
+
+    /// The index of the first frozen Linear layer (every layer from it on
+    /// is frozen; `frozen` past the layer count freezes them all).
+    fn first_frozen_layer(&self) -> usize {
+        self.linears.len().saturating_sub(self.frozen)
     }
 
     /// The number of trained scalars.
@@ -396,6 +402,16 @@ impl Mlp {
         vars: &[Var],
         mut normalise: impl FnMut(&BatchNorm1d, &Var, &Var, &Var) -> Result<Var>,
     ) -> Result<Var> {
+        if vars.len() != self.tensor_count() {
+            return Err(Error::invalid(
+                "Mlp::forward",
+                format!(
+                    "got {} vars for a model of {} tensors (make them with Mlp::vars)",
+                    vars.len(),
+                    self.tensor_count()
+                ),
+            ));
+        }
         let n_lin = self.linears.len();
         let bn_base = 2 * n_lin;
         let mut h = x.clone();
@@ -431,16 +447,41 @@ impl Mlp {
             })
         })?;
         let mut model = self.clone();
-        model.set_running_stats(stats);
+        model.set_running_stats(stats)?;
         Ok(model)
     }
 
-    /// Stores running statistics returned by a training-mode [`Mlp::forward`].
-    pub fn set_running_stats(&mut self, stats: Vec<Tensor>) {
+    /// Stores running statistics returned by a training-mode [`Mlp::forward`]
+    /// (`[mean0, var0, mean1, var1, ...]`, one pair per BatchNorm, each of
+    /// its width).
+    pub fn set_running_stats(&mut self, stats: Vec<Tensor>) -> Result<()> {
+        if stats.len() != 2 * self.norms.len() {
+            return Err(Error::invalid(
+                "Mlp::set_running_stats",
+                format!(
+                    "got {} tensors for {} BatchNorms (a mean and a variance each)",
+                    stats.len(),
+                    self.norms.len()
+                ),
+            ));
+        }
+        for (norm, pair) in self.norms.iter().zip(stats.chunks_exact(2)) {
+            for t in pair {
+                if t.shape() != norm.running_mean.shape() {
+                    return Err(Error::ShapeMismatch {
+                        op: "Mlp::set_running_stats",
+                        lhs: norm.running_mean.shape().clone(),
+                        rhs: t.shape().clone(),
+                        hint: "each statistic has the shape of its BatchNorm's features",
+                    });
+                }
+            }
+        }
         for (norm, pair) in self.norms.iter_mut().zip(stats.chunks_exact(2)) {
             norm.running_mean = pair[0].clone();
             norm.running_var = pair[1].clone();
         }
+        Ok(())
     }
 
     /// Inference-mode predictions for `x: [batch, input]`, without recording.
@@ -470,7 +511,7 @@ impl Mlp {
     /// place, in the task's order, with their indices in that order.
     pub fn trainable_tensors_mut(&mut self) -> (Vec<usize>, Vec<&mut Tensor>) {
         let n_lin = self.linears.len();
-        let first_frozen = n_lin.saturating_sub(self.frozen);
+        let first_frozen = self.first_frozen_layer();
         let (mut indices, mut tensors) = (Vec::new(), Vec::new());
         for (i, linear) in self.linears.iter_mut().enumerate().take(first_frozen) {
             indices.extend([2 * i, 2 * i + 1]);

@@ -562,7 +562,7 @@ mod tests {
             let mut updated = model.clone();
             ws.store_running_stats(&mut updated).unwrap();
             let mut reference = model.clone();
-            reference.set_running_stats(stats);
+            reference.set_running_stats(stats).unwrap();
             for (a, b) in updated.norms.iter().zip(&reference.norms) {
                 close(
                     &a.running_mean.to_vec::<f64>(),

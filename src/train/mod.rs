@@ -114,6 +114,88 @@ impl SplitTensors {
     }
 }
 
+/// BatchNorm normalises by the batch's variance, so a batch needs two rows.
+const MIN_BATCH_ROWS: usize = 2;
+
+fn check_batch_size(batch_size: usize) -> Result<()> {
+    if batch_size < MIN_BATCH_ROWS {
+        return Err(Error::invalid(
+            "train",
+            format!(
+                "batch_size must be at least {MIN_BATCH_ROWS} (BatchNorm needs a batch variance), got {batch_size}"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks that `batch` names at least two rows, each one of `n_rows`.
+fn check_rows(batch: &[usize], n_rows: usize) -> Result<()> {
+    if batch.len() < MIN_BATCH_ROWS {
+        return Err(Error::invalid(
+            "train step",
+            format!(
+                "a batch of {} row(s): BatchNorm needs at least {MIN_BATCH_ROWS} to take a variance",
+                batch.len()
+            ),
+        ));
+    }
+    if let Some(&row) = batch.iter().find(|&&row| row >= n_rows) {
+        return Err(Error::invalid(
+            "train step",
+            format!("row {row} is past the training split's {n_rows} rows"),
+        ));
+    }
+    Ok(())
+}
+
+impl SplitTensors {
+    /// Checks that the split is a non-empty table: 2-D inputs and targets
+    /// (and noise-free values) with one row per sample each.
+    fn check(&self, name: &str) -> Result<()> {
+        let parts = [
+            ("inputs", &self.inputs),
+            ("targets", &self.targets),
+            ("clean", &self.clean),
+        ];
+        for (part, t) in parts {
+            if t.rank() != 2 {
+                return Err(Error::invalid(
+                    "task data",
+                    format!(
+                        "the {name} split's {part} must be a [rows, columns] table, got shape {}",
+                        t.shape()
+                    ),
+                ));
+            }
+            if t.dims()[0] != self.len() {
+                return Err(Error::invalid(
+                    "task data",
+                    format!(
+                        "the {name} split has {} input rows but {} rows of {part}",
+                        self.len(),
+                        t.dims()[0]
+                    ),
+                ));
+            }
+        }
+        if self.is_empty() {
+            return Err(Error::invalid("task data", format!("the {name} split is empty")));
+        }
+        if self.targets.dims() != self.clean.dims() {
+            return Err(Error::invalid(
+                "task data",
+                format!(
+                    "the {name} split's targets {} and noise-free values {} differ in shape",
+                    self.targets.shape(),
+                    self.clean.shape()
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// The instance's data as tensors.
 #[derive(Debug, Clone)]
 pub struct TaskData {
@@ -130,6 +212,41 @@ impl TaskData {
     pub fn generate(config: &TaskConfig) -> Result<TaskData> {
         let data = generate(&config.data, config.seed).map_err(|e| Error::invalid("generate", e.to_string()))?;
         TaskData::from_rff(&data, config.dtype)
+    }
+
+    /// Checks what training relies on: three non-empty tables whose
+    /// columns agree from split to split, and training batches of
+    /// `batch_size` rows whose last one is not a single row (BatchNorm
+    /// cannot take its variance).
+    pub fn check(&self, batch_size: usize) -> Result<()> {
+        for (name, split) in [("train", &self.train), ("validation", &self.val), ("test", &self.test)] {
+            split.check(name)?;
+        }
+        let columns = |s: &SplitTensors| (s.inputs.dims()[1], s.targets.dims()[1]);
+        for (name, split) in [("validation", &self.val), ("test", &self.test)] {
+            if columns(split) != columns(&self.train) {
+                return Err(Error::invalid(
+                    "task data",
+                    format!(
+                        "the {name} split has (input, target) columns {:?}, the train split {:?}",
+                        columns(split),
+                        columns(&self.train)
+                    ),
+                ));
+            }
+        }
+        let last = self.train.len() % batch_size.max(1);
+        if last == 1 {
+            return Err(Error::invalid(
+                "task data",
+                format!(
+                    "{} training rows in batches of {batch_size} leave a last batch of one row, and BatchNorm \
+                     needs two: change the batch size or drop a row",
+                    self.train.len()
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// Every split on `device`.
@@ -241,12 +358,8 @@ impl Trainer {
 
     /// Like [`Trainer::new`] with data supplied.
     pub fn with_data(config: TaskConfig, data: TaskData, mut optimizer: Box<dyn TaskOptimizer>) -> Result<Trainer> {
-        if config.batch_size < 2 {
-            return Err(Error::invalid(
-                "train",
-                "batch_size must be at least 2 (BatchNorm needs a batch variance)",
-            ));
-        }
+        check_batch_size(config.batch_size)?;
+        data.check(config.batch_size)?;
         let mut init = Rng::derived(config.seed, streams::MODEL_INIT);
         let (input, output) = (data.train.inputs.dims()[1], data.train.targets.dims()[1]);
         let model = Mlp::task(input, output, config.n_hidden, config.dtype, &mut init)?;
@@ -407,6 +520,7 @@ impl Trainer {
     /// benchmarks and tools that drive the protocol step by step (on a GPU
     /// this reads the loss, so each call waits for the device).
     pub fn step_on(&mut self, batch: &[usize]) -> Result<f64> {
+        check_rows(batch, self.data.train.len())?;
         match self.train_step(batch, None)? {
             StepLoss::Read(sse) => Ok(sse),
             StepLoss::OnDevice(sse) => sse.to_device(Device::Cpu)?.to_scalar(),
@@ -745,7 +859,7 @@ impl Trainer {
             .map(|v| grads.get(v).cloned().unwrap_or_else(|| v.value().zeros_like()))
             .collect();
         if query.is_none() {
-            self.model.set_running_stats(running_stats);
+            self.model.set_running_stats(running_stats)?;
         }
         let sse = loss.value();
         if sse.device() == Device::Cpu {

@@ -25,7 +25,7 @@ mutants=(
     "mlp backward passes gradient through ReLU where it was off|mlp.cu|s/T d = a > (T)0 ? da : (T)0;/T d = da;/|cuda_mlp|hidden_backward_matches_the_definition_trained_or_frozen|"
     "clipped adam without its clip|optim.cu|s/T g = m_fmin(m_fmax(((const T \*)s.grad)\[i\], lo), hi);/T g = ((const T *)s.grad)[i];/|cuda_mlp|clipped_adam_in_one_launch_matches_the_definition_over_steps|"
     "adam's bias corrections from the step before (the device counter read as t, not t + 1)|optim.cu|s/i64 t = step\[0\] + 1;/i64 t = step[0];/|cuda_mlp|clipped_adam_in_one_launch_matches_the_definition_over_steps|"
-    "mlp forward normalises with the unbiased batch variance|mlp.cu|s/T vr = block_reduce(0, sq, scratch) \* inv_n;/T vr = block_reduce(0, sq, scratch) \/ (T)(n - 1);/|cuda_mlp|hidden_forward_and_running_statistics_match_the_definition|"
+    "mlp forward normalises with the unbiased batch variance|mlp.cu|s/T vr = block_reduce(REDUCE_SUM, sq, scratch) \* inv_n;/T vr = block_reduce(REDUCE_SUM, sq, scratch) \/ (T)(n - 1);/|cuda_mlp|hidden_forward_and_running_statistics_match_the_definition|"
 )
 
 work="$root/target/cuda-emu-mutants"

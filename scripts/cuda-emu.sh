@@ -44,7 +44,7 @@ stub_src="$stub_dir/src/libcuda_stub.c"
 cxx="${CXX:-g++}"
 cc="${CC:-cc}"
 stamp="$gen/stamp"
-want="$(cat "$src"/*.cu "$src"/*.cuh "$root"/ptx/ptx/*.ptx "$emu"/*.h "$emu"/*.cpp "$stub_src" "$0" | sha256sum | cut -d' ' -f1) $cxx"
+want="$(cat "$src"/*.cu "$src"/*.cuh "$src"/*.h "$root"/ptx/ptx/*.ptx "$emu"/*.h "$emu"/*.cpp "$stub_src" "$0" | sha256sum | cut -d' ' -f1) $cxx"
 if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" && -f "$lib/libcuda.so.1" ]]; then
     echo "$lib"
     exit 0

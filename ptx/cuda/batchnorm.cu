@@ -14,13 +14,13 @@ __device__ void batchnorm_fwd(i64 n, i64 c, double eps, double momentum, const T
     for (i64 ch = blockIdx.x; ch < c; ch += gridDim.x) {
         T s = (T)0;
         for (i64 r = threadIdx.x; r < n; r += blockDim.x) s += x[r * c + ch];
-        T mean = block_reduce(0, s, scratch) / (T)n;
+        T mean = block_reduce(REDUCE_SUM, s, scratch) / (T)n;
         T q = (T)0;
         for (i64 r = threadIdx.x; r < n; r += blockDim.x) {
             T d = x[r * c + ch] - mean;
             q += d * d;
         }
-        T var = block_reduce(0, q, scratch) / (T)n;
+        T var = block_reduce(REDUCE_SUM, q, scratch) / (T)n;
         T inv_std = (T)1 / m_sqrt(var + (T)eps);
         T g = scale[ch], b = shift[ch];
         for (i64 r = threadIdx.x; r < n; r += blockDim.x) y[r * c + ch] = (x[r * c + ch] - mean) * inv_std * g + b;
@@ -60,8 +60,8 @@ __device__ void batchnorm_bwd(i64 n, i64 c, const T *x, const T *dy, const T *me
             s += g;
             sx += g * (x[r * c + ch] - mu) * is;
         }
-        T sum_dy = block_reduce(0, s, scratch);
-        T sum_dy_xhat = block_reduce(0, sx, scratch);
+        T sum_dy = block_reduce(REDUCE_SUM, s, scratch);
+        T sum_dy_xhat = block_reduce(REDUCE_SUM, sx, scratch);
         T k = scale[ch] * is, inv_n = (T)1 / (T)n;
         for (i64 r = threadIdx.x; r < n; r += blockDim.x) {
             T xhat = (x[r * c + ch] - mu) * is;

@@ -4,6 +4,8 @@
 // and double (`_f64`) by the INSTANTIATE macros at the end of each file.
 #pragma once
 
+#include "op_codes.h"
+
 typedef long long i64;
 typedef unsigned long long u64;
 
@@ -64,17 +66,18 @@ __device__ inline float m_fmin(float x, float y) { return fminf(x, y); }
 __device__ inline double m_fmin(double x, double y) { return fmin(x, y); }
 template <typename T> __device__ inline bool m_isnan(T x) { return x != x; }
 
-// Reductions: 0 sum, 1 max, 2 min, with the CPU fold's NaN rule (a NaN wins).
+// Reductions: `op` is a ReduceCode (op_codes.h), folded with the CPU fold's
+// NaN rule (a NaN wins max and min).
 template <typename T> __device__ inline T red_init(int op) {
-    if (op == 0) return (T)0;
+    if (op == REDUCE_SUM) return (T)0;
     T inf = (T)1.0 / (T)0.0;
-    return op == 1 ? -inf : inf;
+    return op == REDUCE_MAX ? -inf : inf; // REDUCE_MIN: +inf
 }
 template <typename T> __device__ inline T red_fold(int op, T acc, T x) {
-    if (op == 0) return acc + x;
+    if (op == REDUCE_SUM) return acc + x;
     if (m_isnan(acc)) return acc;
-    if (op == 1) return (x > acc || m_isnan(x)) ? x : acc;
-    return (x < acc || m_isnan(x)) ? x : acc;
+    if (op == REDUCE_MAX) return (x > acc || m_isnan(x)) ? x : acc;
+    return (x < acc || m_isnan(x)) ? x : acc; // REDUCE_MIN
 }
 
 __device__ inline float shfl_down(float v, int d) { return __shfl_down_sync(0xffffffffu, v, d); }

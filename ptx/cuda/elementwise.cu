@@ -2,58 +2,58 @@
 // fills and strided copies (permute, broadcast_to, narrow, concat, pad).
 #include "common.cuh"
 
-// Op codes mirror `unary_code` in engine/src/cuda/ops.rs.
+// `op` is a UnaryCode (op_codes.h, the table engine/src/cuda/ops.rs reads too).
 template <typename T> __device__ inline T unary_apply(int op, T x, T p0, T p1) {
     const T zero = (T)0, one = (T)1;
     switch (op) {
-    case 0: return -x;
-    case 1: return m_abs(x);
-    case 2: return m_exp(x);
-    case 3: return m_log(x);
-    case 4: return m_sqrt(x);
-    case 5: return one / m_sqrt(x);
-    case 6: return x * x;
-    case 7: return one / x;
-    case 8: return (x > zero || m_isnan(x)) ? x : zero;
-    case 9: return (x > zero || m_isnan(x)) ? x : x * p0;
-    case 10: return one / (one + m_exp(-x));
-    case 11: return m_tanh(x);
-    case 12: {
+    case UNARY_NEG: return -x;
+    case UNARY_ABS: return m_abs(x);
+    case UNARY_EXP: return m_exp(x);
+    case UNARY_LOG: return m_log(x);
+    case UNARY_SQRT: return m_sqrt(x);
+    case UNARY_RSQRT: return one / m_sqrt(x);
+    case UNARY_SQUARE: return x * x;
+    case UNARY_RECIP: return one / x;
+    case UNARY_RELU: return (x > zero || m_isnan(x)) ? x : zero;
+    case UNARY_LEAKY_RELU: return (x > zero || m_isnan(x)) ? x : x * p0;
+    case UNARY_SIGMOID: return one / (one + m_exp(-x));
+    case UNARY_TANH: return m_tanh(x);
+    case UNARY_GELU: {
         const T c = (T)0.7978845608028654, a = (T)0.044715;
         T inner = c * (x + a * x * x * x);
         return (T)0.5 * x * (one + m_tanh(inner));
     }
-    case 13: return x / (one + m_exp(-x));
-    case 14: return m_sin(x);
-    case 15: return m_cos(x);
-    case 16: return x > zero ? one : (x < zero ? -one : x);
-    case 17: return m_fmin(m_fmax(x, p0), p1);
-    case 18: return x + p0;
-    case 19: return x * p0;
-    case 20: return m_pow(x, p0);
-    case 21: return x > p0 ? one : zero;
-    case 22: return x < p0 ? one : zero;
+    case UNARY_SILU: return x / (one + m_exp(-x));
+    case UNARY_SIN: return m_sin(x);
+    case UNARY_COS: return m_cos(x);
+    case UNARY_SIGN: return x > zero ? one : (x < zero ? -one : x);
+    case UNARY_CLAMP: return m_fmin(m_fmax(x, p0), p1);
+    case UNARY_ADD_SCALAR: return x + p0;
+    case UNARY_MUL_SCALAR: return x * p0;
+    case UNARY_POW_SCALAR: return m_pow(x, p0);
+    case UNARY_GT_SCALAR: return x > p0 ? one : zero;
+    case UNARY_LT_SCALAR: return x < p0 ? one : zero;
     default: return x;
     }
 }
 
-// Op codes mirror `binary_code` in engine/src/cuda/ops.rs.
+// `op` is a BinaryCode (op_codes.h).
 template <typename T> __device__ inline T binary_apply(int op, T a, T b) {
     const T zero = (T)0, one = (T)1;
     switch (op) {
-    case 0: return a + b;
-    case 1: return a - b;
-    case 2: return a * b;
-    case 3: return a / b;
-    case 4: return m_pow(a, b);
-    case 5: return (a >= b || m_isnan(a)) ? a : b;
-    case 6: return (a <= b || m_isnan(a)) ? a : b;
-    case 7: return a == b ? one : zero;
-    case 8: return a != b ? one : zero;
-    case 9: return a < b ? one : zero;
-    case 10: return a <= b ? one : zero;
-    case 11: return a > b ? one : zero;
-    case 12: return a >= b ? one : zero;
+    case BINARY_ADD: return a + b;
+    case BINARY_SUB: return a - b;
+    case BINARY_MUL: return a * b;
+    case BINARY_DIV: return a / b;
+    case BINARY_POW: return m_pow(a, b);
+    case BINARY_MAXIMUM: return (a >= b || m_isnan(a)) ? a : b;
+    case BINARY_MINIMUM: return (a <= b || m_isnan(a)) ? a : b;
+    case BINARY_EQ: return a == b ? one : zero;
+    case BINARY_NE: return a != b ? one : zero;
+    case BINARY_LT: return a < b ? one : zero;
+    case BINARY_LE: return a <= b ? one : zero;
+    case BINARY_GT: return a > b ? one : zero;
+    case BINARY_GE: return a >= b ? one : zero;
     default: return a;
     }
 }

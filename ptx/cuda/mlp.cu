@@ -60,10 +60,10 @@ __device__ void mlp_hidden_fwd(i64 n, i64 k, i64 c, const T *x, i64 xs_r, i64 xs
             sum += a;
         }
         T inv_n = (T)1 / (T)n;
-        T mu = block_reduce(0, sum, scratch) * inv_n;
+        T mu = block_reduce(REDUCE_SUM, sum, scratch) * inv_n;
         T sq = (T)0;
         for (i64 r = threadIdx.x; r < n; r += blockDim.x) sq += (aj[r] - mu) * (aj[r] - mu);
-        T vr = block_reduce(0, sq, scratch) * inv_n;
+        T vr = block_reduce(REDUCE_SUM, sq, scratch) * inv_n;
         T is = (T)1 / m_sqrt(vr + (T)eps);
         T s = is * scale[j], h = shift[j];
         for (i64 r = threadIdx.x; r < n; r += blockDim.x) yj[r] = (aj[r] - mu) * s + h;
@@ -107,7 +107,7 @@ __device__ void mlp_output_fwd(i64 n, i64 k, i64 c, const T *x, const T *w, cons
         if (dz) dz[i] = d * (T)2;
         local += d * d;
     }
-    T total = block_reduce(0, local, scratch);
+    T total = block_reduce(REDUCE_SUM, local, scratch);
     if (threadIdx.x == 0) sse[0] = total;
 }
 
@@ -148,8 +148,8 @@ __device__ void mlp_hidden_bwd(i64 n, i64 c, i64 c_up, const T *w_up, const T *d
             s_dya += dy * (aj[r] - mu);
         }
         T inv_n = (T)1 / (T)n;
-        T dshift = block_reduce(0, s_dy, scratch);
-        T dscale = block_reduce(0, s_dya, scratch) * is;
+        T dshift = block_reduce(REDUCE_SUM, s_dy, scratch);
+        T dscale = block_reduce(REDUCE_SUM, s_dya, scratch) * is;
         T kj = scale[j] * is, mean_dy = dshift * inv_n, mean_dxhat = dscale * inv_n;
         T s_dz = (T)0;
         for (i64 r = threadIdx.x; r < n; r += blockDim.x) {
@@ -160,7 +160,7 @@ __device__ void mlp_hidden_bwd(i64 n, i64 c, i64 c_up, const T *w_up, const T *d
             dzj[r] = d;
             s_dz += d;
         }
-        T dbias = block_reduce(0, s_dz, scratch); // its barriers also publish dzj
+        T dbias = block_reduce(REDUCE_SUM, s_dz, scratch); // its barriers also publish dzj
         if (threadIdx.x == 0 && g_bias) {
             g_bias[j] = dbias;
             g_scale[j] = dscale;
@@ -180,7 +180,7 @@ __device__ void mlp_linear_grads(i64 n, i64 c, i64 k, const T *dz, const T *x, T
         const T *dzj = dz + j * n;
         T s = (T)0;
         for (i64 r = threadIdx.x; r < n; r += blockDim.x) s += dzj[r];
-        T total = block_reduce(0, s, scratch);
+        T total = block_reduce(REDUCE_SUM, s, scratch);
         if (threadIdx.x == 0) g_bias[j] = total;
         linear_grads_of(j, n, k, dzj, x, (i64)1, n, g_w);
         __syncthreads();

@@ -32,15 +32,15 @@ __device__ void softmax(i64 outer, i64 len, i64 inner, int log, const T *x, T *o
         i64 i = b % inner, o = b / inner;
         const T *row = x + o * len * inner + i;
         T *orow = out + o * len * inner + i;
-        T m = red_init<T>(1);
-        for (i64 r = threadIdx.x; r < len; r += blockDim.x) m = red_fold(1, m, row[r * inner]);
-        m = block_reduce(1, m, scratch);
+        T m = red_init<T>(REDUCE_MAX);
+        for (i64 r = threadIdx.x; r < len; r += blockDim.x) m = red_fold(REDUCE_MAX, m, row[r * inner]);
+        m = block_reduce(REDUCE_MAX, m, scratch);
         // An all -inf row would give NaN; shift by 0 there (as logsumexp).
         T inf = (T)1.0 / (T)0.0;
         if (m == -inf) m = (T)0;
         T s = (T)0;
         for (i64 r = threadIdx.x; r < len; r += blockDim.x) s += m_exp(row[r * inner] - m);
-        s = block_reduce(0, s, scratch);
+        s = block_reduce(REDUCE_SUM, s, scratch);
         if (log) {
             T lse = m_log(s);
             for (i64 r = threadIdx.x; r < len; r += blockDim.x) orow[r * inner] = row[r * inner] - m - lse;

@@ -195,51 +195,55 @@ pub fn cast(t: &Tensor, dtype: DType) -> Result<Tensor> {
 // ----- elementwise -----------------------------------------------------------
 
 /// The kernel's op code and scalar parameters for a [`UnaryOp`]
-/// (`unary_apply` in ptx/cuda/elementwise.cu).
+/// (`unary_apply` in ptx/cuda/elementwise.cu). The codes come from the one
+/// table ptx/cuda/op_codes.h, through `ferrograd_ptx::op_codes`.
 pub(crate) fn unary_code(op: UnaryOp) -> (i32, f64, f64) {
+    use ferrograd_ptx::op_codes::*;
     match op {
-        UnaryOp::Neg => (0, 0.0, 0.0),
-        UnaryOp::Abs => (1, 0.0, 0.0),
-        UnaryOp::Exp => (2, 0.0, 0.0),
-        UnaryOp::Log => (3, 0.0, 0.0),
-        UnaryOp::Sqrt => (4, 0.0, 0.0),
-        UnaryOp::Rsqrt => (5, 0.0, 0.0),
-        UnaryOp::Square => (6, 0.0, 0.0),
-        UnaryOp::Recip => (7, 0.0, 0.0),
-        UnaryOp::Relu => (8, 0.0, 0.0),
-        UnaryOp::LeakyRelu(s) => (9, s, 0.0),
-        UnaryOp::Sigmoid => (10, 0.0, 0.0),
-        UnaryOp::Tanh => (11, 0.0, 0.0),
-        UnaryOp::Gelu => (12, 0.0, 0.0),
-        UnaryOp::Silu => (13, 0.0, 0.0),
-        UnaryOp::Sin => (14, 0.0, 0.0),
-        UnaryOp::Cos => (15, 0.0, 0.0),
-        UnaryOp::Sign => (16, 0.0, 0.0),
-        UnaryOp::Clamp(lo, hi) => (17, lo, hi),
-        UnaryOp::AddScalar(c) => (18, c, 0.0),
-        UnaryOp::MulScalar(c) => (19, c, 0.0),
-        UnaryOp::PowScalar(p) => (20, p, 0.0),
-        UnaryOp::GtScalar(c) => (21, c, 0.0),
-        UnaryOp::LtScalar(c) => (22, c, 0.0),
+        UnaryOp::Neg => (UNARY_NEG, 0.0, 0.0),
+        UnaryOp::Abs => (UNARY_ABS, 0.0, 0.0),
+        UnaryOp::Exp => (UNARY_EXP, 0.0, 0.0),
+        UnaryOp::Log => (UNARY_LOG, 0.0, 0.0),
+        UnaryOp::Sqrt => (UNARY_SQRT, 0.0, 0.0),
+        UnaryOp::Rsqrt => (UNARY_RSQRT, 0.0, 0.0),
+        UnaryOp::Square => (UNARY_SQUARE, 0.0, 0.0),
+        UnaryOp::Recip => (UNARY_RECIP, 0.0, 0.0),
+        UnaryOp::Relu => (UNARY_RELU, 0.0, 0.0),
+        UnaryOp::LeakyRelu(s) => (UNARY_LEAKY_RELU, s, 0.0),
+        UnaryOp::Sigmoid => (UNARY_SIGMOID, 0.0, 0.0),
+        UnaryOp::Tanh => (UNARY_TANH, 0.0, 0.0),
+        UnaryOp::Gelu => (UNARY_GELU, 0.0, 0.0),
+        UnaryOp::Silu => (UNARY_SILU, 0.0, 0.0),
+        UnaryOp::Sin => (UNARY_SIN, 0.0, 0.0),
+        UnaryOp::Cos => (UNARY_COS, 0.0, 0.0),
+        UnaryOp::Sign => (UNARY_SIGN, 0.0, 0.0),
+        UnaryOp::Clamp(lo, hi) => (UNARY_CLAMP, lo, hi),
+        UnaryOp::AddScalar(c) => (UNARY_ADD_SCALAR, c, 0.0),
+        UnaryOp::MulScalar(c) => (UNARY_MUL_SCALAR, c, 0.0),
+        UnaryOp::PowScalar(p) => (UNARY_POW_SCALAR, p, 0.0),
+        UnaryOp::GtScalar(c) => (UNARY_GT_SCALAR, c, 0.0),
+        UnaryOp::LtScalar(c) => (UNARY_LT_SCALAR, c, 0.0),
     }
 }
 
-/// The kernel's op code for a [`BinaryOp`].
+/// The kernel's op code for a [`BinaryOp`] (`binary_apply` in
+/// ptx/cuda/elementwise.cu; the table is ptx/cuda/op_codes.h).
 pub(crate) fn binary_code(op: BinaryOp) -> i32 {
+    use ferrograd_ptx::op_codes::*;
     match op {
-        BinaryOp::Add => 0,
-        BinaryOp::Sub => 1,
-        BinaryOp::Mul => 2,
-        BinaryOp::Div => 3,
-        BinaryOp::Pow => 4,
-        BinaryOp::Maximum => 5,
-        BinaryOp::Minimum => 6,
-        BinaryOp::Eq => 7,
-        BinaryOp::Ne => 8,
-        BinaryOp::Lt => 9,
-        BinaryOp::Le => 10,
-        BinaryOp::Gt => 11,
-        BinaryOp::Ge => 12,
+        BinaryOp::Add => BINARY_ADD,
+        BinaryOp::Sub => BINARY_SUB,
+        BinaryOp::Mul => BINARY_MUL,
+        BinaryOp::Div => BINARY_DIV,
+        BinaryOp::Pow => BINARY_POW,
+        BinaryOp::Maximum => BINARY_MAXIMUM,
+        BinaryOp::Minimum => BINARY_MINIMUM,
+        BinaryOp::Eq => BINARY_EQ,
+        BinaryOp::Ne => BINARY_NE,
+        BinaryOp::Lt => BINARY_LT,
+        BinaryOp::Le => BINARY_LE,
+        BinaryOp::Gt => BINARY_GT,
+        BinaryOp::Ge => BINARY_GE,
     }
 }
 
@@ -452,11 +456,14 @@ pub fn copy_from(dst: &mut Storage, src: &Tensor) -> Result<()> {
 
 // ----- reductions ------------------------------------------------------------
 
+/// The kernels' op code for a [`ReduceOp`] (`red_fold` in
+/// ptx/cuda/common.cuh; the table is ptx/cuda/op_codes.h).
 fn reduce_code(op: ReduceOp) -> i32 {
+    use ferrograd_ptx::op_codes::*;
     match op {
-        ReduceOp::Sum => 0,
-        ReduceOp::Max => 1,
-        ReduceOp::Min => 2,
+        ReduceOp::Sum => REDUCE_SUM,
+        ReduceOp::Max => REDUCE_MAX,
+        ReduceOp::Min => REDUCE_MIN,
     }
 }
 

@@ -21,12 +21,12 @@
 //!   the same bits (tested over many steps in f32 and f64), and they save and
 //!   load the same state.
 
-use crate::basic::{adam_tensor_ops, ClipByValue, ScaleByAdam, ScaleByLr};
+use crate::basic::{adam_tensor_ops, AdamCore, ClipByValue, ScaleByAdam, ScaleByLr};
 use crate::schedule::Constant;
 use crate::transform::{ChainOptimizer, Slots};
 use crate::{chain, check_grads, OptimizerState, StepContext, TaskOptimizer};
 use ferrograd_engine::ops::multi_tensor::{
-    self, AdamTensors, ClippedAdamConstants, ClippedAdamHyper, MultiTensorTable,
+    self, adam_bias_corrections, AdamTensors, ClippedAdamConstants, ClippedAdamHyper, MultiTensorTable,
 };
 use ferrograd_engine::storage::CpuSlice;
 use ferrograd_engine::{DType, Device, Element, Error, Result, Shape, Tensor, UnaryOp};
@@ -133,13 +133,11 @@ impl ClippedAdam {
         Coefficients {
             lo: f(k.lo),
             hi: f(k.hi),
-            b1: f(k.b1),
-            nb1: f(k.nb1),
-            b2: f(k.b2),
-            nb2: f(k.nb2),
-            inv_c1: f(k.inv_c1),
-            inv_c2: f(k.inv_c2),
-            eps: f(k.eps),
+            adam: AdamCore::new(
+                (self.beta1, self.beta2),
+                adam_bias_corrections((self.beta1, self.beta2), self.count),
+                self.eps,
+            ),
             neg_lr: f(k.neg_lr),
         }
     }
@@ -229,8 +227,7 @@ impl ClippedAdam {
 
     /// The off-CPU path: the chain's tensor operations, tensor by tensor.
     fn device_step(&mut self, grads: &[Tensor]) -> Result<()> {
-        let t = self.count as i32;
-        let corrections = (1.0 - self.beta1.powi(t), 1.0 - self.beta2.powi(t));
+        let corrections = adam_bias_corrections((self.beta1, self.beta2), self.count);
         let ms = self.m.all_mut(grads);
         let vs = self.v.all_mut(grads);
         for (i, ((g, m), v)) in grads.iter().zip(ms).zip(vs).enumerate() {
@@ -290,13 +287,7 @@ impl ClippedAdam {
 struct Coefficients<T> {
     lo: T,
     hi: T,
-    b1: T,
-    nb1: T,
-    b2: T,
-    nb2: T,
-    inv_c1: T,
-    inv_c2: T,
-    eps: T,
+    adam: AdamCore<T>,
     neg_lr: T,
 }
 
@@ -308,10 +299,7 @@ impl<T: Element> Coefficients<T> {
     fn apply(&self, g: T, m: &mut T, v: &mut T) -> T {
         // The engine's `Clamp`: `min(max(x, lo), hi)`.
         let g = g.max(self.lo).min(self.hi);
-        *m = *m * self.b1 + g * self.nb1;
-        *v = *v * self.b2 + (g * g) * self.nb2;
-        let direction = (*m * self.inv_c1) / ((*v * self.inv_c2).sqrt() + self.eps);
-        direction * self.neg_lr
+        self.adam.step(g, m, v) * self.neg_lr
     }
 
     /// The update `u0` of an element whose gradient is `±0` and whose

@@ -41,8 +41,9 @@
 use crate::schedule::Schedule;
 use crate::transform::{Slots, StepInfo, Transform};
 use crate::OptimizerState;
+use ferrograd_engine::ops::multi_tensor::adam_bias_corrections;
 use ferrograd_engine::storage::CpuSlice;
-use ferrograd_engine::{with_dtype, Device, Result, Tensor, UnaryOp};
+use ferrograd_engine::{with_dtype, Device, Element, Result, Tensor, UnaryOp};
 
 /// Clamps every update element into `[-limit, limit]`.
 #[derive(Debug, Clone)]
@@ -274,38 +275,96 @@ fn adam_serial<T: CpuSlice>(
     m: &mut [T],
     v: &mut [T],
     v_max: Option<&mut [T]>,
-    (b1, b2): (f64, f64),
-    (c1, c2): (f64, f64),
+    betas: (f64, f64),
+    corrections: (f64, f64),
     eps: f64,
 ) {
-    let f = T::from_f64;
-    let (b1, nb1, b2, nb2) = (f(b1), f(1.0 - b1), f(b2), f(1.0 - b2));
-    let (inv_c1, inv_c2, eps) = (f(1.0 / c1), f(1.0 / c2), f(eps));
-    let direction = |m: T, v_used: T| (m * inv_c1) / ((v_used * inv_c2).sqrt() + eps);
+    let adam = AdamCore::<T>::new(betas, corrections, eps);
     match v_max {
         None => {
             for ((g, m), v) in g.iter_mut().zip(m.iter_mut()).zip(v.iter_mut()) {
-                *m = *m * b1 + *g * nb1;
-                *v = *v * b2 + (*g * *g) * nb2;
-                *g = direction(*m, *v);
+                *g = adam.step(*g, m, v);
             }
         }
         Some(v_max) => {
             for (((g, m), v), vm) in g.iter_mut().zip(m.iter_mut()).zip(v.iter_mut()).zip(v_max.iter_mut()) {
-                *m = *m * b1 + *g * nb1;
-                *v = *v * b2 + (*g * *g) * nb2;
-                // The engine's `maximum`: the left side wins ties and NaN.
-                *vm = if *vm >= *v || vm.is_nan() { *vm } else { *v };
-                *g = direction(*m, *vm);
+                *g = adam.step_amsgrad(*g, m, v, vm);
             }
         }
     }
 }
 
+/// Adam's arithmetic for one element (Kingma and Ba 2015, Algorithm 1),
+/// with one step's constants rounded to the element type: the one CPU copy
+/// of it, run by [`ScaleByAdam`] and by the fused `adam::ClippedAdam`
+/// (the GPU kernels in `ptx/cuda/optim.cu` repeat it operation for
+/// operation, and tests hold them to these bits).
+///
+/// `m = m b1 + g (1 - b1)`, `v = v b2 + (g g)(1 - b2)`, direction
+/// `(m / c1) / (sqrt(v / c2) + eps)` with the bias corrections
+/// `c = 1 - beta^t`, each division done as a multiplication by `1 / c`
+/// rounded once.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct AdamCore<T> {
+    b1: T,
+    nb1: T,
+    b2: T,
+    nb2: T,
+    inv_c1: T,
+    inv_c2: T,
+    eps: T,
+}
+
+impl<T: Element> AdamCore<T> {
+    /// The constants for decays `betas`, bias corrections `(c1, c2)` and
+    /// `eps`.
+    pub(crate) fn new((b1, b2): (f64, f64), (c1, c2): (f64, f64), eps: f64) -> AdamCore<T> {
+        let f = T::from_f64;
+        AdamCore {
+            b1: f(b1),
+            nb1: f(1.0 - b1),
+            b2: f(b2),
+            nb2: f(1.0 - b2),
+            inv_c1: f(1.0 / c1),
+            inv_c2: f(1.0 / c2),
+            eps: f(eps),
+        }
+    }
+
+    /// Updates the moments with gradient `g`; returns the direction.
+    #[inline(always)]
+    pub(crate) fn step(&self, g: T, m: &mut T, v: &mut T) -> T {
+        self.update_moments(g, m, v);
+        self.direction(*m, *v)
+    }
+
+    /// [`AdamCore::step`] with AMSGrad's running maximum `v_max` of `v`
+    /// in the denominator.
+    #[inline(always)]
+    pub(crate) fn step_amsgrad(&self, g: T, m: &mut T, v: &mut T, v_max: &mut T) -> T {
+        self.update_moments(g, m, v);
+        // The engine's `maximum`: the left side wins ties and NaN.
+        if !(*v_max >= *v || v_max.is_nan()) {
+            *v_max = *v;
+        }
+        self.direction(*m, *v_max)
+    }
+
+    #[inline(always)]
+    fn update_moments(&self, g: T, m: &mut T, v: &mut T) {
+        *m = *m * self.b1 + g * self.nb1;
+        *v = *v * self.b2 + (g * g) * self.nb2;
+    }
+
+    #[inline(always)]
+    fn direction(&self, m: T, v_used: T) -> T {
+        (m * self.inv_c1) / ((v_used * self.inv_c2).sqrt() + self.eps)
+    }
+}
+
 impl Transform for ScaleByAdam {
     fn update(&mut self, mut grads: Vec<Tensor>, info: &StepInfo<'_>) -> Result<Vec<Tensor>> {
-        let t = info.count as i32;
-        let (c1, c2) = (1.0 - self.beta1.powi(t), 1.0 - self.beta2.powi(t));
+        let (c1, c2) = adam_bias_corrections((self.beta1, self.beta2), info.count as u64);
         for (i, g) in grads.iter_mut().enumerate() {
             let m = self.m.get_mut(i, g);
             let v = self.v.get_mut(i, g);

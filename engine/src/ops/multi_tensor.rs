@@ -41,8 +41,7 @@ pub struct ClippedAdamConstants {
 impl ClippedAdamConstants {
     /// The constants of step `t` (1-based) with these hyperparameters.
     pub fn new(lr: f64, (beta1, beta2): (f64, f64), eps: f64, clip: f64, t: u64) -> ClippedAdamConstants {
-        let t = t.min(i32::MAX as u64) as i32;
-        let (c1, c2) = (1.0 - beta1.powi(t), 1.0 - beta2.powi(t));
+        let (c1, c2) = adam_bias_corrections((beta1, beta2), t);
         ClippedAdamConstants {
             lo: -clip,
             hi: clip,
@@ -56,6 +55,15 @@ impl ClippedAdamConstants {
             neg_lr: -lr,
         }
     }
+}
+
+/// Adam's bias corrections `(1 - beta1^t, 1 - beta2^t)` at step `t`
+/// (1-based), `beta^t` by repeated squaring (`powi`): the one place every
+/// Adam of ferrograd takes them from (the GPU kernels compute `beta^t` the
+/// same way).
+pub fn adam_bias_corrections((beta1, beta2): (f64, f64), t: u64) -> (f64, f64) {
+    let t = t.min(i32::MAX as u64) as i32;
+    (1.0 - beta1.powi(t), 1.0 - beta2.powi(t))
 }
 
 /// Clipped Adam's hyperparameters, the same for every step (the GPU kernel

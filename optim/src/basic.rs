@@ -364,7 +364,7 @@ impl<T: Element> AdamCore<T> {
 
 impl Transform for ScaleByAdam {
     fn update(&mut self, mut grads: Vec<Tensor>, info: &StepInfo<'_>) -> Result<Vec<Tensor>> {
-        let (c1, c2) = adam_bias_corrections((self.beta1, self.beta2), info.count as u64);
+        let (c1, c2) = adam_bias_corrections((self.beta1, self.beta2), info.count);
         for (i, g) in grads.iter_mut().enumerate() {
             let m = self.m.get_mut(i, g);
             let v = self.v.get_mut(i, g);

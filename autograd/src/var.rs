@@ -32,6 +32,35 @@ struct VarInner {
     node: Option<Node>,
 }
 
+/// Frees a graph without recursion.
+///
+/// Left to itself, dropping the last handle to a `Var` drops its node, whose
+/// inputs drop their nodes, and so on: one stack frame per op of the chain
+/// below, so a chain of some hundred thousand ops overflows the stack.
+/// Instead, the node's inputs are moved onto a `Vec` used as a work list.
+/// Each input that this was the last handle to gives up its own inputs to
+/// the list before it is freed, so every `VarInner` is freed with an empty
+/// input list and no drop ever nests. Inputs that are still shared (another
+/// op or the caller holds them) are only released here; their last user
+/// frees them later, the same way. A deep graph costs heap, not stack.
+impl Drop for VarInner {
+    fn drop(&mut self) {
+        let Some(node) = self.node.as_mut() else {
+            return;
+        };
+        let mut pending = std::mem::take(&mut node.inputs);
+        while let Some(input) = pending.pop() {
+            // `into_inner` hands back the inner value only to the last owner,
+            // even if other threads release their handles at the same time.
+            if let Some(mut last) = Arc::into_inner(input.0) {
+                if let Some(node) = last.node.as_mut() {
+                    pending.append(&mut node.inputs);
+                }
+            }
+        }
+    }
+}
+
 /// A tensor in a differentiable computation. Cloning is cheap (shared).
 #[derive(Clone)]
 pub struct Var(Arc<VarInner>);
@@ -158,4 +187,50 @@ pub fn set_grad_enabled(enabled: bool) -> GradModeGuard {
 pub fn no_grad<R>(f: impl FnOnce() -> R) -> R {
     let _guard = set_grad_enabled(false);
     f()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Weak;
+
+    /// A watch on whether `var`'s inner value has been freed.
+    fn watch(var: &Var) -> Weak<VarInner> {
+        Arc::downgrade(&var.0)
+    }
+
+    /// A scalar parameter to hang graphs from.
+    fn leaf() -> Var {
+        Var::parameter(Tensor::scalar(1.0, DType::F64))
+    }
+
+    #[test]
+    fn dropping_the_root_frees_a_chain_it_alone_holds() {
+        let x = leaf();
+        let a = x.add_scalar(1.0);
+        let b = a.mul_scalar(2.0);
+        let (watch_a, watch_b) = (watch(&a), watch(&b));
+        drop(a);
+        assert!(watch_a.upgrade().is_some(), "b still uses a");
+        drop(b);
+        assert!(watch_b.upgrade().is_none());
+        assert!(watch_a.upgrade().is_none());
+        assert_eq!(Arc::strong_count(&x.0), 1, "the caller's leaf is released, not freed");
+    }
+
+    #[test]
+    fn a_shared_input_is_freed_only_when_its_last_user_goes() {
+        let x = leaf();
+        let shared = x.add_scalar(1.0).add_scalar(1.0);
+        let watch_shared = watch(&shared);
+        let left = shared.mul_scalar(2.0);
+        let right = shared.mul(&shared).unwrap();
+        drop(shared);
+        drop(left);
+        assert!(watch_shared.upgrade().is_some(), "right still uses it");
+        assert_eq!(Arc::strong_count(&watch_shared.upgrade().unwrap()), 3);
+        drop(right);
+        assert!(watch_shared.upgrade().is_none());
+        assert_eq!(Arc::strong_count(&x.0), 1);
+    }
 }

@@ -205,6 +205,7 @@ fn ctx(step: usize) -> StepContext {
         step,
         train_loss: None,
         val_loss: None,
+        steps_per_epoch: None,
     }
 }
 

@@ -128,6 +128,7 @@ fn context(step: usize, per_epoch: usize) -> StepContext {
         step,
         train_loss: None,
         val_loss: epoch.checked_sub(1).map(val),
+        steps_per_epoch: Some(per_epoch),
     }
 }
 

@@ -42,8 +42,9 @@ use ferrograd_engine::storage::CpuSlice;
 use ferrograd_engine::{DType, Device, Error, Result, Shape, Tensor};
 
 /// The steps of one epoch under the task's protocol (1000 samples in
-/// batches of 128, `docs/task.md` section 3), assumed until the optimizer
-/// has seen a whole epoch.
+/// batches of 128, `docs/task.md` section 3): assumed only by a loop that
+/// does not say ([`StepContext::steps_per_epoch`]), until the optimizer has
+/// seen a whole epoch.
 const TASK_STEPS_PER_EPOCH: f64 = 8.0;
 
 /// A learning rate that rises linearly over `warmup` epochs, decays to
@@ -165,10 +166,16 @@ impl EpochClock {
         }
     }
 
-    /// Epochs completed before the step of `ctx`.
+    /// Epochs completed before the step of `ctx`. The epoch's length is the
+    /// loop's own when it gives one, else the one measured at the last
+    /// epoch boundary.
     fn tick(&mut self, ctx: &StepContext) -> f64 {
+        let told = ctx.steps_per_epoch.filter(|&n| n > 0);
+        if let Some(n) = told {
+            self.steps_per_epoch = n as f64;
+        }
         if ctx.epoch != self.epoch {
-            if ctx.epoch == self.epoch + 1 && ctx.step > self.first_step {
+            if told.is_none() && ctx.epoch == self.epoch + 1 && ctx.step > self.first_step {
                 self.steps_per_epoch = (ctx.step - self.first_step) as f64;
             }
             self.epoch = ctx.epoch;
@@ -649,8 +656,27 @@ mod tests {
         StepContext {
             epoch: step / per_epoch,
             step,
+            steps_per_epoch: Some(per_epoch),
             ..StepContext::default()
         }
+    }
+
+    /// A loop that says how long its epochs are is counted in them from the
+    /// first step; one that does not is measured at its first boundary.
+    #[test]
+    fn the_epoch_clock_takes_the_loops_epoch_length() {
+        let mut told = EpochClock::new();
+        assert_eq!(told.tick(&ctx(2, 4)), 0.5);
+        assert_eq!(told.tick(&ctx(4, 4)), 1.0);
+        assert_eq!(told.tick(&ctx(5, 4)), 1.25);
+        let mut measured = EpochClock::new();
+        let untold = |step: usize| StepContext {
+            steps_per_epoch: None,
+            ..ctx(step, 4)
+        };
+        assert_eq!(measured.tick(&untold(2)), 2.0 / TASK_STEPS_PER_EPOCH);
+        assert_eq!(measured.tick(&untold(4)), 1.0);
+        assert_eq!(measured.tick(&untold(5)), 1.25);
     }
 
     /// Before the settle epoch: no query and nonzero updates (the rate is

@@ -55,6 +55,11 @@ pub struct StepContext {
     pub train_loss: Option<f64>,
     /// The previous epoch's validation loss (`None` in epoch 0).
     pub val_loss: Option<f64>,
+    /// How many steps make an epoch, when the training loop knows (the
+    /// task's trainer always does): schedules counted in epochs use it to
+    /// place a step within its epoch. `None`: an optimizer that needs it
+    /// measures it from the first epoch boundary.
+    pub steps_per_epoch: Option<usize>,
 }
 
 /// An optimizer under the benchmark task's rules: it sees every tensor of the

@@ -172,6 +172,7 @@ fn run_epochs(schedule: &mut impl Schedule, val: &[f64], steps: usize) -> Vec<f6
             step: count as usize,
             train_loss: None,
             val_loss: epoch.checked_sub(1).map(|e| val[e]),
+            steps_per_epoch: Some(steps),
         };
         let mut rates = Vec::new();
         for _ in 0..steps {

@@ -549,6 +549,7 @@ impl Trainer {
             step: self.steps,
             train_loss: self.last_losses.0,
             val_loss: self.last_losses.1,
+            steps_per_epoch: Some(self.data.train.len().div_ceil(self.config.batch_size)),
         }
     }
 

@@ -132,6 +132,7 @@ pub fn trajectory(
                 step,
                 train_loss: previous_f,
                 val_loss: previous_f,
+                steps_per_epoch: Some(1),
             };
             Some(one_step(function, optimizer.as_mut(), (x, y), &ctx).map_err(fail)?)
         } else {

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 /// Everything that can go wrong above the engine.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// A tensor operation failed.
     #[error(transparent)]

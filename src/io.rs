@@ -151,6 +151,7 @@ const OPTIMIZER_FORMAT: &str = "ferrograd-optimizer";
 
 /// What can go wrong reading a saved optimizer state.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum OptimizerStateError {
     /// A file of the state is missing.
     #[error("{}: no such file; save the optimizer state first (save_optimizer_state writes {OPTIMIZER_JSON_FILE} and {OPTIMIZER_TENSORS_FILE})", path.display())]

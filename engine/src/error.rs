@@ -5,6 +5,7 @@ use crate::{DType, Device, Shape};
 
 /// Everything that can go wrong in a tensor operation.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// Two shapes that had to agree (or broadcast) did not.
     #[error("{op}: shapes {lhs} and {rhs} are incompatible: {hint}")]

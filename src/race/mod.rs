@@ -26,6 +26,7 @@ use std::path::{Path, PathBuf};
 
 /// What can go wrong in a race; each message says what to do.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum RaceError {
     /// Bad options or an inconsistent request.
     #[error("{0}")]

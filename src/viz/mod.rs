@@ -24,6 +24,7 @@ use std::collections::BTreeMap;
 
 /// What can go wrong in `ferrograd viz`.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum VizError {
     /// Bad options.
     #[error("{0}")]

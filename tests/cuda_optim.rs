@@ -20,7 +20,7 @@
 #![cfg(feature = "cuda")]
 
 use ferrograd::engine::cuda::optim::{FusedOptimizer, FusedRule};
-use ferrograd::engine::{DType, Device, Rng, Shape, Tensor};
+use ferrograd::engine::{DType, Device, Result, Rng, Shape, Tensor};
 use ferrograd::optim::{catalog, HyperParams, StepContext, TaskOptimizer};
 
 const STEPS: usize = 10;
@@ -41,7 +41,7 @@ struct Pairing {
     overrides: &'static [(&'static str, f64)],
     /// The fused rule, learning rate and weight decay, read from the
     /// catalog entry's hyperparameters.
-    fused: fn(&HyperParams) -> (FusedRule, f64, f64),
+    fused: fn(&HyperParams) -> Result<(FusedRule, f64, f64)>,
     /// Whether to compare in f32 too.
     f32_too: bool,
 }
@@ -53,11 +53,11 @@ fn pairings() -> Vec<Pairing> {
             overrides: &[("lr", 1e-2), ("dampening", 0.1), ("weight_decay", 0.05)],
             fused: |h| {
                 let rule = FusedRule::Sgdm {
-                    momentum: h.get("momentum"),
-                    dampening: h.get("dampening"),
-                    nesterov: h.get("nesterov") == 1.0,
+                    momentum: h.get("momentum")?,
+                    dampening: h.get("dampening")?,
+                    nesterov: h.flag("nesterov")?,
                 };
-                (rule, h.get("lr"), h.get("weight_decay"))
+                Ok((rule, h.get("lr")?, h.get("weight_decay")?))
             },
             f32_too: true,
         },
@@ -66,11 +66,11 @@ fn pairings() -> Vec<Pairing> {
             overrides: &[("lr", 1e-2), ("nesterov", 1.0), ("weight_decay", 0.05)],
             fused: |h| {
                 let rule = FusedRule::Sgdm {
-                    momentum: h.get("momentum"),
-                    dampening: h.get("dampening"),
-                    nesterov: h.get("nesterov") == 1.0,
+                    momentum: h.get("momentum")?,
+                    dampening: h.get("dampening")?,
+                    nesterov: h.flag("nesterov")?,
                 };
-                (rule, h.get("lr"), h.get("weight_decay"))
+                Ok((rule, h.get("lr")?, h.get("weight_decay")?))
             },
             f32_too: true,
         },
@@ -81,12 +81,12 @@ fn pairings() -> Vec<Pairing> {
             overrides: &[("lr", 1e-2)],
             fused: |h| {
                 let rule = FusedRule::Adam {
-                    beta1: h.get("beta1"),
-                    beta2: h.get("beta2"),
-                    eps: h.get("eps"),
+                    beta1: h.get("beta1")?,
+                    beta2: h.get("beta2")?,
+                    eps: h.get("eps")?,
                     decoupled: false,
                 };
-                (rule, h.get("lr"), 0.0)
+                Ok((rule, h.get("lr")?, 0.0))
             },
             f32_too: true,
         },
@@ -95,12 +95,12 @@ fn pairings() -> Vec<Pairing> {
             overrides: &[("lr", 1e-2), ("weight_decay", 0.05)],
             fused: |h| {
                 let rule = FusedRule::Adam {
-                    beta1: h.get("beta1"),
-                    beta2: h.get("beta2"),
-                    eps: h.get("eps"),
+                    beta1: h.get("beta1")?,
+                    beta2: h.get("beta2")?,
+                    eps: h.get("eps")?,
                     decoupled: false,
                 };
-                (rule, h.get("lr"), h.get("weight_decay"))
+                Ok((rule, h.get("lr")?, h.get("weight_decay")?))
             },
             f32_too: true,
         },
@@ -109,12 +109,12 @@ fn pairings() -> Vec<Pairing> {
             overrides: &[("lr", 1e-2), ("beta2", 0.99), ("weight_decay", 0.05)],
             fused: |h| {
                 let rule = FusedRule::Adam {
-                    beta1: h.get("beta1"),
-                    beta2: h.get("beta2"),
-                    eps: h.get("eps"),
+                    beta1: h.get("beta1")?,
+                    beta2: h.get("beta2")?,
+                    eps: h.get("eps")?,
                     decoupled: true,
                 };
-                (rule, h.get("lr"), h.get("weight_decay"))
+                Ok((rule, h.get("lr")?, h.get("weight_decay")?))
             },
             f32_too: true,
         },
@@ -123,10 +123,10 @@ fn pairings() -> Vec<Pairing> {
             overrides: &[("lr", 1e-3), ("weight_decay", 0.05)],
             fused: |h| {
                 let rule = FusedRule::Lion {
-                    beta1: h.get("beta1"),
-                    beta2: h.get("beta2"),
+                    beta1: h.get("beta1")?,
+                    beta2: h.get("beta2")?,
                 };
-                (rule, h.get("lr"), h.get("weight_decay"))
+                Ok((rule, h.get("lr")?, h.get("weight_decay")?))
             },
             f32_too: false,
         },
@@ -135,13 +135,13 @@ fn pairings() -> Vec<Pairing> {
             overrides: &[("lr", 1e-2), ("weight_decay", 0.05)],
             fused: |h| {
                 let rule = FusedRule::Adan {
-                    beta1: h.get("beta1"),
-                    beta2: h.get("beta2"),
-                    beta3: h.get("beta3"),
-                    eps: h.get("eps"),
-                    no_prox: h.get("no_prox") == 1.0,
+                    beta1: h.get("beta1")?,
+                    beta2: h.get("beta2")?,
+                    beta3: h.get("beta3")?,
+                    eps: h.get("eps")?,
+                    no_prox: h.flag("no_prox")?,
                 };
-                (rule, h.get("lr"), h.get("weight_decay"))
+                Ok((rule, h.get("lr")?, h.get("weight_decay")?))
             },
             f32_too: true,
         },
@@ -150,13 +150,13 @@ fn pairings() -> Vec<Pairing> {
             overrides: &[("lr", 1e-2), ("weight_decay", 0.05), ("no_prox", 1.0)],
             fused: |h| {
                 let rule = FusedRule::Adan {
-                    beta1: h.get("beta1"),
-                    beta2: h.get("beta2"),
-                    beta3: h.get("beta3"),
-                    eps: h.get("eps"),
-                    no_prox: h.get("no_prox") == 1.0,
+                    beta1: h.get("beta1")?,
+                    beta2: h.get("beta2")?,
+                    beta3: h.get("beta3")?,
+                    eps: h.get("eps")?,
+                    no_prox: h.flag("no_prox")?,
                 };
-                (rule, h.get("lr"), h.get("weight_decay"))
+                Ok((rule, h.get("lr")?, h.get("weight_decay")?))
             },
             f32_too: false,
         },
@@ -211,7 +211,7 @@ fn ctx(step: usize) -> StepContext {
 
 fn run(p: &Pairing, dtype: DType, dev: Device) {
     let h = hyperparams(p);
-    let (rule, lr, wd) = (p.fused)(&h);
+    let (rule, lr, wd) = (p.fused)(&h).unwrap();
     let what = format!("{} {:?} {dtype}", p.name, p.overrides);
     let tol = tolerance(dtype, lr);
     let shapes: Vec<Shape> = SHAPES.iter().map(|s| Shape::new(s.to_vec())).collect();
@@ -277,8 +277,8 @@ fn fused_kernels_match_the_catalog_optimizers_step_by_step() {
     let all = pairings();
     for p in &all {
         let h = hyperparams(p);
-        let (rule, lr, wd) = (p.fused)(&h);
-        assert_eq!(lr, h.get("lr"), "{}", p.name);
+        let (rule, lr, wd) = (p.fused)(&h).unwrap();
+        assert_eq!(lr, h.get("lr").unwrap(), "{}", p.name);
         assert!(wd >= 0.0 && lr > 0.0, "{}: {rule:?}", p.name);
         let shapes: Vec<Shape> = SHAPES.iter().map(|s| Shape::new(s.to_vec())).collect();
         build(p, &shapes);

@@ -10,7 +10,7 @@ use ferrograd::io::{
 use ferrograd::optim::basic::{ClipByValue, ScaleByAdam, ScaleByLr};
 use ferrograd::optim::schedule::ReduceOnPlateau;
 use ferrograd::optim::transform::ChainOptimizer;
-use ferrograd::optim::{catalog, chain, HpSpec, HyperParams, OptimizerInfo, StepContext, TaskOptimizer};
+use ferrograd::optim::{catalog, chain, hp, HyperParams, OptimizerInfo, StepContext, TaskOptimizer};
 use std::path::{Path, PathBuf};
 
 fn temp_dir(name: &str) -> PathBuf {
@@ -25,24 +25,12 @@ const PLATEAU: OptimizerInfo = OptimizerInfo {
     name: "adam_plateau",
     about: "Adam with ReduceLROnPlateau (test only)",
     hyperparams: &[
-        HpSpec {
-            name: "lr",
-            default: 0.05,
-            about: "learning rate",
-        },
-        HpSpec {
-            name: "factor",
-            default: 0.5,
-            about: "plateau factor",
-        },
-        HpSpec {
-            name: "patience",
-            default: 1.0,
-            about: "plateau patience",
-        },
+        hp("lr", 0.05, "learning rate").non_negative(),
+        hp("factor", 0.5, "plateau factor").decay_rate(),
+        hp("patience", 1.0, "plateau patience").whole_number(),
     ],
     build: |h| {
-        let schedule = ReduceOnPlateau::new(h.get("lr")).with(h.get("factor"), h.get("patience") as u64);
+        let schedule = ReduceOnPlateau::new(h.get("lr")?).with(h.get("factor")?, h.whole("patience")?);
         Ok(Box::new(ChainOptimizer::new(
             "adam_plateau",
             chain![

@@ -37,7 +37,7 @@
 use crate::adam::ClippedAdam;
 use crate::groups::{Role, TaskLayout};
 use crate::modern::{adan, load_f64, save_f64};
-use crate::{HpSpec, HyperParams, OptimizerInfo, OptimizerState, StepContext, TaskOptimizer};
+use crate::{hp, HpSpec, HyperParams, OptimizerInfo, OptimizerState, StepContext, TaskOptimizer};
 use ferrograd_engine::storage::CpuSlice;
 use ferrograd_engine::{DType, Device, Error, Result, Shape, Tensor};
 
@@ -471,74 +471,101 @@ pub fn tuned_adamw_config(n_hidden: usize) -> AnnealConfig {
     }
 }
 
-/// Overrides of a per-track configuration from `--hp` values; a value of
-/// `0` for `lr` or `horizon` keeps the track's own, and the model settles
-/// at the horizon unless `settle_at` is positive.
-fn with_overrides(mut c: AnnealConfig, h: &HyperParams) -> AnnealConfig {
-    let positive = |name: &str| Some(h.get(name)).filter(|&v| v > 0.0);
-    if let Some(lr) = positive("lr") {
-        c.schedule.peak = lr;
+/// The `--hp` values of `anneal`, read once when it is built and applied
+/// to the configuration of whichever track the shapes reveal.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Overrides {
+    lr: f64,
+    horizon: f64,
+    warmup: f64,
+    final_frac: f64,
+    spread: f64,
+    settle: bool,
+    settle_at: f64,
+    weight_decay: f64,
+    adam: bool,
+}
+
+impl Overrides {
+    fn from_hyper(h: &HyperParams) -> Result<Overrides> {
+        Ok(Overrides {
+            lr: h.get("lr")?,
+            horizon: h.get("horizon")?,
+            warmup: h.get("warmup")?,
+            final_frac: h.get("final")?,
+            spread: h.get("spread")?,
+            settle: h.flag("settle")?,
+            settle_at: h.get("settle_at")?,
+            weight_decay: h.get("wd")?,
+            adam: h.flag("adam")?,
+        })
     }
-    if let Some(horizon) = positive("horizon") {
-        c.schedule.horizon = horizon;
+
+    /// `c` with these overrides; a value of `0` for `lr` or `horizon` keeps
+    /// the track's own, and the model settles at the horizon unless
+    /// `settle_at` is positive.
+    fn apply(&self, mut c: AnnealConfig) -> AnnealConfig {
+        let positive = |v: f64| Some(v).filter(|&v| v > 0.0);
+        if let Some(lr) = positive(self.lr) {
+            c.schedule.peak = lr;
+        }
+        if let Some(horizon) = positive(self.horizon) {
+            c.schedule.horizon = horizon;
+        }
+        c.schedule.warmup = self.warmup.min(c.schedule.horizon);
+        c.schedule.final_frac = self.final_frac;
+        c.spread = self.spread;
+        c.settle = self
+            .settle
+            .then(|| positive(self.settle_at).unwrap_or(c.schedule.horizon));
+        c.weight_decay = self.weight_decay;
+        if self.adam {
+            c.direction = CLIPPED_ADAM;
+        }
+        c
     }
-    c.schedule.warmup = h.get("warmup").min(c.schedule.horizon);
-    c.schedule.final_frac = h.get("final");
-    c.spread = h.get("spread");
-    c.settle = (h.get("settle") == 1.0).then(|| positive("settle_at").unwrap_or(c.schedule.horizon));
-    c.weight_decay = h.get("wd");
-    if h.get("adam") == 1.0 {
-        c.direction = CLIPPED_ADAM;
-    }
-    c
 }
 
 const ANNEAL_HPS: &[HpSpec] = &[
-    HpSpec {
-        name: "lr",
-        default: 0.0,
-        about: "peak learning rate (0: the track's tuned value)",
-    },
-    HpSpec {
-        name: "horizon",
-        default: 0.0,
-        about: "epoch at which the decay ends and the model settles (0: the track's tuned value)",
-    },
-    HpSpec {
-        name: "warmup",
-        default: 5.0,
-        about: "epochs of linear warmup",
-    },
-    HpSpec {
-        name: "final",
-        default: 0.0,
-        about: "rate at the horizon as a fraction of the peak (1: no decay)",
-    },
-    HpSpec {
-        name: "spread",
-        default: 1.0,
-        about: "spread the first layer's ReLU kinks over [-spread, spread] at the first step (0: off)",
-    },
-    HpSpec {
-        name: "settle",
-        default: 1.0,
-        about: "1: hold the model still from the horizon on (0: keep stepping at rate 0)",
-    },
-    HpSpec {
-        name: "settle_at",
-        default: 0.0,
-        about: "with settle 1: the epoch from which the model is held still (0: the horizon)",
-    },
-    HpSpec {
-        name: "wd",
-        default: 0.0,
-        about: "decoupled weight decay on the weights",
-    },
-    HpSpec {
-        name: "adam",
-        default: 0.0,
-        about: "1: clipped Adam (0.9, 0.999, clip 1) as the direction instead of Adan (an ablation)",
-    },
+    hp("lr", 0.0, "peak learning rate (0: the track's tuned value)").non_negative(),
+    hp(
+        "horizon",
+        0.0,
+        "epoch at which the decay ends and the model settles (0: the track's tuned value)",
+    )
+    .non_negative(),
+    hp("warmup", 5.0, "epochs of linear warmup").non_negative(),
+    hp(
+        "final",
+        0.0,
+        "rate at the horizon as a fraction of the peak (1: no decay)",
+    )
+    .fraction(),
+    hp(
+        "spread",
+        1.0,
+        "spread the first layer's ReLU kinks over [-spread, spread] at the first step (0: off)",
+    )
+    .non_negative(),
+    hp(
+        "settle",
+        1.0,
+        "1: hold the model still from the horizon on (0: keep stepping at rate 0)",
+    )
+    .flag(),
+    hp(
+        "settle_at",
+        0.0,
+        "with settle 1: the epoch from which the model is held still (0: the horizon)",
+    )
+    .non_negative(),
+    hp("wd", 0.0, "decoupled weight decay on the weights").non_negative(),
+    hp(
+        "adam",
+        0.0,
+        "1: clipped Adam (0.9, 0.999, clip 1) as the direction instead of Adan (an ablation)",
+    )
+    .flag(),
 ];
 
 /// The catalog entries: the champion and its tuned baselines (which take
@@ -549,9 +576,9 @@ pub const CATALOG: &[OptimizerInfo] = &[
         about: "ferrograd's optimizer for the task: Adan on a budget-aware decay, kinks spread, settles at the horizon",
         hyperparams: ANNEAL_HPS,
         build: |h| {
-            let h = h.clone();
+            let overrides = Overrides::from_hyper(h)?;
             Ok(Box::new(Anneal::per_track("anneal", move |n| {
-                with_overrides(champion_config(n), &h)
+                overrides.apply(champion_config(n))
             })))
         },
     },
@@ -751,16 +778,21 @@ mod tests {
         }
     }
 
+    /// The champion's configuration on track `n_hidden` with the overrides `h`.
+    fn with_overrides(n_hidden: usize, h: &HyperParams) -> AnnealConfig {
+        Overrides::from_hyper(h).unwrap().apply(champion_config(n_hidden))
+    }
+
     /// The per-track overrides: `lr` and `horizon` of 0 keep the track's values.
     #[test]
     fn zero_overrides_keep_the_tracks_values() {
         let info = &CATALOG[0];
         let h = HyperParams::defaults(info);
         for n in [4, 7, 10, 14, 18] {
-            assert_eq!(with_overrides(champion_config(n), &h), champion_config(n));
+            assert_eq!(with_overrides(n, &h), champion_config(n));
         }
         let h = h.with("lr", 0.02).unwrap();
-        assert_eq!(with_overrides(champion_config(4), &h).schedule.peak, 0.02);
+        assert_eq!(with_overrides(4, &h).schedule.peak, 0.02);
     }
 
     /// The model settles at the horizon, at `settle_at` when it is given,
@@ -768,9 +800,22 @@ mod tests {
     #[test]
     fn the_settle_epoch_follows_the_overrides() {
         let h = HyperParams::defaults(&CATALOG[0]);
-        let settle = |h: &HyperParams| with_overrides(champion_config(4), h).settle;
+        let settle = |h: &HyperParams| with_overrides(4, h).settle;
         assert_eq!(settle(&h.clone().with("horizon", 30.0).unwrap()), Some(30.0));
         assert_eq!(settle(&h.clone().with("settle_at", 40.0).unwrap()), Some(40.0));
         assert_eq!(settle(&h.clone().with("settle", 0.0).unwrap()), None);
+    }
+
+    /// The switches take 0 or 1 only: `settle=0.5` or `adam=2` used to be
+    /// read silently as "off".
+    #[test]
+    fn switches_other_than_zero_or_one_are_refused_with_the_allowed_values() {
+        for (name, value) in [("settle", 0.5), ("adam", 2.0)] {
+            let err = HyperParams::defaults(&CATALOG[0])
+                .with(name, value)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(name) && err.contains("0 or 1"), "{err}");
+        }
     }
 }

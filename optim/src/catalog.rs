@@ -4,7 +4,7 @@
 
 use crate::adam::ClippedAdam;
 use crate::sgd::clipped_sgd;
-use crate::{HpSpec, HyperParams, TaskOptimizer};
+use crate::{hp, HpSpec, HyperParams, TaskOptimizer};
 use ferrograd_engine::Result;
 
 /// A catalog entry.
@@ -19,45 +19,22 @@ pub struct OptimizerInfo {
     pub build: fn(&HyperParams) -> Result<Box<dyn TaskOptimizer>>,
 }
 
-const SGD_HPS: &[HpSpec] = &[
-    HpSpec {
-        name: "lr",
-        default: 1e-3,
-        about: "learning rate",
-    },
-    HpSpec {
-        name: "clip",
-        default: 1.0,
-        about: "gradients are clamped to [-clip, clip]",
-    },
-];
+/// The learning rate of the baselines (torch.optim's check: `lr >= 0`).
+const LR: HpSpec = hp("lr", 1e-3, "learning rate").non_negative();
 
-const ADAM_HPS: &[HpSpec] = &[
-    HpSpec {
-        name: "lr",
-        default: 1e-3,
-        about: "learning rate",
-    },
-    HpSpec {
-        name: "beta1",
-        default: 0.9,
-        about: "first-moment decay",
-    },
-    HpSpec {
-        name: "beta2",
-        default: 0.999,
-        about: "second-moment decay",
-    },
-    HpSpec {
-        name: "eps",
-        default: 1e-8,
-        about: "denominator stabiliser",
-    },
-    HpSpec {
-        name: "clip",
-        default: 1.0,
-        about: "gradients are clamped to [-clip, clip]",
-    },
+/// The clamp of the baselines (0 zeroes every gradient; negative is refused).
+const CLIP: HpSpec = hp("clip", 1.0, "gradients are clamped to [-clip, clip]").non_negative();
+
+const SGD_HPS: &[HpSpec] = &[LR, CLIP];
+
+/// The clipped `adam` baseline's hyperparameters, which the `*_adam`
+/// wrappers pass on to it.
+pub(crate) const ADAM_HPS: &[HpSpec] = &[
+    LR,
+    hp("beta1", 0.9, "first-moment decay").decay_rate(),
+    hp("beta2", 0.999, "second-moment decay").decay_rate(),
+    hp("eps", 1e-8, "denominator stabiliser").non_negative(),
+    CLIP,
 ];
 
 /// The task's baselines: clipped Adam (the default) and clipped SGD.
@@ -69,11 +46,11 @@ pub const BASELINES: &[OptimizerInfo] = &[
         build: |h| {
             // One fused pass per tensor; the same updates as `clipped_adam`'s chain.
             Ok(Box::new(ClippedAdam::new(
-                h.get("lr"),
-                h.get("beta1"),
-                h.get("beta2"),
-                h.get("eps"),
-                h.get("clip"),
+                h.get("lr")?,
+                h.get("beta1")?,
+                h.get("beta2")?,
+                h.get("eps")?,
+                h.get("clip")?,
             )))
         },
     },
@@ -81,7 +58,7 @@ pub const BASELINES: &[OptimizerInfo] = &[
         name: "sgd",
         about: "SGD with gradient value clipping: the task's published baseline",
         hyperparams: SGD_HPS,
-        build: |h| Ok(Box::new(clipped_sgd(h.get("lr"), h.get("clip")))),
+        build: |h| Ok(Box::new(clipped_sgd(h.get("lr")?, h.get("clip")?))),
     },
 ];
 
@@ -122,6 +99,7 @@ pub fn lookup(name: &str) -> Result<&'static OptimizerInfo> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::HpDomain;
 
     #[test]
     fn names_are_unique_and_every_entry_builds_with_its_defaults() {
@@ -139,5 +117,51 @@ mod tests {
             );
         }
         assert_eq!(all()[0].name, DEFAULT);
+    }
+
+    /// Every hyperparameter declares a domain narrower than "any number"
+    /// (none was left at `hp`'s starting `Real`), and its default lies in it.
+    #[test]
+    fn every_default_lies_in_its_declared_domain() {
+        for info in all() {
+            for spec in info.hyperparams {
+                let at = format!("{}.{}", info.name, spec.name);
+                assert_ne!(spec.domain, HpDomain::Real, "{at} declares no domain");
+                assert!(
+                    spec.domain.contains(spec.default),
+                    "{at} = {} is not {}",
+                    spec.default,
+                    spec.domain
+                );
+                HyperParams::defaults(info).set(spec.name, spec.default).unwrap();
+            }
+        }
+    }
+
+    /// As torch.optim refuses a negative learning rate, so does `adam`,
+    /// saying what is allowed.
+    #[test]
+    fn a_negative_learning_rate_is_refused_with_the_allowed_values() {
+        let err = HyperParams::defaults(lookup("adam").unwrap())
+            .with("lr", -1.0)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("lr") && err.contains("adam") && err.contains(">= 0"),
+            "{err}"
+        );
+    }
+
+    /// Reading an undeclared name is an error that lists the declared ones.
+    #[test]
+    fn reading_an_unknown_name_lists_the_known_ones() {
+        let err = HyperParams::defaults(lookup("sgd").unwrap())
+            .get("momentum")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("sgd") && err.contains("momentum") && err.contains("lr, clip"),
+            "{err}"
+        );
     }
 }

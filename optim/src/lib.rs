@@ -39,7 +39,7 @@ pub mod transform;
 pub mod wrappers;
 
 pub use catalog::OptimizerInfo;
-pub use hyper::{HpSpec, HyperParams};
+pub use hyper::{hp, HpDomain, HpSpec, HyperParams};
 pub use state::OptimizerState;
 
 use ferrograd_engine::{Result, Shape, Tensor};

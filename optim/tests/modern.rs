@@ -745,10 +745,11 @@ fn the_catalog_lists_the_family_with_finite_defaults() {
         assert_eq!(opt.name(), info.name);
         assert!(catalog::find(info.name).is_some());
     }
-    // Invalid values are refused rather than silently misread.
+    // Invalid values are refused when set rather than silently misread.
     let bad = |name: &str, hp: &str, v: f64| {
-        let info = catalog::lookup(name).unwrap();
-        (info.build)(&HyperParams::defaults(info).with(hp, v).unwrap()).is_err()
+        HyperParams::defaults(catalog::lookup(name).unwrap())
+            .with(hp, v)
+            .is_err()
     };
     assert!(bad("lion", "beta1", 1.0));
     assert!(bad("sf_sgd", "warmup_steps", 2.5));

@@ -378,14 +378,12 @@ fn stepping_without_curvature_says_what_to_do() {
 
 #[test]
 fn bad_hyperparameters_are_refused_with_the_reason() {
-    let info = catalog::lookup("sophia").unwrap();
-    let mut h = HyperParams::defaults(info);
-    h.set("every", 0.5).unwrap();
-    let err = (info.build)(&h).err().unwrap().to_string();
-    assert!(err.contains("every"), "{err}");
-    let info = catalog::lookup("adahessian").unwrap();
-    let mut h = HyperParams::defaults(info);
-    h.set("hessian_power", 2.0).unwrap();
-    let err = (info.build)(&h).err().unwrap().to_string();
-    assert!(err.contains("hessian_power"), "{err}");
+    let refused = |name: &str, hp: &str, v: f64| {
+        let mut h = HyperParams::defaults(catalog::lookup(name).unwrap());
+        h.set(hp, v).unwrap_err().to_string()
+    };
+    let err = refused("sophia", "every", 0.5);
+    assert!(err.contains("every") && err.contains("whole number >= 1"), "{err}");
+    let err = refused("adahessian", "hessian_power", 2.0);
+    assert!(err.contains("hessian_power") && err.contains("(0, 1]"), "{err}");
 }

@@ -34,8 +34,7 @@ pub use newton_cg::{NewtonCg, NewtonCgConfig};
 pub use sophia::{Sophia, SophiaConfig};
 
 use crate::groups::TaskLayout;
-use crate::modern::{decay, hp, whole};
-use crate::{check_grads, Curvature, HpSpec, HyperParams, OptimizerInfo, OptimizerState};
+use crate::{check_grads, hp, Curvature, HpSpec, HyperParams, OptimizerInfo, OptimizerState};
 use ferrograd_engine::{Error, Result, Rng, Shape, Tensor};
 
 /// Which tensors curvature is probed on: for the task's model, the tensors
@@ -196,35 +195,36 @@ fn load_rng(state: &OptimizerState, prefix: &str) -> Result<Rng> {
 const PROBE_STREAM: u64 = 0x4855_5443_4849_4e53; // "HUTCHINS"
 
 const SOPHIA_HPS: &[HpSpec] = &[
-    hp("lr", 1e-3, "learning rate (the largest per-coordinate step)"),
-    hp("beta1", 0.96, "gradient EMA decay"),
-    hp("beta2", 0.99, "Hessian-diagonal EMA decay"),
+    hp("lr", 1e-3, "learning rate (the largest per-coordinate step)").positive(),
+    hp("beta1", 0.96, "gradient EMA decay").decay_rate(),
+    hp("beta2", 0.99, "Hessian-diagonal EMA decay").decay_rate(),
     hp(
         "rho",
         0.01,
         "gamma: scales the Hessian in the clipped ratio m / max(gamma h, eps)",
-    ),
-    hp("eps", 1e-12, "floor of the denominator"),
-    hp("every", 10.0, "steps between Hessian estimates (k)"),
-    hp("weight_decay", 0.0, "decoupled weight decay"),
+    )
+    .positive(),
+    hp("eps", 1e-12, "floor of the denominator").positive(),
+    hp("every", 10.0, "steps between Hessian estimates (k)").count(),
+    hp("weight_decay", 0.0, "decoupled weight decay").non_negative(),
 ];
 
 const ADAHESSIAN_HPS: &[HpSpec] = &[
-    hp("lr", 0.15, "learning rate"),
-    hp("beta1", 0.9, "gradient EMA decay"),
-    hp("beta2", 0.999, "EMA decay of the squared Hessian diagonal"),
-    hp("eps", 1e-4, "denominator stabiliser"),
-    hp("hessian_power", 1.0, "k in the denominator (sqrt(v))^k, in (0, 1]"),
-    hp("every", 1.0, "steps between Hessian estimates"),
-    hp("weight_decay", 0.0, "decoupled weight decay"),
+    hp("lr", 0.15, "learning rate").positive(),
+    hp("beta1", 0.9, "gradient EMA decay").decay_rate(),
+    hp("beta2", 0.999, "EMA decay of the squared Hessian diagonal").decay_rate(),
+    hp("eps", 1e-4, "denominator stabiliser").positive(),
+    hp("hessian_power", 1.0, "k in the denominator (sqrt(v))^k").positive_fraction(),
+    hp("every", 1.0, "steps between Hessian estimates").count(),
+    hp("weight_decay", 0.0, "decoupled weight decay").non_negative(),
 ];
 
 const NEWTON_CG_HPS: &[HpSpec] = &[
-    hp("lr", 1.0, "step length along the Newton direction"),
-    hp("damping", 1.0, "lambda in (H + lambda I) d = -g"),
-    hp("cg_iters", 10.0, "conjugate-gradient iterations per step (hvps)"),
-    hp("tol", 1e-4, "stop CG when |r| <= tol |g|"),
-    hp("max_norm", 1.0, "the step's norm is capped at this (0: no cap)"),
+    hp("lr", 1.0, "step length along the Newton direction").positive(),
+    hp("damping", 1.0, "lambda in (H + lambda I) d = -g").non_negative(),
+    hp("cg_iters", 10.0, "conjugate-gradient iterations per step (hvps)").count(),
+    hp("tol", 1e-4, "stop CG when |r| <= tol |g|").non_negative(),
+    hp("max_norm", 1.0, "the step's norm is capped at this (0: no cap)").non_negative(),
 ];
 
 /// The curvature family in the catalog.
@@ -249,68 +249,37 @@ pub const CATALOG: &[OptimizerInfo] = &[
     },
 ];
 
-fn positive(h: &HyperParams, name: &str) -> Result<f64> {
-    let v = h.get(name);
-    if v > 0.0 && v.is_finite() {
-        Ok(v)
-    } else {
-        Err(Error::invalid(
-            "hyperparameter",
-            format!("{name} must be positive, got {v}"),
-        ))
-    }
-}
-
-fn non_negative(h: &HyperParams, name: &str) -> Result<f64> {
-    let v = h.get(name);
-    if v >= 0.0 && v.is_finite() {
-        Ok(v)
-    } else {
-        Err(Error::invalid(
-            "hyperparameter",
-            format!("{name} must be >= 0, got {v}"),
-        ))
-    }
-}
-
 fn sophia_config(h: &HyperParams) -> Result<SophiaConfig> {
     Ok(SophiaConfig {
-        lr: positive(h, "lr")?,
-        beta1: decay(h, "beta1")?,
-        beta2: decay(h, "beta2")?,
-        rho: positive(h, "rho")?,
-        eps: positive(h, "eps")?,
-        every: whole(h, "every", 1)?,
-        weight_decay: non_negative(h, "weight_decay")?,
+        lr: h.get("lr")?,
+        beta1: h.get("beta1")?,
+        beta2: h.get("beta2")?,
+        rho: h.get("rho")?,
+        eps: h.get("eps")?,
+        every: h.whole("every")?,
+        weight_decay: h.get("weight_decay")?,
     })
 }
 
 fn adahessian_config(h: &HyperParams) -> Result<AdaHessianConfig> {
-    let power = h.get("hessian_power");
-    if !(power > 0.0 && power <= 1.0) {
-        return Err(Error::invalid(
-            "hyperparameter",
-            format!("hessian_power must lie in (0, 1], got {power}"),
-        ));
-    }
     Ok(AdaHessianConfig {
-        lr: positive(h, "lr")?,
-        beta1: decay(h, "beta1")?,
-        beta2: decay(h, "beta2")?,
-        eps: positive(h, "eps")?,
-        hessian_power: power,
-        every: whole(h, "every", 1)?,
-        weight_decay: non_negative(h, "weight_decay")?,
+        lr: h.get("lr")?,
+        beta1: h.get("beta1")?,
+        beta2: h.get("beta2")?,
+        eps: h.get("eps")?,
+        hessian_power: h.get("hessian_power")?,
+        every: h.whole("every")?,
+        weight_decay: h.get("weight_decay")?,
     })
 }
 
 fn newton_cg_config(h: &HyperParams) -> Result<NewtonCgConfig> {
     Ok(NewtonCgConfig {
-        lr: positive(h, "lr")?,
-        damping: non_negative(h, "damping")?,
-        cg_iters: whole(h, "cg_iters", 1)? as usize,
-        tol: non_negative(h, "tol")?,
-        max_norm: non_negative(h, "max_norm")?,
+        lr: h.get("lr")?,
+        damping: h.get("damping")?,
+        cg_iters: h.whole("cg_iters")? as usize,
+        tol: h.get("tol")?,
+        max_norm: h.get("max_norm")?,
     })
 }
 

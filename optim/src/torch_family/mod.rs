@@ -34,7 +34,7 @@ use crate::basic::{AddDecayedWeights, ScaleByAdam, ScaleByLr};
 use crate::chain;
 use crate::schedule::{Constant, Schedule};
 use crate::transform::{ChainOptimizer, Transform};
-use crate::{HpSpec, HyperParams, OptimizerInfo};
+use crate::{hp, HpSpec, HyperParams, OptimizerInfo};
 use ferrograd_engine::{Error, Result};
 
 /// `stage` between weight decay and the learning rate: L2 decay (added to the
@@ -141,15 +141,15 @@ pub struct AdamConfig {
 
 impl AdamConfig {
     /// Reads `lr`, `beta1`, `beta2`, `eps` and `weight_decay` from `h`.
-    pub fn from_hyper(h: &HyperParams, decoupled: bool) -> AdamConfig {
-        AdamConfig {
-            lr: h.get("lr"),
-            beta1: h.get("beta1"),
-            beta2: h.get("beta2"),
-            eps: h.get("eps"),
-            weight_decay: h.get("weight_decay"),
+    pub fn from_hyper(h: &HyperParams, decoupled: bool) -> Result<AdamConfig> {
+        Ok(AdamConfig {
+            lr: h.get("lr")?,
+            beta1: h.get("beta1")?,
+            beta2: h.get("beta2")?,
+            eps: h.get("eps")?,
+            weight_decay: h.get("weight_decay")?,
             decoupled,
-        }
+        })
     }
 
     /// `stage` wrapped in this configuration's weight decay and learning rate.
@@ -192,89 +192,75 @@ pub fn adamax(config: AdamConfig) -> ChainOptimizer {
     config.chain("adamax", ScaleByAdamax::new(config.beta1, config.beta2, config.eps))
 }
 
-/// A 0/1 hyperparameter as a bool.
-fn switch(h: &HyperParams, name: &str) -> Result<bool> {
-    let value = h.get(name);
-    if value == 0.0 || value == 1.0 {
-        Ok(value == 1.0)
-    } else {
-        Err(Error::invalid(
-            "hyperparameter",
-            format!("{name} is a switch: use 0 or 1, got {value}"),
-        ))
-    }
+/// The learning rate, `lr >= 0` as torch.optim checks it.
+const fn lr(default: f64, about: &'static str) -> HpSpec {
+    hp("lr", default, about).non_negative()
 }
 
-/// A hyperparameter declaration, shortened.
-const fn hp(name: &'static str, default: f64, about: &'static str) -> HpSpec {
-    HpSpec { name, default, about }
-}
-
-const BETA1: HpSpec = hp("beta1", 0.9, "first-moment decay");
-const BETA2: HpSpec = hp("beta2", 0.999, "second-moment decay");
-const EPS: HpSpec = hp("eps", 1e-8, "denominator stabiliser");
+const BETA1: HpSpec = hp("beta1", 0.9, "first-moment decay").decay_rate();
+const BETA2: HpSpec = hp("beta2", 0.999, "second-moment decay").decay_rate();
+const EPS: HpSpec = hp("eps", 1e-8, "denominator stabiliser").non_negative();
 const L2: HpSpec = hp(
     "weight_decay",
     0.0,
     "L2 penalty: weight_decay * p is added to the gradient",
-);
+)
+.non_negative();
 const DECOUPLED: HpSpec = hp(
     "decoupled_weight_decay",
     0.0,
     "1: decay the weights directly (AdamW-style) instead of L2",
-);
+)
+.flag();
+
+const AMSGRAD: HpSpec = hp("amsgrad", 0.0, "1: use the running maximum of v (AMSGrad)").flag();
 
 const SGDM_HPS: &[HpSpec] = &[
-    hp("lr", 1e-3, "learning rate"),
-    hp("momentum", 0.9, "momentum factor"),
-    hp("dampening", 0.0, "dampening of new gradients in the momentum buffer"),
+    lr(1e-3, "learning rate"),
+    hp("momentum", 0.9, "momentum factor").non_negative(),
+    hp("dampening", 0.0, "dampening of new gradients in the momentum buffer").fraction(),
     hp(
         "nesterov",
         0.0,
         "1: Nesterov momentum (needs momentum > 0, dampening 0)",
-    ),
+    )
+    .flag(),
     L2,
 ];
 
 const ADAGRAD_HPS: &[HpSpec] = &[
-    hp("lr", 1e-2, "learning rate"),
-    hp("lr_decay", 0.0, "lr / (1 + (t - 1) * lr_decay)"),
+    lr(1e-2, "learning rate"),
+    hp("lr_decay", 0.0, "lr / (1 + (t - 1) * lr_decay)").non_negative(),
     L2,
     hp(
         "initial_accumulator_value",
         0.0,
         "starting value of the squared-gradient sum",
-    ),
-    hp("eps", 1e-10, "denominator stabiliser"),
+    )
+    .non_negative(),
+    hp("eps", 1e-10, "denominator stabiliser").non_negative(),
 ];
 
 const RMSPROP_HPS: &[HpSpec] = &[
-    hp("lr", 1e-2, "learning rate"),
-    hp("alpha", 0.99, "decay of the squared-gradient average"),
+    lr(1e-2, "learning rate"),
+    hp("alpha", 0.99, "decay of the squared-gradient average").fraction(),
     EPS,
     L2,
-    hp("momentum", 0.0, "momentum factor"),
-    hp("centered", 0.0, "1: divide by the estimated standard deviation"),
+    hp("momentum", 0.0, "momentum factor").non_negative(),
+    hp("centered", 0.0, "1: divide by the estimated standard deviation").flag(),
 ];
 
 const ADADELTA_HPS: &[HpSpec] = &[
-    hp("lr", 1.0, "scale of the step"),
-    hp("rho", 0.9, "decay of the running averages"),
-    hp("eps", 1e-6, "stabiliser inside the square roots"),
+    lr(1.0, "scale of the step"),
+    hp("rho", 0.9, "decay of the running averages").fraction(),
+    hp("eps", 1e-6, "stabiliser inside the square roots").non_negative(),
     L2,
 ];
 
-const ADAM_L2_HPS: &[HpSpec] = &[
-    hp("lr", 1e-3, "learning rate"),
-    BETA1,
-    BETA2,
-    EPS,
-    L2,
-    hp("amsgrad", 0.0, "1: use the running maximum of v (AMSGrad)"),
-];
+const ADAM_L2_HPS: &[HpSpec] = &[lr(1e-3, "learning rate"), BETA1, BETA2, EPS, L2, AMSGRAD];
 
 const ADAMW_HPS: &[HpSpec] = &[
-    hp("lr", 1e-3, "learning rate"),
+    lr(1e-3, "learning rate"),
     BETA1,
     BETA2,
     EPS,
@@ -282,28 +268,29 @@ const ADAMW_HPS: &[HpSpec] = &[
         "weight_decay",
         1e-2,
         "decoupled weight decay: p *= 1 - lr * weight_decay",
-    ),
-    hp("amsgrad", 0.0, "1: use the running maximum of v (AMSGrad)"),
+    )
+    .non_negative(),
+    AMSGRAD,
 ];
 
-const AMSGRAD_HPS: &[HpSpec] = &[hp("lr", 1e-3, "learning rate"), BETA1, BETA2, EPS, L2, DECOUPLED];
+const AMSGRAD_HPS: &[HpSpec] = &[lr(1e-3, "learning rate"), BETA1, BETA2, EPS, L2, DECOUPLED];
 
 const NADAM_HPS: &[HpSpec] = &[
-    hp("lr", 2e-3, "learning rate"),
+    lr(2e-3, "learning rate"),
     BETA1,
     BETA2,
     EPS,
     L2,
-    hp("momentum_decay", 4e-3, "psi in mu_t = beta1 (1 - 0.5 * 0.96^(t psi))"),
+    hp("momentum_decay", 4e-3, "psi in mu_t = beta1 (1 - 0.5 * 0.96^(t psi))").non_negative(),
     DECOUPLED,
 ];
 
-const RADAM_HPS: &[HpSpec] = &[hp("lr", 1e-3, "learning rate"), BETA1, BETA2, EPS, L2, DECOUPLED];
+const RADAM_HPS: &[HpSpec] = &[lr(1e-3, "learning rate"), BETA1, BETA2, EPS, L2, DECOUPLED];
 
 const ADAMAX_HPS: &[HpSpec] = &[
-    hp("lr", 2e-3, "learning rate"),
+    lr(2e-3, "learning rate"),
     BETA1,
-    hp("beta2", 0.999, "decay of the infinity norm"),
+    hp("beta2", 0.999, "decay of the infinity norm").decay_rate(),
     EPS,
     L2,
 ];
@@ -316,15 +303,21 @@ pub const CATALOG: &[OptimizerInfo] = &[
         about: "SGD with momentum, dampening, Nesterov and L2 decay, as torch.optim.SGD",
         hyperparams: SGDM_HPS,
         build: |h| {
-            let nesterov = switch(h, "nesterov")?;
-            let (lr, momentum, dampening) = (h.get("lr"), h.get("momentum"), h.get("dampening"));
+            let nesterov = h.flag("nesterov")?;
+            let (lr, momentum, dampening) = (h.get("lr")?, h.get("momentum")?, h.get("dampening")?);
             if nesterov && (momentum <= 0.0 || dampening != 0.0) {
                 return Err(Error::invalid(
                     "sgdm",
                     "Nesterov momentum needs momentum > 0 and dampening 0",
                 ));
             }
-            Ok(Box::new(sgdm(lr, momentum, dampening, nesterov, h.get("weight_decay"))))
+            Ok(Box::new(sgdm(
+                lr,
+                momentum,
+                dampening,
+                nesterov,
+                h.get("weight_decay")?,
+            )))
         },
     },
     OptimizerInfo {
@@ -333,11 +326,11 @@ pub const CATALOG: &[OptimizerInfo] = &[
         hyperparams: ADAGRAD_HPS,
         build: |h| {
             Ok(Box::new(adagrad(
-                h.get("lr"),
-                h.get("lr_decay"),
-                h.get("weight_decay"),
-                h.get("initial_accumulator_value"),
-                h.get("eps"),
+                h.get("lr")?,
+                h.get("lr_decay")?,
+                h.get("weight_decay")?,
+                h.get("initial_accumulator_value")?,
+                h.get("eps")?,
             )))
         },
     },
@@ -347,12 +340,12 @@ pub const CATALOG: &[OptimizerInfo] = &[
         hyperparams: RMSPROP_HPS,
         build: |h| {
             Ok(Box::new(rmsprop(
-                h.get("lr"),
-                h.get("alpha"),
-                h.get("eps"),
-                h.get("weight_decay"),
-                h.get("momentum"),
-                switch(h, "centered")?,
+                h.get("lr")?,
+                h.get("alpha")?,
+                h.get("eps")?,
+                h.get("weight_decay")?,
+                h.get("momentum")?,
+                h.flag("centered")?,
             )))
         },
     },
@@ -362,10 +355,10 @@ pub const CATALOG: &[OptimizerInfo] = &[
         hyperparams: ADADELTA_HPS,
         build: |h| {
             Ok(Box::new(adadelta(
-                h.get("lr"),
-                h.get("rho"),
-                h.get("eps"),
-                h.get("weight_decay"),
+                h.get("lr")?,
+                h.get("rho")?,
+                h.get("eps")?,
+                h.get("weight_decay")?,
             )))
         },
     },
@@ -374,8 +367,8 @@ pub const CATALOG: &[OptimizerInfo] = &[
         about: "Adam (Kingma & Ba 2015) without clipping, L2 weight decay, as torch.optim.Adam",
         hyperparams: ADAM_L2_HPS,
         build: |h| {
-            let config = AdamConfig::from_hyper(h, false);
-            Ok(Box::new(adam("adam_l2", config, switch(h, "amsgrad")?)))
+            let config = AdamConfig::from_hyper(h, false)?;
+            Ok(Box::new(adam("adam_l2", config, h.flag("amsgrad")?)))
         },
     },
     OptimizerInfo {
@@ -383,8 +376,8 @@ pub const CATALOG: &[OptimizerInfo] = &[
         about: "AdamW (Loshchilov & Hutter 2019): decoupled weight decay, as torch.optim.AdamW",
         hyperparams: ADAMW_HPS,
         build: |h| {
-            let config = AdamConfig::from_hyper(h, true);
-            Ok(Box::new(adam("adamw", config, switch(h, "amsgrad")?)))
+            let config = AdamConfig::from_hyper(h, true)?;
+            Ok(Box::new(adam("adamw", config, h.flag("amsgrad")?)))
         },
     },
     OptimizerInfo {
@@ -392,7 +385,7 @@ pub const CATALOG: &[OptimizerInfo] = &[
         about: "AMSGrad (Reddi et al. 2018), as torch.optim.Adam(amsgrad=True)",
         hyperparams: AMSGRAD_HPS,
         build: |h| {
-            let config = AdamConfig::from_hyper(h, switch(h, "decoupled_weight_decay")?);
+            let config = AdamConfig::from_hyper(h, h.flag("decoupled_weight_decay")?)?;
             Ok(Box::new(adam("amsgrad", config, true)))
         },
     },
@@ -401,8 +394,8 @@ pub const CATALOG: &[OptimizerInfo] = &[
         about: "NAdam (Dozat 2016) with PyTorch's momentum schedule, as torch.optim.NAdam",
         hyperparams: NADAM_HPS,
         build: |h| {
-            let config = AdamConfig::from_hyper(h, switch(h, "decoupled_weight_decay")?);
-            Ok(Box::new(nadam(config, h.get("momentum_decay"))))
+            let config = AdamConfig::from_hyper(h, h.flag("decoupled_weight_decay")?)?;
+            Ok(Box::new(nadam(config, h.get("momentum_decay")?)))
         },
     },
     OptimizerInfo {
@@ -410,7 +403,7 @@ pub const CATALOG: &[OptimizerInfo] = &[
         about: "RAdam (Liu et al. 2020), as torch.optim.RAdam",
         hyperparams: RADAM_HPS,
         build: |h| {
-            let config = AdamConfig::from_hyper(h, switch(h, "decoupled_weight_decay")?);
+            let config = AdamConfig::from_hyper(h, h.flag("decoupled_weight_decay")?)?;
             Ok(Box::new(radam(config)))
         },
     },
@@ -418,7 +411,7 @@ pub const CATALOG: &[OptimizerInfo] = &[
         name: "adamax",
         about: "Adamax (Kingma & Ba 2015, infinity norm), as torch.optim.Adamax",
         hyperparams: ADAMAX_HPS,
-        build: |h| Ok(Box::new(adamax(AdamConfig::from_hyper(h, false)))),
+        build: |h| Ok(Box::new(adamax(AdamConfig::from_hyper(h, false)?))),
     },
 ];
 

@@ -22,9 +22,10 @@ pub use ema::Ema;
 pub use lookahead::Lookahead;
 pub use sam::Sam;
 
-use crate::modern::{flag, hp, whole};
-use crate::{HpSpec, HyperParams, OptimizerInfo, OptimizerState, TaskOptimizer};
-use ferrograd_engine::{Error, Result};
+use crate::catalog::ADAM_HPS;
+use crate::modern::LION_HPS;
+use crate::{hp, HpSpec, HyperParams, OptimizerInfo, OptimizerState, TaskOptimizer};
+use ferrograd_engine::Result;
 
 /// Builds the catalog's optimizer `name`, taking from `h` every value whose
 /// name the inner optimizer declares (the rest keep the inner's defaults).
@@ -69,63 +70,56 @@ pub(crate) fn unnest(state: &OptimizerState) -> OptimizerState {
     }
 }
 
-/// A finite, positive hyperparameter.
-fn positive(h: &HyperParams, name: &str) -> Result<f64> {
-    let v = h.get(name);
-    if v <= 0.0 {
-        return Err(Error::invalid(
-            "hyperparameter",
-            format!("{name} must be positive, got {v}"),
-        ));
-    }
-    Ok(v)
-}
-
-/// The catalog's `adam` hyperparameters, repeated for the `*_adam` pairs.
+/// The catalog's `adam` hyperparameters (defaults and domains from
+/// [`ADAM_HPS`]), described as the inner optimizer's, for the `*_adam` pairs.
 macro_rules! adam_hps {
     ($($extra:expr),* $(,)?) => {
         &[
-            hp("lr", 1e-3, "inner Adam: learning rate"),
-            hp("beta1", 0.9, "inner Adam: first-moment decay"),
-            hp("beta2", 0.999, "inner Adam: second-moment decay"),
-            hp("eps", 1e-8, "inner Adam: denominator stabiliser"),
-            hp("clip", 1.0, "inner Adam: gradients are clamped to [-clip, clip]"),
+            ADAM_HPS[0].described_as("inner Adam: learning rate"),
+            ADAM_HPS[1].described_as("inner Adam: first-moment decay"),
+            ADAM_HPS[2].described_as("inner Adam: second-moment decay"),
+            ADAM_HPS[3].described_as("inner Adam: denominator stabiliser"),
+            ADAM_HPS[4].described_as("inner Adam: gradients are clamped to [-clip, clip]"),
             $($extra),*
         ]
     };
 }
 
 const LOOKAHEAD_ADAM_HPS: &[HpSpec] = adam_hps![
-    hp("k", 5.0, "fast steps per synchronisation"),
-    hp("alpha", 0.5, "slow-weight step size toward the fast weights"),
+    hp("k", 5.0, "fast steps per synchronisation").count(),
+    hp("alpha", 0.5, "slow-weight step size toward the fast weights").positive_fraction(),
 ];
 
 const SAM_ADAM_HPS: &[HpSpec] = adam_hps![
-    hp("rho", 0.05, "radius of the ascent step"),
+    hp("rho", 0.05, "radius of the ascent step").non_negative(),
     hp(
         "two_pass",
         1.0,
         "1: exact SAM over two harness steps; 0: one pass, previous gradient"
-    ),
+    )
+    .flag(),
 ];
 
 const CAUTIOUS_ADAM_HPS: &[HpSpec] = adam_hps![];
 
 const EMA_ADAM_HPS: &[HpSpec] = adam_hps![
-    hp("decay", 0.999, "EMA decay of the weights"),
-    hp("warmup", 1.0, "1: decay_t = min(decay, (1 + t) / (10 + t))"),
+    hp("decay", 0.999, "EMA decay of the weights").decay_rate(),
+    hp("warmup", 1.0, "1: decay_t = min(decay, (1 + t) / (10 + t))").flag(),
     hp(
         "eval_average",
         0.0,
         "1: the model holds the average; gradients at the raw weights"
-    ),
+    )
+    .flag(),
 ];
 
+/// The catalog's `lion` hyperparameters (defaults and domains from
+/// [`LION_HPS`]), described as the inner optimizer's.
 const CAUTIOUS_LION_HPS: &[HpSpec] = &[
-    hp("lr", 1e-4, "inner Lion: learning rate"),
-    hp("beta1", 0.9, "inner Lion: interpolation used for the sign update"),
-    hp("beta2", 0.99, "inner Lion: momentum decay"),
-    hp("weight_decay", 0.0, "inner Lion: decoupled weight decay (masked too)"),
+    LION_HPS[0].described_as("inner Lion: learning rate"),
+    LION_HPS[1].described_as("inner Lion: interpolation used for the sign update"),
+    LION_HPS[2].described_as("inner Lion: momentum decay"),
+    LION_HPS[3].described_as("inner Lion: decoupled weight decay (masked too)"),
 ];
 
 /// This family's catalog entries.
@@ -136,8 +130,7 @@ pub const CATALOG: &[OptimizerInfo] = &[
         hyperparams: LOOKAHEAD_ADAM_HPS,
         build: |h| {
             let inner = inner_from_catalog("adam", h)?;
-            let alpha = positive(h, "alpha")?;
-            Ok(Box::new(Lookahead::new(inner, whole(h, "k", 1)?, alpha)))
+            Ok(Box::new(Lookahead::new(inner, h.whole("k")?, h.get("alpha")?)))
         },
     },
     OptimizerInfo {
@@ -146,8 +139,8 @@ pub const CATALOG: &[OptimizerInfo] = &[
         hyperparams: SAM_ADAM_HPS,
         build: |h| {
             let inner = inner_from_catalog("adam", h)?;
-            let rho = h.get("rho");
-            Ok(Box::new(if flag(h, "two_pass")? {
+            let rho = h.get("rho")?;
+            Ok(Box::new(if h.flag("two_pass")? {
                 Sam::new(inner, rho)
             } else {
                 Sam::one_pass(inner, rho)
@@ -166,11 +159,10 @@ pub const CATALOG: &[OptimizerInfo] = &[
         hyperparams: EMA_ADAM_HPS,
         build: |h| {
             let inner = inner_from_catalog("adam", h)?;
-            let decay = crate::modern::decay(h, "decay")?;
             Ok(Box::new(
-                Ema::new(inner, decay)
-                    .with_warmup(flag(h, "warmup")?)
-                    .evaluating_average(flag(h, "eval_average")?),
+                Ema::new(inner, h.get("decay")?)
+                    .with_warmup(h.flag("warmup")?)
+                    .evaluating_average(h.flag("eval_average")?),
             ))
         },
     },

@@ -142,7 +142,8 @@ pub struct AnnealConfig {
     /// Decoupled weight decay on the weights (`w -= lr * wd * w`).
     pub weight_decay: f64,
     /// Spread the first layer's kinks over `[-spread, spread]` at the first
-    /// step (0: leave them).
+    /// step (0: leave them; a first layer of more than one input needs 0,
+    /// which [`TaskOptimizer::init_state`] checks).
     pub spread: f64,
     /// The epoch from which the model is held still (`None`: never).
     pub settle: Option<f64>,
@@ -228,6 +229,11 @@ impl Anneal {
         &self.config
     }
 
+    /// Whether the first step spreads the kinks of a first hidden layer.
+    fn spreads_kinks(&self) -> bool {
+        self.config.spread > 0.0 && self.roles.len() >= 2 && self.roles[0] == Role::HiddenWeight
+    }
+
     fn settled(&self, epoch: usize) -> bool {
         self.config.settle.is_some_and(|at| epoch as f64 >= at)
     }
@@ -307,19 +313,25 @@ fn scale_into<T: CpuSlice>(u: &mut Tensor, d: &Tensor, p: &Tensor, lr: f64, wd: 
     Ok(())
 }
 
+/// Fails unless `w` and `b` are a first layer that kinks can be spread
+/// over: weight `[units, 1]` (one input) and bias `[units]`.
+fn check_spreadable(w: &Shape, b: &Shape) -> Result<()> {
+    if w.rank() == 2 && w.dims()[1] == 1 && b.dims() == [w.dims()[0]] {
+        return Ok(());
+    }
+    Err(Error::invalid(
+        "spread_kinks",
+        format!(
+            "kink spreading needs a first layer of one input, weight [units, 1] and bias [units]; \
+             got {w} and {b} (set spread=0 for such models)"
+        ),
+    ))
+}
+
 /// The change of the first layer's bias `b` (weight `w` of shape `[units, 1]`)
 /// that puts unit `i`'s kink `-b_i / w_i` at `-spread + spread (2 i + 1) / units`.
 pub fn spread_kinks(w: &Tensor, b: &Tensor, spread: f64) -> Result<Tensor> {
-    if w.rank() != 2 || w.dims()[1] != 1 || b.dims() != [w.dims()[0]] {
-        return Err(Error::invalid(
-            "spread_kinks",
-            format!(
-                "needs a first layer of one input, weight [units, 1] and bias [units]; got {} and {}",
-                w.shape(),
-                b.shape()
-            ),
-        ));
-    }
+    check_spreadable(w.shape(), b.shape())?;
     let (w_now, b_now) = (w.to_vec_f64(), b.to_vec_f64());
     let units = b_now.len() as f64;
     let change: Vec<f64> = w_now
@@ -346,6 +358,9 @@ impl TaskOptimizer for Anneal {
         let n_hidden = layout.as_ref().map_or(0, |l| l.depth - 1);
         self.config = (self.choose)(n_hidden);
         self.roles = layout.map(|l| l.roles).unwrap_or_default();
+        if self.spreads_kinks() {
+            check_spreadable(&param_shapes[0], &param_shapes[1])?;
+        }
         self.direction = self.config.direction.build();
         self.clock = EpochClock::new();
         self.zeros.clear();
@@ -366,8 +381,7 @@ impl TaskOptimizer for Anneal {
         let directions = self.direction.step(params, grads, ctx)?;
         let lr = self.config.schedule.lr(t, self.clock.steps_per_epoch);
         let mut updates = self.scale(directions, params, lr)?;
-        let first_layer = self.roles.len() >= 2 && self.roles[0] == Role::HiddenWeight;
-        if ctx.step == 0 && self.config.spread > 0.0 && first_layer {
+        if ctx.step == 0 && self.spreads_kinks() {
             updates[1] = updates[1].add(&spread_kinks(&params[0], &params[1], self.config.spread)?)?;
         }
         Ok(updates)
@@ -817,5 +831,19 @@ mod tests {
                 .to_string();
             assert!(err.contains(name) && err.contains("0 or 1"), "{err}");
         }
+    }
+
+    /// A first layer of two inputs has no kinks to spread along one axis:
+    /// `init_state` says so, naming the fix, rather than the first step.
+    #[test]
+    fn spreading_over_a_first_layer_of_two_inputs_fails_when_the_shapes_are_learned() {
+        let mut shapes = task_shapes();
+        shapes[0] = [3, 2].into();
+        let build = |h: HyperParams| (CATALOG[0].build)(&h).unwrap();
+        let mut opt = build(HyperParams::defaults(&CATALOG[0]));
+        let err = opt.init_state(0, &shapes).unwrap_err().to_string();
+        assert!(err.contains("one input") && err.contains("spread=0"), "{err}");
+        let mut opt = build(HyperParams::defaults(&CATALOG[0]).with("spread", 0.0).unwrap());
+        opt.init_state(0, &shapes).unwrap();
     }
 }

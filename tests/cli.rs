@@ -271,6 +271,19 @@ fn bad_usage_is_one_error_line_and_exit_code_2() {
     ok(&["eval", "--model", path_str(&model), "--n-hidden", "2"]);
 }
 
+/// A value outside a hyperparameter's domain is bad usage, refused before
+/// training starts, with what is allowed (torch.optim also refuses `lr=-1`).
+#[test]
+fn a_hyperparameter_outside_its_domain_is_a_usage_error() {
+    let err = assert_usage_error(&["train", "--hp", "lr=-1", "--max-epochs", "1"]);
+    assert!(
+        err.contains("lr of adam") && err.contains(">= 0") && err.contains("-1"),
+        "names the value and what is allowed: {err}"
+    );
+    let err = assert_usage_error(&["train", "--optimizer", "anneal", "--hp", "settle=0.5"]);
+    assert!(err.contains("settle") && err.contains("0 or 1"), "{err}");
+}
+
 #[test]
 fn a_diverging_run_fails_with_the_epoch_and_step_and_keeps_its_model() {
     let tmp = tempfile::tempdir().unwrap();

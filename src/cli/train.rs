@@ -1,6 +1,7 @@
 //! `ferrograd train`: the benchmark task end to end, with a progress bar,
 //! a summary, optional output files and resumable checkpoints.
 
+use crate::cli::usage;
 use ferrograd::engine::{DType, Device};
 use ferrograd::optim::{catalog, HyperParams, TaskOptimizer};
 use ferrograd::race::grid::split_hp_target;
@@ -61,12 +62,6 @@ pub struct Args {
     /// No progress bar, no summary table.
     #[arg(long)]
     quiet: bool,
-}
-
-/// A usage error: printed with exit code 2.
-fn usage(message: impl std::fmt::Display) -> i32 {
-    eprintln!("error: {message}");
-    2
 }
 
 /// Builds the optimizer from its name and `--hp` overrides.

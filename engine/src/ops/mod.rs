@@ -66,7 +66,7 @@ pub fn in_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
         return f(); // already inside a region
     }
     let owns_the_threads = rayon::current_thread_index().is_none() || OWNS_POOL.with(Cell::get);
-    if owns_the_threads && rayon::current_num_threads() >= 2 {
+    if owns_the_threads && rayon::current_num_threads() >= 2 && pair::pays() {
         if let Some(_owned) = pair::claim() {
             return f();
         }

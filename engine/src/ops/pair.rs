@@ -165,6 +165,24 @@ impl Helper {
     }
 }
 
+/// Whether a region should use the helper at all: only when this process
+/// may run on two CPUs or more (`available_parallelism`, which follows the
+/// CPU affinity mask and cgroup quota): on one CPU the spinning helper
+/// would take the owner's own time slices. `FERROGRAD_PAIR=off` (or `0`)
+/// turns it off, `on` (or `1`) forces it on, for measurements
+/// (`bench/RESULTS.md`, "The pair helper on one and two cores"). Read once.
+pub(crate) fn pays() -> bool {
+    static PAYS: OnceLock<bool> = OnceLock::new();
+    *PAYS.get_or_init(|| {
+        let cpus = thread::available_parallelism().map_or(1, |n| n.get());
+        match std::env::var("FERROGRAD_PAIR").as_deref() {
+            Ok("off" | "0") => false,
+            Ok("on" | "1") => true,
+            _ => cpus >= 2,
+        }
+    })
+}
+
 /// Ownership of the helper for the current thread; released on drop.
 pub(crate) struct Owned(());
 

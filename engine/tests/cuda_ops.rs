@@ -211,6 +211,24 @@ fn unary_ops_match_the_cpu() {
     }
 }
 
+/// The GPU's clamp keeps NaN as NaN, like the CPU's (`nan_never_hidden.rs`).
+#[test]
+fn clamp_on_the_gpu_keeps_nan() {
+    let Some(dev) = gpu("clamp_nan") else { return };
+    for dtype in DTYPES {
+        let x = Tensor::from_f64_slice(&[f64::NAN, -3.0, 0.25, 3.0], [4], dtype).unwrap();
+        let g = x.to_device(dev).unwrap();
+        for (what, y) in [
+            ("clamp", g.clamp(-1.0, 1.0).unwrap()),
+            ("maximum_scalar", g.maximum_scalar(-1.0).minimum_scalar(1.0)),
+        ] {
+            let y = y.to_device(Device::Cpu).unwrap().to_vec_f64();
+            assert!(y[0].is_nan(), "{what} {dtype}: NaN became {}", y[0]);
+            assert_eq!(&y[1..], &[-1.0, 0.25, 1.0], "{what} {dtype}");
+        }
+    }
+}
+
 #[test]
 fn binary_ops_broadcast_like_the_cpu() {
     let Some(dev) = gpu("binary") else { return };

@@ -297,8 +297,8 @@ impl<T: Element> Coefficients<T> {
     /// `ScaleByLr` compute them. Returns the update.
     #[inline(always)]
     fn apply(&self, g: T, m: &mut T, v: &mut T) -> T {
-        // The engine's `Clamp`: `min(max(x, lo), hi)`.
-        let g = g.max(self.lo).min(self.hi);
+        // The engine's `Clamp`: `min(max(x, lo), hi)`, NaN kept.
+        let g = if g.is_nan() { g } else { g.max(self.lo).min(self.hi) };
         self.adam.step(g, m, v) * self.neg_lr
     }
 
@@ -686,6 +686,31 @@ mod tests {
             let dx = u[0].to_scalar().unwrap();
             assert!((dx + 0.1).abs() < 2e-3, "{dx}");
             x += dx;
+        }
+    }
+
+    /// A NaN gradient gives a NaN update in the fused pass and in the chain
+    /// (the clip keeps NaN), so the loss check sees the divergence instead
+    /// of an ordinary step of size lr; the other elements step as usual.
+    #[test]
+    fn a_nan_gradient_is_not_clipped_into_an_ordinary_step() {
+        let shapes = [Shape::new([3])];
+        let g = Tensor::from_vec(vec![f64::NAN, 5.0, -0.5], [3]).unwrap();
+        let p = g.zeros_like();
+        let mut fused = ClippedAdam::new(1e-2, 0.9, 0.999, 1e-8, 1.0);
+        let mut chain = clipped_adam(1e-2, 0.9, 0.999, 1e-8, 1.0);
+        for opt in [&mut fused as &mut dyn TaskOptimizer, &mut chain] {
+            opt.init_state(0, &shapes).unwrap();
+            let u = opt
+                .step(
+                    std::slice::from_ref(&p),
+                    std::slice::from_ref(&g),
+                    &StepContext::default(),
+                )
+                .unwrap()[0]
+                .to_vec::<f64>();
+            assert!(u[0].is_nan(), "{}: {u:?}", opt.name());
+            assert!((u[1] + 1e-2).abs() < 1e-6 && (u[2] - 1e-2).abs() < 1e-6, "{u:?}");
         }
     }
 

@@ -27,7 +27,7 @@ template <typename T> __device__ inline T unary_apply(int op, T x, T p0, T p1) {
     case UNARY_SIN: return m_sin(x);
     case UNARY_COS: return m_cos(x);
     case UNARY_SIGN: return x > zero ? one : (x < zero ? -one : x);
-    case UNARY_CLAMP: return m_fmin(m_fmax(x, p0), p1);
+    case UNARY_CLAMP: return m_isnan(x) ? x : m_fmin(m_fmax(x, p0), p1); // NaN stays NaN
     case UNARY_ADD_SCALAR: return x + p0;
     case UNARY_MUL_SCALAR: return x * p0;
     case UNARY_POW_SCALAR: return m_pow(x, p0);

@@ -175,7 +175,8 @@ __device__ void clipped_adam(const Slot *slots, int nslots, ClippedAdamHyper k, 
     Hyper h;
     h.flags = FLAG_APPLY;
     FOR_MY_ELEMENTS(s) {
-        T g = m_fmin(m_fmax(((const T *)s.grad)[i], lo), hi);
+        T g = ((const T *)s.grad)[i];
+        g = m_isnan(g) ? g : m_fmin(m_fmax(g, lo), hi); // the engine's Clamp: NaN stays NaN
         T *m = (T *)s.state0, *v = (T *)s.state1;
         T mn = m[i] * b1 + g * nb1;
         T vn = v[i] * b2 + (g * g) * nb2;

@@ -49,7 +49,7 @@ pub enum UnaryOp {
     Cos,
     /// -1, 0 or 1 (NaN stays NaN)
     Sign,
-    /// `min(max(x, lo), hi)`
+    /// `min(max(x, lo), hi)`; NaN stays NaN
     Clamp(f64, f64),
     /// `x + c`
     AddScalar(f64),
@@ -110,7 +110,15 @@ impl UnaryOp {
                     x // keeps 0, -0 and NaN
                 }
             }
-            UnaryOp::Clamp(lo, hi) => x.max(f(lo)).min(f(hi)),
+            // NaN stays NaN: a clamp must not turn a diverged value into an
+            // ordinary one (`f64::max` alone would return `lo`).
+            UnaryOp::Clamp(lo, hi) => {
+                if x.is_nan() {
+                    x
+                } else {
+                    x.max(f(lo)).min(f(hi))
+                }
+            }
             UnaryOp::AddScalar(c) => x + f(c),
             UnaryOp::MulScalar(c) => x * f(c),
             UnaryOp::PowScalar(p) => x.powf(f(p)),
@@ -525,11 +533,11 @@ impl Tensor {
     pub fn pow_scalar(&self, p: f64) -> Tensor {
         self.unary(UnaryOp::PowScalar(p))
     }
-    /// `max(x, c)`
+    /// `max(x, c)`; NaN stays NaN (as in [`Tensor::maximum`])
     pub fn maximum_scalar(&self, c: f64) -> Tensor {
         self.unary(UnaryOp::Clamp(c, f64::INFINITY))
     }
-    /// `min(x, c)`
+    /// `min(x, c)`; NaN stays NaN (as in [`Tensor::minimum`])
     pub fn minimum_scalar(&self, c: f64) -> Tensor {
         self.unary(UnaryOp::Clamp(f64::NEG_INFINITY, c))
     }
@@ -537,7 +545,8 @@ impl Tensor {
     pub fn leaky_relu(&self, slope: f64) -> Tensor {
         self.unary(UnaryOp::LeakyRelu(slope))
     }
-    /// Clamps into `[lo, hi]`; fails if `lo > hi` or either is NaN.
+    /// Clamps into `[lo, hi]` (NaN stays NaN, so a clamp never hides a
+    /// diverged value); fails if `lo > hi` or either is NaN.
     pub fn clamp(&self, lo: f64, hi: f64) -> Result<Tensor> {
         if lo.is_nan() || hi.is_nan() || lo > hi {
             return Err(crate::Error::invalid(

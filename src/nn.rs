@@ -530,14 +530,34 @@ impl Mlp {
     }
 }
 
-/// Mean squared error over every element.
+/// Mean squared error over every element. `prediction` and `target` must
+/// have the same shape: a `[n, 1]` prediction against a `[n]` target would
+/// broadcast to `[n, n]` and give a wrong loss without a word (reshape one
+/// of them first).
 pub fn mse(prediction: &Var, target: &Var) -> Result<Var> {
+    same_shape("mse", prediction, target)?;
     Ok(prediction.sub(target)?.square().mean_all())
 }
 
-/// Sum of squared errors: the loss whose gradient the task hands to the optimizer.
+/// Sum of squared errors: the loss whose gradient the task hands to the
+/// optimizer. Shapes must match, as in [`mse`].
 pub fn sse(prediction: &Var, target: &Var) -> Result<Var> {
+    same_shape("sse", prediction, target)?;
     Ok(prediction.sub(target)?.square().sum_all())
+}
+
+/// A loss's prediction and target must line up element for element.
+fn same_shape(op: &'static str, prediction: &Var, target: &Var) -> Result<()> {
+    let (p, t) = (prediction.value().shape(), target.value().shape());
+    if p != t {
+        return Err(Error::ShapeMismatch {
+            op,
+            lhs: p.clone(),
+            rhs: t.clone(),
+            hint: "prediction and target must have the same shape (reshape one, e.g. a [n, 1] prediction for a [n] target)",
+        });
+    }
+    Ok(())
 }
 
 /// Softmax cross-entropy of `logits: [n, classes]` against class labels, averaged.

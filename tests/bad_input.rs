@@ -158,3 +158,15 @@ fn running_statistics_of_the_wrong_count_or_shape_are_refused_and_nothing_change
     model.set_running_stats(vec![one.clone(); 4]).unwrap();
     assert_eq!(model.norms[1].running_var.to_vec::<f64>(), vec![1.0; 8]);
 }
+
+#[test]
+fn a_loss_of_mismatched_shapes_is_an_error_not_a_broadcast() {
+    use ferrograd::autograd::Var;
+    let prediction = Var::constant(Tensor::zeros([4, 1], DType::F64));
+    let target = Var::constant(Tensor::ones([4], DType::F64));
+    error_text(ferrograd::nn::mse(&prediction, &target), &["mse", "same shape"]);
+    error_text(ferrograd::nn::sse(&prediction, &target), &["sse", "[4, 1]"]);
+    let target = Var::constant(Tensor::ones([4, 1], DType::F64));
+    let loss = ferrograd::nn::mse(&prediction, &target).unwrap();
+    assert_eq!(loss.value().to_scalar().unwrap(), 1.0);
+}

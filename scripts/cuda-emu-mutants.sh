@@ -23,7 +23,8 @@ mutants=(
     "block_reduce without the barrier that protects its scratch between calls|common.cuh|/scratch may still be read from a previous call/d|cuda_ops|batchnorm_matches_its_definition|CUDA_EMU_RACE=1"
     "adam's update with the bias corrections swapped|optim.cu|s#(mn / (T)h.c1) / (m_sqrt(vn / (T)h.c2)#(mn / (T)h.c2) / (m_sqrt(vn / (T)h.c1)#|cuda_ops|fused_optimizers_follow_the_cpu_recurrences_step_by_step|"
     "mlp backward passes gradient through ReLU where it was off|mlp.cu|s/T d = a > (T)0 ? da : (T)0;/T d = da;/|cuda_mlp|hidden_backward_matches_the_definition_trained_or_frozen|"
-    "clipped adam without its clip|optim.cu|s/T g = m_fmin(m_fmax(((const T \*)s.grad)\[i\], lo), hi);/T g = ((const T *)s.grad)[i];/|cuda_mlp|clipped_adam_in_one_launch_matches_the_definition_over_steps|"
+    "clipped adam without its clip|optim.cu|s/g = m_isnan(g) ? g : m_fmin(m_fmax(g, lo), hi);/g = g;/|cuda_mlp|clipped_adam_in_one_launch_matches_the_definition_over_steps|"
+    "clamp that maps NaN into the range|elementwise.cu|s/case UNARY_CLAMP: return m_isnan(x) ? x : /case UNARY_CLAMP: return /|cuda_ops|clamp_on_the_gpu_keeps_nan|"
     "adam's bias corrections from the step before (the device counter read as t, not t + 1)|optim.cu|s/i64 t = step\[0\] + 1;/i64 t = step[0];/|cuda_mlp|clipped_adam_in_one_launch_matches_the_definition_over_steps|"
     "mlp forward normalises with the unbiased batch variance|mlp.cu|s/T vr = block_reduce(REDUCE_SUM, sq, scratch) \* inv_n;/T vr = block_reduce(REDUCE_SUM, sq, scratch) \/ (T)(n - 1);/|cuda_mlp|hidden_forward_and_running_statistics_match_the_definition|"
 )

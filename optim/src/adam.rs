@@ -24,7 +24,7 @@
 use crate::basic::{adam_tensor_ops, AdamCore, ClipByValue, ScaleByAdam, ScaleByLr};
 use crate::schedule::Constant;
 use crate::transform::{ChainOptimizer, Slots};
-use crate::{chain, check_grads, OptimizerState, StepContext, TaskOptimizer};
+use crate::{chain, check_grads, check_step, OptimizerState, StepContext, TaskOptimizer};
 use ferrograd_engine::ops::multi_tensor::{
     self, adam_bias_corrections, AdamTensors, ClippedAdamConstants, ClippedAdamHyper, MultiTensorTable,
 };
@@ -412,8 +412,8 @@ impl TaskOptimizer for ClippedAdam {
         Ok(())
     }
 
-    fn step(&mut self, _params: &[Tensor], grads: &[Tensor], _ctx: &StepContext) -> Result<Vec<Tensor>> {
-        check_grads("optimizer step", &self.shapes, grads)?;
+    fn step(&mut self, params: &[Tensor], grads: &[Tensor], _ctx: &StepContext) -> Result<Vec<Tensor>> {
+        check_step("optimizer step", &self.shapes, params, grads)?;
         self.check_clip()?;
         self.count += 1;
         let n = grads.len();

@@ -173,6 +173,42 @@ pub trait Curvature {
     fn hvp(&mut self, v: &[Tensor]) -> Result<Vec<Tensor>>;
 }
 
+/// Checks a step's inputs: `params` and `grads` pair up with the shapes the
+/// optimizer was set up for, and each gradient has its parameter's dtype
+/// (the update is made in it). The message names the offending index.
+pub(crate) fn check_step(op: &'static str, shapes: &[Shape], params: &[Tensor], grads: &[Tensor]) -> Result<()> {
+    check_grads(op, shapes, grads)?;
+    if params.len() != shapes.len() {
+        return Err(ferrograd_engine::Error::invalid(
+            op,
+            format!(
+                "got {} parameters for an optimizer set up for {}; pass every tensor of the model, in init_state's order",
+                params.len(),
+                shapes.len()
+            ),
+        ));
+    }
+    for (i, (p, g)) in params.iter().zip(grads).enumerate() {
+        if p.shape() != g.shape() {
+            return Err(ferrograd_engine::Error::invalid(
+                op,
+                format!("parameter {i} has shape {} but its gradient {}", p.shape(), g.shape()),
+            ));
+        }
+        if p.dtype() != g.dtype() {
+            return Err(ferrograd_engine::Error::invalid(
+                op,
+                format!(
+                    "parameter {i} is {} but its gradient is {}; convert one with to_dtype",
+                    p.dtype(),
+                    g.dtype()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Checks that `grads` pairs up with the shapes the optimizer was set up for.
 pub(crate) fn check_grads(op: &'static str, shapes: &[Shape], grads: &[Tensor]) -> Result<()> {
     if shapes.len() != grads.len() {

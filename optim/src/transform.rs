@@ -7,7 +7,7 @@
 //! every algorithm is a short list of familiar pieces. [`ChainOptimizer`]
 //! turns a chain into a [`TaskOptimizer`] for `ferrograd train`.
 
-use crate::{check_grads, OptimizerState, StepContext, TaskOptimizer};
+use crate::{check_step, OptimizerState, StepContext, TaskOptimizer};
 use ferrograd_engine::{Error, Result, Shape, Tensor};
 
 /// What a transformation may look at besides the incoming updates.
@@ -210,7 +210,7 @@ impl TaskOptimizer for ChainOptimizer {
     }
 
     fn step(&mut self, params: &[Tensor], grads: &[Tensor], ctx: &StepContext) -> Result<Vec<Tensor>> {
-        check_grads("optimizer step", &self.shapes, grads)?;
+        check_step("optimizer step", &self.shapes, params, grads)?;
         self.count += 1;
         let info = StepInfo {
             count: self.count,

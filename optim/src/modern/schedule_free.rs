@@ -52,7 +52,7 @@
 
 use crate::modern::{load_f64, save_f64};
 use crate::transform::Slots;
-use crate::{check_grads, OptimizerState, StepContext, TaskOptimizer};
+use crate::{check_step, OptimizerState, StepContext, TaskOptimizer};
 use ferrograd_engine::{Result, Shape, Tensor};
 
 /// Which base method drives `z`.
@@ -197,7 +197,7 @@ impl TaskOptimizer for ScheduleFree {
     }
 
     fn step(&mut self, params: &[Tensor], grads: &[Tensor], _ctx: &StepContext) -> Result<Vec<Tensor>> {
-        check_grads("schedule-free step", &self.shapes, grads)?;
+        check_step("schedule-free step", &self.shapes, params, grads)?;
         self.ensure_started(params);
         let k = self.k;
         let sched = if k < self.warmup_steps {

@@ -114,7 +114,10 @@ impl TaskOptimizer for AdaHessian {
         curvature: &mut dyn Curvature,
         _ctx: &StepContext,
     ) -> Result<Vec<Tensor>> {
-        if self.probes.begin_step("adahessian step", grads, self.config.every)? {
+        if self
+            .probes
+            .begin_step("adahessian step", params, grads, self.config.every)?
+        {
             let estimate = self.probes.diagonal(params, curvature)?;
             for (i, d) in estimate.into_iter().enumerate() {
                 self.last_diagonal.get(i, &d);

@@ -34,7 +34,7 @@ pub use newton_cg::{NewtonCg, NewtonCgConfig};
 pub use sophia::{Sophia, SophiaConfig};
 
 use crate::groups::TaskLayout;
-use crate::{check_grads, hp, Curvature, HpSpec, HyperParams, OptimizerInfo, OptimizerState};
+use crate::{check_step, hp, Curvature, HpSpec, HyperParams, OptimizerInfo, OptimizerState};
 use ferrograd_engine::{Error, Result, Rng, Shape, Tensor};
 
 /// Which tensors curvature is probed on: for the task's model, the tensors
@@ -122,10 +122,17 @@ impl ProbeState {
         self.count
     }
 
-    /// Checks the gradients, says whether this step refreshes the Hessian
-    /// estimate (steps 1, every + 1, 2 every + 1, ...), and counts the step.
-    pub(crate) fn begin_step(&mut self, op: &'static str, grads: &[Tensor], every: u64) -> Result<bool> {
-        check_grads(op, &self.shapes, grads)?;
+    /// Checks the parameters and gradients, says whether this step
+    /// refreshes the Hessian estimate (steps 1, every + 1, 2 every + 1,
+    /// ...), and counts the step.
+    pub(crate) fn begin_step(
+        &mut self,
+        op: &'static str,
+        params: &[Tensor],
+        grads: &[Tensor],
+        every: u64,
+    ) -> Result<bool> {
+        check_step(op, &self.shapes, params, grads)?;
         let refresh = self.count % every == 0;
         self.count += 1;
         Ok(refresh)

@@ -24,7 +24,7 @@
 //! per epoch, not per second.
 
 use super::{needs_curvature, probe_mask};
-use crate::{check_grads, Curvature, OptimizerState, StepContext, TaskOptimizer};
+use crate::{check_step, Curvature, OptimizerState, StepContext, TaskOptimizer};
 use ferrograd_engine::{Result, Shape, Tensor};
 
 /// Newton-CG's settings (see the module docs).
@@ -158,12 +158,12 @@ impl TaskOptimizer for NewtonCg {
 
     fn step_with_curvature(
         &mut self,
-        _params: &[Tensor],
+        params: &[Tensor],
         grads: &[Tensor],
         curvature: &mut dyn Curvature,
         _ctx: &StepContext,
     ) -> Result<Vec<Tensor>> {
-        check_grads("newton_cg step", &self.shapes, grads)?;
+        check_step("newton_cg step", &self.shapes, params, grads)?;
         let masked: Vec<Tensor> = grads
             .iter()
             .zip(&self.mask)

@@ -122,7 +122,10 @@ impl TaskOptimizer for Sophia {
         curvature: &mut dyn Curvature,
         _ctx: &StepContext,
     ) -> Result<Vec<Tensor>> {
-        if self.probes.begin_step("sophia step", grads, self.config.every)? {
+        if self
+            .probes
+            .begin_step("sophia step", params, grads, self.config.every)?
+        {
             self.refresh_hessian(params, curvature)?;
         }
         let probes = self.probes.clone();

@@ -40,7 +40,7 @@
 use super::{nest, unnest};
 use crate::basic::global_norm;
 use crate::transform::Slots;
-use crate::{OptimizerState, StepContext, TaskOptimizer};
+use crate::{check_step, OptimizerState, StepContext, TaskOptimizer};
 use ferrograd_engine::{Result, Shape, Tensor};
 
 /// SAM around any optimizer; see the [module docs](self).
@@ -51,6 +51,9 @@ pub struct Sam {
     two_pass: bool,
     count: u64,
     ascent: Slots,
+    /// The shapes from `init_state`: an ascent step never reaches the inner
+    /// optimizer, so it checks its inputs itself.
+    shapes: Vec<Shape>,
 }
 
 impl Sam {
@@ -62,6 +65,7 @@ impl Sam {
             two_pass,
             count: 0,
             ascent: Slots::default(),
+            shapes: Vec::new(),
         }
     }
 
@@ -97,6 +101,7 @@ impl TaskOptimizer for Sam {
     fn init_state(&mut self, seed: u64, param_shapes: &[Shape]) -> Result<()> {
         self.count = 0;
         self.ascent = Slots::default();
+        self.shapes = param_shapes.to_vec();
         self.inner.init_state(seed, param_shapes)
     }
 
@@ -115,6 +120,7 @@ impl TaskOptimizer for Sam {
     }
 
     fn step(&mut self, params: &[Tensor], grads: &[Tensor], ctx: &StepContext) -> Result<Vec<Tensor>> {
+        check_step("sam step", &self.shapes, params, grads)?;
         if self.is_ascent_step() {
             self.store_ascent(grads);
             self.count += 1;

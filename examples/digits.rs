@@ -179,8 +179,8 @@ fn run(config: &Config) -> ferrograd::Result<f64> {
             let labels: Vec<usize> = batch.iter().map(|&i| train.labels[i]).collect();
             let vars: Vec<Var> = params.iter().cloned().map(Var::parameter).collect();
             let loss = cross_entropy(&logits(&x, &vars)?, &labels)?;
-            let grads = loss.backward()?;
-            let grads: Vec<Tensor> = vars.iter().map(|v| grads.get(v).unwrap().clone()).collect();
+            // One gradient per parameter, or an error naming one that got none.
+            let grads = loss.gradients_of(&vars)?;
             let updates = optimizer.step(&params, &grads, &ctx)?;
             for (p, u) in params.iter_mut().zip(&updates) {
                 *p = p.add(u)?;

@@ -43,6 +43,36 @@ impl Gradients {
         self.grads.is_empty()
     }
 
+    /// The gradients of `params`, in their order: the opt-in check that
+    /// every parameter received one. `get` answers `None` for a tensor
+    /// wrapped with [`Var::constant`] by mistake or one the loss never used,
+    /// which a training loop can skip without noticing; this names the first
+    /// such parameter by its index instead, as `torch.autograd.grad` does
+    /// with its default `allow_unused=False`.
+    pub fn of_all(&self, params: &[Var]) -> Result<Vec<Tensor>> {
+        params
+            .iter()
+            .enumerate()
+            .map(|(index, param)| self.of_parameter(index, param))
+            .collect()
+    }
+
+    /// The gradient of the `index`-th parameter, or why it has none.
+    fn of_parameter(&self, index: usize, param: &Var) -> Result<Tensor> {
+        if let Some(grad) = self.get(param) {
+            return Ok(grad.clone());
+        }
+        let why = if param.requires_grad() {
+            "received no gradient: the loss does not depend on it; use it in the forward pass or leave it out of the list"
+        } else {
+            "does not require a gradient: it was made with Var::constant (or detached); make it with Var::parameter"
+        };
+        Err(Error::invalid(
+            "gradients",
+            format!("parameter {index} (shape {}) {why}", param.shape()),
+        ))
+    }
+
     fn accumulate(&mut self, id: usize, grad: Var) -> Result<()> {
         let total = match self.grads.remove(&id) {
             Some(previous) => previous.add(&grad)?,
@@ -82,6 +112,13 @@ impl Var {
     /// requires a gradient (leaves and intermediates alike).
     pub fn backward(&self) -> Result<Gradients> {
         self.backward_with(false)
+    }
+
+    /// The gradients of this scalar with respect to `params`, in their order,
+    /// or an error naming the first parameter that received none (see
+    /// [`Gradients::of_all`]).
+    pub fn gradients_of(&self, params: &[Var]) -> Result<Vec<Tensor>> {
+        self.backward()?.of_all(params)
     }
 
     /// Like [`Var::backward`]; with `create_graph` the backward pass is itself

@@ -9,8 +9,18 @@ use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
-/// Tensors by name, in file order, as read from a safetensors file.
+/// Tensors by name, as read from a safetensors file: in the order they were
+/// saved when ferrograd wrote the file (see [`TENSOR_ORDER_KEY`]), otherwise
+/// in the order of their data in the file.
 pub type NamedTensors = Vec<(String, Tensor)>;
+
+/// The metadata key under which [`to_safetensors_bytes`] records the order
+/// of the tensors it was given (a JSON array of names). A safetensors file
+/// keeps its tensors in a JSON object and writers lay the data out by dtype
+/// and name, so without it the order a list was saved in is lost, and
+/// reading a list back by position could swap two tensors of one shape.
+/// Readers strip it from the metadata they return.
+pub const TENSOR_ORDER_KEY: &str = "ferrograd.tensor_order";
 
 /// A safetensors file's string metadata.
 pub type Metadata = HashMap<String, String>;
@@ -47,7 +57,11 @@ pub fn to_safetensors_bytes(
                 .map_err(|e| Error::format(Path::new(name), e.to_string()))
         })
         .collect::<Result<Vec<_>>>()?;
-    let bytes = safetensors::serialize(views, &metadata)
+    let names: Vec<&str> = tensors.iter().map(|(name, _)| name.as_str()).collect();
+    let mut metadata = metadata.unwrap_or_default();
+    let order = serde_json::to_string(&names).expect("names serialise");
+    metadata.insert(TENSOR_ORDER_KEY.to_string(), order);
+    let bytes = safetensors::serialize(views, &Some(metadata))
         .map_err(|e| Error::format(Path::new("<safetensors>"), e.to_string()))?;
     Ok(sorted_metadata(bytes))
 }
@@ -85,16 +99,17 @@ pub fn save_safetensors(
     Ok(())
 }
 
-/// Parses safetensors bytes into named tensors (f32 and f64 only) and metadata.
-/// `origin` names the source in error messages.
+/// Parses safetensors bytes into named tensors (f32 and f64 only) and metadata,
+/// in the order described at [`NamedTensors`]. `origin` names the source in
+/// error messages.
 pub fn from_safetensors_bytes(bytes: &[u8], origin: &Path) -> Result<(NamedTensors, Metadata)> {
     let (_, header) = SafeTensors::read_metadata(bytes)
         .map_err(|e| Error::format(origin, format!("not a valid safetensors file: {e}")))?;
-    let metadata = header.metadata().clone().unwrap_or_default();
+    let mut metadata = header.metadata().clone().unwrap_or_default();
+    let saved_order = metadata.remove(TENSOR_ORDER_KEY);
     let file = SafeTensors::deserialize(bytes)
         .map_err(|e| Error::format(origin, format!("not a valid safetensors file: {e}")))?;
-    let mut names: Vec<String> = file.names().into_iter().cloned().collect();
-    names.sort();
+    let names = tensor_order(&file, saved_order.as_deref(), origin)?;
     let mut out = Vec::with_capacity(names.len());
     for name in names {
         let view = file
@@ -103,6 +118,39 @@ pub fn from_safetensors_bytes(bytes: &[u8], origin: &Path) -> Result<(NamedTenso
         out.push((name.clone(), view_to_tensor(&view, &name, origin)?));
     }
     Ok((out, metadata))
+}
+
+/// The names of `file`'s tensors in the order they were saved (`saved`, the
+/// [`TENSOR_ORDER_KEY`] entry, which must name each tensor once), or without
+/// it in the order of their data.
+fn tensor_order(file: &SafeTensors<'_>, saved: Option<&str>, origin: &Path) -> Result<Vec<String>> {
+    let mut by_offset: Vec<(usize, String)> = file
+        .tensors()
+        .into_iter()
+        .map(|(name, view)| (view.data().as_ptr() as usize, name))
+        .collect();
+    by_offset.sort();
+    let in_data_order: Vec<String> = by_offset.into_iter().map(|(_, name)| name).collect();
+    let Some(saved) = saved else {
+        return Ok(in_data_order);
+    };
+    let order: Vec<String> = serde_json::from_str(saved).map_err(|e| {
+        Error::format(
+            origin,
+            format!("metadata {TENSOR_ORDER_KEY} is not a list of names: {e}"),
+        )
+    })?;
+    let mut sorted_saved = order.clone();
+    sorted_saved.sort();
+    let mut sorted_present = in_data_order;
+    sorted_present.sort();
+    if sorted_saved != sorted_present {
+        return Err(Error::format(
+            origin,
+            format!("metadata {TENSOR_ORDER_KEY} does not name each tensor of the file once; the file was edited or is damaged"),
+        ));
+    }
+    Ok(order)
 }
 
 fn view_to_tensor(view: &TensorView<'_>, name: &str, origin: &Path) -> Result<Tensor> {

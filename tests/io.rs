@@ -78,3 +78,66 @@ fn malformed_bytes_are_errors_not_panics() {
         .to_string()
         .contains("cannot read"));
 }
+
+/// Safetensors bytes written by hand: `entries` are (name, f32 values) laid
+/// out in that order, with `metadata` in the header.
+fn handwritten_safetensors(entries: &[(&str, &[f32])], metadata: Option<&str>) -> Vec<u8> {
+    let mut header = serde_json::Map::new();
+    let mut data = Vec::new();
+    for (name, values) in entries {
+        let start = data.len();
+        data.extend(values.iter().flat_map(|v| v.to_le_bytes()));
+        let info = serde_json::json!({"dtype": "F32", "shape": [values.len()], "data_offsets": [start, data.len()]});
+        header.insert(name.to_string(), info);
+    }
+    if let Some(order) = metadata {
+        let meta = serde_json::json!({ ferrograd::io::TENSOR_ORDER_KEY: order });
+        header.insert("__metadata__".to_string(), meta);
+    }
+    let text = serde_json::to_vec(&header).unwrap();
+    let mut bytes = (text.len() as u64).to_le_bytes().to_vec();
+    bytes.extend(text);
+    bytes.extend(data);
+    bytes
+}
+
+fn names(tensors: &[(String, Tensor)]) -> Vec<&str> {
+    tensors.iter().map(|(n, _)| n.as_str()).collect()
+}
+
+#[test]
+fn tensors_load_in_the_order_they_were_saved() {
+    // Not sorted by name, and mixed dtypes (writers lay data out by dtype).
+    let tensors = vec![
+        ("w2".to_string(), Tensor::from_vec(vec![1.0f32, 2.0], [2]).unwrap()),
+        ("b".to_string(), Tensor::scalar(3.0, DType::F64)),
+        ("a".to_string(), Tensor::from_vec(vec![4.0f32, 5.0], [2]).unwrap()),
+    ];
+    let bytes = to_safetensors_bytes(&tensors, None).unwrap();
+    let (back, metadata) = from_safetensors_bytes(&bytes, Path::new("t")).unwrap();
+    assert_eq!(names(&back), ["w2", "b", "a"]);
+    // Two tensors of one shape come back where they were, not swapped.
+    assert_eq!(back[0].1.to_vec::<f32>(), vec![1.0, 2.0]);
+    assert_eq!(back[2].1.to_vec::<f32>(), vec![4.0, 5.0]);
+    assert!(
+        metadata.is_empty(),
+        "the order key is the reader's business: {metadata:?}"
+    );
+}
+
+#[test]
+fn a_file_from_another_writer_loads_in_data_order() {
+    let bytes = handwritten_safetensors(&[("second", &[2.0]), ("first", &[1.0])], None);
+    let (back, _) = from_safetensors_bytes(&bytes, Path::new("t")).unwrap();
+    assert_eq!(names(&back), ["second", "first"]);
+    assert_eq!(back[0].1.to_vec::<f32>(), vec![2.0]);
+}
+
+#[test]
+fn an_order_that_does_not_match_the_tensors_is_refused() {
+    for order in [r#"["x","y","y"]"#, r#"["x"]"#, "not json"] {
+        let bytes = handwritten_safetensors(&[("x", &[1.0]), ("y", &[2.0])], Some(order));
+        let err = from_safetensors_bytes(&bytes, Path::new("t")).unwrap_err().to_string();
+        assert!(err.contains(ferrograd::io::TENSOR_ORDER_KEY), "{order}: {err}");
+    }
+}

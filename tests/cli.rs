@@ -460,3 +460,24 @@ fn a_checkpoint_resumes_in_another_dtype_from_the_same_state() {
         "f32 resume {f32_loss} vs f64 resume {f64_loss} (rel {rel:e})"
     );
 }
+
+#[test]
+fn completions_and_man_pages_come_from_the_command_line_definitions() {
+    for shell in ["bash", "zsh", "fish"] {
+        let script = stdout(&ok(&["completions", shell]));
+        for word in ["ferrograd", "train", "race", "--resume", "--n-hidden"] {
+            assert!(script.contains(word), "{shell} completions lack {word}");
+        }
+    }
+    let err = assert_usage_error(&["completions", "tcsh"]);
+    assert!(err.contains("tcsh") && err.contains("bash"), "{err}");
+
+    let page = stdout(&ok(&["man"]));
+    assert!(page.contains(".TH ferrograd 1"), "not a roff page:\n{page}");
+    assert!(page.contains("train") && page.contains("completions"), "{page}");
+    let tmp = tempfile::tempdir().unwrap();
+    ok(&["man", "--out", path_str(tmp.path())]);
+    let train = std::fs::read_to_string(tmp.path().join("ferrograd-train.1")).expect("a page per command");
+    assert!(train.contains("resume") && train.contains("max\\-epochs"), "{train}");
+    assert!(tmp.path().join("ferrograd.1").exists());
+}

@@ -2,6 +2,7 @@
 //! returns the process exit code: 0 success, 1 a check failed, 2 bad usage
 //! or input. Every error is one line on stderr starting `error:`.
 
+mod completions;
 mod data;
 mod eval;
 mod gradcheck;
@@ -39,6 +40,10 @@ enum Command {
     Race(race::Args),
     /// Draw optimizer trajectories on 2-D test functions (SVG, or --json).
     Viz(viz::Args),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(completions::CompletionsArgs),
+    /// Print the man page (or write every command's page with --out DIR).
+    Man(completions::ManArgs),
 }
 
 /// Prints a usage error (`error: ...`, one line) and returns exit code 2.
@@ -104,6 +109,8 @@ pub fn run() -> i32 {
         Command::Data(args) => data::run(&args),
         Command::Race(args) => race::run(&args),
         Command::Viz(args) => viz::run(&args),
+        Command::Completions(args) => completions::completions(&args, Cli::command()),
+        Command::Man(args) => completions::man(&args, Cli::command()),
     }
 }
 

@@ -409,6 +409,104 @@ fn gradcheck_order_two_reports_every_registered_op_in_the_first_order_format() {
     assert!(err.contains("order"), "{err}");
 }
 
+/// A run with settings that are all not the defaults, killed with SIGKILL
+/// after a checkpoint, resumes from `--resume DIR` alone (track, seed,
+/// optimizer, hyperparameters and epoch budget come from the checkpoint)
+/// and ends bit for bit where the uninterrupted run ends.
+#[test]
+fn a_killed_run_resumes_from_its_directory_alone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    let settings = [
+        "--n-hidden",
+        "2",
+        "--seed",
+        "5",
+        "--optimizer",
+        "lion",
+        "--hp",
+        "lr=0.0003",
+        "--max-epochs",
+        "60",
+        "--checkpoint-every",
+        "3",
+    ];
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ferrograd"))
+        .args(["train", "--quiet", "--out", path_str(&a)])
+        .args(settings)
+        .spawn()
+        .expect("the ferrograd binary runs");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let epoch = std::fs::read_to_string(a.join("checkpoint.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .and_then(|v| v["epoch"].as_u64());
+        if epoch.is_some_and(|e| e >= 6) {
+            break;
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before it could be killed"
+        );
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no checkpoint of epoch 6 within 120 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    child.kill().unwrap(); // SIGKILL: no chance to tidy up
+    child.wait().unwrap();
+    assert!(
+        !a.join("summary.json").exists(),
+        "the run finished before the kill; the test needs a longer run"
+    );
+
+    let resumed = json(&stdout(&ok(&["train", "--json", "--resume", path_str(&a)])));
+    ok(&[&["train", "--quiet", "--out", path_str(&b)][..], &settings[..]].concat());
+
+    let model = |d: &Path| std::fs::read(d.join("model.safetensors")).unwrap();
+    assert!(
+        model(&a) == model(&b),
+        "resumed model differs from the uninterrupted one"
+    );
+    assert_eq!(metrics_without_seconds(&a), metrics_without_seconds(&b));
+    let (sa, sb) = (read_json(&a.join("summary.json")), read_json(&b.join("summary.json")));
+    for key in [
+        "optimizer",
+        "hp",
+        "n_hidden",
+        "seed",
+        "quality",
+        "test_loss",
+        "eps2",
+        "epochs",
+        "best_epoch",
+        "best_val_loss",
+    ] {
+        assert_eq!(sa[key], sb[key], "summary {key}");
+        assert_eq!(resumed[key], sb[key], "printed summary {key}");
+    }
+    assert_eq!(sb["optimizer"], "lion");
+    assert_eq!(sb["hp"], serde_json::json!(["lr=0.0003"]));
+
+    // A flag that contradicts the checkpoint is refused, naming both values.
+    let err = assert_usage_error(&["train", "--resume", path_str(&a), "--seed", "6"]);
+    assert!(err.contains("--seed 6") && err.contains("--seed 5"), "{err}");
+    let err = assert_usage_error(&["train", "--resume", path_str(&a), "--hp", "lr=0.001"]);
+    assert!(err.contains("lr=0.001") && err.contains("lr=0.0003"), "{err}");
+    let err = assert_usage_error(&["train", "--resume", path_str(&a), "--optimizer", "sgd"]);
+    assert!(
+        err.contains("--optimizer sgd") && err.contains("--optimizer lion"),
+        "{err}"
+    );
+    let err = assert_usage_error(&["train", "--resume", path_str(&a), "--max-epochs", "61"]);
+    assert!(
+        err.contains("--max-epochs 61") && err.contains("--max-epochs 60"),
+        "{err}"
+    );
+}
+
 #[test]
 fn a_checkpoint_resumes_in_another_dtype_from_the_same_state() {
     let tmp = tempfile::tempdir().unwrap();

@@ -27,8 +27,20 @@ pub fn write_history(path: &Path, history: &[EpochMetrics]) -> Result<(), Error>
 }
 
 /// Reads back the first `epochs` lines written by [`write_history`].
+/// Fewer lines than `epochs` is an error: the resumed run's metrics would
+/// miss epochs.
 pub fn read_history(path: &Path, epochs: usize) -> Result<Vec<EpochMetrics>, Error> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, "read", e))?;
+    let found = text.lines().count();
+    if found < epochs {
+        return Err(Error::format(
+            path,
+            format!(
+                "{found} epochs of metrics, but the checkpoint is at epoch {epochs}; \
+                 the directory is damaged: start the run again with --out"
+            ),
+        ));
+    }
     text.lines()
         .take(epochs)
         .enumerate()

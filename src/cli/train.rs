@@ -5,34 +5,43 @@ use crate::cli::usage;
 use ferrograd::engine::{DType, Device};
 use ferrograd::optim::{catalog, HyperParams, TaskOptimizer};
 use ferrograd::race::grid::split_hp_target;
-use ferrograd::train::{save_model, EpochMetrics, Summary, TaskConfig, Trainer};
+use ferrograd::train::{read_checkpoint, save_model, EpochMetrics, RunSettings, Summary, TaskConfig, Trainer};
 use ferrograd::Error;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
 
-/// Options of `ferrograd train`.
+/// Options of `ferrograd train`. The run's settings (track, seed,
+/// optimizer, `--hp`, `--max-epochs`, `--dtype`) are `Option`s so that a
+/// resume can tell a flag given from a flag left out: left out, it is the
+/// checkpoint's; given, it must agree with the checkpoint.
 #[derive(clap::Args)]
 pub struct Args {
-    /// Hidden layers of width 256 (the task's tracks: 4, 7, 10, 14, 18).
-    #[arg(long, default_value_t = 4)]
-    n_hidden: usize,
-    /// The instance seed (data, init and shuffles derive from it).
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
-    /// The optimizer (see `ferrograd optimizers`).
-    #[arg(long, default_value = catalog::DEFAULT)]
-    optimizer: String,
-    /// A hyperparameter override, `key=value` or `OPTIMIZER.key=value` (repeatable).
+    /// Hidden layers of width 256 (the task's tracks: 4, 7, 10, 14, 18)
+    /// [default: 4, or the resumed checkpoint's].
+    #[arg(long)]
+    n_hidden: Option<usize>,
+    /// The instance seed (data, init and shuffles derive from it)
+    /// [default: 0, or the resumed checkpoint's].
+    #[arg(long)]
+    seed: Option<u64>,
+    /// The optimizer (see `ferrograd optimizers`) [default: the catalog's
+    /// default, or the resumed checkpoint's].
+    #[arg(long)]
+    optimizer: Option<String>,
+    /// A hyperparameter override, `key=value` or `OPTIMIZER.key=value`
+    /// (repeatable; on a resume, each must agree with the checkpoint's).
     #[arg(long = "hp", value_name = "[OPT.]KEY=VALUE")]
     hps: Vec<String>,
     /// Where to train: cpu, cuda (GPU 0) or cuda:N (needs the `cuda` feature
-    /// and a GPU; without one this is an error, exit code 2).
+    /// and a GPU; without one this is an error, exit code 2). A resumed run
+    /// may move to another device.
     #[arg(long, default_value = "cpu")]
     device: String,
     /// The element type: f32 (the task's) or f64 (for checking a device or
-    /// an optimizer against rounding).
-    #[arg(long, default_value = "f32", value_parser = ["f32", "f64"])]
-    dtype: String,
+    /// an optimizer against rounding) [default: f32, or the resumed
+    /// checkpoint's; a resume may change it, continuing from the same state].
+    #[arg(long, value_parser = ["f32", "f64"])]
+    dtype: Option<String>,
     /// On a GPU, run each training step as launches one by one instead of
     /// replaying it as one CUDA graph (the same numbers either way).
     #[arg(long)]
@@ -43,7 +52,8 @@ pub struct Args {
     /// Write metrics.jsonl, summary.json, model.safetensors and checkpoints here.
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Continue the interrupted run whose --out directory this is.
+    /// Continue the interrupted run whose --out directory this is, with the
+    /// settings its checkpoint records (no other flag needed).
     #[arg(long, value_name = "DIR")]
     resume: Option<PathBuf>,
     /// Checkpoint every N epochs (with --out or --resume).
@@ -52,9 +62,10 @@ pub struct Args {
     /// Write the initial parameters to this safetensors file.
     #[arg(long, value_name = "FILE")]
     init_out: Option<PathBuf>,
-    /// Epoch budget (the task's is 1000; lower it only for quick experiments).
-    #[arg(long, default_value_t = 1000)]
-    max_epochs: usize,
+    /// Epoch budget (the task's is 1000; lower it only for quick
+    /// experiments) [default: 1000, or the resumed checkpoint's].
+    #[arg(long)]
+    max_epochs: Option<usize>,
     /// Stop after this many epochs in this invocation (simulates an
     /// interruption; resume later with --resume).
     #[arg(long, hide = true)]
@@ -64,10 +75,62 @@ pub struct Args {
     quiet: bool,
 }
 
-/// Builds the optimizer from its name and `--hp` overrides.
-pub fn build_optimizer(name: &str, hps: &[String]) -> Result<Box<dyn TaskOptimizer>, String> {
+/// The settings of a run: from the flags and defaults, or, on a resume,
+/// from the checkpoint (with any flag given checked against it).
+struct RunSpec {
+    n_hidden: usize,
+    seed: u64,
+    optimizer: String,
+    /// Every hyperparameter's value.
+    hps: HyperParams,
+    max_epochs: usize,
+    dtype: DType,
+}
+
+impl RunSpec {
+    /// The hyperparameters that differ from the catalog's defaults, as
+    /// `key=value` (what the summary reports).
+    fn overrides(&self) -> Vec<String> {
+        let Ok(info) = catalog::lookup(&self.optimizer) else {
+            return Vec::new();
+        };
+        let defaults = HyperParams::defaults(info);
+        self.hps
+            .values()
+            .iter()
+            .filter(|(k, v)| defaults.values().get(*k).is_none_or(|d| d.to_bits() != v.to_bits()))
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect()
+    }
+}
+
+/// `given` if the flag was given, else the checkpoint's value, else
+/// `default`; a given flag that disagrees with the checkpoint is an error
+/// naming both values. `flag` is how a value is shown: `--seed ` or
+/// `--hp lr=`.
+fn pick<T: PartialEq + std::fmt::Display>(
+    flag: &str,
+    given: Option<T>,
+    saved: Option<T>,
+    default: T,
+) -> Result<T, String> {
+    match (given, saved) {
+        (Some(g), Some(s)) if g != s => Err(format!(
+            "{flag}{g} contradicts the checkpoint being resumed, which has {flag}{s}; \
+             leave the flag out to continue that run, or start a new one with --out"
+        )),
+        (Some(g), _) => Ok(g),
+        (None, Some(s)) => Ok(s),
+        (None, None) => Ok(default),
+    }
+}
+
+/// Hyperparameters of optimizer `name`: its defaults with the `--hp`
+/// overrides applied; also the names the overrides set.
+fn hyperparams(name: &str, hps: &[String]) -> Result<(HyperParams, Vec<String>), String> {
     let info = catalog::lookup(name).map_err(|e| e.to_string())?;
     let mut values = HyperParams::defaults(info);
+    let mut keys = Vec::new();
     for hp in hps {
         let (target, value) = hp
             .split_once('=')
@@ -79,8 +142,53 @@ pub fn build_optimizer(name: &str, hps: &[String]) -> Result<Box<dyn TaskOptimiz
         values
             .set_from_str(&format!("{key}={value}"))
             .map_err(|e| e.to_string())?;
+        keys.push(key.to_string());
     }
-    (info.build)(&values).map_err(|e| e.to_string())
+    Ok((values, keys))
+}
+
+/// The run's settings from `args`, and from the checkpoint in `--resume`'s
+/// directory when there is one.
+fn resolve(args: &Args) -> Result<RunSpec, String> {
+    let saved = match &args.resume {
+        Some(dir) => Some(read_checkpoint(dir).map_err(|e| e.to_string())?),
+        None => None,
+    };
+    let run = saved.as_ref().and_then(|c| c.run.as_ref());
+    let optimizer = pick(
+        "--optimizer ",
+        args.optimizer.clone(),
+        saved.as_ref().map(|c| c.optimizer.clone()),
+        catalog::DEFAULT.to_string(),
+    )?;
+    let (mut hps, given) = hyperparams(&optimizer, &args.hps)?;
+    if let Some(saved_hps) = run.and_then(RunSettings::hyperparameter_values) {
+        for key in &given {
+            let value = hps.get(key).map_err(|e| e.to_string())?;
+            pick(&format!("--hp {key}="), Some(value), saved_hps.get(key).copied(), value)?;
+        }
+        for (key, value) in &saved_hps {
+            hps.set(key, *value)
+                .map_err(|e| format!("the checkpoint's hyperparameter {key}={value}: {e}"))?;
+        }
+    }
+    let dtype = args
+        .dtype
+        .clone()
+        .or_else(|| run.map(|r| r.dtype.clone()))
+        .unwrap_or_else(|| "f32".to_string());
+    Ok(RunSpec {
+        n_hidden: pick("--n-hidden ", args.n_hidden, saved.as_ref().map(|c| c.n_hidden), 4)?,
+        seed: pick("--seed ", args.seed, saved.as_ref().map(|c| c.seed), 0)?,
+        max_epochs: pick("--max-epochs ", args.max_epochs, run.map(|r| r.max_epochs), 1000)?,
+        dtype: match dtype.as_str() {
+            "f32" => DType::F32,
+            "f64" => DType::F64,
+            other => return Err(format!("the checkpoint's dtype {other:?} is neither f32 nor f64")),
+        },
+        optimizer,
+        hps,
+    })
 }
 
 /// The device `--device` names (`cpu`, `cuda` or `cuda:N`), if it can be used.
@@ -102,26 +210,30 @@ pub fn run(args: &Args) -> i32 {
         Ok(d) => d,
         Err(message) => return usage(message),
     };
-    let optimizer = match build_optimizer(&args.optimizer, &args.hps) {
-        Ok(o) => o,
+    let spec = match resolve(args) {
+        Ok(spec) => spec,
         Err(message) => return usage(message),
     };
-    if args.n_hidden == 0 || args.max_epochs == 0 || args.checkpoint_every == 0 {
+    let optimizer = match catalog::lookup(&spec.optimizer).and_then(|info| (info.build)(&spec.hps)) {
+        Ok(o) => o,
+        Err(e) => return usage(e),
+    };
+    if spec.n_hidden == 0 || spec.max_epochs == 0 || args.checkpoint_every == 0 {
         return usage("--n-hidden, --max-epochs and --checkpoint-every must be at least 1");
     }
     let config = TaskConfig {
-        n_hidden: args.n_hidden,
-        seed: args.seed,
-        max_epochs: args.max_epochs,
+        n_hidden: spec.n_hidden,
+        seed: spec.seed,
+        max_epochs: spec.max_epochs,
         device,
-        dtype: if args.dtype == "f64" { DType::F64 } else { DType::F32 },
+        dtype: spec.dtype,
         cuda_graph: !args.no_cuda_graph,
         ..TaskConfig::default()
     };
     let out_dir = args.resume.clone().or_else(|| args.out.clone());
-    match train(args, config, optimizer, out_dir.as_deref()) {
+    match train(args, &spec, config, optimizer, out_dir.as_deref()) {
         Ok(Some(summary)) => {
-            report(args, &summary);
+            report(args, &spec, &summary);
             0
         }
         Ok(None) => 0,
@@ -140,12 +252,14 @@ enum Failure {
 
 fn train(
     args: &Args,
+    spec: &RunSpec,
     config: TaskConfig,
     optimizer: Box<dyn TaskOptimizer>,
     out: Option<&Path>,
 ) -> Result<Option<Summary>, Failure> {
     let device = config.device;
     let mut trainer = Trainer::new(config, optimizer).map_err(|e| Failure::Usage(e.into()))?;
+    trainer.set_hyperparameters(spec.hps.values().iter().map(|(k, v)| (k.to_string(), *v)).collect());
     if let Some(path) = &args.init_out {
         save_model(&trainer.model, path).map_err(Failure::Usage)?;
     }
@@ -159,7 +273,7 @@ fn train(
         history = crate::cli::metrics::read_history(&dir.join("metrics.jsonl"), trainer.epochs_run())
             .map_err(Failure::Usage)?;
     }
-    let bar = progress_bar(args, &trainer);
+    let bar = progress_bar(args, spec, &trainer);
     let mut ran = 0;
     while !trainer.finished() {
         if args.stop_after.is_some_and(|n| ran >= n) {
@@ -192,24 +306,28 @@ fn train(
     if let Some(dir) = out {
         save_progress(&trainer, &history, dir).map_err(Failure::Training)?;
         save_model(&trainer.best_model, &dir.join("model.safetensors")).map_err(Failure::Training)?;
-        let json = summary_json(args, &summary).to_string();
+        let json = summary_json(args, spec, &summary).to_string();
         ferrograd::datasets::atomic::write_atomic(&dir.join("summary.json"), json.as_bytes())
             .map_err(|e| Failure::Training(e.into()))?;
     }
     Ok(Some(summary))
 }
 
+/// Writes the metrics, then the checkpoint, then the best model. In that
+/// order a kill between two writes leaves metrics.jsonl with at least the
+/// checkpoint's epochs (a resume keeps the first of them), never fewer.
 fn save_progress(trainer: &Trainer, history: &[EpochMetrics], dir: &Path) -> Result<(), Error> {
-    trainer.save_checkpoint(dir)?;
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, "create directory", e))?;
     crate::cli::metrics::write_history(&dir.join("metrics.jsonl"), history)?;
+    trainer.save_checkpoint(dir)?;
     save_model(&trainer.best_model, &dir.join("model.safetensors"))
 }
 
-fn progress_bar(args: &Args, trainer: &Trainer) -> ProgressBar {
+fn progress_bar(args: &Args, spec: &RunSpec, trainer: &Trainer) -> ProgressBar {
     if args.json || args.quiet {
         return ProgressBar::hidden();
     }
-    let bar = ProgressBar::new(args.max_epochs as u64);
+    let bar = ProgressBar::new(spec.max_epochs as u64);
     bar.set_style(
         ProgressStyle::with_template("{bar:30} epoch {pos}/{len} {msg} [{elapsed_precise}, ETA {eta}]")
             .expect("valid template"),
@@ -226,14 +344,14 @@ fn update_bar(bar: &ProgressBar, m: &EpochMetrics) {
     ));
 }
 
-fn summary_json(args: &Args, s: &Summary) -> serde_json::Value {
+fn summary_json(args: &Args, spec: &RunSpec, s: &Summary) -> serde_json::Value {
     serde_json::json!({
-        "optimizer": args.optimizer,
-        "hp": args.hps,
-        "n_hidden": args.n_hidden,
-        "seed": args.seed,
+        "optimizer": spec.optimizer,
+        "hp": spec.overrides(),
+        "n_hidden": spec.n_hidden,
+        "seed": spec.seed,
         "device": args.device,
-        "dtype": args.dtype,
+        "dtype": spec.dtype.to_string(),
         "quality": s.quality,
         "recalibrated_quality": s.recalibrated_quality,
         "test_loss": s.test_loss,
@@ -246,13 +364,13 @@ fn summary_json(args: &Args, s: &Summary) -> serde_json::Value {
     })
 }
 
-fn report(args: &Args, s: &Summary) {
+fn report(args: &Args, spec: &RunSpec, s: &Summary) {
     if args.json {
-        println!("{}", summary_json(args, s));
+        println!("{}", summary_json(args, spec, s));
     } else if !args.quiet {
         println!(
             "track n_hidden={} seed={} optimizer={}",
-            args.n_hidden, args.seed, args.optimizer
+            spec.n_hidden, spec.seed, spec.optimizer
         );
         println!("  quality      {:>12}", s.quality);
         println!(

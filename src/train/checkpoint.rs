@@ -5,7 +5,12 @@
 //! model's shape in the metadata. A checkpoint directory holds
 //! `checkpoint.safetensors` (current model, best model, optimizer tensors)
 //! and `checkpoint.json` (epoch, step count, shuffle RNG state, early-stopping
-//! counters, optimizer counters, last losses), both written atomically.
+//! counters, optimizer counters, last losses and, from format version 2,
+//! the run's settings), both written atomically.
+//!
+//! Every file says which version of its format it is (`format_version`; a
+//! file without the field is version 1); docs/formats.md states what each
+//! version holds and what this build promises to read.
 
 use super::{EarlyStopping, Trainer};
 use crate::engine::{Rng, Tensor};
@@ -63,6 +68,34 @@ fn fill_model(model: &mut Mlp, named: &HashMap<String, Tensor>, prefix: &str, or
     Ok(())
 }
 
+/// The version of the model file's layout this build writes (metadata key
+/// `format_version`; a file without it is version 1, the same layout).
+pub const MODEL_FORMAT_VERSION: u32 = 1;
+
+/// The version of `checkpoint.json` this build writes. Version 1 (files
+/// without `format_version`) has no [`Checkpoint::run`]; version 2 adds it.
+pub const CHECKPOINT_FORMAT_VERSION: u32 = 2;
+
+/// The version of a file without a `format_version` field.
+fn version_one() -> u32 {
+    1
+}
+
+/// Refuses a file whose format is newer than this build reads.
+fn check_version(path: &Path, what: &str, found: u32, newest: u32) -> Result<()> {
+    if found == 0 || found > newest {
+        return Err(Error::format(
+            path,
+            format!(
+                "{what} format version {found}; this build of ferrograd ({}) reads versions 1 to {newest}: \
+                 use a newer ferrograd",
+                env!("CARGO_PKG_VERSION")
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Saves `model` to `path` (safetensors, atomic).
 pub fn save_model(model: &Mlp, path: &Path) -> Result<()> {
     let widths: Vec<String> = std::iter::once(model.linears[0].weight.dims()[1])
@@ -72,19 +105,31 @@ pub fn save_model(model: &Mlp, path: &Path) -> Result<()> {
     let metadata = HashMap::from([
         ("format".to_string(), "ferrograd-mlp".to_string()),
         ("widths".to_string(), widths.join(",")),
+        ("format_version".to_string(), MODEL_FORMAT_VERSION.to_string()),
     ]);
     save_safetensors(path, &named_tensors(model, ""), Some(metadata))
 }
 
 /// Loads the tensors of a saved model into `model` (which fixes the architecture).
 pub fn load_model(model: &mut Mlp, path: &Path) -> Result<()> {
-    let (tensors, _) = load_safetensors(path)?;
+    let (tensors, metadata) = load_safetensors(path)?;
+    let version = match metadata.get("format_version") {
+        None => 1,
+        Some(v) => v
+            .parse()
+            .map_err(|_| Error::format(path, format!("format_version {v:?} is not a whole number")))?,
+    };
+    check_version(path, "model", version, MODEL_FORMAT_VERSION)?;
     fill_model(model, &tensors.into_iter().collect(), "", path)
 }
 
 /// The scalar part of a checkpoint.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Checkpoint {
+    /// The layout's version ([`CHECKPOINT_FORMAT_VERSION`] when written by
+    /// this build; 1 when the file has no such field).
+    #[serde(default = "version_one")]
+    pub format_version: u32,
     /// The optimizer's name (a resume must use the same one).
     pub optimizer: String,
     /// The instance seed.
@@ -113,6 +158,46 @@ pub struct Checkpoint {
     pub seconds: f64,
     /// The optimizer's counters.
     pub optimizer_counters: BTreeMap<String, u64>,
+    /// The settings that make the run (version 2 on; `None` in version 1
+    /// files): with them `train --resume DIR` needs no other flag.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<RunSettings>,
+}
+
+/// What a checkpoint records of its run beyond seed, track and optimizer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunSettings {
+    /// The epoch budget.
+    pub max_epochs: usize,
+    /// The element type the run trained in (`f32` or `f64`).
+    pub dtype: String,
+    /// Every hyperparameter of the optimizer, readable (`null` when not
+    /// finite); `None` when the trainer was not told them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hyperparameters: Option<BTreeMap<String, Option<f64>>>,
+    /// The same values as `f64` bits: what a resume uses, so they survive
+    /// exactly.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hyperparameter_bits: Option<BTreeMap<String, u64>>,
+}
+
+impl RunSettings {
+    /// The hyperparameters by name, exactly as saved (`None` if not saved).
+    pub fn hyperparameter_values(&self) -> Option<BTreeMap<String, f64>> {
+        let bits = self.hyperparameter_bits.as_ref()?;
+        Some(bits.iter().map(|(k, b)| (k.clone(), f64::from_bits(*b))).collect())
+    }
+}
+
+/// Reads `checkpoint.json` in `dir`, refusing a format newer than this
+/// build reads.
+pub fn read_checkpoint(dir: &Path) -> Result<Checkpoint> {
+    let json_path = dir.join("checkpoint.json");
+    let text = std::fs::read(&json_path).map_err(|e| Error::io(&json_path, "read", e))?;
+    let meta: Checkpoint = serde_json::from_slice(&text)
+        .map_err(|e| Error::format(&json_path, format!("not a ferrograd checkpoint: {e}")))?;
+    check_version(&json_path, "checkpoint", meta.format_version, CHECKPOINT_FORMAT_VERSION)?;
+    Ok(meta)
 }
 
 impl Trainer {
@@ -128,8 +213,14 @@ impl Trainer {
                 .iter()
                 .map(|(k, v)| (format!("optimizer.{k}"), v.clone())),
         );
-        save_safetensors(&dir.join("checkpoint.safetensors"), &tensors, None)?;
+        let metadata = HashMap::from([
+            ("format".to_string(), "ferrograd-checkpoint".to_string()),
+            ("format_version".to_string(), CHECKPOINT_FORMAT_VERSION.to_string()),
+        ]);
+        save_safetensors(&dir.join("checkpoint.safetensors"), &tensors, Some(metadata))?;
+        let hps = self.hyperparameters.as_ref();
         let meta = Checkpoint {
+            format_version: CHECKPOINT_FORMAT_VERSION,
             optimizer: self.optimizer.name().to_string(),
             seed: self.config.seed,
             n_hidden: self.config.n_hidden,
@@ -144,6 +235,16 @@ impl Trainer {
             last_val_bits: self.last_losses.1.map(f64::to_bits),
             seconds: self.seconds,
             optimizer_counters: opt_state.counters,
+            run: Some(RunSettings {
+                max_epochs: self.config.max_epochs,
+                dtype: self.config.dtype.to_string(),
+                hyperparameters: hps.map(|h| {
+                    h.iter()
+                        .map(|(k, v)| (k.clone(), v.is_finite().then_some(*v)))
+                        .collect()
+                }),
+                hyperparameter_bits: hps.map(|h| h.iter().map(|(k, v)| (k.clone(), v.to_bits())).collect()),
+            }),
         };
         let json = serde_json::to_vec_pretty(&meta).expect("checkpoint serialises");
         let path = dir.join("checkpoint.json");
@@ -155,9 +256,7 @@ impl Trainer {
     /// a checkpoint in `dir`.
     pub fn load_checkpoint(&mut self, dir: &Path) -> Result<()> {
         let json_path = dir.join("checkpoint.json");
-        let text = std::fs::read(&json_path).map_err(|e| Error::io(&json_path, "read", e))?;
-        let meta: Checkpoint = serde_json::from_slice(&text)
-            .map_err(|e| Error::format(&json_path, format!("not a ferrograd checkpoint: {e}")))?;
+        let meta = read_checkpoint(dir)?;
         if meta.seed != self.config.seed
             || meta.n_hidden != self.config.n_hidden
             || meta.optimizer != self.optimizer.name()

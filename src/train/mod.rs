@@ -12,7 +12,9 @@ mod fused;
 mod gpu;
 mod score;
 
-pub use checkpoint::{load_model, save_model, Checkpoint};
+pub use checkpoint::{
+    load_model, read_checkpoint, save_model, Checkpoint, RunSettings, CHECKPOINT_FORMAT_VERSION, MODEL_FORMAT_VERSION,
+};
 pub use curvature::BatchCurvature;
 pub use early_stopping::{EarlyStopping, Verdict};
 pub use score::{score, zero_mean_ceiling, Score};
@@ -23,6 +25,7 @@ use crate::engine::{DType, Device, Error, Result, Rng, Tensor};
 use crate::nn::{self, Mlp};
 use crate::optim::{StepContext, TaskOptimizer};
 use fused::FusedWorkspace;
+use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -330,6 +333,10 @@ pub struct Trainer {
     last_losses: (Option<f64>, Option<f64>),
     seconds: f64,
     stopped: bool,
+    /// The optimizer's hyperparameters, when the caller said what they are
+    /// ([`Trainer::set_hyperparameters`]): recorded in checkpoints so that
+    /// a resume can rebuild the same optimizer from the directory alone.
+    hyperparameters: Option<BTreeMap<String, f64>>,
     /// Buffers of the fused training step (behind a mutex so that
     /// `validation_loss(&self)` can use them too).
     workspace: Mutex<FusedWorkspace>,
@@ -386,11 +393,20 @@ impl Trainer {
             last_losses: (None, None),
             seconds: 0.0,
             stopped: false,
+            hyperparameters: None,
         };
         if device != Device::Cpu {
             trainer.to_device(device)?;
         }
         Ok(trainer)
+    }
+
+    /// Records the optimizer's hyperparameters (every one, by name) so that
+    /// checkpoints carry them ([`Checkpoint::run`]); a trainer whose
+    /// caller never says writes checkpoints that need them repeated on
+    /// resume.
+    pub fn set_hyperparameters(&mut self, values: BTreeMap<String, f64>) {
+        self.hyperparameters = Some(values);
     }
 
     /// Moves the data, both models, the gradient buffers and the

@@ -29,9 +29,22 @@ pub enum RunStatus {
 /// for runs that failed to start.
 pub const WORST_QUALITY: i64 = -10_000_000;
 
+/// The version of the `race.jsonl` line layout this build writes (a line
+/// without `format_version` is version 1, the same layout; docs/formats.md).
+pub const RACE_FORMAT_VERSION: u32 = 1;
+
+/// The version of a line without a `format_version` field.
+fn version_one() -> u32 {
+    1
+}
+
 /// One line of `race.jsonl`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunRecord {
+    /// The line's layout version ([`RACE_FORMAT_VERSION`] when written by
+    /// this build; 1 when the line has no such field).
+    #[serde(default = "version_one")]
+    pub format_version: u32,
     /// The catalog name of the optimizer.
     pub optimizer: String,
     /// Hyperparameter overrides (the rest are catalog defaults).
@@ -88,6 +101,7 @@ impl RunRecord {
     /// filled in by the runner.
     pub fn for_key(key: &RunKey) -> RunRecord {
         RunRecord {
+            format_version: RACE_FORMAT_VERSION,
             optimizer: key.entrant.optimizer.clone(),
             hp: key.entrant.hp_values(),
             entrant: key.entrant.to_string(),
@@ -147,6 +161,17 @@ pub fn parse_records(path: &Path, bytes: &[u8]) -> Result<ReadOutcome, RaceError
             continue;
         }
         match serde_json::from_str::<RunRecord>(text.trim()) {
+            Ok(record) if record.format_version > RACE_FORMAT_VERSION => {
+                return Err(RaceError::Format {
+                    path: path.to_path_buf(),
+                    message: format!(
+                        "line {} has format version {}; this build reads versions 1 to {RACE_FORMAT_VERSION}: \
+                         use a newer ferrograd",
+                        index + 1,
+                        record.format_version
+                    ),
+                })
+            }
             Ok(record) if complete => {
                 outcome.records.push(record);
                 offset += line.len() as u64;

@@ -148,7 +148,8 @@ fn hyperparams(name: &str, hps: &[String]) -> Result<(HyperParams, Vec<String>),
 }
 
 /// The run's settings from `args`, and from the checkpoint in `--resume`'s
-/// directory when there is one.
+/// directory when there is one; what neither gives is
+/// [`TaskConfig::default`]'s.
 fn resolve(args: &Args) -> Result<RunSpec, String> {
     let saved = match &args.resume {
         Some(dir) => Some(read_checkpoint(dir).map_err(|e| e.to_string())?),
@@ -161,34 +162,54 @@ fn resolve(args: &Args) -> Result<RunSpec, String> {
         saved.as_ref().map(|c| c.optimizer.clone()),
         catalog::DEFAULT.to_string(),
     )?;
-    let (mut hps, given) = hyperparams(&optimizer, &args.hps)?;
-    if let Some(saved_hps) = run.and_then(RunSettings::hyperparameter_values) {
+    let hps = resolve_hyperparams(&optimizer, &args.hps, run)?;
+    let defaults = TaskConfig::default();
+    let dtype = match args.dtype.as_deref().or(run.map(|r| r.dtype.as_str())) {
+        None => defaults.dtype,
+        Some("f32") => DType::F32,
+        Some("f64") => DType::F64,
+        Some(other) => return Err(format!("the checkpoint's dtype {other:?} is neither f32 nor f64")),
+    };
+    Ok(RunSpec {
+        n_hidden: pick(
+            "--n-hidden ",
+            args.n_hidden,
+            saved.as_ref().map(|c| c.n_hidden),
+            defaults.n_hidden,
+        )?,
+        seed: pick("--seed ", args.seed, saved.as_ref().map(|c| c.seed), defaults.seed)?,
+        max_epochs: pick(
+            "--max-epochs ",
+            args.max_epochs,
+            run.map(|r| r.max_epochs),
+            defaults.max_epochs,
+        )?,
+        dtype,
+        optimizer,
+        hps,
+    })
+}
+
+/// The hyperparameters of `optimizer`: the checkpoint's where `run` has
+/// them (each `--hp` given must agree), else the defaults with the `--hp`
+/// overrides.
+fn resolve_hyperparams(
+    optimizer: &str,
+    overrides: &[String],
+    run: Option<&RunSettings>,
+) -> Result<HyperParams, String> {
+    let (mut hps, given) = hyperparams(optimizer, overrides)?;
+    if let Some(saved) = run.and_then(RunSettings::hyperparameter_values) {
         for key in &given {
             let value = hps.get(key).map_err(|e| e.to_string())?;
-            pick(&format!("--hp {key}="), Some(value), saved_hps.get(key).copied(), value)?;
+            pick(&format!("--hp {key}="), Some(value), saved.get(key).copied(), value)?;
         }
-        for (key, value) in &saved_hps {
+        for (key, value) in &saved {
             hps.set(key, *value)
                 .map_err(|e| format!("the checkpoint's hyperparameter {key}={value}: {e}"))?;
         }
     }
-    let dtype = args
-        .dtype
-        .clone()
-        .or_else(|| run.map(|r| r.dtype.clone()))
-        .unwrap_or_else(|| "f32".to_string());
-    Ok(RunSpec {
-        n_hidden: pick("--n-hidden ", args.n_hidden, saved.as_ref().map(|c| c.n_hidden), 4)?,
-        seed: pick("--seed ", args.seed, saved.as_ref().map(|c| c.seed), 0)?,
-        max_epochs: pick("--max-epochs ", args.max_epochs, run.map(|r| r.max_epochs), 1000)?,
-        dtype: match dtype.as_str() {
-            "f32" => DType::F32,
-            "f64" => DType::F64,
-            other => return Err(format!("the checkpoint's dtype {other:?} is neither f32 nor f64")),
-        },
-        optimizer,
-        hps,
-    })
+    Ok(hps)
 }
 
 /// The device `--device` names (`cpu`, `cuda` or `cuda:N`), if it can be used.

@@ -302,6 +302,10 @@ impl Trainer {
             meta.last_val_bits.map(f64::from_bits),
         );
         self.seconds = meta.seconds;
+        if self.hyperparameters.is_none() {
+            // Later checkpoints of this trainer keep recording them.
+            self.hyperparameters = meta.run.as_ref().and_then(RunSettings::hyperparameter_values);
+        }
         Ok(())
     }
 }

@@ -7,6 +7,14 @@
 # ferrograd-ptx's build.rs, which reads cuda/op_codes.h from its own tarball.
 # Crates.io itself is only asked for the third-party dependencies.
 #
+# One crate at a time does not work for a dependant before its workspace
+# dependencies are on crates.io: `cargo package -p ferrograd-autograd` fails
+# with "no matching package named `ferrograd-engine` found"; only
+# `--no-verify` packages it alone, without building it. Publishing goes in
+# the order cargo packages them: ptx first (the engine's `cuda` feature
+# depends on it, and crates.io needs optional dependencies published too),
+# then engine, autograd, datasets, optim, ferrograd.
+#
 # Needs cargo 1.90 or newer (several -p at once with that local registry;
 # checked with 1.95). Passes its arguments on to cargo package, e.g.
 # --allow-dirty for uncommitted changes, or --no-verify for the listing and

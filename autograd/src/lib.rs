@@ -22,6 +22,7 @@
 #![deny(missing_docs)]
 
 mod backward;
+mod dot;
 mod forward;
 pub mod gradcheck;
 pub mod op;

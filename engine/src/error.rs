@@ -105,6 +105,31 @@ pub enum Error {
         /// The driver's error.
         message: String,
     },
+    /// A shape with more elements than one tensor may hold
+    /// ([`crate::MAX_ELEMENTS`]), or whose element count overflows `usize`:
+    /// refused before any memory is asked for.
+    #[error(
+        "{op}: shape {shape} holds more than {limit} elements, the most one tensor may hold \
+         (MAX_ELEMENTS = 2^40, counting every non-zero dimension); use smaller dimensions, \
+         or split the data into batches"
+    )]
+    TooManyElements {
+        /// The operation that failed.
+        op: &'static str,
+        /// The shape asked for.
+        shape: Shape,
+        /// The most elements one tensor may hold ([`crate::MAX_ELEMENTS`]).
+        limit: usize,
+    },
+    /// Host memory for a tensor buffer could not be allocated (the request
+    /// was within [`crate::MAX_ELEMENTS`] but the machine cannot satisfy it).
+    #[error("{op}: out of host memory: {bytes} bytes could not be allocated; use smaller tensors or batches, or free memory")]
+    OutOfMemory {
+        /// The operation that failed.
+        op: &'static str,
+        /// The allocation asked for, in bytes (saturated at `usize::MAX`).
+        bytes: usize,
+    },
     /// Any other invalid argument, with a message that names the fix.
     #[error("{op}: {message}")]
     InvalidArgument {

@@ -14,6 +14,7 @@
 //! ```
 #![deny(missing_docs)]
 
+mod alloc;
 #[cfg(feature = "cuda")]
 pub mod cuda;
 mod display;
@@ -29,6 +30,6 @@ pub use dtype::{DType, Device, Element};
 pub use error::{Error, Result};
 pub use ops::elementwise::{BinaryOp, UnaryOp};
 pub use rng::Rng;
-pub use shape::Shape;
+pub use shape::{checked_numel, Shape};
 pub use storage::Storage;
-pub use tensor::Tensor;
+pub use tensor::{Tensor, MAX_ELEMENTS};

@@ -35,8 +35,18 @@ impl Shape {
     }
 
     /// The number of elements (1 for a scalar).
+    ///
+    /// Exact for the shape of any tensor (every constructor checks its shape
+    /// with [`Shape::checked_numel`]); for a shape from outside, whose
+    /// product may overflow, use [`Shape::checked_numel`].
     pub fn numel(&self) -> usize {
         self.dims().iter().product()
+    }
+
+    /// The number of elements, or [`Error::TooManyElements`] (naming `op`)
+    /// if it exceeds [`crate::MAX_ELEMENTS`]. See [`checked_numel`].
+    pub fn checked_numel(&self, op: &'static str) -> Result<usize> {
+        checked_numel(op, self.dims())
     }
 
     /// Row-major strides, in elements.
@@ -80,7 +90,9 @@ impl Shape {
     }
 
     /// The NumPy broadcast of two shapes: align on the right, each pair of
-    /// dimensions must be equal or one of them 1.
+    /// dimensions must be equal or one of them 1. Fails with
+    /// [`Error::TooManyElements`] if the broadcast shape holds more than
+    /// [`crate::MAX_ELEMENTS`] elements (`[2^30, 1]` against `[1, 2^30]`).
     pub fn broadcast(&self, other: &Shape, op: &'static str) -> Result<Shape> {
         let rank = self.rank().max(other.rank());
         let mut dims = vec![0; rank];
@@ -101,6 +113,7 @@ impl Shape {
                 }
             };
         }
+        checked_numel(op, &dims)?;
         Ok(Shape::from(dims))
     }
 
@@ -118,6 +131,43 @@ impl Shape {
                 }
             })
             .collect()
+    }
+}
+
+/// The element count of a tensor with dimensions `dims`: the one place
+/// where the engine turns dimensions into a count, so every constructor and
+/// op that sizes a buffer from dimensions goes through it before it
+/// allocates.
+///
+/// Fails with [`Error::TooManyElements`] (naming `op`, the shape and the
+/// limit) when the product of the non-zero dimensions exceeds
+/// [`crate::MAX_ELEMENTS`] or overflows `usize`. A zero dimension makes the
+/// count 0 but does not excuse the others: strides and partial products of
+/// a tensor's shape must stay in range too, so `[0, 2^41]` is refused.
+///
+/// ```
+/// use ferrograd_engine::{checked_numel, Error, MAX_ELEMENTS};
+/// assert_eq!(checked_numel("doc", &[2, 3, 4])?, 24);
+/// assert_eq!(checked_numel("doc", &[])?, 1);
+/// assert_eq!(checked_numel("doc", &[1 << 20, 1 << 20])?, MAX_ELEMENTS);
+/// let err = checked_numel("doc", &[1 << 32, 1 << 32]).unwrap_err();
+/// assert!(matches!(err, Error::TooManyElements { .. }), "{err}");
+/// # Ok::<(), Error>(())
+/// ```
+pub fn checked_numel(op: &'static str, dims: &[usize]) -> Result<usize> {
+    let limit = crate::MAX_ELEMENTS;
+    let nonzero = dims
+        .iter()
+        .filter(|&&d| d != 0)
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d).filter(|&n| n <= limit));
+    match nonzero {
+        Some(_) if dims.contains(&0) => Ok(0),
+        Some(n) => Ok(n),
+        None => Err(Error::TooManyElements {
+            op,
+            shape: Shape::from(dims),
+            limit,
+        }),
     }
 }
 

@@ -1,12 +1,15 @@
 //! [`Tensor`]: an immutable, cheaply cloned n-dimensional array, and the ways
 //! to create and read one. The operations live in `ops/`, one file per family.
 
+use crate::alloc;
 use crate::storage::{CpuSlice, Storage};
 use crate::{DType, Device, Element, Error, Result, Rng, Shape};
 use std::sync::Arc;
 
 /// The most elements one tensor may hold (2^40): requests beyond it are
-/// errors, not allocation aborts.
+/// [`Error::TooManyElements`], refused before any memory is asked for (see
+/// [`crate::checked_numel`]); requests within it that the machine cannot
+/// satisfy are [`Error::OutOfMemory`], not allocation aborts.
 pub const MAX_ELEMENTS: usize = 1 << 40;
 
 /// An n-dimensional array of `f32` or `f64`, contiguous and row-major.
@@ -44,10 +47,11 @@ impl Tensor {
     /// Wraps a storage buffer; the buffer length must match the shape.
     pub fn from_storage(storage: Storage, shape: impl Into<Shape>) -> Result<Tensor> {
         let shape = shape.into();
-        if storage.len() != shape.numel() {
+        let expected = shape.checked_numel("from_storage")?;
+        if storage.len() != expected {
             return Err(Error::LengthMismatch {
                 op: "from_storage",
-                expected: shape.numel(),
+                expected,
                 got: storage.len(),
                 shape,
             });
@@ -61,10 +65,11 @@ impl Tensor {
     /// A tensor holding `data` (row-major) with the given shape.
     pub fn from_vec<T: CpuSlice>(data: Vec<T>, shape: impl Into<Shape>) -> Result<Tensor> {
         let shape = shape.into();
-        if data.len() != shape.numel() {
+        let expected = shape.checked_numel("from_vec")?;
+        if data.len() != expected {
             return Err(Error::LengthMismatch {
                 op: "from_vec",
-                expected: shape.numel(),
+                expected,
                 got: data.len(),
                 shape,
             });
@@ -100,20 +105,55 @@ impl Tensor {
     }
 
     /// A tensor of the given shape filled with `value`.
+    ///
+    /// # Panics
+    /// With the message of [`Tensor::try_full`]'s error, if the shape holds
+    /// more than [`MAX_ELEMENTS`] elements or the memory cannot be had; use
+    /// [`Tensor::try_full`] for shapes that come from outside the program.
     pub fn full(shape: impl Into<Shape>, value: f64, dtype: DType) -> Tensor {
-        let shape = shape.into();
-        let n = shape.numel();
-        with_dtype!(dtype, T => Tensor::from_typed(vec![T::from_f64(value); n], shape))
+        Tensor::filled("full", shape.into(), value, dtype).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// A tensor of the given shape filled with `value`, or
+    /// [`Error::TooManyElements`] / [`Error::OutOfMemory`] if the shape is
+    /// too large to hold.
+    pub fn try_full(shape: impl Into<Shape>, value: f64, dtype: DType) -> Result<Tensor> {
+        Tensor::filled("full", shape.into(), value, dtype)
     }
 
     /// A tensor of zeros.
+    ///
+    /// # Panics
+    /// As [`Tensor::full`]; [`Tensor::try_zeros`] returns the error instead.
     pub fn zeros(shape: impl Into<Shape>, dtype: DType) -> Tensor {
-        Tensor::full(shape, 0.0, dtype)
+        Tensor::filled("zeros", shape.into(), 0.0, dtype).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// A tensor of zeros, or an error if the shape is too large to hold (as
+    /// [`Tensor::try_full`]).
+    pub fn try_zeros(shape: impl Into<Shape>, dtype: DType) -> Result<Tensor> {
+        Tensor::filled("zeros", shape.into(), 0.0, dtype)
     }
 
     /// A tensor of ones.
+    ///
+    /// # Panics
+    /// As [`Tensor::full`]; [`Tensor::try_ones`] returns the error instead.
     pub fn ones(shape: impl Into<Shape>, dtype: DType) -> Tensor {
-        Tensor::full(shape, 1.0, dtype)
+        Tensor::filled("ones", shape.into(), 1.0, dtype).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// A tensor of ones, or an error if the shape is too large to hold (as
+    /// [`Tensor::try_full`]).
+    pub fn try_ones(shape: impl Into<Shape>, dtype: DType) -> Result<Tensor> {
+        Tensor::filled("ones", shape.into(), 1.0, dtype)
+    }
+
+    /// Internal: `value` everywhere, the count checked and the buffer
+    /// allocated fallibly.
+    pub(crate) fn filled(op: &'static str, shape: Shape, value: f64, dtype: DType) -> Result<Tensor> {
+        let n = shape.checked_numel(op)?;
+        with_dtype!(dtype, T => Ok(Tensor::from_typed(alloc::filled(op, n, T::from_f64(value))?, shape)))
     }
 
     /// Zeros with this tensor's shape and dtype.
@@ -142,25 +182,39 @@ impl Tensor {
                 "start, end and step must be finite and step non-zero",
             ));
         }
-        let count = ((end - start) / step).ceil().max(0.0);
-        if count > MAX_ELEMENTS as f64 {
-            return Err(Error::invalid(
-                "arange",
-                format!("{count} elements is more than this engine allocates ({MAX_ELEMENTS}); use a larger step"),
-            ));
-        }
-        let count = count as usize;
-        let values: Vec<f64> = (0..count).map(|i| start + step * i as f64).collect();
-        Tensor::from_f64_slice(&values, [count], dtype)
+        // `as` saturates: a count past usize::MAX becomes usize::MAX, which
+        // checked_numel refuses like any count past MAX_ELEMENTS.
+        let count = ((end - start) / step).ceil().max(0.0) as usize;
+        let count = crate::checked_numel("arange", &[count])?;
+        let values = with_dtype!(dtype, T => T::wrap(alloc::collect(
+            "arange",
+            count,
+            (0..count).map(|i| T::from_f64(start + step * i as f64)),
+        )?));
+        Ok(Tensor::from_parts(values, Shape::new([count])))
     }
 
     /// The `n x n` identity matrix.
+    ///
+    /// # Panics
+    /// With the message of [`Tensor::try_eye`]'s error, if `n * n` exceeds
+    /// [`MAX_ELEMENTS`] or the memory cannot be had.
     pub fn eye(n: usize, dtype: DType) -> Tensor {
-        let mut values = vec![0.0; n * n];
-        for i in 0..n {
-            values[i * n + i] = 1.0;
-        }
-        Tensor::from_f64_slice(&values, [n, n], dtype).expect("length matches by construction")
+        Tensor::try_eye(n, dtype).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// The `n x n` identity matrix, or [`Error::TooManyElements`] /
+    /// [`Error::OutOfMemory`] if it is too large to hold.
+    pub fn try_eye(n: usize, dtype: DType) -> Result<Tensor> {
+        let count = crate::checked_numel("eye", &[n, n])?;
+        let values = with_dtype!(dtype, T => {
+            let mut values = alloc::filled("eye", count, T::from_f64(0.0))?;
+            for i in 0..n {
+                values[i * n + i] = T::from_f64(1.0);
+            }
+            T::wrap(values)
+        });
+        Ok(Tensor::from_parts(values, Shape::new([n, n])))
     }
 
     /// Values drawn uniformly from `[low, high)` with the given generator.
@@ -172,8 +226,13 @@ impl Tensor {
             ));
         }
         let shape = shape.into();
-        let values: Vec<f64> = (0..shape.numel()).map(|_| rng.uniform_range(low, high)).collect();
-        Tensor::from_f64_slice(&values, shape, dtype)
+        let n = shape.checked_numel("rand_uniform")?;
+        let values = with_dtype!(dtype, T => T::wrap(alloc::collect(
+            "rand_uniform",
+            n,
+            (0..n).map(|_| T::from_f64(rng.uniform_range(low, high))),
+        )?));
+        Ok(Tensor::from_parts(values, shape))
     }
 
     /// Values drawn from a normal distribution with the given generator.
@@ -185,8 +244,13 @@ impl Tensor {
             ));
         }
         let shape = shape.into();
-        let values: Vec<f64> = (0..shape.numel()).map(|_| mean + std * rng.normal()).collect();
-        Tensor::from_f64_slice(&values, shape, dtype)
+        let n = shape.checked_numel("rand_normal")?;
+        let values = with_dtype!(dtype, T => T::wrap(alloc::collect(
+            "rand_normal",
+            n,
+            (0..n).map(|_| T::from_f64(mean + std * rng.normal())),
+        )?));
+        Ok(Tensor::from_parts(values, shape))
     }
 
     // ----- metadata -----------------------------------------------------

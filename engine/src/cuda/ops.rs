@@ -162,16 +162,12 @@ pub fn to_host(t: &Tensor) -> Result<Tensor> {
 
 /// A tensor of `shape` filled with `value` on GPU `ordinal`.
 pub fn full(ordinal: usize, shape: Shape, value: f64, dtype: DType) -> Result<Tensor> {
-    let out = CudaStorage::alloc(ordinal, dtype, shape.numel())?;
-    if shape.numel() > 0 {
+    let count = shape.checked_numel("full")?;
+    let out = CudaStorage::alloc(ordinal, dtype, count)?;
+    if count > 0 {
         let b = backend(ordinal)?;
-        let (n, ptr) = (shape.numel() as i64, out.device_ptr());
-        launch(
-            &b,
-            pick(dtype, "fill_f32", "fill_f64"),
-            shape.numel(),
-            &args![n, value, ptr],
-        )?;
+        let (n, ptr) = (count as i64, out.device_ptr());
+        launch(&b, pick(dtype, "fill_f32", "fill_f64"), count, &args![n, value, ptr])?;
     }
     Ok(wrap(out, shape))
 }

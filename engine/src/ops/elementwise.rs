@@ -3,7 +3,7 @@
 
 use super::{for_each_strided, layout, Layout, PARALLEL_THRESHOLD};
 use crate::storage::CpuSlice;
-use crate::{with_dtype, Element, Result, Shape, Tensor};
+use crate::{alloc, with_dtype, Element, Result, Shape, Tensor};
 use num_traits::Zero;
 use rayon::prelude::*;
 
@@ -251,11 +251,20 @@ fn zip_map<T: Element, F: Fn(T, T) -> T + Sync>(x: &[T], y: &[T], f: &F) -> Vec<
     x.iter().zip(y).map(|(&p, &q)| f(p, q)).collect()
 }
 
-/// A broadcasting binary kernel for one (inlined) function `f`.
-fn binary_with<T: CpuSlice, F: Fn(T, T) -> T + Sync>(a: &Tensor, b: &Tensor, out_shape: &Shape, f: F) -> Vec<T> {
+/// A broadcasting binary kernel for one (inlined) function `f`. An output
+/// larger than both operands (`[n, 1]` against `[1, m]`) is allocated
+/// fallibly; one the size of an operand is allocated as that operand was.
+fn binary_with<T: CpuSlice, F: Fn(T, T) -> T + Sync>(
+    a: &Tensor,
+    b: &Tensor,
+    out_shape: &Shape,
+    op: &'static str,
+    f: F,
+) -> Result<Vec<T>> {
     let (x, y) = (a.data::<T>(), b.data::<T>());
     let f = &f;
-    match (layout(a.shape(), out_shape), layout(b.shape(), out_shape)) {
+    let n = out_shape.numel(); // checked by Shape::broadcast
+    Ok(match (layout(a.shape(), out_shape), layout(b.shape(), out_shape)) {
         (Layout::Full, Layout::Full) => zip_map(x, y, f),
         (Layout::Full, Layout::Scalar) => map_slice(x, |p| f(p, y[0])),
         (Layout::Scalar, Layout::Full) => map_slice(y, |q| f(x[0], q)),
@@ -280,20 +289,20 @@ fn binary_with<T: CpuSlice, F: Fn(T, T) -> T + Sync>(a: &Tensor, b: &Tensor, out
         _ => {
             let sa = a.shape().broadcast_strides(out_shape);
             let sb = b.shape().broadcast_strides(out_shape);
-            let mut out = Vec::with_capacity(out_shape.numel());
+            let mut out = alloc::with_capacity(op, n)?;
             for_each_strided(out_shape.dims(), [&sa, &sb], |_, [oa, ob]| out.push(f(x[oa], y[ob])));
             out
         }
-    }
+    })
 }
 
 /// Dispatches on the op once, outside the loop, so each kernel is a tight
 /// loop over one known function.
-fn binary_kernel<T: CpuSlice>(a: &Tensor, b: &Tensor, out_shape: &Shape, op: BinaryOp) -> Vec<T> {
+fn binary_kernel<T: CpuSlice>(a: &Tensor, b: &Tensor, out_shape: &Shape, op: BinaryOp) -> Result<Vec<T>> {
     macro_rules! specialise {
         ($($v:ident),*) => {
             match op {
-                $(BinaryOp::$v => binary_with(a, b, out_shape, |p: T, q: T| BinaryOp::$v.apply(p, q)),)*
+                $(BinaryOp::$v => binary_with(a, b, out_shape, op.name(), |p: T, q: T| BinaryOp::$v.apply(p, q)),)*
             }
         };
     }
@@ -398,7 +407,7 @@ impl Tensor {
             return crate::cuda::ops::binary(self, rhs, op, &shape);
         }
         Ok(with_dtype!(self.dtype(), T => {
-            let out = binary_kernel::<T>(self, rhs, &shape, op);
+            let out = binary_kernel::<T>(self, rhs, &shape, op)?;
             Tensor::from_typed(out, shape)
         }))
     }
@@ -421,7 +430,7 @@ impl Tensor {
         let sf = on_false.shape().broadcast_strides(&shape);
         Ok(with_dtype!(cond.dtype(), T => {
             let (c, t, f) = (cond.data::<T>(), on_true.data::<T>(), on_false.data::<T>());
-            let mut out = vec![T::zero(); shape.numel()];
+            let mut out = alloc::filled("where", shape.numel(), T::zero())?;
             for_each_strided(shape.dims(), [&sc, &st, &sf], |i, [oc, ot, of]| {
                 out[i] = if c[oc] != T::zero() { t[ot] } else { f[of] };
             });

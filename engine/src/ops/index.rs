@@ -2,7 +2,7 @@
 //! `gather` of one column per row (class labels) and its adjoint `scatter`.
 
 use crate::storage::CpuSlice;
-use crate::{with_dtype, Element, Error, Result, Shape, Tensor};
+use crate::{alloc, checked_numel, with_dtype, Element, Error, Result, Shape, Tensor};
 use num_traits::Zero;
 
 fn check_indices(op: &'static str, indices: &[usize], size: usize) -> Result<()> {
@@ -12,16 +12,20 @@ fn check_indices(op: &'static str, indices: &[usize], size: usize) -> Result<()>
     }
 }
 
-fn select_rows<T: CpuSlice>(src: &[T], row_len: usize, indices: &[usize]) -> Vec<T> {
-    let mut out = Vec::with_capacity(indices.len() * row_len);
+/// The output buffer of the rows `indices` of rows of `row_len` values;
+/// `n` is the output's checked element count.
+fn select_rows<T: CpuSlice>(src: &[T], row_len: usize, indices: &[usize], n: usize) -> Result<Vec<T>> {
+    let mut out = alloc::with_capacity("index_select", n)?;
     for &i in indices {
         out.extend_from_slice(&src[i * row_len..(i + 1) * row_len]);
     }
-    out
+    Ok(out)
 }
 
-fn add_rows<T: CpuSlice + Element>(src: &[T], row_len: usize, indices: &[usize], rows: usize) -> Vec<T> {
-    let mut out = vec![T::zero(); rows * row_len];
+/// `rows` rows of `row_len` zeros with row `k` of `src` added into row
+/// `indices[k]`; `n` is the output's checked element count.
+fn add_rows<T: CpuSlice + Element>(src: &[T], row_len: usize, indices: &[usize], n: usize) -> Result<Vec<T>> {
+    let mut out = alloc::filled("index_add", n, T::zero())?;
     for (k, &i) in indices.iter().enumerate() {
         for (o, &v) in out[i * row_len..(i + 1) * row_len]
             .iter_mut()
@@ -30,7 +34,7 @@ fn add_rows<T: CpuSlice + Element>(src: &[T], row_len: usize, indices: &[usize],
             *o = *o + v;
         }
     }
-    out
+    Ok(out)
 }
 
 impl Tensor {
@@ -40,16 +44,17 @@ impl Tensor {
             return Err(Error::invalid("index_select", "needs a tensor of rank >= 1"));
         }
         check_indices("index_select", indices, self.dims()[0])?;
+        let mut dims = self.dims().to_vec();
+        dims[0] = indices.len();
+        let n = checked_numel("index_select", &dims)?;
         #[cfg(feature = "cuda")]
         if self.is_cuda() {
             return crate::cuda::ops::index_select(self, indices);
         }
         let row_len: usize = self.dims()[1..].iter().product();
-        let mut dims = self.dims().to_vec();
-        dims[0] = indices.len();
-        Ok(
-            with_dtype!(self.dtype(), T => Tensor::from_typed(select_rows(self.data::<T>(), row_len, indices), Shape::new(dims))),
-        )
+        Ok(with_dtype!(self.dtype(), T => {
+            Tensor::from_typed(select_rows(self.data::<T>(), row_len, indices, n)?, Shape::new(dims))
+        }))
     }
 
     /// A tensor with `rows` rows, zero except that row `k` of `self` is added
@@ -66,16 +71,17 @@ impl Tensor {
             ));
         }
         check_indices("index_add", indices, rows)?;
+        let mut dims = self.dims().to_vec();
+        dims[0] = rows;
+        let n = checked_numel("index_add", &dims)?;
         #[cfg(feature = "cuda")]
         if self.is_cuda() {
             return crate::cuda::ops::index_add(self, indices, rows);
         }
         let row_len: usize = self.dims()[1..].iter().product();
-        let mut dims = self.dims().to_vec();
-        dims[0] = rows;
-        Ok(
-            with_dtype!(self.dtype(), T => Tensor::from_typed(add_rows(self.data::<T>(), row_len, indices, rows), Shape::new(dims))),
-        )
+        Ok(with_dtype!(self.dtype(), T => {
+            Tensor::from_typed(add_rows(self.data::<T>(), row_len, indices, n)?, Shape::new(dims))
+        }))
     }
 
     /// For a `[n, c]` matrix and `n` labels, the `[n]` vector `x[i, labels[i]]`
@@ -113,13 +119,14 @@ impl Tensor {
             ));
         }
         check_indices("scatter", labels, classes)?;
+        let n = checked_numel("scatter", &[labels.len(), classes])?;
         #[cfg(feature = "cuda")]
         if self.is_cuda() {
             return crate::cuda::ops::scatter(self, labels, classes);
         }
         Ok(with_dtype!(self.dtype(), T => {
             let v = self.data::<T>();
-            let mut out = vec![T::zero(); labels.len() * classes];
+            let mut out = alloc::filled("scatter", n, T::zero())?;
             for (i, &l) in labels.iter().enumerate() {
                 out[i * classes + l] = v[i];
             }

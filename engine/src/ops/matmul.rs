@@ -4,7 +4,7 @@
 //! never copied.
 
 use crate::storage::CpuSlice;
-use crate::{Error, Result, Shape, Tensor};
+use crate::{alloc, Error, Result, Shape, Tensor};
 
 /// A read-only matrix inside a slice: element `(i, j)` is
 /// `data[i * row_stride + j * col_stride]`. A transposed view is the same
@@ -149,11 +149,12 @@ fn view<T: CpuSlice>(t: &Tensor, transposed: bool) -> MatRef<'_, T> {
     }
 }
 
-fn matmul_kernel<T: CpuSlice>(a: &Tensor, ta: bool, b: &Tensor, tb: bool) -> Tensor {
+/// `op(a) * op(b)` into a fresh buffer of `count` (the checked `m * n`) values.
+fn matmul_kernel<T: CpuSlice>(a: &Tensor, ta: bool, b: &Tensor, tb: bool, count: usize) -> Result<Tensor> {
     let (va, vb) = (view::<T>(a, ta), view::<T>(b, tb));
-    let mut out = vec![T::zero(); va.rows * vb.cols];
+    let mut out = alloc::filled("matmul", count, T::zero())?;
     gemm_into(&mut out, va, vb, false);
-    Tensor::from_typed(out, Shape::new([va.rows, vb.cols]))
+    Ok(Tensor::from_typed(out, Shape::new([va.rows, vb.cols])))
 }
 
 impl Tensor {
@@ -185,11 +186,14 @@ impl Tensor {
                 hint: "the inner dimensions (columns of the left, rows of the right, after transposes) must be equal",
             });
         }
+        let m = if transpose_self { self.dims()[1] } else { self.dims()[0] };
+        let n = if transpose_rhs { rhs.dims()[0] } else { rhs.dims()[1] };
+        let count = crate::checked_numel("matmul", &[m, n])?;
         #[cfg(feature = "cuda")]
         if self.is_cuda() {
             return crate::cuda::ops::matmul_t(self, transpose_self, rhs, transpose_rhs);
         }
-        Ok(crate::with_dtype!(self.dtype(), T => matmul_kernel::<T>(self, transpose_self, rhs, transpose_rhs)))
+        crate::with_dtype!(self.dtype(), T => matmul_kernel::<T>(self, transpose_self, rhs, transpose_rhs, count))
     }
 }
 

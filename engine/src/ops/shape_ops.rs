@@ -2,21 +2,27 @@
 //! unsqueeze, concat, narrow and its inverse pad.
 
 use super::for_each_strided;
-use crate::{with_dtype, Element, Error, Result, Shape, Tensor};
+use crate::{alloc, checked_numel, with_dtype, Element, Error, Result, Shape, Tensor};
 
 /// Copies `src` read through `strides` (starting at `offset`) into a new
-/// row-major buffer of shape `dims`.
-pub(crate) fn gather_strided<T: Element>(src: &[T], offset: usize, strides: &[usize], dims: &[usize]) -> Vec<T> {
-    let mut out = Vec::with_capacity(dims.iter().product());
+/// row-major buffer of shape `dims` (a checked shape), allocated fallibly.
+pub(crate) fn gather_strided<T: Element>(
+    op: &'static str,
+    src: &[T],
+    offset: usize,
+    strides: &[usize],
+    dims: &[usize],
+) -> Result<Vec<T>> {
+    let mut out = alloc::with_capacity(op, dims.iter().product())?;
     for_each_strided(dims, [strides], |_, [o]| out.push(src[offset + o]));
-    out
+    Ok(out)
 }
 
 impl Tensor {
     /// The same elements viewed with another shape of equal size (no copy).
     pub fn reshape(&self, shape: impl Into<Shape>) -> Result<Tensor> {
         let shape = shape.into();
-        if shape.numel() != self.numel() {
+        if shape.checked_numel("reshape")? != self.numel() {
             return Err(Error::ShapeMismatch {
                 op: "reshape",
                 lhs: self.shape().clone(),
@@ -45,7 +51,7 @@ impl Tensor {
             return crate::cuda::ops::permute(self, axes);
         }
         Ok(with_dtype!(self.dtype(), T => {
-            Tensor::from_typed(gather_strided(self.data::<T>(), 0, &strides, &dims), Shape::new(dims))
+            Tensor::from_typed(gather_strided("permute", self.data::<T>(), 0, &strides, &dims)?, Shape::new(dims))
         }))
     }
 
@@ -89,12 +95,16 @@ impl Tensor {
         }
         let strides = self.shape().broadcast_strides(&shape);
         let layout = super::layout(self.shape(), &shape);
+        let n = shape.numel(); // checked by the broadcast above
+        let op = "broadcast_to";
         Ok(with_dtype!(self.dtype(), T => {
             let src = self.data::<T>();
             let data: Vec<T> = match layout {
-                super::Layout::Tail(len) => src.iter().copied().cycle().take(len * (shape.numel() / len)).collect(),
-                super::Layout::Spread(inner) => src.iter().flat_map(|&v| std::iter::repeat_n(v, inner)).collect(),
-                _ => gather_strided(src, 0, &strides, shape.dims()),
+                super::Layout::Tail(len) => alloc::collect(op, n, src.iter().copied().cycle().take(len * (n / len)))?,
+                super::Layout::Spread(inner) => {
+                    alloc::collect(op, n, src.iter().flat_map(|&v| std::iter::repeat_n(v, inner)))?
+                }
+                _ => gather_strided(op, src, 0, &strides, shape.dims())?,
             };
             Tensor::from_typed(data, shape)
         }))
@@ -177,16 +187,20 @@ impl Tensor {
                 });
             }
         }
+        let mut dims = first.dims().to_vec();
+        dims[a] = tensors
+            .iter()
+            .try_fold(0usize, |acc, t| acc.checked_add(t.dims()[a]))
+            .unwrap_or(usize::MAX);
+        let n = checked_numel("concat", &dims)?;
         #[cfg(feature = "cuda")]
         if first.is_cuda() {
             return crate::cuda::ops::concat(tensors, a);
         }
         let outer: usize = first.dims()[..a].iter().product();
         let inner: usize = first.dims()[a + 1..].iter().product();
-        let mut dims = first.dims().to_vec();
-        dims[a] = tensors.iter().map(|t| t.dims()[a]).sum();
         Ok(with_dtype!(first.dtype(), T => {
-            let mut out: Vec<T> = Vec::with_capacity(dims.iter().product());
+            let mut out: Vec<T> = alloc::with_capacity("concat", n)?;
             for o in 0..outer {
                 for t in tensors {
                     let chunk = t.dims()[a] * inner;
@@ -218,13 +232,20 @@ impl Tensor {
         let mut dims = self.dims().to_vec();
         dims[a] = len;
         Ok(with_dtype!(self.dtype(), T => {
-            Tensor::from_typed(gather_strided(self.data::<T>(), start * strides[a], &strides, &dims), Shape::new(dims))
+            let data = gather_strided("narrow", self.data::<T>(), start * strides[a], &strides, &dims)?;
+            Tensor::from_typed(data, Shape::new(dims))
         }))
     }
 
     /// Adds `before` and `after` zeros along `axis` (the adjoint of `narrow`).
     pub fn pad_zeros(&self, axis: isize, before: usize, after: usize) -> Result<Tensor> {
         let a = self.shape().axis("pad_zeros", axis)?;
+        let mut padded = self.dims().to_vec();
+        padded[a] = padded[a]
+            .checked_add(before)
+            .and_then(|d| d.checked_add(after))
+            .unwrap_or(usize::MAX);
+        checked_numel("pad_zeros", &padded)?;
         #[cfg(feature = "cuda")]
         if self.is_cuda() {
             return crate::cuda::ops::pad_zeros(self, a, before, after);
@@ -233,14 +254,14 @@ impl Tensor {
         let side = |n: usize| {
             let mut dims = self.dims().to_vec();
             dims[a] = n;
-            Tensor::zeros(dims, self.dtype())
+            Tensor::filled("pad_zeros", Shape::new(dims), 0.0, self.dtype())
         };
         if before > 0 {
-            pieces.push(side(before));
+            pieces.push(side(before)?);
         }
         pieces.push(self.clone());
         if after > 0 {
-            pieces.push(side(after));
+            pieces.push(side(after)?);
         }
         Tensor::concat(&pieces, a as isize)
     }

@@ -174,7 +174,7 @@ fn run(config: &Config) -> ferrograd::Result<f64> {
     for epoch in 0..config.epochs {
         ctx.epoch = epoch;
         let (mut total, mut seen) = (0.0, 0);
-        for batch in batches.next_epoch() {
+        for batch in batches.next_epoch()? {
             let x = Var::constant(train.pixels.index_select(&batch)?);
             let labels: Vec<usize> = batch.iter().map(|&i| train.labels[i]).collect();
             let vars: Vec<Var> = params.iter().cloned().map(Var::parameter).collect();

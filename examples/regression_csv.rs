@@ -172,7 +172,7 @@ fn run(config: &Config) -> ferrograd::Result<Outcome> {
     while epochs < config.max_epochs {
         let mut train_loss = 0.0;
         let mut seen = 0;
-        for batch in batches.next_epoch() {
+        for batch in batches.next_epoch()? {
             if batch.len() < 2 {
                 continue; // BatchNorm needs two samples to estimate a variance
             }

@@ -2,18 +2,38 @@
 
 use ferrograd_engine::Rng;
 
-use crate::DataError;
+use crate::{sizes, DataError};
 
 /// Shuffles `0..n_samples` with `rng` and cuts it into batches of `batch_size`.
 ///
 /// The last batch holds the remainder, so 1000 samples in batches of 128 give
 /// seven batches of 128 and one of 104. `n_samples == 0` gives no batches;
-/// `batch_size == 0` is an error.
+/// `batch_size == 0` is an error, and so is an `n_samples` past the engine's
+/// `MAX_ELEMENTS` (2^40) or one whose batches memory cannot hold
+/// ([`DataError::OutOfMemory`]).
 pub fn epoch_batches(n_samples: usize, batch_size: usize, rng: &mut Rng) -> Result<Vec<Vec<usize>>, DataError> {
     check_batch_size("epoch_batches", batch_size)?;
-    let mut order: Vec<usize> = (0..n_samples).collect();
+    sizes::check_count("epoch_batches", "n_samples", n_samples)?;
+    shuffled_batches("epoch_batches", n_samples, batch_size, rng)
+}
+
+/// `0..n_samples` shuffled by `rng` and cut into batches, every buffer
+/// allocated fallibly (`function` names the caller in errors).
+fn shuffled_batches(
+    function: &'static str,
+    n_samples: usize,
+    batch_size: usize,
+    rng: &mut Rng,
+) -> Result<Vec<Vec<usize>>, DataError> {
+    let mut order = sizes::identity(function, n_samples)?;
     rng.shuffle(&mut order);
-    Ok(order.chunks(batch_size).map(<[usize]>::to_vec).collect())
+    let mut batches = sizes::with_capacity(function, n_samples.div_ceil(batch_size))?;
+    for chunk in order.chunks(batch_size) {
+        let mut batch = sizes::with_capacity(function, chunk.len())?;
+        batch.extend_from_slice(chunk);
+        batches.push(batch);
+    }
+    Ok(batches)
 }
 
 /// Fails unless `batch_size >= 1`.
@@ -42,9 +62,11 @@ pub struct ShuffledBatches {
 }
 
 impl ShuffledBatches {
-    /// A batcher over `n_samples` samples; fails if `batch_size == 0`.
+    /// A batcher over `n_samples` samples; fails if `batch_size == 0` or
+    /// `n_samples` exceeds the engine's `MAX_ELEMENTS` (2^40).
     pub fn new(n_samples: usize, batch_size: usize, rng: Rng) -> Result<Self, DataError> {
         check_batch_size("ShuffledBatches::new", batch_size)?;
+        sizes::check_count("ShuffledBatches::new", "n_samples", n_samples)?;
         Ok(ShuffledBatches {
             n_samples,
             batch_size,
@@ -52,11 +74,16 @@ impl ShuffledBatches {
         })
     }
 
-    /// The next epoch's batches (a fresh shuffle each call).
-    pub fn next_epoch(&mut self) -> Vec<Vec<usize>> {
-        let mut order: Vec<usize> = (0..self.n_samples).collect();
-        self.rng.shuffle(&mut order);
-        order.chunks(self.batch_size).map(<[usize]>::to_vec).collect()
+    /// The next epoch's batches (a fresh shuffle each call), or
+    /// [`DataError::OutOfMemory`] if memory cannot hold them (the generator
+    /// has then advanced by at most one shuffle).
+    pub fn next_epoch(&mut self) -> Result<Vec<Vec<usize>>, DataError> {
+        shuffled_batches(
+            "ShuffledBatches::next_epoch",
+            self.n_samples,
+            self.batch_size,
+            &mut self.rng,
+        )
     }
 
     /// Number of batches per epoch (the last one may be short).
@@ -94,9 +121,9 @@ mod tests {
         let mut batcher = ShuffledBatches::new(50, 16, Rng::new(3)).unwrap();
         assert_eq!(batcher.batches_per_epoch(), 4);
         let mut rng = Rng::new(3);
-        let first = batcher.next_epoch();
+        let first = batcher.next_epoch().unwrap();
         assert_eq!(first, epoch_batches(50, 16, &mut rng).unwrap());
         assert_eq!(batcher.rng(), &rng);
-        assert_ne!(first, batcher.next_epoch());
+        assert_ne!(first, batcher.next_epoch().unwrap());
     }
 }

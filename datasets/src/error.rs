@@ -62,6 +62,17 @@ pub enum DataError {
         len: usize,
     },
 
+    /// Memory for a buffer (a sample order, batches, a matrix) could not be
+    /// allocated: the request was within the engine's `MAX_ELEMENTS` but the
+    /// machine cannot satisfy it.
+    #[error("{function}: out of memory: {bytes} bytes could not be allocated; use fewer samples or free memory")]
+    OutOfMemory {
+        /// The function that was called.
+        function: &'static str,
+        /// The allocation asked for, in bytes (saturated at `usize::MAX`).
+        bytes: usize,
+    },
+
     /// Reading, writing or renaming a file failed at the operating-system level.
     #[error("could not {action} {}: {source}", .path.display())]
     Io {

@@ -41,6 +41,7 @@ mod error;
 mod matrix;
 pub mod npy;
 pub mod rff;
+mod sizes;
 pub mod splits;
 pub mod streams;
 

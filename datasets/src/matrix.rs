@@ -1,6 +1,6 @@
 //! A plain row-major matrix of `f64`, the crate's exchange format.
 
-use crate::DataError;
+use crate::{sizes, DataError};
 
 /// A dense row-major `rows x cols` matrix of `f64`.
 ///
@@ -27,17 +27,14 @@ impl Matrix {
         Ok(Matrix { rows, cols, data })
     }
 
-    /// A `rows x cols` matrix of zeros.
-    ///
-    /// # Panics
-    /// If `rows * cols` overflows `usize`.
-    pub fn zeros(rows: usize, cols: usize) -> Self {
-        let len = rows.checked_mul(cols).expect("Matrix::zeros: size overflow");
-        Matrix {
-            rows,
-            cols,
-            data: vec![0.0; len],
-        }
+    /// A `rows x cols` matrix of zeros; fails if `rows * cols` overflows or
+    /// exceeds the engine's `MAX_ELEMENTS` (2^40), or if memory cannot hold
+    /// it ([`DataError::OutOfMemory`]).
+    pub fn zeros(rows: usize, cols: usize) -> Result<Self, DataError> {
+        let len = sizes::matrix_len("Matrix::zeros", rows, cols)?;
+        let mut data = sizes::with_capacity("Matrix::zeros", len)?;
+        data.resize(len, 0.0);
+        Ok(Matrix { rows, cols, data })
     }
 
     /// Number of rows (samples).
@@ -148,7 +145,8 @@ mod tests {
         assert_eq!(s.shape(), (3, 2));
         assert_eq!(s.data(), &[5., 6., 1., 2., 5., 6.]);
         assert_eq!(m.iter_rows().count(), 3);
-        assert_eq!(Matrix::zeros(4, 0).iter_rows().count(), 4);
+        assert_eq!(Matrix::zeros(4, 0).unwrap().iter_rows().count(), 4);
+        assert!(Matrix::zeros(1 << 32, 1 << 32).is_err());
     }
 
     #[test]
@@ -157,12 +155,12 @@ mod tests {
         let b = Matrix::new(2, 2, vec![3., 4., 5., 6.]).unwrap();
         let c = a.hstack(&b).unwrap();
         assert_eq!(c.data(), &[1., 3., 4., 2., 5., 6.]);
-        assert!(a.hstack(&Matrix::zeros(3, 1)).is_err());
+        assert!(a.hstack(&Matrix::zeros(3, 1).unwrap()).is_err());
     }
 
     #[test]
     #[should_panic(expected = "row 3 of 3")]
     fn row_out_of_range_panics() {
-        Matrix::zeros(3, 2).row(3);
+        Matrix::zeros(3, 2).unwrap().row(3);
     }
 }

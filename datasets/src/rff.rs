@@ -287,9 +287,9 @@ pub fn generate(config: &RffConfig, seed: u64) -> Result<RffData, DataError> {
     config.validate()?;
     let function = RffFunction::sample(config, &mut Rng::derived(seed, streams::RFF_FUNCTION));
     let mut rng = Rng::derived(seed, streams::RFF_SAMPLES);
-    let train = sample_split(&function, config.noise_std, config.n_train, &mut rng);
-    let val = sample_split(&function, config.noise_std, config.n_val, &mut rng);
-    let test = sample_split(&function, config.noise_std, config.n_test, &mut rng);
+    let train = sample_split(&function, config.noise_std, config.n_train, &mut rng)?;
+    let val = sample_split(&function, config.noise_std, config.n_val, &mut rng)?;
+    let test = sample_split(&function, config.noise_std, config.n_test, &mut rng)?;
     Ok(RffData {
         function,
         train,
@@ -299,11 +299,11 @@ pub fn generate(config: &RffConfig, seed: u64) -> Result<RffData, DataError> {
 }
 
 /// Draws `n` samples of `f` with Gaussian noise of std `noise_std`.
-fn sample_split(function: &RffFunction, noise_std: f64, n: usize, rng: &mut Rng) -> Split {
+fn sample_split(function: &RffFunction, noise_std: f64, n: usize, rng: &mut Rng) -> Result<Split, DataError> {
     let (d_in, d_out) = (function.input_dims, function.output_dims);
-    let mut inputs = Matrix::zeros(n, d_in);
-    let mut clean = Matrix::zeros(n, d_out);
-    let mut targets = Matrix::zeros(n, d_out);
+    let mut inputs = Matrix::zeros(n, d_in)?;
+    let mut clean = Matrix::zeros(n, d_out)?;
+    let mut targets = Matrix::zeros(n, d_out)?;
     for i in 0..n {
         let x = inputs.row_mut(i);
         for xi in x.iter_mut() {
@@ -315,7 +315,7 @@ fn sample_split(function: &RffFunction, noise_std: f64, n: usize, rng: &mut Rng)
             *y = f + noise_std * rng.normal();
         }
     }
-    Split { inputs, targets, clean }
+    Ok(Split { inputs, targets, clean })
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 
 use ferrograd_engine::Rng;
 
-use crate::DataError;
+use crate::{sizes, DataError};
 
 /// Sample indices of a train/validation split, each side in ascending order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,7 +16,9 @@ pub struct IndexSplit {
 /// Randomly assigns `round(n * val_fraction)` of the samples `0..n` to
 /// validation and the rest to training.
 ///
-/// `val_fraction` must be in `[0, 1]`. Use
+/// `val_fraction` must be in `[0, 1]` and `n` at most the engine's
+/// `MAX_ELEMENTS` (2^40); an `n` memory cannot hold is
+/// [`DataError::OutOfMemory`]. Use
 /// `Rng::derived(seed, streams::VAL_SPLIT)` for a reproducible split; apply
 /// it with [`crate::Matrix::select_rows`].
 pub fn train_val_split(n: usize, val_fraction: f64, rng: &mut Rng) -> Result<IndexSplit, DataError> {
@@ -28,10 +30,14 @@ pub fn train_val_split(n: usize, val_fraction: f64, rng: &mut Rng) -> Result<Ind
             requirement: "between 0 and 1 inclusive",
         });
     }
+    sizes::check_count("train_val_split", "n", n)?;
     let n_val = ((n as f64) * val_fraction).round() as usize;
-    let mut order: Vec<usize> = (0..n).collect();
+    let mut order = sizes::identity("train_val_split", n)?;
     rng.shuffle(&mut order);
-    let mut val = order.split_off(n - n_val.min(n));
+    let n_train = n - n_val.min(n);
+    let mut val = sizes::with_capacity("train_val_split", n - n_train)?;
+    val.extend_from_slice(&order[n_train..]);
+    order.truncate(n_train);
     order.sort_unstable();
     val.sort_unstable();
     Ok(IndexSplit { train: order, val })

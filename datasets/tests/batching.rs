@@ -30,12 +30,12 @@ fn deterministic_per_seed() {
 #[test]
 fn epochs_differ_but_replay_from_a_saved_state() {
     let mut batcher = ShuffledBatches::new(1000, 128, Rng::new(2)).unwrap();
-    let first = batcher.next_epoch();
+    let first = batcher.next_epoch().unwrap();
     let state = batcher.rng().state();
-    let second = batcher.next_epoch();
+    let second = batcher.next_epoch().unwrap();
     assert_ne!(first, second);
     let mut replay = ShuffledBatches::new(1000, 128, Rng::from_state(state)).unwrap();
-    assert_eq!(replay.next_epoch(), second);
+    assert_eq!(replay.next_epoch().unwrap(), second);
 }
 
 #[test]

@@ -125,7 +125,7 @@ fn errors_are_typed() {
 #[test]
 fn write_rejects_unwritable_names() {
     let dir = TempDir::new("csv-write");
-    let m = Matrix::zeros(1, 2);
+    let m = Matrix::zeros(1, 2).unwrap();
     let path = dir.path().join("w.csv");
     for names in [&["a"][..], &["a", "a"], &["a", "b,c"], &["a", ""]] {
         let err = write_csv(&path, names, &m).unwrap_err();

@@ -107,7 +107,7 @@ mod tests {
         let rows = clean.len() / 2;
         let matrix = |values: &[f64]| Matrix::new(rows, 2, values.to_vec()).unwrap();
         Split {
-            inputs: Matrix::zeros(rows, 1),
+            inputs: Matrix::zeros(rows, 1).unwrap(),
             targets: matrix(targets),
             clean: matrix(clean),
         }

@@ -26,11 +26,16 @@ pub struct Linear {
 
 impl Linear {
     /// The task's init: weights uniform in `±0.5 sqrt(2 / (fan_in + fan_out))`, biases 0.
+    ///
+    /// A layer too large to hold is an error, never an abort:
+    /// [`Error::TooManyElements`] past the engine's `MAX_ELEMENTS` (2^40
+    /// weights), [`Error::OutOfMemory`] when memory cannot hold it.
     pub fn new(fan_in: usize, fan_out: usize, dtype: DType, rng: &mut Rng) -> Result<Linear> {
-        let bound = 0.5 * (2.0 / (fan_in + fan_out) as f64).sqrt();
+        // The sum in f64 cannot overflow; it is exact below 2^53.
+        let bound = 0.5 * (2.0 / (fan_in as f64 + fan_out as f64)).sqrt();
         Ok(Linear {
             weight: Tensor::rand_uniform([fan_out, fan_in], -bound, bound, dtype, rng)?,
-            bias: Tensor::zeros([fan_out], dtype),
+            bias: Tensor::try_zeros([fan_out], dtype)?,
         })
     }
 

@@ -271,12 +271,13 @@ fn fill_random(
     b_: f64,
     kernel: &'static str,
 ) -> Result<Tensor> {
-    let out = CudaStorage::alloc(ordinal, dtype, shape.numel())?;
-    if shape.numel() > 0 {
+    let count = shape.checked_numel(kernel)?;
+    let out = CudaStorage::alloc(ordinal, dtype, count)?;
+    if count > 0 {
         let b = backend(ordinal)?;
-        let (n, p) = (shape.numel() as i64, out.device_ptr());
+        let (n, p) = (count as i64, out.device_ptr());
         // SAFETY: arguments in `rng_*`'s order (n, seed, a, b, out).
-        unsafe { b.launch(kernel, blocks(shape.numel()), BLOCK, &args![n, seed, a, b_, p])? };
+        unsafe { b.launch(kernel, blocks(count), BLOCK, &args![n, seed, a, b_, p])? };
     }
     Ok(wrap(out, shape))
 }

@@ -7,6 +7,11 @@
 #[cfg(doctest)]
 pub struct GuideIndex;
 
+/// `docs/guide/micrograd.md`
+#[doc = include_str!("../docs/guide/micrograd.md")]
+#[cfg(doctest)]
+pub struct GuideMicrograd;
+
 /// `docs/guide/tensors-and-broadcasting.md`
 #[doc = include_str!("../docs/guide/tensors-and-broadcasting.md")]
 #[cfg(doctest)]

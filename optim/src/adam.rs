@@ -495,6 +495,7 @@ impl TaskOptimizer for ClippedAdam {
     }
 
     fn load_state(&mut self, state: &OptimizerState) -> Result<()> {
+        state.check_fits(self.name(), Some(&self.shapes), &self.state())?;
         self.count = state.counter("count")?;
         self.m.load(MOMENTS_PREFIX, "m", state);
         self.v.load(MOMENTS_PREFIX, "v", state);

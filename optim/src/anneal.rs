@@ -200,6 +200,8 @@ pub struct Anneal {
     zeros: Vec<Tensor>,
     /// The updates of the last step, reused as the next step's buffers.
     scaled: Vec<Tensor>,
+    /// The shapes from `init_state`, which a loaded state must fit.
+    shapes: Vec<Shape>,
 }
 
 impl Anneal {
@@ -221,6 +223,7 @@ impl Anneal {
             clock: EpochClock::new(),
             zeros: Vec::new(),
             scaled: Vec::new(),
+            shapes: Vec::new(),
         }
     }
 
@@ -364,6 +367,7 @@ impl TaskOptimizer for Anneal {
         self.direction = self.config.direction.build();
         self.clock = EpochClock::new();
         self.zeros.clear();
+        self.shapes = param_shapes.to_vec();
         self.direction.init_state(seed, param_shapes)
     }
 
@@ -398,12 +402,19 @@ impl TaskOptimizer for Anneal {
     }
 
     fn load_state(&mut self, state: &OptimizerState) -> Result<()> {
-        self.clock = EpochClock {
+        state.check_fits(self.name, Some(&self.shapes), &self.state())?;
+        let clock = EpochClock {
             epoch: state.counter("anneal.epoch")? as usize,
             first_step: state.counter("anneal.first_step")? as usize,
             steps_per_epoch: load_f64(state, "anneal.steps_per_epoch")?,
         };
-        self.direction.load_state(state)
+        // The direction is handed its own entries only: it refuses names it
+        // does not keep.
+        let mut direction = state.clone();
+        direction.counters.retain(|name, _| !name.starts_with("anneal."));
+        self.direction.load_state(&direction)?;
+        self.clock = clock;
+        Ok(())
     }
 }
 

@@ -379,6 +379,11 @@ impl Transform for Partition {
         }
         Ok(())
     }
+
+    /// Slots are numbered within the group, not by parameter.
+    fn indexes_by_parameter(&self) -> bool {
+        false
+    }
 }
 
 /// What [`Masked`] does with the parameters outside its mask.
@@ -490,6 +495,11 @@ impl Transform for Masked {
 
     fn load(&mut self, prefix: &str, state: &OptimizerState) -> Result<()> {
         self.inner.load(&format!("{prefix}inner."), state)
+    }
+
+    /// Slots are numbered within the group, not by parameter.
+    fn indexes_by_parameter(&self) -> bool {
+        false
     }
 }
 

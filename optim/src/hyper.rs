@@ -80,6 +80,9 @@ pub struct HpSpec {
     pub about: &'static str,
     /// The values it may take.
     pub domain: HpDomain,
+    /// The largest value it may take, when its domain alone would allow
+    /// one too large to run (an iteration count that would never finish).
+    pub max: Option<f64>,
 }
 
 /// A hyperparameter declaration taking any finite number; narrow it with
@@ -90,6 +93,7 @@ pub const fn hp(name: &'static str, default: f64, about: &'static str) -> HpSpec
         default,
         about,
         domain: HpDomain::Real,
+        max: None,
     }
 }
 
@@ -144,6 +148,26 @@ impl HpSpec {
     pub const fn count(self) -> HpSpec {
         self.within(HpDomain::Count)
     }
+
+    /// Values above `max` refused too: the bound of an iteration count, so
+    /// that `--hp cg_iters=1e12` is an error rather than a step that never
+    /// ends.
+    pub const fn at_most(self, max: f64) -> HpSpec {
+        HpSpec { max: Some(max), ..self }
+    }
+
+    /// Whether `x` may be given: in the domain, and at most `max`.
+    pub fn allows(&self, x: f64) -> bool {
+        self.domain.contains(x) && self.max.is_none_or(|max| x <= max)
+    }
+
+    /// The allowed values in words, as error messages show them.
+    pub fn allowed(&self) -> String {
+        match self.max {
+            Some(max) => format!("{}, at most {max}", self.domain),
+            None => self.domain.to_string(),
+        }
+    }
 }
 
 /// Values for an optimizer's hyperparameters, by name; each lies in its
@@ -182,10 +206,10 @@ impl HyperParams {
                 format!("{name} must be a finite number, got {value}"),
             ));
         }
-        if !spec.domain.contains(value) {
+        if !spec.allows(value) {
             return Err(Error::invalid(
                 "hyperparameter",
-                format!("{name} of {} must be {}, got {value}", self.optimizer, spec.domain),
+                format!("{name} of {} must be {}, got {value}", self.optimizer, spec.allowed()),
             ));
         }
         self.values.insert(spec.name, value);
@@ -286,6 +310,7 @@ mod tests {
     const SPECS: &[HpSpec] = &[
         hp("lr", 0.1, "learning rate").non_negative(),
         hp("steps", 3.0, "steps").count(),
+        hp("iters", 5.0, "iterations").count().at_most(100.0),
     ];
     const INFO: OptimizerInfo = OptimizerInfo {
         name: "test_opt",
@@ -312,5 +337,22 @@ mod tests {
             "{err}"
         );
         assert_eq!(h.get("steps").unwrap(), 3.0);
+    }
+
+    /// An upper bound refuses what lies above it, keeps its edge, and says
+    /// both the domain and the bound.
+    #[test]
+    fn an_upper_bound_refuses_larger_values_and_says_so() {
+        let mut h = HyperParams::defaults(&INFO);
+        h.set("iters", 100.0).unwrap();
+        for too_many in [101.0, 1e12, 1e300] {
+            let err = h.set("iters", too_many).unwrap_err().to_string();
+            assert!(
+                err.contains("iters of test_opt must be a whole number >= 1, at most 100"),
+                "{err}"
+            );
+        }
+        assert_eq!(h.whole("iters").unwrap(), 100);
+        assert!(h.set("iters", 0.0).is_err(), "the domain still applies");
     }
 }

@@ -40,7 +40,7 @@ pub mod wrappers;
 
 pub use catalog::OptimizerInfo;
 pub use hyper::{hp, HpDomain, HpSpec, HyperParams};
-pub use state::OptimizerState;
+pub use state::{OptimizerState, MAX_STEPS};
 
 use ferrograd_engine::{Result, Shape, Tensor};
 
@@ -153,7 +153,11 @@ pub trait TaskOptimizer: Send {
     /// The complete state (moments, counters), for checkpoints.
     fn state(&self) -> OptimizerState;
 
-    /// Restores a state returned by [`TaskOptimizer::state`].
+    /// Restores a state returned by [`TaskOptimizer::state`]. The catalog's
+    /// optimizers check the whole state first (its counters, and each
+    /// tensor's shape and dtype against the shapes given to
+    /// [`TaskOptimizer::init_state`]) and change nothing when it does not
+    /// fit, saying which counter or tensor is wrong.
     fn load_state(&mut self, state: &OptimizerState) -> Result<()>;
 }
 

@@ -38,6 +38,14 @@ pub trait Transform: Send {
     fn load(&mut self, _prefix: &str, _state: &OptimizerState) -> Result<()> {
         Ok(())
     }
+
+    /// Whether the tensors this stage saves are numbered by parameter (a
+    /// slot `m.3` belongs to parameter 3 and has its shape), so that a
+    /// loaded state can be checked against the model's shapes. Stages that
+    /// number them otherwise (per group) say no.
+    fn indexes_by_parameter(&self) -> bool {
+        true
+    }
 }
 
 /// Transformations applied in order.
@@ -83,6 +91,10 @@ impl Transform for Chain {
             stage.load(&format!("{prefix}{i}."), state)?;
         }
         Ok(())
+    }
+
+    fn indexes_by_parameter(&self) -> bool {
+        self.stages.iter().all(|s| s.indexes_by_parameter())
     }
 }
 
@@ -242,6 +254,8 @@ impl TaskOptimizer for ChainOptimizer {
     }
 
     fn load_state(&mut self, state: &OptimizerState) -> Result<()> {
+        let shapes = self.chain.indexes_by_parameter().then_some(self.shapes.as_slice());
+        state.check_fits(&self.name, shapes, &self.state())?;
         self.count = state.counter("count")?;
         self.chain.load("", state)
     }

@@ -159,11 +159,18 @@ const SF_ADAMW_HPS: &[HpSpec] = &[
     .flag(),
 ];
 
+/// The most Newton-Schulz iterations Muon may run per matrix per step: the
+/// quintic iteration settles within about ten (the reference uses 5), so a
+/// hundred is far past useful while still finishing.
+pub const MAX_NS_STEPS: f64 = 100.0;
+
 const MUON_HPS: &[HpSpec] = &[
     lr(0.02, "learning rate of the matrices (orthogonalised momentum)"),
     hp("momentum", 0.95, "momentum of the matrices").decay_rate(),
     hp("nesterov", 1.0, "1: Nesterov momentum").flag(),
-    hp("ns_steps", 5.0, "Newton-Schulz iterations").count(),
+    hp("ns_steps", 5.0, "Newton-Schulz iterations")
+        .count()
+        .at_most(MAX_NS_STEPS),
     weight_decay(0.0, "decoupled weight decay (each group with its own lr)"),
     hp("adam_lr", 3e-4, "AdamW learning rate for tensors that are not matrices").non_negative(),
     hp("adam_beta1", 0.9, "AdamW first-moment decay").decay_rate(),

@@ -139,6 +139,7 @@ impl TaskOptimizer for AdaHessian {
     }
 
     fn load_state(&mut self, state: &OptimizerState) -> Result<()> {
+        state.check_fits(self.name(), Some(&self.probes.shapes), &self.state())?;
         self.probes.load(state)?;
         self.m.load("", "m", state);
         self.v.load("", "v", state);

@@ -226,10 +226,18 @@ const ADAHESSIAN_HPS: &[HpSpec] = &[
     hp("weight_decay", 0.0, "decoupled weight decay").non_negative(),
 ];
 
+/// The most conjugate-gradient iterations a Newton-CG step may run: each
+/// costs a Hessian-vector product (about three gradients), and CG on `n`
+/// unknowns converges in `n` of them in exact arithmetic, so beyond a
+/// thousand a step is only slow, never better on the task's models.
+pub const MAX_CG_ITERS: f64 = 1000.0;
+
 const NEWTON_CG_HPS: &[HpSpec] = &[
     hp("lr", 1.0, "step length along the Newton direction").positive(),
     hp("damping", 1.0, "lambda in (H + lambda I) d = -g").non_negative(),
-    hp("cg_iters", 10.0, "conjugate-gradient iterations per step (hvps)").count(),
+    hp("cg_iters", 10.0, "conjugate-gradient iterations per step (hvps)")
+        .count()
+        .at_most(MAX_CG_ITERS),
     hp("tol", 1e-4, "stop CG when |r| <= tol |g|").non_negative(),
     hp("max_norm", 1.0, "the step's norm is capped at this (0: no cap)").non_negative(),
 ];

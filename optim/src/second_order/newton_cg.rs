@@ -186,6 +186,7 @@ impl TaskOptimizer for NewtonCg {
     }
 
     fn load_state(&mut self, state: &OptimizerState) -> Result<()> {
+        state.check_fits(self.name(), Some(&self.shapes), &self.state())?;
         self.count = state.counter("count")?;
         Ok(())
     }

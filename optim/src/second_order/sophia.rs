@@ -141,6 +141,7 @@ impl TaskOptimizer for Sophia {
     }
 
     fn load_state(&mut self, state: &OptimizerState) -> Result<()> {
+        state.check_fits(self.name(), Some(&self.probes.shapes), &self.state())?;
         self.probes.load(state)?;
         self.m.load("", "m", state);
         self.h.load("", "h", state);

@@ -54,6 +54,16 @@ impl ScaleByNadam {
     }
 
     /// `P_t = mu_1 ... mu_t`, multiplied in the same order as PyTorch.
+    ///
+    /// The loop ends early, so that no step count (one loaded from a
+    /// checkpoint may be up to 2^53) makes it long: once `P` underflows to
+    /// 0 it stays 0, exactly as the full product would; and once `mu_k`
+    /// rounds to `beta1` every later factor does too, so the rest is
+    /// `beta1^(t - k + 1)` (one `powf`, within rounding of the repeated
+    /// product). With the default `momentum_decay` the product underflows
+    /// after a few thousand steps, long before `mu_k` reaches `beta1`, so
+    /// every result is PyTorch's bit for bit; for any setting the loop
+    /// runs at most about 10^5 times.
     fn mu_product(&mut self, t: u64) -> f64 {
         let (known, mut product) = self.mu_product;
         let mut from = known + 1;
@@ -61,7 +71,15 @@ impl ScaleByNadam {
             (from, product) = (1, 1.0);
         }
         for k in from..=t {
-            product *= self.mu(k);
+            if product == 0.0 {
+                break;
+            }
+            let mu = self.mu(k);
+            if mu == self.beta1 {
+                product *= self.beta1.powf((t - k + 1) as f64);
+                break;
+            }
+            product *= mu;
         }
         self.mu_product = (t, product);
         product

@@ -31,7 +31,7 @@
 //!
 //! Defaults: decay 0.999, warmup on.
 
-use super::{nest, unnest};
+use super::{check_own, inner_refused, nest, unnest};
 use crate::basic::ema;
 use crate::transform::Slots;
 use crate::{OptimizerState, StepContext, TaskOptimizer};
@@ -48,6 +48,8 @@ pub struct Ema {
     count: u64,
     average: Slots,
     raw: Slots,
+    /// The shapes from `init_state`, which a loaded state must fit.
+    shapes: Vec<Shape>,
 }
 
 impl Ema {
@@ -62,6 +64,7 @@ impl Ema {
             eval_average: false,
             count: 0,
             average: Slots::default(),
+            shapes: Vec::new(),
             raw: Slots::default(),
         }
     }
@@ -124,6 +127,7 @@ impl TaskOptimizer for Ema {
         self.count = 0;
         self.average = Slots::default();
         self.raw = Slots::default();
+        self.shapes = param_shapes.to_vec();
         self.inner.init_state(seed, param_shapes)
     }
 
@@ -171,7 +175,12 @@ impl TaskOptimizer for Ema {
     }
 
     fn load_state(&mut self, state: &OptimizerState) -> Result<()> {
-        self.inner.load_state(&unnest(state))?;
+        // Its own entries first; the inner optimizer checks its own before
+        // assigning them; then nothing here can fail.
+        check_own(&self.name, &self.shapes, &self.state(), state)?;
+        self.inner
+            .load_state(&unnest(state))
+            .map_err(|e| inner_refused(&self.name, e))?;
         self.count = state.counter("count")?;
         self.average.load("", "average", state);
         self.raw.load("", "raw", state);

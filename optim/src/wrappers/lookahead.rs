@@ -19,7 +19,7 @@
 //! kept across synchronisations, as in the paper's experiments.
 //! Defaults: k = 5, alpha = 0.5.
 
-use super::{nest, unnest};
+use super::{check_own, inner_refused, nest, unnest};
 use crate::transform::Slots;
 use crate::{OptimizerState, StepContext, TaskOptimizer};
 use ferrograd_engine::{Result, Shape, Tensor};
@@ -32,6 +32,8 @@ pub struct Lookahead {
     alpha: f64,
     count: u64,
     slow: Slots,
+    /// The shapes from `init_state`, which a loaded state must fit.
+    shapes: Vec<Shape>,
 }
 
 impl Lookahead {
@@ -45,6 +47,7 @@ impl Lookahead {
             alpha,
             count: 0,
             slow: Slots::default(),
+            shapes: Vec::new(),
         }
     }
 
@@ -62,6 +65,7 @@ impl TaskOptimizer for Lookahead {
     fn init_state(&mut self, seed: u64, param_shapes: &[Shape]) -> Result<()> {
         self.count = 0;
         self.slow = Slots::default();
+        self.shapes = param_shapes.to_vec();
         self.inner.init_state(seed, param_shapes)
     }
 
@@ -101,7 +105,12 @@ impl TaskOptimizer for Lookahead {
     }
 
     fn load_state(&mut self, state: &OptimizerState) -> Result<()> {
-        self.inner.load_state(&unnest(state))?;
+        // Its own entries first; the inner optimizer checks its own before
+        // assigning them; then nothing here can fail.
+        check_own(&self.name, &self.shapes, &self.state(), state)?;
+        self.inner
+            .load_state(&unnest(state))
+            .map_err(|e| inner_refused(&self.name, e))?;
         self.count = state.counter("count")?;
         self.slow.load("", "slow", state);
         Ok(())

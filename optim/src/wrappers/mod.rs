@@ -24,8 +24,9 @@ pub use sam::Sam;
 
 use crate::catalog::ADAM_HPS;
 use crate::modern::LION_HPS;
+use crate::state::refused;
 use crate::{hp, HpSpec, HyperParams, OptimizerInfo, OptimizerState, TaskOptimizer};
-use ferrograd_engine::Result;
+use ferrograd_engine::{Result, Shape};
 
 /// Builds the catalog's optimizer `name`, taking from `h` every value whose
 /// name the inner optimizer declares (the rest keep the inner's defaults).
@@ -42,6 +43,49 @@ pub fn inner_from_catalog(name: &str, h: &HyperParams) -> Result<Box<dyn TaskOpt
 
 /// The prefix of the inner optimizer's state names.
 const INNER: &str = "inner.";
+
+/// The inner optimizer's refusal of its entries, said as the wrapper's:
+/// the names it gives are those after `inner.`.
+pub(crate) fn inner_refused(name: &str, e: ferrograd_engine::Error) -> ferrograd_engine::Error {
+    ferrograd_engine::Error::invalid(
+        "load_state",
+        format!("{name} refuses the saved state: its entries under {INNER:?} do not fit its inner optimizer ({e})"),
+    )
+}
+
+/// Checks a wrapper's own entries of `state` (those not under `inner.`)
+/// against its `current` ones and the model's `shapes`, and that the inner
+/// optimizer's step counter (`inner.count` or `inner.k`) is no larger than
+/// the wrapper's `count`. The inner optimizer checks its own entries when
+/// it loads them, and changes nothing if they are wrong, so a wrapper that
+/// calls this, then the inner `load_state`, then assigns, is all or nothing.
+pub(crate) fn check_own(name: &str, shapes: &[Shape], current: &OptimizerState, state: &OptimizerState) -> Result<()> {
+    let own = |s: &OptimizerState| OptimizerState {
+        tensors: s
+            .tensors
+            .iter()
+            .filter(|(k, _)| !k.starts_with(INNER))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        counters: s
+            .counters
+            .iter()
+            .filter(|(k, _)| !k.starts_with(INNER))
+            .map(|(k, v)| (k.clone(), *v))
+            .collect(),
+    };
+    own(state).check_fits(name, Some(shapes), &own(current))?;
+    let inner = ["inner.count", "inner.k"]
+        .into_iter()
+        .find_map(|k| state.counters.get(k).map(|v| (k, *v)));
+    match (inner, state.counters.get("count")) {
+        (Some((counter, steps)), Some(&own_steps)) if steps > own_steps => Err(refused(
+            name,
+            format!("its counter {counter:?} = {steps} counts more steps than \"count\" = {own_steps}"),
+        )),
+        _ => Ok(()),
+    }
+}
 
 /// Copies `inner` into `into` with every name prefixed by `inner.`.
 pub(crate) fn nest(inner: OptimizerState, into: &mut OptimizerState) {

@@ -37,7 +37,7 @@
 //! Schedule-Free inner, say), the perturbation is added to that point.
 //! Default: rho = 0.05.
 
-use super::{nest, unnest};
+use super::{check_own, inner_refused, nest, unnest};
 use crate::basic::global_norm;
 use crate::transform::Slots;
 use crate::{check_step, OptimizerState, StepContext, TaskOptimizer};
@@ -143,7 +143,12 @@ impl TaskOptimizer for Sam {
     }
 
     fn load_state(&mut self, state: &OptimizerState) -> Result<()> {
-        self.inner.load_state(&unnest(state))?;
+        // Its own entries first; the inner optimizer checks its own before
+        // assigning them; then nothing here can fail.
+        check_own(&self.name, &self.shapes, &self.state(), state)?;
+        self.inner
+            .load_state(&unnest(state))
+            .map_err(|e| inner_refused(&self.name, e))?;
         self.count = state.counter("count")?;
         self.ascent.load("", "ascent", state);
         Ok(())

@@ -177,6 +177,15 @@ pub trait Curvature {
     fn hvp(&mut self, v: &[Tensor]) -> Result<Vec<Tensor>>;
 }
 
+/// A step count as the exponent of `powi` (bias corrections `beta^t`):
+/// itself below 2^31, and `i32::MAX` above (where a plain cast would wrap to
+/// a negative power and blow the correction up; for every `beta` not within
+/// 1e-9 of 1, `beta^t` is 0 there either way). A loaded state may hold up
+/// to 2^53 steps ([`MAX_STEPS`]).
+pub(crate) fn step_exponent(count: u64) -> i32 {
+    i32::try_from(count).unwrap_or(i32::MAX)
+}
+
 /// Checks a step's inputs: `params` and `grads` pair up with the shapes the
 /// optimizer was set up for, and each gradient has its parameter's dtype
 /// (the update is made in it). The message names the offending index.

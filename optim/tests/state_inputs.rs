@@ -322,6 +322,51 @@ fn nadam_steps_at_once_after_loading_the_largest_step_count() {
     assert!(err.to_string().contains("2^53"), "{err}");
 }
 
+/// The updates of `name` after one step, then its step counters set to
+/// `steps` (and nothing else changed), then one more step; the time that
+/// last step took.
+fn step_at(name: &str, steps: u64) -> (Vec<Tensor>, Duration) {
+    let mut opt = fresh(name);
+    step(opt.as_mut(), 0);
+    let state = edited(&opt.state(), |s| {
+        for (counter, value) in s.counters.iter_mut() {
+            let last = counter.rsplit('.').next().unwrap_or(counter);
+            if last == "count" || last == "k" {
+                *value = steps;
+            }
+        }
+    });
+    opt.load_state(&state).unwrap();
+    let start = Instant::now();
+    let updates = step(opt.as_mut(), 1);
+    (updates, start.elapsed())
+}
+
+/// Far beyond any bias correction (`beta^t` is 0 for every default beta
+/// from a few thousand steps on), 3e9 and 2^53 - 2 steps (both multiples
+/// of 10, so SAM's two phases and Lookahead's every-5 synchronisation fall
+/// alike) give every optimizer the same finite step, at once: no loop over
+/// the count, and no count cast to a wrapped power (as `i32`, 2^53 - 1 is
+/// -1 and 3e9 + 1 is negative).
+#[test]
+fn every_optimizer_steps_alike_at_huge_step_counts() {
+    let mut failures = Vec::new();
+    for info in catalog::all() {
+        let (a, took_a) = step_at(info.name, 3_000_000_000);
+        let (b, took_b) = step_at(info.name, MAX_STEPS - 2);
+        if took_a.max(took_b) > Duration::from_secs(2) {
+            failures.push(format!("{}: took {:?}", info.name, took_a.max(took_b)));
+        }
+        if !a.iter().all(|u| u.to_vec::<f64>().iter().all(|x| x.is_finite())) {
+            failures.push(format!("{}: non-finite updates", info.name));
+        }
+        if bits(&a) != bits(&b) {
+            failures.push(format!("{}: 3e9 and 2^53 - 2 steps differ", info.name));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
 /// Iteration counts that would never finish are refused when set.
 #[test]
 fn iteration_counts_are_bounded_when_set() {

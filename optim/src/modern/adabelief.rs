@@ -54,7 +54,7 @@ impl ScaleByBelief {
 
 impl Transform for ScaleByBelief {
     fn update(&mut self, grads: Vec<Tensor>, info: &StepInfo<'_>) -> Result<Vec<Tensor>> {
-        let t = info.count as i32;
+        let t = crate::step_exponent(info.count);
         let (c1, c2) = (1.0 - self.beta1.powi(t), 1.0 - self.beta2.powi(t));
         let mut out = Vec::with_capacity(grads.len());
         for (i, g) in grads.iter().enumerate() {

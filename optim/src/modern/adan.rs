@@ -110,7 +110,7 @@ impl<T: Element> AdanCoefficients<T> {
 impl ScaleByAdan {
     fn coefficients<T: Element>(&self, count: u64) -> AdanCoefficients<T> {
         let f = T::from_f64;
-        let t = count as i32;
+        let t = crate::step_exponent(count);
         let (c1, c2, c3) = (
             1.0 - self.beta1.powi(t),
             1.0 - self.beta2.powi(t),
@@ -191,7 +191,7 @@ impl ScaleByAdan {
     /// The step as tensor operations (any device): the readable form of
     /// the formula, and the reference the fused pass is tested against.
     pub fn update_with_tensor_ops(&mut self, grads: Vec<Tensor>, info: &StepInfo<'_>) -> Result<Vec<Tensor>> {
-        let t = info.count as i32;
+        let t = crate::step_exponent(info.count);
         let c1 = 1.0 - self.beta1.powi(t);
         let c2 = 1.0 - self.beta2.powi(t);
         let c3 = 1.0 - self.beta3.powi(t);

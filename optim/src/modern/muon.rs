@@ -127,7 +127,7 @@ impl MuonUpdate {
 impl Transform for MuonUpdate {
     fn update(&mut self, grads: Vec<Tensor>, info: &StepInfo<'_>) -> Result<Vec<Tensor>> {
         let c = self.config;
-        let t = info.count as i32;
+        let t = crate::step_exponent(info.count);
         let mut out = Vec::with_capacity(grads.len());
         for (i, g) in grads.iter().enumerate() {
             let p = &info.params[i];

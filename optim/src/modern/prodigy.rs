@@ -121,7 +121,7 @@ impl Transform for ProdigyUpdate {
         let c = self.config;
         let d = self.d;
         let bc = if c.bias_correction {
-            let t = (self.k + 1) as i32;
+            let t = crate::step_exponent(self.k + 1);
             (1.0 - c.beta2.powi(t)).sqrt() / (1.0 - c.beta1.powi(t))
         } else {
             1.0

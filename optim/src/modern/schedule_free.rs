@@ -207,7 +207,7 @@ impl TaskOptimizer for ScheduleFree {
         };
         let lr = match self.base {
             Base::Sgd => self.lr * sched,
-            Base::AdamW { beta2, .. } => self.lr * sched * (1.0 - beta2.powi((k + 1) as i32)).sqrt(),
+            Base::AdamW { beta2, .. } => self.lr * sched * (1.0 - beta2.powi(crate::step_exponent(k + 1))).sqrt(),
         };
         self.lr_max = self.lr_max.max(lr);
         let weight = ((k + 1) as f64).powf(self.r) * self.lr_max.powf(self.weight_lr_power);

@@ -124,7 +124,7 @@ impl TaskOptimizer for AdaHessian {
                 self.last_diagonal.set(i, d);
             }
         }
-        let t = self.probes.count() as i32;
+        let t = crate::step_exponent(self.probes.count());
         let probes = self.probes.clone();
         probes.updates(params, grads, |i, p, g| self.update_of(i, p, g, t))
     }

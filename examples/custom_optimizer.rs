@@ -92,9 +92,9 @@ fn sign_momentum(lr: f64, beta: f64) -> ChainOptimizer {
     )
 }
 
-/// The default `adam` of `ferrograd train`, from the catalog.
+/// The default `clipped_adam` of `ferrograd train`, from the catalog.
 fn adam() -> Result<Box<dyn TaskOptimizer>> {
-    let info = catalog::lookup("adam")?;
+    let info = catalog::lookup("clipped_adam")?;
     (info.build)(&HyperParams::defaults(info))
 }
 
@@ -133,7 +133,7 @@ fn race(seeds: &[u64], max_epochs: usize) -> ferrograd::Result<Vec<Entry>> {
     let mut entries = Vec::new();
     for &seed in seeds {
         let contenders: [(&'static str, Box<dyn TaskOptimizer>); 2] = [
-            ("adam", adam()?),
+            ("clipped_adam", adam()?),
             ("sign_momentum", Box::new(sign_momentum(SIGN_LR, 0.9))),
         ];
         for (name, optimizer) in contenders {
@@ -157,7 +157,7 @@ fn race(seeds: &[u64], max_epochs: usize) -> ferrograd::Result<Vec<Entry>> {
             entries.push(e);
         }
     }
-    for name in ["adam", "sign_momentum"] {
+    for name in ["clipped_adam", "sign_momentum"] {
         let q: Vec<i64> = entries
             .iter()
             .filter(|e| e.optimizer == name)

@@ -148,7 +148,7 @@ fn run(config: &Config) -> ferrograd::Result<Outcome> {
     // Linear -> tanh -> BatchNorm, twice, then a Linear output; nothing frozen.
     let mut init = Rng::derived(config.seed, streams::MODEL_INIT);
     let mut model = Mlp::new(&[2, 64, 64, 1], Activation::Tanh, 0, DType::F64, &mut init)?;
-    let info = catalog::lookup("adam")?;
+    let info = catalog::lookup("clipped_adam")?;
     let mut optimizer = (info.build)(&HyperParams::defaults(info).with("lr", config.lr)?)?;
     optimizer.init_state(config.seed, &model.shapes())?;
 

@@ -327,7 +327,9 @@ fn read_state_file(path: &Path) -> std::result::Result<Vec<u8>, OptimizerStateEr
 pub type SavedOptimizer = (String, BTreeMap<String, f64>, OptimizerState);
 
 /// Reads what [`save_optimizer_state`] wrote into `dir`: the optimizer's
-/// name, its hyperparameters by name, and its state. Build a fresh optimizer
+/// name (a state saved as `adam` with a `clip`, before the catalog's rename,
+/// is read as `clipped_adam`), its hyperparameters by name, and its state.
+/// Build a fresh optimizer
 /// from the name and hyperparameters ([`restore_optimizer`] does), call
 /// `init_state` with the model's shapes, then `load_state`.
 pub fn load_optimizer_state(dir: &Path) -> std::result::Result<SavedOptimizer, OptimizerStateError> {
@@ -370,7 +372,18 @@ pub fn load_optimizer_state(dir: &Path) -> std::result::Result<SavedOptimizer, O
         tensors: tensors.into_iter().collect(),
         counters: file.counters,
     };
-    Ok((file.optimizer, hps, state))
+    Ok((current_name(file.optimizer, &hps), hps, state))
+}
+
+/// The catalog name today of an optimizer saved as `name` with these
+/// hyperparameters: a state saved before the catalog's rename as `adam`
+/// with a `clip` is the task's clipped Adam, now `clipped_adam` (`adam` is
+/// `torch.optim.Adam`, which has no `clip`); every other name is unchanged.
+fn current_name(name: String, hps: &BTreeMap<String, f64>) -> String {
+    if name == "adam" && hps.contains_key("clip") {
+        return "clipped_adam".to_string();
+    }
+    name
 }
 
 /// [`load_optimizer_state`], failing with

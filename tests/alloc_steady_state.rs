@@ -92,7 +92,7 @@ fn epochs_with(threads: usize) -> (EpochAllocs, Vec<EpochAllocs>, usize) {
             ..TaskConfig::default()
         };
         let steps = config.data.n_train.div_ceil(config.batch_size);
-        let info = catalog::lookup("adam").unwrap();
+        let info = catalog::lookup("clipped_adam").unwrap();
         let optimizer = (info.build)(&HyperParams::defaults(info)).unwrap();
         let mut trainer = Trainer::new(config, optimizer).unwrap();
         // Warm-up: buffers are sized, shared tensors are unshared by their

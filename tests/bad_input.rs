@@ -21,7 +21,7 @@ fn small_config() -> TaskConfig {
 }
 
 fn adam() -> Box<dyn ferrograd::optim::TaskOptimizer> {
-    let info = catalog::lookup("adam").unwrap();
+    let info = catalog::lookup("clipped_adam").unwrap();
     (info.build)(&HyperParams::defaults(info)).unwrap()
 }
 

@@ -277,7 +277,7 @@ fn bad_usage_is_one_error_line_and_exit_code_2() {
 fn a_hyperparameter_outside_its_domain_is_a_usage_error() {
     let err = assert_usage_error(&["train", "--hp", "lr=-1", "--max-epochs", "1"]);
     assert!(
-        err.contains("lr of adam") && err.contains(">= 0") && err.contains("-1"),
+        err.contains("lr of clipped_adam") && err.contains(">= 0") && err.contains("-1"),
         "names the value and what is allowed: {err}"
     );
     let err = assert_usage_error(&["train", "--optimizer", "anneal", "--hp", "settle=0.5"]);
@@ -365,7 +365,7 @@ fn optimizers_lists_the_catalog() {
         .filter(|e| e["default"] == true)
         .map(|e| e["name"].as_str().unwrap())
         .collect();
-    assert_eq!(defaults, ["adam"]);
+    assert_eq!(defaults, ["clipped_adam"]);
     for e in entries {
         assert!(!e["about"].as_str().unwrap().is_empty());
         for hp in e["hyperparams"].as_array().unwrap() {

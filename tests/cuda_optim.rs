@@ -1,6 +1,6 @@
 //! The fused multi-tensor optimizer kernels (`ferrograd_engine::cuda::optim`)
-//! against the CPU optimizers of `ferrograd-optim`'s catalog (sgdm, adam,
-//! adam_l2, adamw, lion, adan), step by step on random tensors, and the same
+//! against the CPU optimizers of `ferrograd-optim`'s catalog (sgdm, clipped_adam,
+//! adam, adamw, lion, adan), step by step on random tensors, and the same
 //! catalog optimizers run on GPU tensors (their tensor-op and device
 //! fall-back paths) against themselves on the CPU.
 //!
@@ -77,7 +77,7 @@ fn pairings() -> Vec<Pairing> {
         // The task's clipped Adam: gradients are drawn inside [-clip, clip],
         // where clipping is the identity, so the fused (unclipped) rule applies.
         Pairing {
-            name: "adam",
+            name: "clipped_adam",
             overrides: &[("lr", 1e-2)],
             fused: |h| {
                 let rule = FusedRule::Adam {
@@ -91,7 +91,7 @@ fn pairings() -> Vec<Pairing> {
             f32_too: true,
         },
         Pairing {
-            name: "adam_l2",
+            name: "adam",
             overrides: &[("lr", 1e-2), ("weight_decay", 0.05)],
             fused: |h| {
                 let rule = FusedRule::Adam {
@@ -284,7 +284,7 @@ fn fused_kernels_match_the_catalog_optimizers_step_by_step() {
         build(p, &shapes);
     }
     let names: Vec<&str> = all.iter().map(|p| p.name).collect();
-    for required in ["sgdm", "adam", "adamw", "lion", "adan"] {
+    for required in ["sgdm", "clipped_adam", "adam", "adamw", "lion", "adan"] {
         assert!(names.contains(&required), "{required} is compared");
     }
     let Some(dev) = gpu("cuda_optim") else { return };

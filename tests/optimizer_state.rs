@@ -244,13 +244,49 @@ fn restore_optimizer_rebuilds_from_the_catalog() {
 }
 
 fn saved_adam(dir: &Path) {
-    let info = catalog::lookup("adam").unwrap();
+    let info = catalog::lookup("clipped_adam").unwrap();
     let hps = HyperParams::defaults(info);
     let mut p = Problem::new(DType::F32);
     let mut opt = (info.build)(&hps).unwrap();
     opt.init_state(0, &p.shapes()).unwrap();
     p.step(opt.as_mut(), &StepContext::default());
-    save_optimizer_state(dir, "adam", &hps, &opt.state()).unwrap();
+    save_optimizer_state(dir, "clipped_adam", &hps, &opt.state()).unwrap();
+}
+
+/// A state saved before the catalog's rename, as `adam` with a `clip`, is
+/// the task's clipped Adam: it is read as `clipped_adam` and rebuilt as it,
+/// stepping exactly as the optimizer that saved it; `adam`
+/// (torch.optim.Adam, no `clip`) keeps its name.
+#[test]
+fn a_clipped_adam_saved_as_adam_before_the_rename_is_read_as_clipped_adam() {
+    let dir = temp_dir("legacy-adam");
+    let info = catalog::lookup("clipped_adam").unwrap();
+    let hps = HyperParams::defaults(info);
+    let mut p = Problem::new(DType::F64);
+    let mut opt = (info.build)(&hps).unwrap();
+    opt.init_state(0, &p.shapes()).unwrap();
+    p.step(opt.as_mut(), &StepContext::default());
+    save_optimizer_state(&dir, "adam", &hps, &opt.state()).unwrap();
+    let (name, values, _) = load_optimizer_state(&dir).unwrap();
+    assert_eq!(name, "clipped_adam");
+    assert!(values.contains_key("clip"));
+    let mut restored = restore_optimizer(&dir, 0, &p.shapes()).unwrap();
+    assert_eq!(restored.name(), "clipped_adam");
+    let mut q = Problem {
+        params: p.params.clone(),
+        curvature: p.curvature.clone(),
+    };
+    let bits = |t: &[Tensor]| t.iter().map(|x| x.to_vec::<f64>()).collect::<Vec<_>>();
+    let a = p.step(opt.as_mut(), &StepContext::default());
+    let b = q.step(restored.as_mut(), &StepContext::default());
+    assert_eq!(bits(&a), bits(&b));
+
+    let torch = catalog::lookup("adam").unwrap();
+    let torch_dir = temp_dir("torch-adam");
+    save_optimizer_state(&torch_dir, "adam", &HyperParams::defaults(torch), &opt.state()).unwrap();
+    assert_eq!(load_optimizer_state(&torch_dir).unwrap().0, "adam");
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&torch_dir);
 }
 
 #[test]
@@ -267,11 +303,11 @@ fn typed_errors() {
     saved_adam(&dir);
     match load_optimizer_state_for(&dir, "adamw") {
         Err(OptimizerStateError::WrongOptimizer { expected, found, .. }) => {
-            assert_eq!((expected.as_str(), found.as_str()), ("adamw", "adam"));
+            assert_eq!((expected.as_str(), found.as_str()), ("adamw", "clipped_adam"));
         }
         other => panic!("expected WrongOptimizer, got {other:?}"),
     }
-    assert!(load_optimizer_state_for(&dir, "adam").is_ok());
+    assert!(load_optimizer_state_for(&dir, "clipped_adam").is_ok());
     // Through the facade's error type, with `?`.
     let facade: ferrograd::Error = load_optimizer_state_for(&dir, "adamw").unwrap_err().into();
     assert!(facade.to_string().contains("adamw"), "{facade}");

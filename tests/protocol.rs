@@ -186,7 +186,7 @@ fn query_at_params_gradients_come_from_the_probe_and_the_model_is_restored() {
 #[test]
 fn same_seed_same_numbers_different_seed_different_numbers() {
     let run = |seed: u64| {
-        let info = catalog::lookup("adam").unwrap();
+        let info = catalog::lookup("clipped_adam").unwrap();
         let opt = (info.build)(&HyperParams::defaults(info)).unwrap();
         let mut t = Trainer::new(
             TaskConfig {

@@ -56,7 +56,7 @@ fn a_killed_race_resumes_without_redoing_finished_runs() {
     let args = [
         "race",
         "--optimizers",
-        "sgd,adam",
+        "sgd,clipped_adam",
         "--tracks",
         "2",
         "--seeds",
@@ -112,18 +112,18 @@ fn a_killed_race_resumes_without_redoing_finished_runs() {
     assert_eq!(cells.len(), 6, "{cells:?}");
     let table = text(&o.stdout);
     assert!(table.contains("track n_hidden=2"), "{table}");
-    assert!(table.contains("paired by seed against adam"), "{table}");
+    assert!(table.contains("paired by seed against clipped_adam"), "{table}");
     assert!(table.lines().any(|l| l.trim_start().starts_with("sgd ")), "{table}");
     // Every run also carries the diagnostic score, and so the report pairs it.
     assert!(records(&results).iter().all(|r| r.recalibrated_quality.is_some()));
     assert!(
-        table.contains("paired by seed against adam, recalibrated quality"),
+        table.contains("paired by seed against clipped_adam, recalibrated quality"),
         "{table}"
     );
     // And sets every run against its seed's zero-mean ceiling.
     assert!(table.contains("against the zero-mean ceiling"), "{table}");
     assert!(
-        table.contains("the best median paired difference against adam of any model without an offset"),
+        table.contains("the best median paired difference against clipped_adam of any model without an offset"),
         "{table}"
     );
 }
@@ -200,7 +200,7 @@ fn shards_merge_into_the_same_results_as_one_race() {
         let mut args = vec![
             "race",
             "--optimizers",
-            "sgd,adam",
+            "sgd,clipped_adam",
             "--tracks",
             "2",
             "--seeds",
@@ -258,7 +258,7 @@ fn shards_merge_into_the_same_results_as_one_race() {
     let curves_svg = std::fs::read_to_string(dir.path().join("merged/val-loss-n2.svg")).unwrap();
     for svg in [&quality_svg, &curves_svg] {
         assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
-        assert!(svg.contains(">sgd</text>") && svg.contains(">adam</text>"));
+        assert!(svg.contains(">sgd</text>") && svg.contains(">clipped_adam</text>"));
     }
     // Two entrants: two median lines in the curves plot, four seed marks in
     // the quality plot (dots, or triangles with a title for clipped ones).

@@ -84,7 +84,7 @@ fn adam_json_trajectory_is_the_adam_recurrence() {
         "--function",
         "rosenbrock",
         "--optimizers",
-        "adam",
+        "clipped_adam",
         "--lr",
         "0.05",
         "--steps",
@@ -189,7 +189,7 @@ fn minima_are_where_documented() {
 #[test]
 fn adam_reaches_the_rosenbrock_minimum_and_newton_cg_runs_with_curvature() {
     let adam = Entrant {
-        optimizer: "adam".into(),
+        optimizer: "clipped_adam".into(),
         hp: [("lr".to_string(), "0.02".to_string())].into(),
     };
     let path = viz::trajectory(Function::Rosenbrock, &adam, (-1.5, 2.5), 6000).unwrap();
@@ -295,15 +295,22 @@ fn an_override_without_an_optimizers_name_sets_every_listed_optimizer_that_has_i
 
 #[test]
 fn without_lr_each_function_uses_its_suggested_rate_and_default_keeps_the_catalogs() {
-    let doc = viz_json(&["--function", "rosenbrock", "--optimizers", "adam"]);
+    let doc = viz_json(&["--function", "rosenbrock", "--optimizers", "clipped_adam"]);
     let label = doc["trajectories"][0]["entrant"].to_string();
     assert!(label.contains("lr=0.02"), "{label}");
     let (x, y) = *points(&doc, 0).last().unwrap();
     assert!(
         (x - 1.0).abs() < 0.05 && (y - 1.0).abs() < 0.05,
-        "adam ends at ({x}, {y})"
+        "clipped_adam ends at ({x}, {y})"
     );
-    let doc = viz_json(&["--function", "rosenbrock", "--optimizers", "adam", "--lr", "default"]);
+    let doc = viz_json(&[
+        "--function",
+        "rosenbrock",
+        "--optimizers",
+        "clipped_adam",
+        "--lr",
+        "default",
+    ]);
     let label = doc["trajectories"][0]["entrant"].to_string();
     assert!(!label.contains("lr="), "{label}");
     let o = ferrograd(&["viz", "--lr", "-1"]);

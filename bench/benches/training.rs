@@ -13,7 +13,7 @@ use ferrograd::train::{TaskConfig, Trainer};
 use std::time::Duration;
 
 fn adam() -> Box<dyn TaskOptimizer> {
-    let info = catalog::lookup("adam").expect("adam is in the catalog");
+    let info = catalog::lookup("clipped_adam").expect("clipped_adam is in the catalog");
     (info.build)(&HyperParams::defaults(info)).expect("defaults are valid")
 }
 

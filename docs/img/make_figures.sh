@@ -3,26 +3,29 @@
 #   bash docs/img/make_figures.sh
 # Each figure is one `ferrograd viz` call; the learning rates are chosen per
 # surface (the catalog defaults are tuned for the MLP task, not for these).
+# The committed figures were drawn before the catalog's rename and label the
+# clipped Adam `adam` and torch.optim.Adam `adam_l2`; these calls, with the
+# new names, draw the same paths.
 set -euo pipefail
 bin=${FERROGRAD:-target/release/ferrograd}
 out=docs/img
 v() { "$bin" viz "$@"; }
 
-v --function rosenbrock --steps 600 --optimizers sgd,sgdm,adam,lion,adan \
+v --function rosenbrock --steps 600 --optimizers sgd,sgdm,clipped_adam,lion,adan \
   --lr 0.01 --hp sgd.lr=0.001 --hp sgd.clip=1e9 --hp sgdm.lr=2e-4 --hp lion.lr=0.003 \
   --out $out/viz-rosenbrock-baselines.svg
 v --function quadratic --steps 200 --optimizers sgd,sgdm,adagrad,rmsprop,adadelta \
   --lr 0.015 --hp sgd.clip=1e9 --hp adagrad.lr=1 --hp rmsprop.lr=0.05 --hp adadelta.lr=50 \
   --out $out/viz-quadratic-classic.svg
-v --function himmelblau --steps 300 --optimizers adam_l2,adamw,amsgrad,nadam,radam,adamax \
+v --function himmelblau --steps 300 --optimizers adam,adamw,amsgrad,nadam,radam,adamax \
   --lr 0.05 --start 0,-0.5 \
   --out $out/viz-himmelblau-adam-family.svg
 v --function beale --steps 800 --optimizers adabelief,lamb,lars,muon,prodigy,sf_sgd,sf_adamw \
   --lr 0.01 --hp lars.lr=1 --hp prodigy.lr=1 --hp sf_sgd.lr=0.01 \
   --out $out/viz-beale-modern.svg
-v --function saddle --steps 150 --optimizers adam,lookahead_adam,sam_adam,cautious_adam,ema_adam,cautious_lion \
+v --function saddle --steps 150 --optimizers clipped_adam,lookahead_adam,sam_adam,cautious_adam,ema_adam,cautious_lion \
   --lr 0.02 \
   --out $out/viz-saddle-wrappers.svg
-v --function rastrigin --steps 200 --optimizers adam,sophia,adahessian,newton_cg \
+v --function rastrigin --steps 200 --optimizers clipped_adam,sophia,adahessian,newton_cg \
   --lr 0.05 \
   --out $out/viz-rastrigin-second-order.svg

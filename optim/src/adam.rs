@@ -14,7 +14,7 @@
 //! * [`clipped_adam`]: the readable chain `ClipByValue -> ScaleByAdam ->
 //!   ScaleByLr` (the moment arithmetic lives in the `update` method of
 //!   [`crate::basic::ScaleByAdam`]);
-//! * [`ClippedAdam`]: the catalog's `adam`, all of it in **one pass** over
+//! * [`ClippedAdam`]: the catalog's `clipped_adam`, all of it in **one pass** over
 //!   each tensor (read the gradient, clip, update both moments, write the
 //!   update) instead of four (copy, clip, moments, learning rate). Every
 //!   operation and rounding is the chain's, in the same order, so the two give
@@ -36,7 +36,7 @@ use ferrograd_engine::{DType, Device, Element, Error, Result, Shape, Tensor, Una
 /// eps 1e-8. [`ClippedAdam`] computes the same updates in one pass.
 pub fn clipped_adam(lr: f64, beta1: f64, beta2: f64, eps: f64, clip: f64) -> ChainOptimizer {
     ChainOptimizer::new(
-        "adam",
+        "clipped_adam",
         chain![
             ClipByValue { limit: clip },
             ScaleByAdam::new(beta1, beta2, eps, false),
@@ -45,7 +45,7 @@ pub fn clipped_adam(lr: f64, beta1: f64, beta2: f64, eps: f64, clip: f64) -> Cha
     )
 }
 
-/// Clipped Adam (the catalog's `adam`) in one fused pass per tensor: the
+/// Clipped Adam (the catalog's `clipped_adam`) in one fused pass per tensor: the
 /// same updates as [`clipped_adam`]'s chain, bit for bit, and the same saved
 /// state (a checkpoint of one loads into the other).
 ///
@@ -403,7 +403,7 @@ fn run_in_two_halves<T: CpuSlice>(pieces: &mut Vec<Piece<'_, T>>, k: &Coefficien
 
 impl TaskOptimizer for ClippedAdam {
     fn name(&self) -> &str {
-        "adam"
+        "clipped_adam"
     }
 
     fn init_state(&mut self, _seed: u64, param_shapes: &[Shape]) -> Result<()> {
@@ -653,13 +653,13 @@ mod tests {
         }
     }
 
-    /// The catalog's `adam` is the fused form, and a negative clip fails
+    /// The catalog's `clipped_adam` is the fused form, and a negative clip fails
     /// with the chain's error.
     #[test]
     fn catalog_adam_is_fused_and_checks_the_clip() {
-        let info = crate::catalog::lookup("adam").unwrap();
+        let info = crate::catalog::lookup("clipped_adam").unwrap();
         let opt = (info.build)(&crate::HyperParams::defaults(info)).unwrap();
-        assert_eq!(opt.name(), "adam");
+        assert_eq!(opt.name(), "clipped_adam");
         let mut bad = ClippedAdam::new(1e-3, 0.9, 0.999, 1e-8, -1.0);
         bad.init_state(0, &[Shape::new([1])]).unwrap();
         let g = [Tensor::zeros([1], DType::F32)];

@@ -447,7 +447,7 @@ pub fn champion_config(_n_hidden: usize) -> AnnealConfig {
 }
 
 /// Clipped Adam as the task's first accepted submissions ran it: the
-/// direction of the `adam` baseline.
+/// direction of the `clipped_adam` baseline.
 const CLIPPED_ADAM: Direction = Direction::ClippedAdam {
     beta1: 0.9,
     beta2: 0.999,

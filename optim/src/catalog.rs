@@ -27,7 +27,7 @@ const CLIP: HpSpec = hp("clip", 1.0, "gradients are clamped to [-clip, clip]").n
 
 const SGD_HPS: &[HpSpec] = &[LR, CLIP];
 
-/// The clipped `adam` baseline's hyperparameters, which the `*_adam`
+/// The `clipped_adam` baseline's hyperparameters, which the `*_adam`
 /// wrappers pass on to it.
 pub(crate) const ADAM_HPS: &[HpSpec] = &[
     LR,
@@ -37,11 +37,12 @@ pub(crate) const ADAM_HPS: &[HpSpec] = &[
     CLIP,
 ];
 
-/// The task's baselines: clipped Adam (the default) and clipped SGD.
+/// The task's baselines: clipped Adam (the default) and clipped SGD (its
+/// published baseline; `sgd` clamps gradients too, as its description says).
 pub const BASELINES: &[OptimizerInfo] = &[
     OptimizerInfo {
-        name: "adam",
-        about: "Adam (Kingma & Ba 2015) with gradient value clipping",
+        name: "clipped_adam",
+        about: "Adam (Kingma & Ba 2015) with gradients clamped to [-clip, clip]: the task's baseline and the default",
         hyperparams: ADAM_HPS,
         build: |h| {
             // One fused pass per tensor; the same updates as `clipped_adam`'s chain.
@@ -62,10 +63,12 @@ pub const BASELINES: &[OptimizerInfo] = &[
     },
 ];
 
-/// The default optimizer of `ferrograd train`.
-pub const DEFAULT: &str = "adam";
+/// The default optimizer of `ferrograd train`: the benchmark task's clipped
+/// Adam (`adam` is `torch.optim.Adam`, without clipping).
+pub const DEFAULT: &str = "clipped_adam";
 
-/// Every optimizer, the default (`adam`) first, then each family's entries.
+/// Every optimizer, the default (`clipped_adam`) first, then each family's
+/// entries.
 pub fn all() -> Vec<&'static OptimizerInfo> {
     [
         BASELINES,
@@ -150,6 +153,49 @@ mod tests {
             err.contains("lr") && err.contains("adam") && err.contains(">= 0"),
             "{err}"
         );
+    }
+
+    /// The default is the task's clipped Adam: a gradient of 100 moves a
+    /// parameter exactly as one of `clip` = 1 (Adam's first step is `lr`
+    /// times the clipped gradient over its own magnitude, so compare a
+    /// second step after gradients of different sizes).
+    #[test]
+    fn the_default_is_clipped_adam_and_clamps() {
+        use ferrograd_engine::{Shape, Tensor};
+        assert_eq!(DEFAULT, "clipped_adam");
+        let run = |g2: f64| {
+            let info = lookup(DEFAULT).unwrap();
+            let mut opt = (info.build)(&HyperParams::defaults(info)).unwrap();
+            assert_eq!(opt.name(), "clipped_adam");
+            opt.init_state(0, &[Shape::new([1])]).unwrap();
+            let p = [Tensor::from_vec(vec![0.0f64], [1]).unwrap()];
+            let ctx = crate::StepContext::default();
+            opt.step(&p, &[Tensor::from_vec(vec![1.0f64], [1]).unwrap()], &ctx)
+                .unwrap();
+            opt.step(&p, &[Tensor::from_vec(vec![g2], [1]).unwrap()], &ctx).unwrap()[0].to_vec::<f64>()[0]
+        };
+        assert_eq!(
+            run(100.0).to_bits(),
+            run(1.0).to_bits(),
+            "a gradient of 100 is clamped to 1"
+        );
+        assert_ne!(
+            run(0.5).to_bits(),
+            run(1.0).to_bits(),
+            "below the clip nothing is clamped"
+        );
+        // `adam` (torch.optim.Adam) does not clamp: the same two steps differ.
+        let torch = |g2: f64| {
+            let info = lookup("adam").unwrap();
+            let mut opt = (info.build)(&HyperParams::defaults(info)).unwrap();
+            opt.init_state(0, &[Shape::new([1])]).unwrap();
+            let p = [Tensor::from_vec(vec![0.0f64], [1]).unwrap()];
+            let ctx = crate::StepContext::default();
+            opt.step(&p, &[Tensor::from_vec(vec![1.0f64], [1]).unwrap()], &ctx)
+                .unwrap();
+            opt.step(&p, &[Tensor::from_vec(vec![g2], [1]).unwrap()], &ctx).unwrap()[0].to_vec::<f64>()[0]
+        };
+        assert_ne!(torch(100.0).to_bits(), torch(1.0).to_bits());
     }
 
     /// Reading an undeclared name is an error that lists the declared ones.

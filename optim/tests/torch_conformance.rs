@@ -180,7 +180,7 @@ fn fixtures_cover_the_interesting_settings() {
         );
     }
     for optimizer in [
-        "sgdm", "adagrad", "rmsprop", "adadelta", "adam_l2", "amsgrad", "nadam", "radam", "adamax",
+        "sgdm", "adagrad", "rmsprop", "adadelta", "adam", "amsgrad", "nadam", "radam", "adamax",
     ] {
         assert!(
             fixtures

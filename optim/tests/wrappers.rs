@@ -469,7 +469,7 @@ fn every_wrapper_minimises_rosenbrock() {
 /// Adam lr 0.01 with decay 0.99, 2000 steps on the quadratic.
 #[test]
 fn the_tracked_average_converges() {
-    let mut opt = Ema::new(build("adam", &[("lr", 0.01)]), 0.99);
+    let mut opt = Ema::new(build("clipped_adam", &[("lr", 0.01)]), 0.99);
     let mut p = quad_start();
     drive(&mut opt, &mut p, &quad_grad, 2000);
     let f = quad_f(opt.ema_params());
@@ -545,12 +545,12 @@ fn the_catalog_lists_the_pairs_with_finite_defaults() {
         assert_eq!((info.build)(&HyperParams::defaults(info)).unwrap().name(), info.name);
     }
     // The inner optimizer takes the wrapper's values for its own names:
-    // lookahead_adam with k = 1 and alpha = 1 is exactly the catalog's adam.
+    // lookahead_adam with k = 1 and alpha = 1 is exactly the catalog's clipped_adam.
     let mut la = build(
         "lookahead_adam",
         &[("lr", 0.05), ("clip", 0.3), ("k", 1.0), ("alpha", 1.0)],
     );
-    let mut adam = build("adam", &[("lr", 0.05), ("clip", 0.3)]);
+    let mut adam = build("clipped_adam", &[("lr", 0.05), ("clip", 0.3)]);
     let (mut p1, mut p2) = (quad_start(), quad_start());
     la.init_state(0, &shapes(&p1)).unwrap();
     adam.init_state(0, &shapes(&p2)).unwrap();

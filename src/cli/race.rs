@@ -30,8 +30,8 @@ enum RaceCommand {
 /// Options shared by a race and its report.
 #[derive(clap::Args)]
 struct ReportOptions {
-    /// Compare every entrant with this one, paired by seed (default: adam if
-    /// it ran, else the first entrant).
+    /// Compare every entrant with this one, paired by seed (default:
+    /// clipped_adam, the task's default, if it ran, else the first entrant).
     #[arg(long)]
     baseline: Option<String>,
     /// Bootstrap resamples for the intervals.

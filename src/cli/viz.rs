@@ -12,8 +12,9 @@ pub struct Args {
     /// The surface: rosenbrock, beale, himmelblau, saddle, quadratic or rastrigin.
     #[arg(long, default_value = "rosenbrock")]
     function: String,
-    /// Comma-separated optimizers (see `ferrograd optimizers`).
-    #[arg(long, value_name = "LIST", default_value = "sgd,adam")]
+    /// Comma-separated optimizers (see `ferrograd optimizers`); by default the
+    /// task's two clipped baselines.
+    #[arg(long, value_name = "LIST", default_value = "sgd,clipped_adam")]
     optimizers: String,
     /// [OPTIMIZER.]KEY=VALUE[,VALUE...]: override a hyperparameter (without
     /// OPTIMIZER: of every listed optimizer that has KEY); several

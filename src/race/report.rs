@@ -138,9 +138,10 @@ pub fn zero_mean_ceilings(seeds: &BTreeSet<u64>) -> Result<BTreeMap<u64, i64>, R
 
 /// Builds one table per track (tracks ascending). `baseline` names an
 /// entrant label (or an optimizer with a single entrant); without one,
-/// `adam` is used if present, else the first entrant. `ceilings` holds the
-/// zero-mean ceiling of each seed ([`zero_mean_ceilings`]); a track with a
-/// seed missing from it gets no [`CeilingTable`].
+/// the task's default (`clipped_adam`) is used if present, else the first
+/// entrant. `ceilings` holds the zero-mean ceiling of each seed
+/// ([`zero_mean_ceilings`]); a track with a seed missing from it gets no
+/// [`CeilingTable`].
 pub fn tables(
     records: &[RunRecord],
     baseline: Option<&str>,
@@ -162,8 +163,8 @@ pub fn tables(
 fn resolve_baseline(labels: &[String], wanted: Option<&str>) -> Result<Option<String>, RaceError> {
     let distinct: BTreeSet<&String> = labels.iter().collect();
     let Some(wanted) = wanted else {
-        let adam = distinct.iter().find(|l| l.as_str() == "adam");
-        return Ok(adam.or(labels.first().as_ref()).map(|l| l.to_string()));
+        let default = distinct.iter().find(|l| l.as_str() == crate::optim::catalog::DEFAULT);
+        return Ok(default.or(labels.first().as_ref()).map(|l| l.to_string()));
     };
     if distinct.contains(&wanted.to_string()) {
         return Ok(Some(wanted.to_string()));

@@ -602,7 +602,7 @@ mod tests {
                     max_epochs: 3,
                     ..TaskConfig::default()
                 };
-                let info = catalog::lookup("adam").unwrap();
+                let info = catalog::lookup("clipped_adam").unwrap();
                 let optimizer = (info.build)(&HyperParams::defaults(info)).unwrap();
                 let mut trainer = Trainer::new(config, optimizer).unwrap();
                 let mut bits = Vec::new();

@@ -102,7 +102,7 @@ fn main() {
         patience: usize::MAX / 2,
         ..TaskConfig::default()
     };
-    let info = catalog::lookup("adam").expect("adam is in the catalog");
+    let info = catalog::lookup("clipped_adam").expect("clipped_adam is in the catalog");
     let optimizer = (info.build)(&HyperParams::defaults(info)).expect("defaults are valid");
     let n_train = config.data.n_train;
     let n_val = config.data.n_val;

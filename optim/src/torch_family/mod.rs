@@ -8,14 +8,14 @@
 //! | `adagrad`  | Adagrad with lr decay and a starting accumulator     | L2, [`ScaleByAdagrad`], lr / (1 + (t-1) decay) |
 //! | `rmsprop`  | RMSprop, optionally centered, with momentum          | L2, [`ScaleByRmsprop`], [`TorchMomentum`], lr |
 //! | `adadelta` | Adadelta (`lr` 1 by default)                         | L2, [`ScaleByAdadelta`], lr                   |
-//! | `adam_l2`  | `torch.optim.Adam`: L2 weight decay, no clipping     | L2, [`ScaleByAdam`], lr                       |
+//! | `adam`     | `torch.optim.Adam`: L2 weight decay, no clipping     | L2, [`ScaleByAdam`], lr                       |
 //! | `adamw`    | AdamW: decoupled weight decay                        | [`ScaleByAdam`], decay, lr                    |
 //! | `amsgrad`  | `torch.optim.Adam(amsgrad=True)`                     | L2, [`ScaleByAdam`] (amsgrad), lr             |
 //! | `nadam`    | NAdam with PyTorch's momentum schedule               | L2 or decoupled decay around [`ScaleByNadam`] |
 //! | `radam`    | RAdam, rectified once `rho_t > 5`                    | L2 or decoupled decay around [`ScaleByRadam`] |
 //! | `adamax`   | Adamax (infinity norm)                               | L2, [`ScaleByAdamax`], lr                     |
 //!
-//! (`adam` and `sgd` are the task's clipped baselines in
+//! (`clipped_adam` and `sgd` are the task's clipped baselines in
 //! [`crate::catalog::BASELINES`].) Switches (`nesterov`, `centered`,
 //! `amsgrad`, `decoupled_weight_decay`) are hyperparameters taking 0 or 1.
 //!
@@ -363,12 +363,12 @@ pub const CATALOG: &[OptimizerInfo] = &[
         },
     },
     OptimizerInfo {
-        name: "adam_l2",
-        about: "Adam (Kingma & Ba 2015) without clipping, L2 weight decay, as torch.optim.Adam",
+        name: "adam",
+        about: "Adam (Kingma & Ba 2015) as torch.optim.Adam: no clipping, L2 weight decay, amsgrad switch",
         hyperparams: ADAM_L2_HPS,
         build: |h| {
             let config = AdamConfig::from_hyper(h, false)?;
-            Ok(Box::new(adam("adam_l2", config, h.flag("amsgrad")?)))
+            Ok(Box::new(adam("adam", config, h.flag("amsgrad")?)))
         },
     },
     OptimizerInfo {

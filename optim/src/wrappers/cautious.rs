@@ -27,6 +27,15 @@ pub struct Cautious {
 }
 
 impl Cautious {
+    /// The same wrapper under another name (the catalog's entry name, which
+    /// need not repeat its inner optimizer's).
+    pub fn named(mut self, name: impl Into<String>) -> Cautious {
+        self.name = name.into();
+        self
+    }
+}
+
+impl Cautious {
     /// Masks `inner`'s updates. Named `cautious_<inner name>`.
     pub fn new(inner: Box<dyn TaskOptimizer>) -> Cautious {
         Cautious {

@@ -53,6 +53,15 @@ pub struct Ema {
 }
 
 impl Ema {
+    /// The same wrapper under another name (the catalog's entry name, which
+    /// need not repeat its inner optimizer's).
+    pub fn named(mut self, name: impl Into<String>) -> Ema {
+        self.name = name.into();
+        self
+    }
+}
+
+impl Ema {
     /// Tracks the average with decay `decay`, warmup on, the model holding
     /// the raw weights. Named `ema_<inner name>`.
     pub fn new(inner: Box<dyn TaskOptimizer>, decay: f64) -> Ema {

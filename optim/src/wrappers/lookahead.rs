@@ -37,6 +37,15 @@ pub struct Lookahead {
 }
 
 impl Lookahead {
+    /// The same wrapper under another name (the catalog's entry name, which
+    /// need not repeat its inner optimizer's).
+    pub fn named(mut self, name: impl Into<String>) -> Lookahead {
+        self.name = name.into();
+        self
+    }
+}
+
+impl Lookahead {
     /// Lookahead with `k` fast steps per synchronisation (0 counts as 1) and
     /// slow step size `alpha`. Named `lookahead_<inner name>`.
     pub fn new(inner: Box<dyn TaskOptimizer>, k: u64, alpha: f64) -> Lookahead {

@@ -6,7 +6,8 @@
 //! numbers), so it lists fixed pairs, each building its inner optimizer from
 //! the catalog by name with the wrapper's values for the inner's
 //! hyperparameters: `lookahead_adam`, `sam_adam`, `cautious_adam`,
-//! `ema_adam` (around the catalog's clipped `adam`) and `cautious_lion`.
+//! `ema_adam` (around the catalog's `clipped_adam`, the task's baseline,
+//! under their original names) and `cautious_lion`.
 //!
 //! A wrapper forwards [`TaskOptimizer::query_at_params`] to its inner
 //! optimizer (SAM perturbs the point the inner one asks for), and saves the
@@ -114,7 +115,7 @@ pub(crate) fn unnest(state: &OptimizerState) -> OptimizerState {
     }
 }
 
-/// The catalog's `adam` hyperparameters (defaults and domains from
+/// The catalog's `clipped_adam` hyperparameters (defaults and domains from
 /// [`ADAM_HPS`]), described as the inner optimizer's, for the `*_adam` pairs.
 macro_rules! adam_hps {
     ($($extra:expr),* $(,)?) => {
@@ -173,8 +174,10 @@ pub const CATALOG: &[OptimizerInfo] = &[
         about: "Lookahead (Zhang et al. 2019) around clipped Adam: slow weights every k steps",
         hyperparams: LOOKAHEAD_ADAM_HPS,
         build: |h| {
-            let inner = inner_from_catalog("adam", h)?;
-            Ok(Box::new(Lookahead::new(inner, h.whole("k")?, h.get("alpha")?)))
+            let inner = inner_from_catalog("clipped_adam", h)?;
+            Ok(Box::new(
+                Lookahead::new(inner, h.whole("k")?, h.get("alpha")?).named("lookahead_adam"),
+            ))
         },
     },
     OptimizerInfo {
@@ -182,31 +185,39 @@ pub const CATALOG: &[OptimizerInfo] = &[
         about: "SAM (Foret et al. 2021) around clipped Adam, through query_at_params",
         hyperparams: SAM_ADAM_HPS,
         build: |h| {
-            let inner = inner_from_catalog("adam", h)?;
+            let inner = inner_from_catalog("clipped_adam", h)?;
             let rho = h.get("rho")?;
-            Ok(Box::new(if h.flag("two_pass")? {
-                Sam::new(inner, rho)
-            } else {
-                Sam::one_pass(inner, rho)
-            }))
+            Ok(Box::new(
+                if h.flag("two_pass")? {
+                    Sam::new(inner, rho)
+                } else {
+                    Sam::one_pass(inner, rho)
+                }
+                .named("sam_adam"),
+            ))
         },
     },
     OptimizerInfo {
         name: "cautious_adam",
         about: "Cautious (Liang et al. 2024) clipped Adam: drops coordinates against the gradient",
         hyperparams: CAUTIOUS_ADAM_HPS,
-        build: |h| Ok(Box::new(Cautious::new(inner_from_catalog("adam", h)?))),
+        build: |h| {
+            Ok(Box::new(
+                Cautious::new(inner_from_catalog("clipped_adam", h)?).named("cautious_adam"),
+            ))
+        },
     },
     OptimizerInfo {
         name: "ema_adam",
         about: "Clipped Adam with an exponential moving average of the weights",
         hyperparams: EMA_ADAM_HPS,
         build: |h| {
-            let inner = inner_from_catalog("adam", h)?;
+            let inner = inner_from_catalog("clipped_adam", h)?;
             Ok(Box::new(
                 Ema::new(inner, h.get("decay")?)
                     .with_warmup(h.flag("warmup")?)
-                    .evaluating_average(h.flag("eval_average")?),
+                    .evaluating_average(h.flag("eval_average")?)
+                    .named("ema_adam"),
             ))
         },
     },

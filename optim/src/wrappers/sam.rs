@@ -57,6 +57,15 @@ pub struct Sam {
 }
 
 impl Sam {
+    /// The same wrapper under another name (the catalog's entry name, which
+    /// need not repeat its inner optimizer's).
+    pub fn named(mut self, name: impl Into<String>) -> Sam {
+        self.name = name.into();
+        self
+    }
+}
+
+impl Sam {
     fn build(inner: Box<dyn TaskOptimizer>, rho: f64, two_pass: bool) -> Sam {
         Sam {
             name: format!("sam_{}", inner.name()),

@@ -379,7 +379,7 @@ pub fn load_optimizer_state(dir: &Path) -> std::result::Result<SavedOptimizer, O
 /// hyperparameters: a state saved before the catalog's rename as `adam`
 /// with a `clip` is the task's clipped Adam, now `clipped_adam` (`adam` is
 /// `torch.optim.Adam`, which has no `clip`); every other name is unchanged.
-fn current_name(name: String, hps: &BTreeMap<String, f64>) -> String {
+pub(crate) fn current_name(name: String, hps: &BTreeMap<String, f64>) -> String {
     if name == "adam" && hps.contains_key("clip") {
         return "clipped_adam".to_string();
     }

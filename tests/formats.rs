@@ -273,3 +273,38 @@ fn write_this_versions_fixtures() {
         writer.append(&record).unwrap();
     }
 }
+
+/// The catalog's `adam` was the task's clipped Adam until its rename to
+/// `clipped_adam`: a checkpoint from before the rename names the clipped
+/// one, whatever it says.
+#[test]
+fn a_checkpoint_from_before_the_adam_rename_names_clipped_adam() {
+    let tmp = tempfile::tempdir().unwrap();
+    let named = |version: &str, hp_clip: bool| {
+        let dir = tmp.path().join(format!("{version}-{hp_clip}"));
+        copy_checkpoint(version, &dir);
+        let path = dir.join("checkpoint.json");
+        let mut json: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        json["optimizer"] = "adam".into();
+        if let Some(run) = json.get_mut("run") {
+            let (hps, bits) = if hp_clip {
+                (
+                    serde_json::json!({"clip": 1.0, "lr": 0.001}),
+                    serde_json::json!({"clip": 1f64.to_bits(), "lr": 0.001f64.to_bits()}),
+                )
+            } else {
+                (
+                    serde_json::json!({"lr": 0.001}),
+                    serde_json::json!({"lr": 0.001f64.to_bits()}),
+                )
+            };
+            run["hyperparameters"] = hps;
+            run["hyperparameter_bits"] = bits;
+        }
+        std::fs::write(&path, serde_json::to_vec(&json).unwrap()).unwrap();
+        ferrograd::train::read_checkpoint(&dir).unwrap().optimizer
+    };
+    assert_eq!(named("v1", false), "clipped_adam");
+    assert_eq!(named("v2", true), "clipped_adam");
+    assert_eq!(named("v2", false), "adam");
+}

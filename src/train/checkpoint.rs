@@ -197,7 +197,22 @@ pub fn read_checkpoint(dir: &Path) -> Result<Checkpoint> {
     let meta: Checkpoint = serde_json::from_slice(&text)
         .map_err(|e| Error::format(&json_path, format!("not a ferrograd checkpoint: {e}")))?;
     check_version(&json_path, "checkpoint", meta.format_version, CHECKPOINT_FORMAT_VERSION)?;
-    Ok(meta)
+    Ok(with_current_optimizer_name(meta))
+}
+
+/// The checkpoint with its optimizer under today's catalog name. The
+/// catalog's `adam` was the task's clipped Adam until it was renamed
+/// `clipped_adam` (`adam` is now `torch.optim.Adam`): every version-1
+/// checkpoint predates the rename, and a later one that names `adam` with a
+/// `clip` hyperparameter was written before it too.
+fn with_current_optimizer_name(mut meta: Checkpoint) -> Checkpoint {
+    let hps = match &meta.run {
+        Some(run) => run.hyperparameter_values().unwrap_or_default(),
+        None if meta.format_version == version_one() => BTreeMap::from([("clip".to_string(), 1.0)]),
+        None => BTreeMap::new(),
+    };
+    meta.optimizer = crate::io::current_name(std::mem::take(&mut meta.optimizer), &hps);
+    meta
 }
 
 impl Trainer {

@@ -27,6 +27,11 @@ pub struct GuideReverseMode;
 #[cfg(doctest)]
 pub struct GuideGradientChecking;
 
+/// `docs/guide/quadratic-theory.md`
+#[doc = include_str!("../docs/guide/quadratic-theory.md")]
+#[cfg(doctest)]
+pub struct GuideQuadraticTheory;
+
 /// `docs/guide/optimizers.md`
 #[doc = include_str!("../docs/guide/optimizers.md")]
 #[cfg(doctest)]

@@ -2,7 +2,7 @@
 # Regenerates the figures of docs/optimizers.md from the repository root:
 #   bash docs/img/make_figures.sh
 # Each figure is one `ferrograd viz` call; the learning rates are chosen per
-# surface (the catalog defaults are tuned for the MLP task, not for these).
+# surface (the catalog defaults are the papers' and PyTorch's, not chosen for these).
 # The committed figures were drawn before the catalog's rename and label the
 # clipped Adam `adam` and torch.optim.Adam `adam_l2`; these calls, with the
 # new names, draw the same paths.

@@ -23,8 +23,8 @@ pub struct Args {
     hps: Vec<String>,
     /// Set `lr` of every optimizer that has one (an --hp for lr wins).
     /// Default: a rate suited to the function (0.02 on rosenbrock); the
-    /// catalog's defaults are tuned for the MLP task. `--lr default` keeps
-    /// the catalog's.
+    /// catalog's defaults are the papers' and PyTorch's, chosen for neither
+    /// these surfaces nor the task. `--lr default` keeps the catalog's.
     #[arg(long, value_parser = parse_lr)]
     lr: Option<LrChoice>,
     /// Optimizer steps.

@@ -101,7 +101,8 @@ impl Function {
     /// The learning rate `ferrograd viz` gives every optimizer when none is
     /// asked for: one at which Adam reaches a minimum from
     /// [`Function::default_start`] in a few hundred steps (the catalog's
-    /// defaults are tuned for the MLP task and barely move on these scales).
+    /// defaults are the papers' and PyTorch's, and most barely move on these
+    /// scales).
     pub fn suggested_lr(self) -> f64 {
         match self {
             Function::Rosenbrock => 0.02,

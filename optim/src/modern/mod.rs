@@ -271,7 +271,7 @@ pub const CATALOG: &[OptimizerInfo] = &[
     },
     OptimizerInfo {
         name: "sf_sgd",
-        about: "Schedule-Free SGD (Defazio et al. 2024): gradients at y, the model holds the average x",
+        about: "Schedule-Free SGD (Defazio et al. 2024): gradients at y; the model holds y (hold_y = 1, for BatchNorm) or the average x",
         hyperparams: SF_SGD_HPS,
         build: |h| {
             Ok(Box::new(
@@ -288,7 +288,7 @@ pub const CATALOG: &[OptimizerInfo] = &[
     },
     OptimizerInfo {
         name: "sf_adamw",
-        about: "Schedule-Free AdamW (Defazio et al. 2024): gradients at y, the model holds the average x",
+        about: "Schedule-Free AdamW (Defazio et al. 2024): gradients at y; the model holds y (hold_y = 1, for BatchNorm) or the average x",
         hyperparams: SF_ADAMW_HPS,
         build: |h| {
             Ok(Box::new(

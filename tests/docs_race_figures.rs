@@ -1,0 +1,206 @@
+//! The race figures in `docs/optimizers.md` (the all-defaults table and each
+//! optimizer's "Race:" line) are computed from the committed results file
+//! `bench/races/all-defaults/race.jsonl`, so they cannot drift from it: this
+//! test fails when the page and the file disagree, and
+//! `bash scripts/docs-race-figures.sh` rewrites the page from the file.
+#![cfg(feature = "cli")]
+
+use ferrograd::race::record::{read_records, RunRecord};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// The page whose figures are generated.
+const PAGE: &str = "docs/optimizers.md";
+/// The race they come from.
+const RACE: &str = "bench/races/all-defaults/race.jsonl";
+/// The tracks the page quotes.
+const TRACKS: [usize; 2] = [4, 10];
+/// The header line of the generated table.
+const TABLE_HEADER: &str = "| optimizer | track 4 median (epochs) | track 10 median (epochs) |";
+/// Set to rewrite the page instead of checking it.
+const UPDATE_ENV: &str = "FERROGRAD_UPDATE_DOCS";
+
+fn repo_file(relative: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
+}
+
+/// The median of an odd number of values, or the mean of the middle two.
+fn median(mut values: Vec<i64>) -> i64 {
+    values.sort_unstable();
+    let n = values.len();
+    if n % 2 == 1 {
+        values[n / 2]
+    } else {
+        (values[n / 2 - 1] + values[n / 2]) / 2
+    }
+}
+
+/// `1234567` as `1,234,567` (and negatives likewise).
+fn thousands(value: i64) -> String {
+    let digits = value.unsigned_abs().to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    if value < 0 {
+        format!("-{out}")
+    } else {
+        out
+    }
+}
+
+/// Median quality and median epoch count of one entrant on one track.
+#[derive(Clone, Copy)]
+struct Figure {
+    quality: i64,
+    epochs: i64,
+}
+
+impl Figure {
+    fn of(runs: &[&RunRecord]) -> Figure {
+        Figure {
+            quality: median(runs.iter().map(|r| r.quality).collect()),
+            epochs: median(runs.iter().map(|r| r.epochs as i64).collect()),
+        }
+    }
+
+    /// `807,691 (173)`.
+    fn cell(self) -> String {
+        format!("{} ({})", thousands(self.quality), self.epochs)
+    }
+}
+
+/// Figures by entrant, then track.
+fn figures() -> BTreeMap<String, BTreeMap<usize, Figure>> {
+    let outcome = read_records(&repo_file(RACE)).expect("the committed race reads");
+    let mut runs: BTreeMap<(String, usize), Vec<&RunRecord>> = BTreeMap::new();
+    for record in &outcome.records {
+        runs.entry((record.entrant.clone(), record.n_hidden))
+            .or_default()
+            .push(record);
+    }
+    let mut out: BTreeMap<String, BTreeMap<usize, Figure>> = BTreeMap::new();
+    for ((entrant, track), runs) in runs {
+        out.entry(entrant).or_default().insert(track, Figure::of(&runs));
+    }
+    out
+}
+
+/// The table's rows, best track-4 median first.
+fn table_rows(figures: &BTreeMap<String, BTreeMap<usize, Figure>>) -> Vec<String> {
+    let mut entrants: Vec<(&String, &BTreeMap<usize, Figure>)> = figures.iter().collect();
+    entrants.sort_by_key(|(name, by_track)| (-by_track[&TRACKS[0]].quality, name.to_string()));
+    entrants
+        .iter()
+        .map(|(name, by_track)| {
+            let cells: Vec<String> = TRACKS.iter().map(|t| by_track[t].cell()).collect();
+            format!("| {name} | {} |", cells.join(" | "))
+        })
+        .collect()
+}
+
+/// The "Race:" line of a section about `names`.
+fn race_line(names: &[&str], figures: &BTreeMap<String, BTreeMap<usize, Figure>>) -> String {
+    let parts: Vec<String> = names
+        .iter()
+        .map(|name| {
+            let by_track = &figures[*name];
+            let tracks: Vec<String> = TRACKS
+                .iter()
+                .map(|t| format!("track {t} {}", by_track[t].cell()))
+                .collect();
+            let prefix = if names.len() > 1 {
+                format!("{name}: ")
+            } else {
+                String::new()
+            };
+            format!("{prefix}{}", tracks.join(", "))
+        })
+        .collect();
+    format!("- Race: {}.", parts.join("; "))
+}
+
+/// The optimizers a `### a` or `### a and b` heading is about, if all of
+/// them ran in the race.
+fn raced_names<'a>(heading: &'a str, figures: &BTreeMap<String, BTreeMap<usize, Figure>>) -> Option<Vec<&'a str>> {
+    let names: Vec<&str> = heading.trim_start_matches("### ").split(" and ").collect();
+    names.iter().all(|n| figures.contains_key(*n)).then_some(names)
+}
+
+/// The page with every generated figure computed afresh.
+fn regenerated(page: &str, figures: &BTreeMap<String, BTreeMap<usize, Figure>>) -> String {
+    let mut out = Vec::new();
+    let mut lines = page.lines().peekable();
+    let mut section: Option<Vec<&str>> = None;
+    while let Some(line) = lines.next() {
+        if line.starts_with("### ") {
+            section = raced_names(line, figures);
+        } else if line.starts_with("## ") {
+            section = None;
+        }
+        if line == TABLE_HEADER {
+            out.push(line.to_string());
+            out.push(lines.next().expect("the table's rule line").to_string());
+            while lines
+                .peek()
+                .is_some_and(|l| l.starts_with("| ") && !l.contains("see ["))
+            {
+                lines.next();
+            }
+            out.extend(table_rows(figures));
+            continue;
+        }
+        if let (Some(names), true) = (&section, line.starts_with("- Race:")) {
+            while lines.peek().is_some_and(|l| l.starts_with("  ")) {
+                lines.next(); // the old line's continuation
+            }
+            out.push(race_line(names, figures));
+            continue;
+        }
+        out.push(line.to_string());
+    }
+    out.join("\n") + "\n"
+}
+
+#[test]
+fn the_optimizer_pages_race_figures_match_the_committed_race() {
+    let path = repo_file(PAGE);
+    let page = std::fs::read_to_string(&path).unwrap();
+    let expected = regenerated(&page, &figures());
+    if std::env::var_os(UPDATE_ENV).is_some() {
+        std::fs::write(&path, &expected).unwrap();
+        return;
+    }
+    let stale: Vec<&str> = page.lines().filter(|l| !expected.lines().any(|e| e == *l)).collect();
+    let fresh: Vec<&str> = expected.lines().filter(|l| !page.lines().any(|p| p == *l)).collect();
+    assert!(
+        page == expected,
+        "{PAGE} disagrees with {RACE} (run `bash scripts/docs-race-figures.sh`):\n\
+         on the page:\n  {}\nfrom the race:\n  {}",
+        stale.join("\n  "),
+        fresh.join("\n  ")
+    );
+}
+
+#[test]
+fn the_generated_table_covers_every_entrant_of_the_race() {
+    let page = std::fs::read_to_string(repo_file(PAGE)).unwrap();
+    for name in figures().keys() {
+        assert!(
+            page.contains(&format!("| {name} | ")),
+            "{name} is missing from the table"
+        );
+    }
+}
+
+#[test]
+fn figures_are_formatted_as_the_page_writes_them() {
+    assert_eq!(thousands(807691), "807,691");
+    assert_eq!(thousands(-10_000_000), "-10,000,000");
+    assert_eq!(thousands(999), "999");
+    assert_eq!(median(vec![5, 1, 3]), 3);
+    assert_eq!(median(vec![4, 1, 3, 2]), 2);
+}

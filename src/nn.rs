@@ -83,7 +83,12 @@ impl BatchNorm1d {
     /// the batch mean and the batch's unbiased variance (what
     /// [`BatchNorm1d::forward_train`] blends into the running statistics).
     pub fn normalise_batch(&self, x: &Var, scale: &Var, shift: &Var) -> Result<(Var, Tensor, Tensor)> {
-        let n = x.dims()[0];
+        let Some(&n) = x.dims().first() else {
+            return Err(Error::invalid(
+                "batch_norm",
+                "training mode needs a [batch, features] input, got a scalar (shape [])",
+            ));
+        };
         if n < 2 {
             return Err(Error::invalid(
                 "batch_norm",
@@ -719,5 +724,13 @@ mod tests {
         }
         assert!((mean.to_scalar().unwrap() - 0.3).abs() < 1e-12);
         assert!((var.to_scalar().unwrap() - (0.9 + 0.1 * 14.0 / 3.0)).abs() < 1e-12);
+    }
+    #[test]
+    fn batchnorm_training_refuses_a_scalar_input_with_a_typed_error() {
+        let bn = BatchNorm1d::new(3, DType::F64);
+        let x = Var::constant(Tensor::scalar(1.0, DType::F64));
+        let (scale, shift) = (Var::constant(bn.scale.clone()), Var::constant(bn.shift.clone()));
+        let err = bn.forward_train(&x, &scale, &shift).unwrap_err().to_string();
+        assert!(err.contains("[batch, features]"), "{err}");
     }
 }

@@ -299,7 +299,11 @@ impl Mlp {
     }
 
     /// The tensor with role `role`.
+    ///
+    /// Panics if `role`'s layer is past the model's layers (a hot-path
+    /// accessor: take roles from [`Mlp::roles`] or [`Mlp::role`]).
     pub fn tensor(&self, role: TensorRole) -> &Tensor {
+        self.check_role(role);
         match role {
             TensorRole::Weight(i) => &self.linears[i].weight,
             TensorRole::Bias(i) => &self.linears[i].bias,
@@ -311,7 +315,10 @@ impl Mlp {
     }
 
     /// Mutable access to the tensor with role `role`.
+    ///
+    /// Panics if `role`'s layer is past the model's layers, as [`Mlp::tensor`].
     pub fn tensor_mut(&mut self, role: TensorRole) -> &mut Tensor {
+        self.check_role(role);
         match role {
             TensorRole::Weight(i) => &mut self.linears[i].weight,
             TensorRole::Bias(i) => &mut self.linears[i].bias,
@@ -320,6 +327,18 @@ impl Mlp {
             TensorRole::RunningMean(i) => &mut self.norms[i].running_mean,
             TensorRole::RunningVar(i) => &mut self.norms[i].running_var,
         }
+    }
+
+    /// Panics, saying which role and how many layers, if `role` is past the model.
+    fn check_role(&self, role: TensorRole) {
+        let (i, layers, kind) = match role {
+            TensorRole::Weight(i) | TensorRole::Bias(i) => (i, self.linears.len(), "linear layers"),
+            TensorRole::BnScale(i)
+            | TensorRole::BnShift(i)
+            | TensorRole::RunningMean(i)
+            | TensorRole::RunningVar(i) => (i, self.norms.len(), "BatchNorms"),
+        };
+        assert!(i < layers, "Mlp::tensor: {role:?} is past the model's {layers} {kind}");
     }
 
     /// Replaces every tensor, in the task's order; shapes must match.
@@ -725,6 +744,7 @@ mod tests {
         assert!((mean.to_scalar().unwrap() - 0.3).abs() < 1e-12);
         assert!((var.to_scalar().unwrap() - (0.9 + 0.1 * 14.0 / 3.0)).abs() < 1e-12);
     }
+
     #[test]
     fn batchnorm_training_refuses_a_scalar_input_with_a_typed_error() {
         let bn = BatchNorm1d::new(3, DType::F64);
@@ -732,5 +752,12 @@ mod tests {
         let (scale, shift) = (Var::constant(bn.scale.clone()), Var::constant(bn.shift.clone()));
         let err = bn.forward_train(&x, &scale, &shift).unwrap_err().to_string();
         assert!(err.contains("[batch, features]"), "{err}");
+    }
+
+    #[test]
+    #[should_panic(expected = "Mlp::tensor: Weight(2) is past the model's 2 linear layers")]
+    fn a_role_past_the_layers_panics_with_the_documented_message() {
+        let model = Mlp::new(&[2, 3, 1], Activation::Relu, 0, DType::F64, &mut Rng::new(0)).unwrap();
+        model.tensor(TensorRole::Weight(2));
     }
 }

@@ -32,6 +32,12 @@ pub const ALLOWED: &[Allowed] = &[
         doc: "/// If `rows * cols` overflows `usize`.",
     },
     Allowed {
+        api: "Mlp::tensor / tensor_mut",
+        file: "src/nn.rs",
+        message_prefix: "Mlp::tensor: ",
+        doc: "/// Panics if `role`'s layer is past the model's layers (a hot-path",
+    },
+    Allowed {
         api: "Mlp::role",
         file: "src/nn.rs",
         message_prefix: "tensor ",

@@ -3,7 +3,7 @@
 //! mostly plausible values, sometimes adversarial ones.
 
 /// Sizes that overflow element counts or exceed any allocation.
-const HUGE_DIMS: [usize; 6] = [1 << 20, 1 << 31, 1 << 32, 1 << 40, 1 << 62, usize::MAX];
+const HUGE_DIMS: [usize; 7] = [1 << 20, 1 << 31, 1 << 32, 1 << 40, 1 << 62, 1 << 63, usize::MAX];
 
 /// Floats that break naive arithmetic.
 const ODD_FLOATS: [f64; 10] = [

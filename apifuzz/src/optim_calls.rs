@@ -72,13 +72,17 @@ fn tensors(g: &mut Gen, shapes: &[Shape], dt: DType) -> Vec<Tensor> {
 
 /// One step, its inputs perturbed a quarter of the time.
 fn step(g: &mut Gen, s: &mut CaseStats, opt: &mut dyn TaskOptimizer, shapes: &[Shape], dt: DType) {
-    let params = tensors(g, shapes, dt);
+    let mut params = tensors(g, shapes, dt);
     let mut grads = tensors(g, shapes, dt);
-    let how = if g.chance(0.25) {
+    let mut how = if g.chance(0.25) {
         perturb(g, &mut grads)
     } else {
         "well-formed"
     };
+    if g.chance(0.05) {
+        params.pop();
+        how = "params one missing";
+    }
     let ctx = context(g);
     if g.chance(0.2) {
         s.call(format!("{}.query_at_params(..)", opt.name()), || {

@@ -24,6 +24,14 @@ const WORKSPACE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
 /// Where and why the last panic happened: `(site, message)`.
 static LAST_PANIC: Mutex<Option<(String, String)>> = Mutex::new(None);
 
+/// Held while a call runs: one call at a time per process, so a panic the
+/// hook sees (on any thread: ops may run on the engine's pool) is that
+/// call's, even when tests run cases on several threads.
+static CALL_LOCK: Mutex<()> = Mutex::new(());
+
+/// Whether a call is running (the hook stays quiet only then).
+static IN_CALL: AtomicBool = AtomicBool::new(false);
+
 /// One panic seen while running a case.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct PanicRecord {
@@ -62,7 +70,12 @@ impl CaseStats {
             let _ = writeln!(out, "CALL {}", call.replace('\n', "\\n"));
             let _ = out.flush();
         }
-        match catch_unwind(AssertUnwindSafe(f)) {
+        let _one_at_a_time = CALL_LOCK.lock().unwrap_or_else(|p| p.into_inner());
+        *LAST_PANIC.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        IN_CALL.store(true, Ordering::SeqCst);
+        let outcome = catch_unwind(AssertUnwindSafe(f));
+        IN_CALL.store(false, Ordering::SeqCst);
+        match outcome {
             Ok(Ok(v)) => {
                 self.ok += 1;
                 Some(v)
@@ -98,7 +111,11 @@ fn take_last_panic() -> (String, String) {
 pub fn install_hook() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
-        std::panic::set_hook(Box::new(|info| {
+        let default_hook = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !IN_CALL.load(Ordering::SeqCst) {
+                return default_hook(info);
+            }
             let (file, line) = info.location().map(|l| (l.file(), l.line())).unwrap_or(("unknown", 0));
             let site = match relative(file) {
                 Some(path) => format!("{path}:{line}"),
@@ -132,10 +149,12 @@ pub fn relative(file: &str) -> Option<String> {
         .canonicalize()
         .map(|p| p.display().to_string())
         .unwrap_or_else(|_| WORKSPACE.to_string());
-    let path = file
-        .strip_prefix(&format!("{root}/"))
-        .or_else(|| file.strip_prefix("./"))
-        .unwrap_or(file);
+    // Backtraces print paths under the current directory as "./...".
+    let absolute = match file.strip_prefix("./") {
+        Some(rest) => std::env::current_dir().map_or(file.to_string(), |d| format!("{}/{rest}", d.display())),
+        None => file.to_string(),
+    };
+    let path = absolute.strip_prefix(&format!("{root}/")).unwrap_or(file);
     let own = !path.starts_with('/') && !path.contains(".cargo") && !path.starts_with("library/");
     own.then(|| path.to_string())
 }

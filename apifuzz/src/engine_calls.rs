@@ -74,7 +74,9 @@ pub fn create(g: &mut Gen, s: &mut CaseStats) -> Option<Tensor> {
         }),
         6 => {
             let len = if g.chance(0.7) {
-                dims.iter().product::<usize>().min(64)
+                dims.iter()
+                    .try_fold(1usize, |n, &d| n.checked_mul(d))
+                    .map_or(64, |n| n.min(64))
             } else {
                 g.below(9)
             };

@@ -37,6 +37,19 @@ pub struct Crash {
     pub detail: String,
 }
 
+/// Crashes of one kind in one public call.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CrashGroup {
+    /// As in [`Crash::kind`].
+    pub kind: String,
+    /// The crashing call's name, shapes left out (`Tensor::ones`).
+    pub api: String,
+    /// Every case that crashed so (`--case N` reruns one).
+    pub cases: Vec<u64>,
+    /// One such crash in full.
+    pub example: Crash,
+}
+
 /// The whole run.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Report {
@@ -59,8 +72,11 @@ pub struct Report {
     pub unallowed_panics: u64,
     /// Panics by site, most frequent first.
     pub sites: Vec<SiteReport>,
-    /// Cases that aborted or hung their worker.
+    /// Cases that aborted or hung their worker (in the JSON as groups).
+    #[serde(skip)]
     pub crashes: Vec<Crash>,
+    /// The crashes grouped by kind and call, largest group first.
+    pub crash_groups: Vec<CrashGroup>,
 }
 
 impl Report {
@@ -103,11 +119,26 @@ impl Report {
         self.sites
             .sort_by(|a, b| b.count.cmp(&a.count).then(a.site.cmp(&b.site)));
         self.crashes.sort_by_key(|c| c.case);
+        let mut groups: Vec<CrashGroup> = Vec::new();
+        for c in &self.crashes {
+            let api = api_of(&c.call);
+            match groups.iter_mut().find(|g| g.kind == c.kind && g.api == api) {
+                Some(g) => g.cases.push(c.case),
+                None => groups.push(CrashGroup {
+                    kind: c.kind.clone(),
+                    api,
+                    cases: vec![c.case],
+                    example: c.clone(),
+                }),
+            }
+        }
+        groups.sort_by(|a, b| b.cases.len().cmp(&a.cases.len()).then(a.api.cmp(&b.api)));
+        self.crash_groups = groups;
     }
 
     /// Whether the run found nothing but documented panics.
     pub fn clean(&self) -> bool {
-        self.unallowed_panics == 0 && self.crashes.is_empty()
+        self.unallowed_panics == 0 && self.crashes.is_empty() && self.crash_groups.is_empty()
     }
 
     /// The short text table.
@@ -145,8 +176,19 @@ impl Report {
             );
         }
         let _ = writeln!(t, "\ncrashes by kind: {:?}", self.crash_kinds());
-        for c in &self.crashes {
-            let _ = writeln!(t, "  case {}: {} in {} ({})", c.case, c.kind, c.call, c.detail);
+        let _ = writeln!(t, "crashes by call (count, kind, call, example case: calls -> stderr)");
+        for g in &self.crash_groups {
+            let e = &g.example;
+            let _ = writeln!(
+                t,
+                "{:>6}  {}  {}\n        case {}: {} -> {}",
+                g.cases.len(),
+                g.kind,
+                g.api,
+                e.case,
+                e.call,
+                e.detail
+            );
         }
         t
     }
@@ -154,11 +196,32 @@ impl Report {
     /// How many crashes of each kind.
     pub fn crash_kinds(&self) -> BTreeMap<String, usize> {
         let mut kinds = BTreeMap::new();
-        for c in &self.crashes {
-            *kinds.entry(c.kind.clone()).or_insert(0) += 1;
+        for g in &self.crash_groups {
+            *kinds.entry(g.kind.clone()).or_insert(0) += g.cases.len();
         }
         kinds
     }
+}
+
+/// The name of the last call in a crash's call trail, without its
+/// arguments or shapes: `Tensor::ones([4, 2], F32)` -> `Tensor::ones`.
+fn api_of(trail: &str) -> String {
+    let last = trail.rsplit("; then ").next().unwrap_or(trail);
+    if last.starts_with("chain of ") {
+        return "deep Var chain (backward, drop)".into();
+    }
+    let head = last.split('(').next().unwrap_or(last);
+    let mut out = String::new();
+    let mut depth = 0;
+    for ch in head.chars() {
+        match ch {
+            '[' => depth += 1,
+            ']' => depth -= 1,
+            _ if depth == 0 => out.push(ch),
+            _ => {}
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -208,7 +271,22 @@ mod tests {
             call: "g()".into(),
             detail: String::new(),
         });
+        r.finish();
         assert!(!r.clean());
-        assert!(r.text().contains("case 3: hang in g()"));
+        assert_eq!(r.crash_groups[0].cases, vec![3]);
+        assert!(r.text().contains("case 3: g() -> "), "{}", r.text());
+    }
+
+    #[test]
+    fn crashes_group_by_the_last_call_without_its_shapes() {
+        assert_eq!(
+            api_of("Tensor::eye(4, F64); then Tensor::ones([4, 2], F32)"),
+            "Tensor::ones"
+        );
+        assert_eq!(api_of("F64[2, 3].index_add([0], 9)"), "F64.index_add");
+        assert_eq!(
+            api_of("chain of 580261 add_scalar ops, backward true, drop"),
+            "deep Var chain (backward, drop)"
+        );
     }
 }

@@ -215,7 +215,7 @@ fn kind_of(status: std::process::ExitStatus, detail: &str) -> String {
     use std::os::unix::process::ExitStatusExt;
     if detail.contains("memory allocation of") {
         "allocation abort".into()
-    } else if detail.contains("overflowed its stack") {
+    } else if detail.contains("overflowed its stack") || detail.contains("stack overflow") {
         "stack overflow".into()
     } else if let Some(sig) = status.signal() {
         format!("signal {sig}")

@@ -37,7 +37,10 @@ fn hyperparams(g: &mut Gen, s: &mut CaseStats, info: &OptimizerInfo) -> HyperPar
     let mut hps = HyperParams::defaults(info);
     for _ in 0..g.below(3) {
         let name = name(g, info);
-        let value = if g.chance(0.5) {
+        let value = if g.wild && g.chance(0.1) {
+            // Absurd iteration counts, step counts and the like.
+            g.pick(&[1e12, 1e300, 1099511627776.0])
+        } else if g.chance(0.5) {
             g.float()
         } else {
             g.float().abs() * 0.01

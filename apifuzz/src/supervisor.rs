@@ -40,13 +40,14 @@ pub fn supervise(plan: &Plan) -> Report {
     }));
     let next_chunk = Arc::new(Mutex::new(plan.first));
     let end = plan.first + plan.cases;
+    let stop_at = plan.budget.map(|b| start + b);
     let threads: Vec<JoinHandle<()>> = (0..plan.jobs.max(1))
         .map(|_| {
             let (plan, report, next_chunk) = (plan.clone(), report.clone(), next_chunk.clone());
             thread::spawn(move || loop {
                 let from = {
                     let mut next = next_chunk.lock().expect("chunk counter");
-                    let out_of_time = plan.budget.is_some_and(|b| start.elapsed() >= b);
+                    let out_of_time = stop_at.is_some_and(|t| Instant::now() >= t);
                     if *next >= end || out_of_time {
                         return;
                     }
@@ -54,7 +55,7 @@ pub fn supervise(plan: &Plan) -> Report {
                     *next = (from + plan.chunk).min(end);
                     from
                 };
-                run_range(&plan, from, (from + plan.chunk).min(end), &report);
+                run_range(&plan, from, (from + plan.chunk).min(end), stop_at, &report);
             })
         })
         .collect();
@@ -70,11 +71,12 @@ pub fn supervise(plan: &Plan) -> Report {
     report
 }
 
-/// Runs cases `from..to`, restarting a worker after each crash.
-fn run_range(plan: &Plan, from: u64, to: u64, report: &Mutex<Report>) {
+/// Runs cases `from..to`, restarting a worker after each crash; starts no
+/// case after `stop_at`.
+fn run_range(plan: &Plan, from: u64, to: u64, stop_at: Option<Instant>, report: &Mutex<Report>) {
     let mut next = from;
     while next < to {
-        match run_worker(plan, next, to, report) {
+        match run_worker(plan, next, to, stop_at, report) {
             Some(crash) => {
                 next = crash.case + 1;
                 report.lock().expect("report").add_crash(crash);
@@ -92,14 +94,20 @@ enum Line {
     Eof,
 }
 
-/// Runs one worker over `from..to`; returns the crash that ended it early.
-fn run_worker(plan: &Plan, from: u64, to: u64, report: &Mutex<Report>) -> Option<Crash> {
+/// Runs one worker over `from..to` (stopping it at the first case that
+/// starts after `stop_at`); returns the crash that ended it early.
+fn run_worker(plan: &Plan, from: u64, to: u64, stop_at: Option<Instant>, report: &Mutex<Report>) -> Option<Crash> {
     let mut child = spawn(plan, from, to);
     let (lines, stderr) = (read_lines(&mut child), keep_stderr(&mut child));
     let (mut current, mut call) = (None::<u64>, String::new());
     let mut deadline = Instant::now() + plan.case_limit;
     loop {
         match lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(Line::Start(_)) if stop_at.is_some_and(|t| Instant::now() >= t) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
             Ok(Line::Start(case)) => {
                 (current, call) = (Some(case), String::new());
                 deadline = Instant::now() + plan.case_limit;

@@ -9,7 +9,8 @@ use ferrograd_apifuzz::{run_case, run_in_process};
 use std::process::ExitCode;
 use std::time::Duration;
 
-const USAGE: &str = "usage: ferrograd-apifuzz [--cases N] [--first N] [--seconds S] [--jobs J] \
+const USAGE: &str =
+    "usage: ferrograd-apifuzz [--cases N (2000; unbounded with --seconds)] [--first N] [--seconds S] [--jobs J] \
 [--case-limit-s S] [--memory-gib G] [--json PATH] [--text PATH] [--in-process] | --case N";
 
 /// The command line, parsed.
@@ -68,7 +69,7 @@ fn parse(argv: Vec<String>) -> Result<Args, String> {
         in_process: false,
         worker: None,
     };
-    let (mut from, mut to) = (0, 0);
+    let (mut from, mut to, mut cases_given) = (0, 0, false);
     let mut it = argv.into_iter();
     while let Some(flag) = it.next() {
         if flag == "--worker" || flag == "--in-process" {
@@ -83,7 +84,10 @@ fn parse(argv: Vec<String>) -> Result<Args, String> {
                 .map_err(|_| format!("{flag}: {value:?} is not a whole number"))
         };
         match flag.as_str() {
-            "--cases" => a.plan.cases = num()?,
+            "--cases" => {
+                a.plan.cases = num()?;
+                cases_given = true;
+            }
             "--first" => a.plan.first = num()?,
             "--seconds" => a.plan.budget = Some(Duration::from_secs(num()?)),
             "--jobs" => a.plan.jobs = num()? as usize,
@@ -100,6 +104,9 @@ fn parse(argv: Vec<String>) -> Result<Args, String> {
     }
     if a.worker.is_some() {
         a.worker = Some((from, to));
+    }
+    if a.plan.budget.is_some() && !cases_given {
+        a.plan.cases = u64::MAX / 2; // as many as the time allows
     }
     Ok(a)
 }

@@ -207,6 +207,7 @@ fn index_op(g: &mut Gen, s: &mut CaseStats, a: &Tensor, sa: &str) -> Option<Tens
 /// Reads and in-place updates.
 fn read_op(g: &mut Gen, s: &mut CaseStats, a: &Tensor, b: &Tensor, sa: &str) -> Option<Tensor> {
     let index: Vec<usize> = a.dims().iter().map(|&d| g.index(d)).collect();
+    let dt = dtype(g);
     match g.below(5) {
         0 => s.call(format!("{sa}.get({index:?})"), || {
             a.get(&index).map(|v| Tensor::scalar(v, a.dtype()))
@@ -222,8 +223,8 @@ fn read_op(g: &mut Gen, s: &mut CaseStats, a: &Tensor, b: &Tensor, sa: &str) -> 
             let mut t = a.clone();
             t.add_assign(b).map(|()| t)
         }),
-        _ => s.infallible(format!("{sa}.to_dtype().to_vec_f64()"), || {
-            let t = a.to_dtype(dtype(&mut Gen::new(index.len() as u64, false)));
+        _ => s.infallible(format!("{sa}.to_dtype({dt:?}).to_vec_f64()"), || {
+            let t = a.to_dtype(dt);
             let _ = t.to_vec_f64();
             t
         }),

@@ -92,7 +92,7 @@ fn parse(argv: Vec<String>) -> Result<Args, String> {
             "--seconds" => a.plan.budget = Some(Duration::from_secs(num()?)),
             "--jobs" => a.plan.jobs = num()? as usize,
             "--case-limit-s" => a.plan.case_limit = Duration::from_secs(num()?),
-            "--memory-gib" => a.plan.memory = num()? << 30,
+            "--memory-gib" => a.plan.memory = num()?.saturating_mul(1 << 30),
             "--memory-bytes" => a.plan.memory = num()?,
             "--json" => a.json = Some(value),
             "--text" => a.text = Some(value),

@@ -99,7 +99,7 @@ enum Line {
 fn run_worker(plan: &Plan, from: u64, to: u64, stop_at: Option<Instant>, report: &Mutex<Report>) -> Option<Crash> {
     let mut child = spawn(plan, from, to);
     let (lines, stderr) = (read_lines(&mut child), keep_stderr(&mut child));
-    let (mut current, mut call) = (None::<u64>, String::new());
+    let (mut current, mut call, mut expected) = (None::<u64>, String::new(), from);
     let mut deadline = Instant::now() + plan.case_limit;
     loop {
         match lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
@@ -121,12 +121,17 @@ fn run_worker(plan: &Plan, from: u64, to: u64, stop_at: Option<Instant>, report:
             }
             Ok(Line::End(case, stats)) => {
                 report.lock().expect("report").add_case(case, &stats);
-                current = None;
+                (current, expected) = (None, case + 1);
             }
             Ok(Line::Eof) | Err(RecvTimeoutError::Disconnected) => {
                 let status = child.wait().expect("wait for worker");
                 let detail = last_line(stderr);
-                let case = current?;
+                if current.is_none() && status.success() && expected >= to {
+                    return None;
+                }
+                // A worker that dies between cases is charged to the next
+                // one, so no case is skipped without a record.
+                let case = current.unwrap_or(expected);
                 return Some(crash(case, call, kind_of(status, &detail), detail));
             }
             Err(RecvTimeoutError::Timeout) => {

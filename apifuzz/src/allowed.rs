@@ -26,12 +26,6 @@ pub const ALLOWED: &[Allowed] = &[
         doc: "/// If `i >= rows`.",
     },
     Allowed {
-        api: "Matrix::zeros",
-        file: "datasets/src/matrix.rs",
-        message_prefix: "Matrix::zeros: size overflow",
-        doc: "/// If `rows * cols` overflows `usize`.",
-    },
-    Allowed {
         api: "Mlp::tensor / tensor_mut",
         file: "src/nn.rs",
         message_prefix: "Mlp::tensor: ",

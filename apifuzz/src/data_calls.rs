@@ -69,7 +69,7 @@ fn batches(g: &mut Gen, s: &mut CaseStats) {
         });
     } else {
         s.call(format!("ShuffledBatches::new({n}, {size}).next_epoch()"), || {
-            ShuffledBatches::new(n, size, Rng::new(seed)).map(|mut b| b.next_epoch().len())
+            ShuffledBatches::new(n, size, Rng::new(seed)).and_then(|mut b| b.next_epoch().map(|e| e.len()))
         });
     }
 }
@@ -102,10 +102,11 @@ fn matrix(g: &mut Gen, s: &mut CaseStats) {
     s.infallible(format!("Matrix[{rows}x{cols}].select_rows({idx:?})"), || {
         m.select_rows(&idx)
     });
-    let other = Matrix::zeros(g.below(4), 1);
-    s.call(format!("Matrix[{rows}x{cols}].hstack([{}x1])", other.rows()), || {
-        m.hstack(&other)
-    });
+    let other_rows = g.below(4);
+    let Some(other) = s.call(format!("Matrix::zeros({other_rows}, 1)"), || Matrix::zeros(other_rows, 1)) else {
+        return;
+    };
+    s.call(format!("Matrix[{rows}x{cols}].hstack([{other_rows}x1])"), || m.hstack(&other));
 }
 
 /// The task's generator with random sizes.

@@ -2,7 +2,7 @@
 //! recurrences (SGD and Adam rewritten independently here), the test
 //! functions' autograd gradients match finite differences and closed forms,
 //! their minima are where documented, and the SVG holds one path per
-//! optimizer.
+//! optimizer and one loss curve per optimizer on a log axis.
 #![cfg(feature = "cli")]
 
 use ferrograd::race::grid::Entrant;
@@ -243,6 +243,90 @@ fn the_svg_has_one_path_per_optimizer_and_a_legend() {
         assert!(svg.contains(&format!(">{name}</text>")), "legend {name}");
     }
     assert!(svg.contains("<path d=\"M"), "contour lines");
+}
+
+/// The value of a tick label (`1e-6`, `0.02`, `10k`, `1M`).
+fn tick_value(label: &str) -> f64 {
+    let (number, scale) = match label.strip_suffix('M') {
+        Some(n) => (n, 1e6),
+        None => match label.strip_suffix('k') {
+            Some(n) => (n, 1e3),
+            None => (label, 1.0),
+        },
+    };
+    number.parse::<f64>().unwrap_or_else(|_| panic!("tick label {label:?}")) * scale
+}
+
+/// The value of attribute `name` in `element`.
+fn attribute<'a>(element: &'a str, name: &str) -> &'a str {
+    element
+        .split(&format!(" {name}=\""))
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_else(|| panic!("no {name} in {element}"))
+}
+
+/// The first `<polyline` element after `marker`.
+fn polyline_after<'a>(svg: &'a str, marker: &str) -> &'a str {
+    let rest = svg.split(marker).nth(1).unwrap_or_else(|| panic!("no {marker}"));
+    let start = rest.find("<polyline").expect("a polyline");
+    &rest[start..start + rest[start..].find("/>").unwrap()]
+}
+
+#[test]
+fn the_loss_panel_has_one_curve_per_optimizer_in_its_colour_on_a_log_axis() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("quadratic.svg");
+    // sgd at lr 0.05 > 2/L = 2/101 diverges along y; sgdm at 0.015 converges.
+    let doc = viz_json(&[
+        "--function",
+        "quadratic",
+        "--optimizers",
+        "sgd,sgdm",
+        "--lr",
+        "0.015",
+        "--hp",
+        "sgd.lr=0.05",
+        "--hp",
+        "sgd.clip=1e9",
+        "--steps",
+        "200",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let svg = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(svg.matches("<g class=\"loss-curve\"").count(), 2);
+    for name in ["sgd(clip=1e9,lr=0.05)", "sgdm(lr=0.015)"] {
+        let path = polyline_after(&svg, &format!("<g class=\"trajectory\" data-entrant=\"{name}\""));
+        let loss = polyline_after(&svg, &format!("<g class=\"loss-curve\" data-entrant=\"{name}\""));
+        assert_eq!(
+            attribute(loss, "stroke"),
+            attribute(path, "stroke"),
+            "{name}: same colour"
+        );
+    }
+    // The diverged run is drawn up to its last (finite) point.
+    let sgd = &doc["trajectories"][0];
+    assert!(sgd["stopped"].is_string(), "sgd at lr 0.05 diverges: {sgd}");
+    let drawn = polyline_after(&svg, "<g class=\"loss-curve\" data-entrant=\"sgd(clip=1e9,lr=0.05)\"");
+    let n = sgd["points"].as_array().unwrap().len();
+    assert_eq!(attribute(drawn, "points").split(' ').count(), n);
+    // Log axis: pixels per decade are the same between any two ticks.
+    let ticks: Vec<(f64, f64)> = svg
+        .split("<text class=\"loss-tick\"")
+        .skip(1)
+        .map(|t| {
+            let label = t.split('>').nth(1).unwrap().split('<').next().unwrap();
+            (tick_value(label), attribute(t, "y").parse::<f64>().unwrap())
+        })
+        .collect();
+    assert!(ticks.len() >= 4, "{ticks:?}");
+    let per_decade = |a: (f64, f64), b: (f64, f64)| (a.1 - b.1) / (b.0 / a.0).log10();
+    let first = per_decade(ticks[0], ticks[1]);
+    assert!(first > 0.0, "larger values are higher up: {ticks:?}");
+    for pair in ticks.windows(2) {
+        assert!((per_decade(pair[0], pair[1]) - first).abs() < 0.05, "{ticks:?}");
+    }
 }
 
 #[test]

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Regenerates the figures of docs/optimizers.md from the repository root:
+# Regenerates the figures of docs/optimizers.md and the guide from the
+# repository root:
 #   bash docs/img/make_figures.sh
 # Each figure is one `ferrograd viz` call; the learning rates are chosen per
 # surface (the catalog defaults are the papers' and PyTorch's, not chosen for these).
-# The committed figures were drawn before the catalog's rename and label the
-# clipped Adam `adam` and torch.optim.Adam `adam_l2`; these calls, with the
-# new names, draw the same paths.
+# Each figure has the paths over the contour map and, below, f - min f per
+# step on a log scale. The figures drawn before the catalog's rename labelled
+# the clipped Adam `adam` and torch.optim.Adam `adam_l2`; these calls draw the
+# same paths under the new names.
 set -euo pipefail
 bin=${FERROGRAD:-target/release/ferrograd}
 out=docs/img
@@ -29,3 +31,10 @@ v --function saddle --steps 150 --optimizers clipped_adam,lookahead_adam,sam_ada
 v --function rastrigin --steps 200 --optimizers clipped_adam,sophia,adahessian,newton_cg \
   --lr 0.05 \
   --out $out/viz-rastrigin-second-order.svg
+# The guide's quadratic chapter (docs/guide/quadratic-theory.md): the best
+# plain gradient descent, lr 2/(mu+L) = 2/101 (sgd with clipping out of the
+# way), against heavy ball at Polyak's settings, lr 4/121 and momentum 81/121.
+v --function quadratic --steps 150 --optimizers sgd,sgdm \
+  --hp sgd.lr=0.019801980198019802 --hp sgd.clip=1e9 \
+  --hp sgdm.lr=0.03305785123966942 --hp sgdm.momentum=0.6694214876033058 \
+  --out $out/viz-quadratic-heavy-ball.svg

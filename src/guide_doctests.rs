@@ -22,6 +22,11 @@ pub struct GuideTensorsAndBroadcasting;
 #[cfg(doctest)]
 pub struct GuideReverseMode;
 
+/// `docs/guide/derivations.md`
+#[doc = include_str!("../docs/guide/derivations.md")]
+#[cfg(doctest)]
+pub struct GuideDerivations;
+
 /// `docs/guide/gradient-checking.md`
 #[doc = include_str!("../docs/guide/gradient-checking.md")]
 #[cfg(doctest)]

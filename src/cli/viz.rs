@@ -1,5 +1,6 @@
 //! `ferrograd viz`: optimizer trajectories on 2-D test functions, as an SVG
-//! over the function's contour map and/or as JSON.
+//! over the function's contour map (with `f - min f` per step, log scale,
+//! below it) and/or as JSON.
 
 use ferrograd::optim::catalog;
 use ferrograd::race::grid::{self, canonical_number, HpOption};

@@ -25,7 +25,7 @@ const LOSS_TOP: f64 = TOP + SIDE + 90.0;
 const LOSS_HEIGHT: f64 = 240.0;
 /// The loss panel shows at most this many decades below its highest value;
 /// smaller gaps (and zero or negative ones) are drawn at the floor.
-const LOSS_DECADES: i32 = 16;
+const LOSS_DECADES: i32 = 24;
 
 /// The SVG of `paths` on `function`.
 pub fn render(function: Function, paths: &[Trajectory], steps: usize) -> crate::engine::Result<String> {
@@ -396,14 +396,14 @@ mod tests {
     }
 
     #[test]
-    fn the_domain_spans_positive_gaps_and_at_most_sixteen_decades() {
+    fn the_domain_spans_positive_gaps_and_at_most_24_decades() {
         assert_eq!(
             loss_domain(&[vec![(0, 100.0), (1, 0.5), (2, 0.0), (3, -2.0)]]),
             (0.5, 100.0)
         );
         let (floor, top) = loss_domain(&[vec![(0, 1.0), (1, 1e-40)]]);
         assert_eq!(top, 1.0);
-        assert!((floor - 1e-16).abs() < 1e-30, "{floor}");
+        assert!((floor - 1e-24).abs() < 1e-38, "{floor}");
         assert_eq!(loss_domain(&[vec![(0, 0.0)], vec![]]), (1e-16, 1e-15));
         assert_eq!(loss_domain(&[vec![(0, 2.0), (1, 2.0)]]), (0.2, 20.0));
     }

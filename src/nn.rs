@@ -35,7 +35,7 @@ impl Linear {
         let bound = 0.5 * (2.0 / (fan_in as f64 + fan_out as f64)).sqrt();
         Ok(Linear {
             weight: Tensor::rand_uniform([fan_out, fan_in], -bound, bound, dtype, rng)?,
-            bias: Tensor::try_zeros([fan_out], dtype)?,
+            bias: Tensor::zeros([fan_out], dtype)?,
         })
     }
 
@@ -59,14 +59,15 @@ pub struct BatchNorm1d {
 }
 
 impl BatchNorm1d {
-    /// A fresh layer for `features` channels.
-    pub fn new(features: usize, dtype: DType) -> BatchNorm1d {
-        BatchNorm1d {
-            scale: Tensor::ones([features], dtype),
-            shift: Tensor::zeros([features], dtype),
-            running_mean: Tensor::zeros([features], dtype),
-            running_var: Tensor::ones([features], dtype),
-        }
+    /// A fresh layer for `features` channels, or an error if they are too
+    /// many to hold.
+    pub fn new(features: usize, dtype: DType) -> Result<BatchNorm1d> {
+        Ok(BatchNorm1d {
+            scale: Tensor::ones([features], dtype)?,
+            shift: Tensor::zeros([features], dtype)?,
+            running_mean: Tensor::zeros([features], dtype)?,
+            running_var: Tensor::ones([features], dtype)?,
+        })
     }
 
     /// Training mode: normalise with the batch mean and biased variance, and
@@ -206,7 +207,7 @@ impl Mlp {
         let norms = widths[1..widths.len() - 1]
             .iter()
             .map(|&w| BatchNorm1d::new(w, dtype))
-            .collect();
+            .collect::<Result<Vec<_>>>()?;
         Ok(Mlp {
             linears,
             norms,
@@ -728,7 +729,7 @@ mod tests {
 
     #[test]
     fn batchnorm_training_matches_hand_computation() {
-        let bn = BatchNorm1d::new(1, DType::F64);
+        let bn = BatchNorm1d::new(1, DType::F64).unwrap();
         let x = Var::constant(Tensor::from_vec(vec![1.0f64, 2.0, 3.0, 6.0], [4, 1]).unwrap());
         let (y, mean, var) = bn
             .forward_train(&x, &Var::constant(bn.scale.clone()), &Var::constant(bn.shift.clone()))
@@ -747,7 +748,7 @@ mod tests {
 
     #[test]
     fn batchnorm_training_refuses_a_scalar_input_with_a_typed_error() {
-        let bn = BatchNorm1d::new(3, DType::F64);
+        let bn = BatchNorm1d::new(3, DType::F64).unwrap();
         let x = Var::constant(Tensor::scalar(1.0, DType::F64));
         let (scale, shift) = (Var::constant(bn.scale.clone()), Var::constant(bn.shift.clone()));
         let err = bn.forward_train(&x, &scale, &shift).unwrap_err().to_string();

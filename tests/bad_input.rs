@@ -74,13 +74,13 @@ fn splits_whose_columns_differ_are_refused() {
     let config = small_config();
     let mut data = TaskData::generate(&config).unwrap();
     let rows = data.val.len();
-    data.val.inputs = Tensor::zeros([rows, 3], DType::F64);
+    data.val.inputs = Tensor::zeros([rows, 3], DType::F64).unwrap();
     error_text(
         Trainer::with_data(config.clone(), data, adam()),
         &["validation split", "columns"],
     );
     let mut data = TaskData::generate(&config).unwrap();
-    data.test.targets = Tensor::zeros([data.test.len(), 5], DType::F64);
+    data.test.targets = Tensor::zeros([data.test.len(), 5], DType::F64).unwrap();
     data.test.clean = data.test.targets.clone();
     error_text(Trainer::with_data(config, data, adam()), &["test split", "columns"]);
 }
@@ -90,9 +90,9 @@ fn splits_that_are_empty_ragged_or_not_tables_are_refused() {
     let config = small_config();
     let base = TaskData::generate(&config).unwrap();
     let empty = SplitTensors {
-        inputs: Tensor::zeros([0, 1], DType::F64),
-        targets: Tensor::zeros([0, 1], DType::F64),
-        clean: Tensor::zeros([0, 1], DType::F64),
+        inputs: Tensor::zeros([0, 1], DType::F64).unwrap(),
+        targets: Tensor::zeros([0, 1], DType::F64).unwrap(),
+        clean: Tensor::zeros([0, 1], DType::F64).unwrap(),
     };
     let mut data = base.clone();
     data.test = empty;
@@ -107,7 +107,7 @@ fn splits_that_are_empty_ragged_or_not_tables_are_refused() {
         &["train split", "rows of targets"],
     );
     let mut data = base;
-    data.train.inputs = Tensor::zeros([64], DType::F64);
+    data.train.inputs = Tensor::zeros([64], DType::F64).unwrap();
     error_text(Trainer::with_data(config, data, adam()), &["[rows, columns]"]);
 }
 
@@ -128,7 +128,7 @@ fn freezing_more_layers_than_the_model_has_freezes_them_all() {
 #[test]
 fn a_forward_with_the_wrong_number_of_vars_is_an_error() {
     let model = mlp();
-    let x = ferrograd::autograd::Var::constant(Tensor::zeros([4, 1], DType::F64));
+    let x = ferrograd::autograd::Var::constant(Tensor::zeros([4, 1], DType::F64).unwrap());
     let mut vars = model.vars();
     vars.pop();
     error_text(
@@ -142,12 +142,12 @@ fn a_forward_with_the_wrong_number_of_vars_is_an_error() {
 fn running_statistics_of_the_wrong_count_or_shape_are_refused_and_nothing_changes() {
     let mut model = mlp();
     let before = model.tensors();
-    let one = Tensor::ones([8], DType::F64);
+    let one = Tensor::ones([8], DType::F64).unwrap();
     error_text(
         model.set_running_stats(vec![one.clone()]),
         &["got 1 tensors", "2 BatchNorms"],
     );
-    let wrong = Tensor::ones([3], DType::F64);
+    let wrong = Tensor::ones([3], DType::F64).unwrap();
     let stats = vec![one.clone(), one.clone(), one.clone(), wrong];
     assert!(model.set_running_stats(stats).is_err());
     let after = model.tensors();
@@ -162,11 +162,11 @@ fn running_statistics_of_the_wrong_count_or_shape_are_refused_and_nothing_change
 #[test]
 fn a_loss_of_mismatched_shapes_is_an_error_not_a_broadcast() {
     use ferrograd::autograd::Var;
-    let prediction = Var::constant(Tensor::zeros([4, 1], DType::F64));
-    let target = Var::constant(Tensor::ones([4], DType::F64));
+    let prediction = Var::constant(Tensor::zeros([4, 1], DType::F64).unwrap());
+    let target = Var::constant(Tensor::ones([4], DType::F64).unwrap());
     error_text(ferrograd::nn::mse(&prediction, &target), &["mse", "same shape"]);
     error_text(ferrograd::nn::sse(&prediction, &target), &["sse", "[4, 1]"]);
-    let target = Var::constant(Tensor::ones([4, 1], DType::F64));
+    let target = Var::constant(Tensor::ones([4, 1], DType::F64).unwrap());
     let loss = ferrograd::nn::mse(&prediction, &target).unwrap();
     assert_eq!(loss.value().to_scalar().unwrap(), 1.0);
 }

@@ -221,8 +221,14 @@ fn optimizer_states_of_every_version_load() {
     assert_eq!(state.tensors.len(), 2, "lion keeps one momentum per parameter tensor");
     let shapes = [Shape::new([3]), Shape::new([2, 2])];
     let mut optimizer = restore_optimizer(&dir, 0, &shapes).unwrap();
-    let params = [Tensor::zeros([3], DType::F32), Tensor::zeros([2, 2], DType::F32)];
-    let grads = [Tensor::ones([3], DType::F32), Tensor::ones([2, 2], DType::F32)];
+    let params = [
+        Tensor::zeros([3], DType::F32).unwrap(),
+        Tensor::zeros([2, 2], DType::F32).unwrap(),
+    ];
+    let grads = [
+        Tensor::ones([3], DType::F32).unwrap(),
+        Tensor::ones([2, 2], DType::F32).unwrap(),
+    ];
     optimizer.step(&params, &grads, &StepContext::default()).unwrap();
 }
 
@@ -240,7 +246,10 @@ fn write_this_versions_fixtures() {
     let mut lion = (info.build)(&hps).unwrap();
     let shapes = [Shape::new([3]), Shape::new([2, 2])];
     lion.init_state(0, &shapes).unwrap();
-    let params = [Tensor::zeros([3], DType::F32), Tensor::zeros([2, 2], DType::F32)];
+    let params = [
+        Tensor::zeros([3], DType::F32).unwrap(),
+        Tensor::zeros([2, 2], DType::F32).unwrap(),
+    ];
     let grads = [
         Tensor::from_vec(vec![0.5f32, -1.0, 2.0], [3]).unwrap(),
         Tensor::from_vec(vec![1.0f32, -0.25, 0.0, 3.0], [2, 2]).unwrap(),

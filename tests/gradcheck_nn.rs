@@ -18,7 +18,7 @@ proptest! {
     #[test]
     fn batchnorm_training_mode(batch in 2usize..7, features in 1usize..5, seed in any::<u64>()) {
         let mut rng = Rng::new(seed);
-        let bn = BatchNorm1d::new(features, DType::F64);
+        let bn = BatchNorm1d::new(features, DType::F64).unwrap();
         let inputs = [normal(&[batch, features], &mut rng), normal(&[features], &mut rng), normal(&[features], &mut rng)];
         let report = gradcheck(|v| Ok(bn.forward_train(&v[0], &v[1], &v[2])?.0), &inputs, &GradcheckOptions { seed, ..Default::default() }).unwrap();
         prop_assert!(report.passed, "{}", report);
@@ -28,7 +28,7 @@ proptest! {
     #[test]
     fn batchnorm_inference_mode(batch in 1usize..7, features in 1usize..5, seed in any::<u64>()) {
         let mut rng = Rng::new(seed);
-        let mut bn = BatchNorm1d::new(features, DType::F64);
+        let mut bn = BatchNorm1d::new(features, DType::F64).unwrap();
         bn.running_mean = normal(&[features], &mut rng);
         bn.running_var = Tensor::rand_uniform([features], 0.5, 2.0, DType::F64, &mut rng).unwrap();
         let inputs = [normal(&[batch, features], &mut rng), normal(&[features], &mut rng), normal(&[features], &mut rng)];

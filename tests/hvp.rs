@@ -141,7 +141,7 @@ fn hessian_of_an_mlp_with_batchnorm_matches_finite_differences() {
         *v += 1.0;
     }
     params = Tensor::from_vec(values, [n]).unwrap();
-    let norm = BatchNorm1d::new(hidden, DType::F64);
+    let norm = BatchNorm1d::new(hidden, DType::F64).unwrap();
     let f = |p: &Var| -> Result<Var> {
         let mut start = 0;
         let mut take = |len: usize| {

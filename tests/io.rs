@@ -60,7 +60,7 @@ fn a_model_round_trips_and_a_wrong_architecture_is_refused() {
 
 #[test]
 fn malformed_bytes_are_errors_not_panics() {
-    let good = to_safetensors_bytes(&[("w".into(), Tensor::ones([2, 2], DType::F32))], None).unwrap();
+    let good = to_safetensors_bytes(&[("w".into(), Tensor::ones([2, 2], DType::F32).unwrap())], None).unwrap();
     let origin = Path::new("x.safetensors");
     assert!(from_safetensors_bytes(&good, origin).is_ok());
     for cut in [0, 1, 7, 8, 9, good.len() / 2, good.len() - 1] {

@@ -41,7 +41,7 @@ impl TaskOptimizer for Scripted {
         log.grads_seen.push(grads.to_vec());
         Ok(params
             .iter()
-            .map(|p| Tensor::full(p.shape().clone(), self.update_value, p.dtype()))
+            .map(|p| Tensor::full(p.shape().clone(), self.update_value, p.dtype()).unwrap())
             .collect())
     }
     fn state(&self) -> OptimizerState {

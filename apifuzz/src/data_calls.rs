@@ -103,10 +103,14 @@ fn matrix(g: &mut Gen, s: &mut CaseStats) {
         m.select_rows(&idx)
     });
     let other_rows = g.below(4);
-    let Some(other) = s.call(format!("Matrix::zeros({other_rows}, 1)"), || Matrix::zeros(other_rows, 1)) else {
+    let Some(other) = s.call(format!("Matrix::zeros({other_rows}, 1)"), || {
+        Matrix::zeros(other_rows, 1)
+    }) else {
         return;
     };
-    s.call(format!("Matrix[{rows}x{cols}].hstack([{other_rows}x1])"), || m.hstack(&other));
+    s.call(format!("Matrix[{rows}x{cols}].hstack([{other_rows}x1])"), || {
+        m.hstack(&other)
+    });
 }
 
 /// The task's generator with random sizes.

@@ -52,13 +52,13 @@ pub fn create(g: &mut Gen, s: &mut CaseStats) -> Option<Tensor> {
     let (x, y) = (g.float(), g.float());
     let mut rng = Rng::new(g.u64());
     match g.below(9) {
-        0 => s.infallible(format!("Tensor::zeros({dims:?}, {dt:?})"), || Tensor::zeros(dims, dt)),
-        1 => s.infallible(format!("Tensor::full({dims:?}, {x}, {dt:?})"), || {
+        0 => s.call(format!("Tensor::zeros({dims:?}, {dt:?})"), || Tensor::zeros(dims, dt)),
+        1 => s.call(format!("Tensor::full({dims:?}, {x}, {dt:?})"), || {
             Tensor::full(dims, x, dt)
         }),
         2 => {
             let n = g.count();
-            s.infallible(format!("Tensor::eye({n}, {dt:?})"), || Tensor::eye(n, dt))
+            s.call(format!("Tensor::eye({n}, {dt:?})"), || Tensor::eye(n, dt))
         }
         3 => {
             let step = if g.wild && g.chance(0.2) { 1e-12 } else { g.float() };
@@ -86,7 +86,7 @@ pub fn create(g: &mut Gen, s: &mut CaseStats) -> Option<Tensor> {
             })
         }
         7 => s.infallible(format!("Tensor::scalar({x}, {dt:?})"), || Tensor::scalar(x, dt)),
-        _ => s.infallible(format!("Tensor::ones({dims:?}, {dt:?})"), || Tensor::ones(dims, dt)),
+        _ => s.call(format!("Tensor::ones({dims:?}, {dt:?})"), || Tensor::ones(dims, dt)),
     }
 }
 

@@ -104,7 +104,7 @@ fn perturb(g: &mut Gen, grads: &mut Vec<Tensor>) -> &'static str {
             "one missing"
         }
         1 => {
-            grads.push(Tensor::zeros([2], DType::F32));
+            grads.push(Tensor::zeros([2], DType::F32).expect("two elements fit"));
             "one extra"
         }
         2 => {
@@ -112,7 +112,7 @@ fn perturb(g: &mut Gen, grads: &mut Vec<Tensor>) -> &'static str {
             "first of the other dtype"
         }
         3 => {
-            grads[0] = Tensor::zeros([grads[0].numel() + 1], grads[0].dtype());
+            grads[0] = Tensor::zeros([grads[0].numel() + 1], grads[0].dtype()).expect("a small tensor fits");
             "first of another shape"
         }
         _ => {
@@ -169,7 +169,7 @@ fn perturb_state(g: &mut Gen, state: &mut OptimizerState) -> String {
     match (g.below(6), tensor_key, counter_key) {
         (0, Some(k), _) => {
             let t = &state.tensors[&k];
-            let reshaped = Tensor::zeros([t.numel() + 1], t.dtype());
+            let reshaped = Tensor::zeros([t.numel() + 1], t.dtype()).expect("a small tensor fits");
             state.tensors.insert(k.clone(), reshaped);
             format!("tensor {k} of another shape")
         }

@@ -172,7 +172,7 @@ impl Var {
     pub fn where_mask(mask: &Tensor, a: &Var, b: &Var) -> Result<Var> {
         let mask = &mask.to_device(a.value().device())?;
         let value = Tensor::where_cond(mask, a.value(), b.value())?;
-        let zero = Tensor::zeros(Shape::scalar(), mask.dtype()).to_device(mask.device())?;
+        let zero = Tensor::scalar(0.0, mask.dtype()).to_device(mask.device())?;
         let mask01 = mask.ne(&zero)?;
         Ok(Var::from_op(value, Op::Where(mask01), vec![a.clone(), b.clone()]))
     }

@@ -222,7 +222,7 @@ pub fn gradgradcheck(
             .collect();
         let loss = f(&leaves)?.mul(&Var::constant(r.clone()))?.sum_all();
         let grads = loss.backward_with(true)?;
-        let mut total = Var::constant(Tensor::zeros(ferrograd_engine::Shape::scalar(), DType::F64));
+        let mut total = Var::constant(Tensor::scalar(0.0, DType::F64));
         for (leaf, w) in leaves.iter().zip(&weights) {
             if let Some(g) = grads.get_var(leaf) {
                 total = total.add(&g.mul(&Var::constant(w.clone()))?.sum_all())?;

@@ -106,14 +106,14 @@ fn batchnorm(c: &mut Criterion) {
         })
     });
 
-    let bn = BatchNorm1d::new(WIDTH, DType::F32);
+    let bn = BatchNorm1d::new(WIDTH, DType::F32).unwrap();
     let x = normal(&[BATCH, WIDTH], &mut rng);
     let upstream = Var::constant(normal(&[BATCH, WIDTH], &mut rng));
     g.bench_function("autograd_bias_relu_bn_forward_backward", |b| {
         b.iter(|| {
             let (xv, bv) = (
                 Var::parameter(x.clone()),
-                Var::parameter(Tensor::zeros([WIDTH], DType::F32)),
+                Var::parameter(Tensor::zeros([WIDTH], DType::F32).unwrap()),
             );
             let (sv, hv) = (Var::parameter(bn.scale.clone()), Var::parameter(bn.shift.clone()));
             let h = xv.add(&bv).unwrap().relu();

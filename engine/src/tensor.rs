@@ -101,51 +101,25 @@ impl Tensor {
 
     /// A 0-dimensional tensor holding `value`.
     pub fn scalar(value: f64, dtype: DType) -> Tensor {
-        Tensor::full(Shape::scalar(), value, dtype)
-    }
-
-    /// A tensor of the given shape filled with `value`.
-    ///
-    /// # Panics
-    /// With the message of [`Tensor::try_full`]'s error, if the shape holds
-    /// more than [`MAX_ELEMENTS`] elements or the memory cannot be had; use
-    /// [`Tensor::try_full`] for shapes that come from outside the program.
-    pub fn full(shape: impl Into<Shape>, value: f64, dtype: DType) -> Tensor {
-        Tensor::filled("full", shape.into(), value, dtype).unwrap_or_else(|e| panic!("{e}"))
+        Tensor::filled("scalar", Shape::scalar(), value, dtype).unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// A tensor of the given shape filled with `value`, or
     /// [`Error::TooManyElements`] / [`Error::OutOfMemory`] if the shape is
     /// too large to hold.
-    pub fn try_full(shape: impl Into<Shape>, value: f64, dtype: DType) -> Result<Tensor> {
+    pub fn full(shape: impl Into<Shape>, value: f64, dtype: DType) -> Result<Tensor> {
         Tensor::filled("full", shape.into(), value, dtype)
     }
 
-    /// A tensor of zeros.
-    ///
-    /// # Panics
-    /// As [`Tensor::full`]; [`Tensor::try_zeros`] returns the error instead.
-    pub fn zeros(shape: impl Into<Shape>, dtype: DType) -> Tensor {
-        Tensor::filled("zeros", shape.into(), 0.0, dtype).unwrap_or_else(|e| panic!("{e}"))
-    }
-
     /// A tensor of zeros, or an error if the shape is too large to hold (as
-    /// [`Tensor::try_full`]).
-    pub fn try_zeros(shape: impl Into<Shape>, dtype: DType) -> Result<Tensor> {
+    /// [`Tensor::full`]).
+    pub fn zeros(shape: impl Into<Shape>, dtype: DType) -> Result<Tensor> {
         Tensor::filled("zeros", shape.into(), 0.0, dtype)
     }
 
-    /// A tensor of ones.
-    ///
-    /// # Panics
-    /// As [`Tensor::full`]; [`Tensor::try_ones`] returns the error instead.
-    pub fn ones(shape: impl Into<Shape>, dtype: DType) -> Tensor {
-        Tensor::filled("ones", shape.into(), 1.0, dtype).unwrap_or_else(|e| panic!("{e}"))
-    }
-
     /// A tensor of ones, or an error if the shape is too large to hold (as
-    /// [`Tensor::try_full`]).
-    pub fn try_ones(shape: impl Into<Shape>, dtype: DType) -> Result<Tensor> {
+    /// [`Tensor::full`]).
+    pub fn ones(shape: impl Into<Shape>, dtype: DType) -> Result<Tensor> {
         Tensor::filled("ones", shape.into(), 1.0, dtype)
     }
 
@@ -162,7 +136,7 @@ impl Tensor {
         if self.is_cuda() {
             return crate::cuda::ops::full_like(self, 0.0);
         }
-        Tensor::zeros(self.shape.clone(), self.dtype())
+        Tensor::same_size_filled("zeros_like", self.shape.clone(), 0.0, self.dtype())
     }
 
     /// Ones with this tensor's shape and dtype.
@@ -171,7 +145,15 @@ impl Tensor {
         if self.is_cuda() {
             return crate::cuda::ops::full_like(self, 1.0);
         }
-        Tensor::ones(self.shape.clone(), self.dtype())
+        Tensor::same_size_filled("ones_like", self.shape.clone(), 1.0, self.dtype())
+    }
+
+    /// Internal: [`Tensor::filled`] for the shape of a tensor that already
+    /// exists, whose count is known to be in range; only the allocation can
+    /// fail, and it panics then, as every op whose output is the size of
+    /// its input does when memory runs out.
+    fn same_size_filled(op: &'static str, shape: Shape, value: f64, dtype: DType) -> Tensor {
+        Tensor::filled(op, shape, value, dtype).unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// `[start, start + step, ...)` up to (not including) `end`, as a 1-D tensor.
@@ -194,18 +176,9 @@ impl Tensor {
         Ok(Tensor::from_parts(values, Shape::new([count])))
     }
 
-    /// The `n x n` identity matrix.
-    ///
-    /// # Panics
-    /// With the message of [`Tensor::try_eye`]'s error, if `n * n` exceeds
-    /// [`MAX_ELEMENTS`] or the memory cannot be had.
-    pub fn eye(n: usize, dtype: DType) -> Tensor {
-        Tensor::try_eye(n, dtype).unwrap_or_else(|e| panic!("{e}"))
-    }
-
     /// The `n x n` identity matrix, or [`Error::TooManyElements`] /
     /// [`Error::OutOfMemory`] if it is too large to hold.
-    pub fn try_eye(n: usize, dtype: DType) -> Result<Tensor> {
+    pub fn eye(n: usize, dtype: DType) -> Result<Tensor> {
         let count = crate::checked_numel("eye", &[n, n])?;
         let values = with_dtype!(dtype, T => {
             let mut values = alloc::filled("eye", count, T::from_f64(0.0))?;

@@ -40,7 +40,7 @@ fn an_upload_inside_a_recording_is_a_typed_error_and_the_device_still_works() {
         return;
     };
     let Device::Cuda(ordinal) = gpu else { unreachable!() };
-    let e = Graph::capture(ordinal, || Tensor::zeros([7], DType::F64).to_device(gpu).map(drop)).unwrap_err();
+    let e = Graph::capture(ordinal, || Tensor::zeros([7], DType::F64)?.to_device(gpu).map(drop)).unwrap_err();
     assert!(matches!(e, Error::KernelFailed { .. }), "{e}");
     assert!(e.to_string().contains("cannot hold"), "{e}");
     let t = Tensor::from_vec(vec![1.0f64, 2.0], [2])
@@ -68,8 +68,8 @@ fn another_threads_uploads_and_downloads_wait_for_a_recording_instead_of_spoilin
                 round_trips.fetch_add(1, Ordering::Relaxed);
             }
         });
-        let mut x = Tensor::zeros([5], DType::F64).to_device(gpu).unwrap();
-        let one = Tensor::ones([5], DType::F64).to_device(gpu).unwrap();
+        let mut x = Tensor::zeros([5], DType::F64).unwrap().to_device(gpu).unwrap();
+        let one = Tensor::ones([5], DType::F64).unwrap().to_device(gpu).unwrap();
         // The copier stops however this thread leaves (a failed assertion too).
         struct StopOnDrop<'a>(&'a AtomicBool);
         impl Drop for StopOnDrop<'_> {

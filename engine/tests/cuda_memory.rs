@@ -25,7 +25,10 @@ fn an_impossible_allocation_is_a_typed_out_of_memory_error() {
         other => panic!("expected DeviceOutOfMemory, got {other:?}"),
     }
     // The device still works afterwards.
-    let x = Tensor::ones([3], DType::F32).to_device(Device::Cuda(ordinal)).unwrap();
+    let x = Tensor::ones([3], DType::F32)
+        .unwrap()
+        .to_device(Device::Cuda(ordinal))
+        .unwrap();
     assert_eq!(x.add(&x).unwrap().to_vec_f64(), vec![2.0; 3]);
 }
 
@@ -61,7 +64,7 @@ fn under_a_memory_limit_allocation_fails_with_a_typed_error() {
 /// memory (through the block cache) lets work continue.
 fn fill_the_device() {
     let gpu = Device::Cuda(0);
-    let mb = Tensor::zeros([256 * 1024], DType::F32); // 1 MiB
+    let mb = Tensor::zeros([256 * 1024], DType::F32).unwrap(); // 1 MiB
     let mut held = Vec::new();
     let err = loop {
         match mb.to_device(gpu) {
@@ -88,7 +91,10 @@ fn fill_the_device() {
     // cache given back to the driver first, which the engine does itself.
     let n = held.len();
     held.clear();
-    let big = Tensor::zeros([3 * 256 * 1024], DType::F32).to_device(gpu).unwrap();
+    let big = Tensor::zeros([3 * 256 * 1024], DType::F32)
+        .unwrap()
+        .to_device(gpu)
+        .unwrap();
     assert_eq!(big.numel(), 3 * 256 * 1024);
     println!("child: out of device memory after {n} MiB; recovered");
 }

@@ -45,7 +45,7 @@ fn on(dev: Device, v: &[f64]) -> Tensor {
 }
 
 fn zeros(dev: Device, len: usize) -> Tensor {
-    Tensor::zeros([len], DType::F64).to_device(dev).unwrap()
+    Tensor::zeros([len], DType::F64).unwrap().to_device(dev).unwrap()
 }
 
 fn host(t: &Tensor) -> Vec<f64> {
@@ -321,7 +321,7 @@ fn undersized_buffers_and_cpu_tensors_are_typed_errors() {
     let e = hidden_forward_train(batch(0), linear, norm, &mut small, EPS).unwrap_err();
     assert!(e.to_string().contains("act holds 14 values; the layer needs 16"), "{e}");
     // A CPU weight.
-    let cpu_w = Tensor::zeros([c, k], DType::F64);
+    let cpu_w = Tensor::zeros([c, k], DType::F64).unwrap();
     let e = hidden_forward_train(
         batch(0),
         LinearParams {
@@ -432,10 +432,10 @@ fn clipped_adam_in_one_launch_matches_the_definition_over_steps() {
     );
     // CPU tensors are refused with a message saying where they go instead.
     let (mut p, g, mut m, mut v) = (
-        Tensor::zeros([2], DType::F64),
-        Tensor::zeros([2], DType::F64),
-        Tensor::zeros([2], DType::F64),
-        Tensor::zeros([2], DType::F64),
+        Tensor::zeros([2], DType::F64).unwrap(),
+        Tensor::zeros([2], DType::F64).unwrap(),
+        Tensor::zeros([2], DType::F64).unwrap(),
+        Tensor::zeros([2], DType::F64).unwrap(),
     );
     let mut cpu = [AdamTensors {
         param: &mut p,

@@ -140,7 +140,7 @@ fn no_device_is_a_typed_error_and_a_real_one_round_trips() {
     let Some(dev) = gpu("round_trip") else {
         assert_eq!(cuda::device_count(), 0);
         assert!(matches!(
-            Tensor::ones([3], DType::F32).to_device(Device::Cuda(0)),
+            Tensor::ones([3], DType::F32).unwrap().to_device(Device::Cuda(0)),
             Err(ferrograd_engine::Error::DeviceUnavailable { .. })
         ));
         return;
@@ -284,7 +284,7 @@ fn binary_ops_broadcast_like_the_cpu() {
 }
 
 fn a_mismatch(dtype: DType, dev: Device) -> ferrograd_engine::Result<Tensor> {
-    let a = Tensor::ones([2], dtype);
+    let a = Tensor::ones([2], dtype).unwrap();
     a.to_device(dev)?.add(&a)
 }
 
@@ -537,8 +537,8 @@ fn batchnorm_matches_its_definition() {
         let check_bn = |what: &str, g: &Tensor, c: &Tensor, r: &Tensor, m: &Tensor| {
             assert_accurate(what, dtype, g, c, r, Some(m));
         };
-        let mut rm = on(&Tensor::zeros([c], dtype));
-        let mut rv = on(&Tensor::ones([c], dtype));
+        let mut rm = on(&Tensor::zeros([c], dtype).unwrap());
+        let mut rv = on(&Tensor::ones([c], dtype).unwrap());
         let fwd = batchnorm_train(&on(&x), &on(&scale), &on(&shift), 1e-5, 0.1, Some((&mut rm, &mut rv))).unwrap();
         let dy = rand(&[n, c], dtype, &mut rng);
         let cpu = bn_reference(&x, &scale, &shift, &dy);

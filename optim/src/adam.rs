@@ -555,7 +555,10 @@ mod tests {
             fused.init_state(0, &shapes).unwrap();
             let mut rng = Rng::new(17);
             let ctx = StepContext::default();
-            let params: Vec<Tensor> = shapes.iter().map(|s| Tensor::zeros(s.clone(), dtype)).collect();
+            let params: Vec<Tensor> = shapes
+                .iter()
+                .map(|s| Tensor::zeros(s.clone(), dtype).unwrap())
+                .collect();
             let mut kept = Vec::new();
             for step in 0..40 {
                 let grads: Vec<Tensor> = shapes
@@ -568,7 +571,7 @@ mod tests {
                             _ => false,
                         };
                         if zero {
-                            Tensor::zeros(s.clone(), dtype)
+                            Tensor::zeros(s.clone(), dtype).unwrap()
                         } else {
                             let g = Tensor::rand_normal(s.clone(), 0.0, 1.0, dtype, &mut rng).unwrap();
                             // Some exact zeros inside a trained tensor.
@@ -640,7 +643,7 @@ mod tests {
             let mut fused = ClippedAdam::new(lr, beta1, 0.999, 1e-8, 1.0);
             chain.init_state(0, &shapes).unwrap();
             fused.init_state(0, &shapes).unwrap();
-            let g = [Tensor::zeros([5], DType::F64)];
+            let g = [Tensor::zeros([5], DType::F64).unwrap()];
             for _ in 0..3 {
                 let a = chain.step(&g, &g, &StepContext::default()).unwrap();
                 let b = fused.step(&g, &g, &StepContext::default()).unwrap();
@@ -662,7 +665,7 @@ mod tests {
         assert_eq!(opt.name(), "clipped_adam");
         let mut bad = ClippedAdam::new(1e-3, 0.9, 0.999, 1e-8, -1.0);
         bad.init_state(0, &[Shape::new([1])]).unwrap();
-        let g = [Tensor::zeros([1], DType::F32)];
+        let g = [Tensor::zeros([1], DType::F32).unwrap()];
         let err = bad.step(&g, &g, &StepContext::default()).unwrap_err();
         assert!(err.to_string().contains("clamp"), "{err}");
     }

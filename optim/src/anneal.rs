@@ -684,8 +684,8 @@ mod tests {
 
     #[test]
     fn spread_kinks_rejects_a_first_layer_with_more_than_one_input() {
-        let w = Tensor::zeros([4, 2], DType::F32);
-        let b = Tensor::zeros([4], DType::F32);
+        let w = Tensor::zeros([4, 2], DType::F32).unwrap();
+        let b = Tensor::zeros([4], DType::F32).unwrap();
         let err = spread_kinks(&w, &b, 1.0).unwrap_err().to_string();
         assert!(err.contains("one input"), "{err}");
     }
@@ -788,7 +788,10 @@ mod tests {
         ours.init_state(0, &shapes).unwrap();
         theirs.init_state(0, &shapes).unwrap();
         let mut rng = Rng::new(3);
-        let params: Vec<Tensor> = shapes.iter().map(|s| Tensor::zeros(s.clone(), DType::F64)).collect();
+        let params: Vec<Tensor> = shapes
+            .iter()
+            .map(|s| Tensor::zeros(s.clone(), DType::F64).unwrap())
+            .collect();
         for step in 0..12 {
             let grads: Vec<Tensor> = shapes
                 .iter()

@@ -607,7 +607,7 @@ mod tests {
         opt.init_state(0, &shapes).unwrap();
         let params: Vec<Tensor> = shapes
             .iter()
-            .map(|s| Tensor::zeros(s.clone(), ferrograd_engine::DType::F64))
+            .map(|s| Tensor::zeros(s.clone(), ferrograd_engine::DType::F64).unwrap())
             .collect();
         let grads: Vec<Tensor> = params.iter().map(|p| p.ones_like()).collect();
         let updates = opt.step(&params, &grads, &StepContext::default()).unwrap();
@@ -634,7 +634,7 @@ mod tests {
         let shapes = [Shape::from([2]), Shape::from([3]), Shape::from([1])];
         let params: Vec<Tensor> = shapes
             .iter()
-            .map(|s| Tensor::ones(s.clone(), ferrograd_engine::DType::F64))
+            .map(|s| Tensor::ones(s.clone(), ferrograd_engine::DType::F64).unwrap())
             .collect();
         let grads: Vec<Tensor> = params.iter().map(|p| p.mul_scalar(0.5)).collect();
         let ctx = StepContext::default();
@@ -670,7 +670,7 @@ mod tests {
         let shapes = [Shape::from([2]), Shape::from([2])];
         let params: Vec<Tensor> = shapes
             .iter()
-            .map(|s| Tensor::ones(s.clone(), ferrograd_engine::DType::F64))
+            .map(|s| Tensor::ones(s.clone(), ferrograd_engine::DType::F64).unwrap())
             .collect();
         let grads = params.clone();
         let ctx = StepContext::default();
@@ -692,7 +692,7 @@ mod tests {
         m.init(&shapes).unwrap();
         let params: Vec<Tensor> = shapes
             .iter()
-            .map(|s| Tensor::ones(s.clone(), ferrograd_engine::DType::F64))
+            .map(|s| Tensor::ones(s.clone(), ferrograd_engine::DType::F64).unwrap())
             .collect();
         let info = StepInfo {
             count: 1,

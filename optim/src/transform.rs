@@ -127,7 +127,8 @@ impl Slots {
     /// Creates zero slots shaped like `updates` if none exist yet.
     fn ensure(&mut self, i: usize, like: &Tensor) {
         if self.tensors.len() <= i {
-            self.tensors.resize_with(i + 1, || Tensor::zeros([0], like.dtype()));
+            let empty = || Tensor::zeros([0], like.dtype()).expect("an empty tensor allocates nothing");
+            self.tensors.resize_with(i + 1, empty);
         }
         if self.tensors[i].shape() != like.shape() || self.tensors[i].dtype() != like.dtype() {
             self.tensors[i] = like.zeros_like();

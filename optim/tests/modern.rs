@@ -652,7 +652,10 @@ fn every_entry_runs_in_f32() {
     for info in ferrograd_optim::modern::CATALOG {
         let mut opt = (info.build)(&HyperParams::defaults(info)).unwrap();
         let a = Tensor::from_vec((0..12).map(|i| 0.5 + 0.4 * i as f32).collect::<Vec<_>>(), [3, 4]).unwrap();
-        let mut p = vec![Tensor::ones([3, 4], DType::F32), Tensor::ones([4], DType::F32)];
+        let mut p = vec![
+            Tensor::ones([3, 4], DType::F32).unwrap(),
+            Tensor::ones([4], DType::F32).unwrap(),
+        ];
         let f = |p: &[Tensor]| {
             p[0].square().mul(&a).unwrap().sum_all().to_scalar().unwrap() + p[1].square().sum_all().to_scalar().unwrap()
         };

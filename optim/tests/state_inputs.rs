@@ -147,7 +147,7 @@ fn corruptions(state: &OptimizerState) -> Vec<(String, OptimizerState, String)> 
         } else {
             DType::F32
         };
-        let reshaped = Tensor::zeros([t.numel() + 1], t.dtype());
+        let reshaped = Tensor::zeros([t.numel() + 1], t.dtype()).unwrap();
         cases.push((
             format!("{name} reshaped"),
             edited(state, |s| {
@@ -258,7 +258,7 @@ fn a_fresh_optimizer_checks_shapes_against_init_state() {
         };
         let bad = edited(&saved, |s| {
             s.tensors
-                .insert(name.clone(), Tensor::zeros([t.numel() + 1], t.dtype()));
+                .insert(name.clone(), Tensor::zeros([t.numel() + 1], t.dtype()).unwrap());
         });
         match fresh(info.name).load_state(&bad) {
             Ok(()) => failures.push(format!("{}: accepted {name} reshaped", info.name)),

@@ -15,7 +15,10 @@ fn shapes() -> Vec<Shape> {
 }
 
 fn tensors(dtype: DType, value: f64) -> Vec<Tensor> {
-    shapes().into_iter().map(|s| Tensor::full(s, value, dtype)).collect()
+    shapes()
+        .into_iter()
+        .map(|s| Tensor::full(s, value, dtype).unwrap())
+        .collect()
 }
 
 /// What `step` did with these inputs: `Ok(())` for a typed error whose text

@@ -110,7 +110,7 @@ impl GpuWorkspace {
             weight.dims()[1],
             model.linears[model.linears.len() - 1].weight.dims()[0],
         );
-        let zeros = |len: usize| Tensor::zeros([len], dtype).to_device(device);
+        let zeros = |len: usize| Tensor::zeros([len], dtype)?.to_device(device);
         Ok(GpuWorkspace {
             key: (widths, dtype, device, n, rows),
             cursor: StepCursor::new(ordinal, rows)?,
@@ -316,7 +316,7 @@ impl GpuWorkspace {
         let (dtype, device) = (self.key.1, self.key.2);
         let widest = model.linears.iter().map(|l| l.weight.dims()[0]).max().unwrap_or(1);
         if self.eval.as_ref().is_none_or(|(cap, ..)| *cap < n) {
-            let zeros = |len: usize| Tensor::zeros([len], dtype).to_device(device);
+            let zeros = |len: usize| Tensor::zeros([len], dtype)?.to_device(device);
             self.eval = Some((n, [zeros(widest * n)?, zeros(widest * n)?], zeros(1)?));
         }
         let (_, [a, b], sse) = self.eval.as_mut().expect("made above");

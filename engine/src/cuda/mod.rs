@@ -221,7 +221,7 @@ mod tests {
         ));
         let msg = e.to_string();
         assert!(msg.contains("no CUDA device") && msg.contains("--device cpu"), "{msg}");
-        let x = Tensor::ones([2], DType::F32);
+        let x = Tensor::ones([2], DType::F32).unwrap();
         assert!(matches!(
             x.to_device(Device::Cuda(0)),
             Err(crate::Error::DeviceUnavailable { .. })

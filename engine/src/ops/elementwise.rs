@@ -622,9 +622,9 @@ mod tests {
 
     #[test]
     fn mismatches_are_errors() {
-        let a = Tensor::zeros([2, 3], DType::F32);
-        assert!(a.add(&Tensor::zeros([4], DType::F32)).is_err());
-        assert!(a.add(&Tensor::zeros([2, 3], DType::F64)).is_err());
+        let a = Tensor::zeros([2, 3], DType::F32).unwrap();
+        assert!(a.add(&Tensor::zeros([4], DType::F32).unwrap()).is_err());
+        assert!(a.add(&Tensor::zeros([2, 3], DType::F64).unwrap()).is_err());
         assert!(a.clamp(1.0, 0.0).is_err());
     }
 
@@ -705,8 +705,8 @@ mod tests {
     #[test]
     fn where_selects_by_mask() {
         let c = Tensor::from_vec(vec![1.0f64, 0.0, 1.0], [3]).unwrap();
-        let t = Tensor::full([3], 5.0, DType::F64);
-        let f = Tensor::full([2, 1], -1.0, DType::F64);
+        let t = Tensor::full([3], 5.0, DType::F64).unwrap();
+        let f = Tensor::full([2, 1], -1.0, DType::F64).unwrap();
         let w = Tensor::where_cond(&c, &t, &f).unwrap();
         assert_eq!(w.dims(), &[2, 3]);
         assert_eq!(w.to_vec::<f64>(), vec![5.0, -1.0, 5.0, 5.0, -1.0, 5.0]);

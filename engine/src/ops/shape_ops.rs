@@ -306,6 +306,6 @@ mod tests {
         assert!(c.narrow(1, 2, 2).is_err());
         let p = a.pad_zeros(0, 1, 0).unwrap();
         assert_eq!(p.to_vec::<f64>(), vec![0.0, 0.0, 1.0, 2.0, 3.0, 4.0]);
-        assert!(Tensor::concat(&[a, Tensor::zeros([3, 3], DType::F64)], 1).is_err());
+        assert!(Tensor::concat(&[a, Tensor::zeros([3, 3], DType::F64).unwrap()], 1).is_err());
     }
 }

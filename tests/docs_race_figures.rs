@@ -1,8 +1,11 @@
-//! The race figures in `docs/optimizers.md` (the all-defaults table and each
-//! optimizer's "Race:" line) are computed from the committed results file
-//! `bench/races/all-defaults/race.jsonl`, so they cannot drift from it: this
-//! test fails when the page and the file disagree, and
-//! `bash scripts/docs-race-figures.sh` rewrites the page from the file.
+//! The race figures in `docs/optimizers.md` are computed from the committed
+//! results files, so they cannot drift from them: the all-defaults table and
+//! each optimizer's "Race:" line from `bench/races/all-defaults/race.jsonl`,
+//! the second-order table from `bench/races/second-order/race.jsonl`, and
+//! the quoted `ferrograd race report` output must be lines of that command's
+//! output on `docs/img/race-sgd-adam/race.jsonl`. The tests fail when the
+//! page and the files disagree; `bash scripts/docs-race-figures.sh`
+//! rewrites the generated parts.
 #![cfg(feature = "cli")]
 
 use ferrograd::race::record::{read_records, RunRecord};
@@ -13,6 +16,14 @@ use std::path::{Path, PathBuf};
 const PAGE: &str = "docs/optimizers.md";
 /// The race they come from.
 const RACE: &str = "bench/races/all-defaults/race.jsonl";
+/// The second-order race (with the baseline in the same race).
+const SECOND_ORDER_RACE: &str = "bench/races/second-order/race.jsonl";
+/// The header line of the second-order table.
+const SECOND_ORDER_HEADER: &str = "| optimizer | track 4: median quality (median epochs, s/run) | paired vs clipped_adam: median diff, wins-losses | track 10: median quality (epochs, s/run) | paired vs clipped_adam |";
+/// The baseline of the second-order table.
+const BASELINE: &str = "clipped_adam";
+/// The race whose report the page quotes.
+const QUOTED_RACE: &str = "docs/img/race-sgd-adam/race.jsonl";
 /// The tracks the page quotes.
 const TRACKS: [usize; 2] = [4, 10];
 /// The header line of the generated table.
@@ -73,20 +84,86 @@ impl Figure {
     }
 }
 
-/// Figures by entrant, then track.
-fn figures() -> BTreeMap<String, BTreeMap<usize, Figure>> {
-    let outcome = read_records(&repo_file(RACE)).expect("the committed race reads");
+/// The runs of a committed results file.
+fn records(relative: &str) -> Vec<RunRecord> {
+    read_records(&repo_file(relative))
+        .expect("the committed race reads")
+        .records
+}
+
+/// The runs of each (entrant, track).
+fn runs_by_entrant(records: &[RunRecord]) -> BTreeMap<(String, usize), Vec<&RunRecord>> {
     let mut runs: BTreeMap<(String, usize), Vec<&RunRecord>> = BTreeMap::new();
-    for record in &outcome.records {
+    for record in records {
         runs.entry((record.entrant.clone(), record.n_hidden))
             .or_default()
             .push(record);
     }
+    runs
+}
+
+/// Figures by entrant, then track, of the all-defaults race.
+fn figures() -> BTreeMap<String, BTreeMap<usize, Figure>> {
+    let records = records(RACE);
     let mut out: BTreeMap<String, BTreeMap<usize, Figure>> = BTreeMap::new();
-    for ((entrant, track), runs) in runs {
+    for ((entrant, track), runs) in runs_by_entrant(&records) {
         out.entry(entrant).or_default().insert(track, Figure::of(&runs));
     }
     out
+}
+
+/// The median seconds per run, to one decimal.
+fn median_seconds(runs: &[&RunRecord]) -> String {
+    let mut seconds: Vec<f64> = runs.iter().map(|r| r.seconds).collect();
+    seconds.sort_by(f64::total_cmp);
+    format!("{:.1} s", seconds[seconds.len() / 2])
+}
+
+/// The median of the per-seed differences from the baseline, with wins and
+/// losses: `+41,049, 4-1`.
+fn paired(runs: &[&RunRecord], baseline: &[&RunRecord]) -> String {
+    let base: BTreeMap<u64, i64> = baseline.iter().map(|r| (r.seed, r.quality)).collect();
+    let diffs: Vec<i64> = runs.iter().map(|r| r.quality - base[&r.seed]).collect();
+    let wins = diffs.iter().filter(|d| **d > 0).count();
+    let losses = diffs.iter().filter(|d| **d < 0).count();
+    let m = median(diffs);
+    let sign = if m > 0 { "+" } else { "" };
+    format!("{sign}{}, {wins}-{losses}", thousands(m))
+}
+
+/// One track's two cells of the second-order table.
+fn second_order_cells(own: &[&RunRecord], baseline: Option<&[&RunRecord]>) -> [String; 2] {
+    let figure = Figure::of(own);
+    let value = format!(
+        "{} ({}, {})",
+        thousands(figure.quality),
+        figure.epochs,
+        median_seconds(own)
+    );
+    [value, baseline.map_or(String::new(), |b| paired(own, b))]
+}
+
+/// The second-order table's rows: the baseline first, then the others by
+/// their track-4 median, best first.
+fn second_order_rows() -> Vec<String> {
+    let records = records(SECOND_ORDER_RACE);
+    let runs = runs_by_entrant(&records);
+    let mut entrants: Vec<String> = runs.keys().map(|(e, _)| e.clone()).collect();
+    entrants.dedup();
+    entrants.sort_by_key(|e| (e != BASELINE, -Figure::of(&runs[&(e.clone(), TRACKS[0])]).quality));
+    entrants
+        .iter()
+        .map(|entrant| {
+            let cells: Vec<String> = TRACKS
+                .iter()
+                .flat_map(|&t| {
+                    let baseline = (entrant != BASELINE).then(|| runs[&(BASELINE.to_string(), t)].as_slice());
+                    second_order_cells(&runs[&(entrant.clone(), t)], baseline)
+                })
+                .collect();
+            format!("| {entrant} | {} |", cells.join(" | ")).replace("|  |", "| |")
+        })
+        .collect()
 }
 
 /// The table's rows, best track-4 median first.
@@ -141,7 +218,7 @@ fn regenerated(page: &str, figures: &BTreeMap<String, BTreeMap<usize, Figure>>) 
         } else if line.starts_with("## ") {
             section = None;
         }
-        if line == TABLE_HEADER {
+        if line == TABLE_HEADER || line == SECOND_ORDER_HEADER {
             out.push(line.to_string());
             out.push(lines.next().expect("the table's rule line").to_string());
             while lines
@@ -150,7 +227,11 @@ fn regenerated(page: &str, figures: &BTreeMap<String, BTreeMap<usize, Figure>>) 
             {
                 lines.next();
             }
-            out.extend(table_rows(figures));
+            if line == TABLE_HEADER {
+                out.extend(table_rows(figures));
+            } else {
+                out.extend(second_order_rows());
+            }
             continue;
         }
         if let (Some(names), true) = (&section, line.starts_with("- Race:")) {
@@ -183,6 +264,37 @@ fn the_optimizer_pages_race_figures_match_the_committed_race() {
         stale.join("\n  "),
         fresh.join("\n  ")
     );
+}
+
+/// The page's quoted report: the ```text block that starts with a track
+/// heading.
+fn quoted_report(page: &str) -> Vec<&str> {
+    let start = page
+        .find("```text\ntrack n_hidden=")
+        .expect("the page quotes a race report")
+        + "```text\n".len();
+    let end = start + page[start..].find("```").expect("the block ends");
+    page[start..end].lines().collect()
+}
+
+#[test]
+fn the_quoted_race_report_is_what_the_report_command_prints() {
+    let page = std::fs::read_to_string(repo_file(PAGE)).unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_ferrograd"))
+        .args(["race", "report"])
+        .arg(repo_file(QUOTED_RACE))
+        .output()
+        .expect("ferrograd runs");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let printed = String::from_utf8_lossy(&output.stdout).into_owned();
+    let quoted = quoted_report(&page);
+    assert!(quoted.len() >= 5, "{quoted:?}");
+    for line in quoted {
+        assert!(
+            printed.lines().any(|p| p == line),
+            "{PAGE} quotes a line `ferrograd race report {QUOTED_RACE}` no longer prints:\n{line}\nit prints:\n{printed}"
+        );
+    }
 }
 
 #[test]

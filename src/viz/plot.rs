@@ -90,7 +90,7 @@ pub fn loss_gaps(path: &Trajectory, reference: f64) -> Vec<(usize, f64)> {
 }
 
 /// The log axis's `(floor, top)`: `top` is the largest gap, `floor` the
-/// smallest positive one but at most [`LOSS_DECADES`] decades below `top`.
+/// smallest positive one but at most `LOSS_DECADES` (24) decades below `top`.
 /// Without any positive gap the axis is one decade above `1e-16`.
 pub fn loss_domain(gaps: &[Vec<(usize, f64)>]) -> (f64, f64) {
     let positive = || gaps.iter().flatten().map(|&(_, g)| g).filter(|&g| g > 0.0);

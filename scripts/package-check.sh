@@ -2,7 +2,7 @@
 # Packages every publishable crate as crates.io would receive it, in
 # dependency order, and verifies each one: cargo unpacks the tarball and
 # builds it alone, with its workspace dependencies taken from the tarballs
-# just made (a temporary local registry, target/package/tmp-registry), not
+# just made (a temporary local registry, target/package-check/package/tmp-registry), not
 # from the source tree. So a file missing from a package fails here, e.g.
 # ferrograd-ptx's build.rs, which reads cuda/op_codes.h from its own tarball.
 # Crates.io itself is only asked for the third-party dependencies.
@@ -32,12 +32,25 @@ packages=()
 for crate in "${crates[@]}"; do
     packages+=(-p "$crate")
 done
+# A target directory of its own, emptied first: cargo treats a registry
+# crate of a given version as immutable, so with the workspace's target
+# directory a second run would link the verified crates against objects
+# compiled from the first run's tarballs of the same version (and it would
+# reuse their unpacked copies under $CARGO_HOME/registry/src, which go too;
+# these names come only from the local registry, not from crates.io).
+target_dir=target/package-check
+rm -rf "$target_dir"
+cargo_home=${CARGO_HOME:-$HOME/.cargo}
+for crate in "${crates[@]}"; do
+    rm -rf "$cargo_home"/registry/src/*/"$crate-$version"
+done
+export CARGO_TARGET_DIR=$target_dir
 cargo package "${packages[@]}" "$@"
 
 status=0
 printf '\n%-20s %6s %12s %12s\n' crate files unpacked compressed
 for crate in "${crates[@]}"; do
-    tarball="target/package/$crate-$version.crate"
+    tarball="$target_dir/package/$crate-$version.crate"
     listing=$(tar -tvzf "$tarball")
     files=$(printf '%s\n' "$listing" | grep -vc '/$')
     unpacked=$(printf '%s\n' "$listing" | awk '{ s += $3 } END { print s }')

@@ -84,8 +84,15 @@ impl Gradients {
 }
 
 /// The nodes reachable from `root` that require gradients, inputs before
-/// the ops that use them (iterative DFS, so deep chains cannot overflow).
+/// the ops that use them.
 fn topological_order(root: &Var) -> Vec<Var> {
+    inputs_first(root, Var::requires_grad)
+}
+
+/// The nodes reachable from `root` through nodes that satisfy `include`,
+/// each once, inputs before the ops that use them (an iterative walk, so
+/// deep chains cannot overflow the stack).
+pub(crate) fn inputs_first(root: &Var, include: impl Fn(&Var) -> bool) -> Vec<Var> {
     let mut order = Vec::new();
     let mut visited = std::collections::HashSet::new();
     let mut stack: Vec<(Var, bool)> = vec![(root.clone(), false)];
@@ -94,7 +101,7 @@ fn topological_order(root: &Var) -> Vec<Var> {
             order.push(var);
             continue;
         }
-        if !var.requires_grad() || !visited.insert(var.id()) {
+        if !include(&var) || !visited.insert(var.id()) {
             continue;
         }
         stack.push((var.clone(), true));

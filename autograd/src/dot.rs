@@ -17,30 +17,6 @@ fn node_line(number: usize, var: &Var) -> String {
     }
 }
 
-/// Every `Var` reachable from `root`, each once, inputs before the ops that
-/// use them (an iterative walk, so deep graphs cannot overflow the stack).
-fn inputs_first(root: &Var) -> Vec<Var> {
-    let mut order = Vec::new();
-    let mut seen = std::collections::HashSet::new();
-    let mut stack = vec![(root.clone(), false)];
-    while let Some((var, inputs_done)) = stack.pop() {
-        if inputs_done {
-            order.push(var);
-            continue;
-        }
-        if !seen.insert(var.id()) {
-            continue;
-        }
-        stack.push((var.clone(), true));
-        if let Some(node) = var.node() {
-            for input in node.inputs.iter().rev() {
-                stack.push((input.clone(), false));
-            }
-        }
-    }
-    order
-}
-
 impl Var {
     /// The graph that produced this `Var`, as Graphviz DOT text: one node per
     /// recorded op (its name and output shape), parameters as boxes,
@@ -49,7 +25,7 @@ impl Var {
     /// inputs first, so the same computation always gives the same text.
     /// Render it with `dot -Tsvg graph.dot > graph.svg`.
     pub fn to_dot(&self) -> String {
-        let order = inputs_first(self);
+        let order = crate::backward::inputs_first(self, |_| true);
         let numbers: HashMap<usize, usize> = order.iter().enumerate().map(|(n, v)| (v.id(), n)).collect();
         let mut text = String::from("digraph tape {\n  rankdir=LR;\n  node [fontname=\"monospace\"];\n");
         for (number, var) in order.iter().enumerate() {

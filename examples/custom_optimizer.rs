@@ -192,7 +192,7 @@ fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
 mod tests {
     use super::*;
     use ferrograd::engine::Shape;
-    use ferrograd::optim::StepContext;
+    use ferrograd::optim::{ModelLayout, StepContext};
 
     #[test]
     fn quick_race_runs_and_both_optimizers_learn() {
@@ -218,14 +218,14 @@ mod tests {
         let g = Tensor::from_vec(vec![5.0f32, -0.01, 0.0], [3]).unwrap();
         let ctx = StepContext::default();
         let mut a = sign_momentum(0.1, 0.9);
-        a.init_state(0, &shapes).unwrap();
+        a.init_state(0, &ModelLayout::any(&shapes)).unwrap();
         let u = a
             .step(std::slice::from_ref(&p), std::slice::from_ref(&g), &ctx)
             .unwrap();
         assert_eq!(u[0].to_vec::<f32>(), vec![-0.1, 0.1, 0.0]);
 
         let mut b = sign_momentum(0.1, 0.9);
-        b.init_state(0, &shapes).unwrap();
+        b.init_state(0, &ModelLayout::any(&shapes)).unwrap();
         b.load_state(&a.state()).unwrap();
         let g2 = g.neg().mul_scalar(0.05);
         let ua = a

@@ -18,6 +18,7 @@ use ferrograd::autograd::{no_grad, Var};
 use ferrograd::datasets::{load_csv, streams, train_val_split, Matrix, ShuffledBatches};
 use ferrograd::engine::{DType, Rng, Tensor};
 use ferrograd::nn::{cross_entropy, Linear};
+use ferrograd::optim::ModelLayout;
 use ferrograd::optim::{catalog, HyperParams, StepContext};
 use std::path::PathBuf;
 
@@ -165,7 +166,7 @@ fn run(config: &Config) -> ferrograd::Result<f64> {
     let info = catalog::lookup("adamw")?;
     let mut optimizer = (info.build)(&HyperParams::defaults(info).with("lr", config.lr)?)?;
     let shapes: Vec<_> = params.iter().map(|p| p.shape().clone()).collect();
-    optimizer.init_state(config.seed, &shapes)?;
+    optimizer.init_state(config.seed, &ModelLayout::any(&shapes))?;
 
     let shuffle = Rng::derived(config.seed, streams::EPOCH_SHUFFLE);
     let mut batches = ShuffledBatches::new(train.labels.len(), config.batch_size, shuffle)?;

@@ -150,7 +150,7 @@ fn run(config: &Config) -> ferrograd::Result<Outcome> {
     let mut model = Mlp::new(&[2, 64, 64, 1], Activation::Tanh, 0, DType::F64, &mut init)?;
     let info = catalog::lookup("clipped_adam")?;
     let mut optimizer = (info.build)(&HyperParams::defaults(info).with("lr", config.lr)?)?;
-    optimizer.init_state(config.seed, &model.shapes())?;
+    optimizer.init_state(config.seed, &model.layout())?;
 
     let mean = train.targets.mean(None, false)?;
     let baseline = val.targets.sub(&mean)?.square().mean(None, false)?.to_scalar()?;

@@ -4,6 +4,7 @@
 
 use crate::engine::{DType, Tensor};
 use crate::error::{Error, Result};
+use crate::optim::ModelLayout;
 use crate::optim::{catalog, HyperParams, OptimizerInfo, OptimizerState, TaskOptimizer};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use std::collections::{BTreeMap, HashMap};
@@ -417,19 +418,21 @@ pub fn hyperparams_from_map(info: &OptimizerInfo, values: &BTreeMap<String, f64>
 
 /// Rebuilds the catalog optimizer whose state is saved in `dir`: looks its
 /// name up in the catalog, builds it with the saved hyperparameters, calls
-/// `init_state(seed, shapes)` and loads the saved state, ready to continue
-/// exactly where the saved one stopped.
+/// `init_state(seed, layout)` and loads the saved state, ready to continue
+/// exactly where the saved one stopped. `layout` is the model's, as the
+/// optimizer was first given it (`Mlp::layout`, or `ModelLayout::any` for
+/// bare tensors).
 pub fn restore_optimizer(
     dir: &Path,
     seed: u64,
-    shapes: &[crate::engine::Shape],
+    layout: &ModelLayout,
 ) -> std::result::Result<Box<dyn TaskOptimizer>, OptimizerStateError> {
     let (name, values, state) = load_optimizer_state(dir)?;
     let json_path = dir.join(OPTIMIZER_JSON_FILE);
     let info = catalog::lookup(&name).map_err(|e| Error::format(&json_path, e.to_string()))?;
     let hps = hyperparams_from_map(info, &values).map_err(|e| Error::format(&json_path, e.to_string()))?;
     let mut optimizer = (info.build)(&hps).map_err(Error::from)?;
-    optimizer.init_state(seed, shapes).map_err(Error::from)?;
+    optimizer.init_state(seed, layout).map_err(Error::from)?;
     optimizer.load_state(&state).map_err(Error::from)?;
     Ok(optimizer)
 }

@@ -8,6 +8,8 @@
 
 use crate::autograd::Var;
 use crate::engine::{DType, Device, Error, Result, Rng, Shape, Tensor};
+use crate::optim::layout::ModelLayout;
+pub use crate::optim::layout::Role;
 
 /// The BatchNorm running-statistics momentum: `running = 0.9 running + 0.1 batch`.
 pub const BN_MOMENTUM: f64 = 0.1;
@@ -168,23 +170,6 @@ pub struct Mlp {
     pub frozen: usize,
 }
 
-/// The role of a tensor in the model, in the task's order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TensorRole {
-    /// Weight of Linear layer `i`.
-    Weight(usize),
-    /// Bias of Linear layer `i`.
-    Bias(usize),
-    /// BatchNorm `i` scale.
-    BnScale(usize),
-    /// BatchNorm `i` shift.
-    BnShift(usize),
-    /// BatchNorm `i` running mean (never trained).
-    RunningMean(usize),
-    /// BatchNorm `i` running variance (never trained).
-    RunningVar(usize),
-}
-
 impl Mlp {
     /// Builds an MLP with layer widths `widths` (input first, output last).
     pub fn new(widths: &[usize], activation: Activation, frozen: usize, dtype: DType, rng: &mut Rng) -> Result<Mlp> {
@@ -229,17 +214,17 @@ impl Mlp {
 
     /// The roles of [`Mlp::tensors`], in the task's order: `W0, b0, ..., Wn, bn`,
     /// then per BatchNorm `scale, shift, running_mean, running_var`.
-    pub fn roles(&self) -> Vec<TensorRole> {
+    pub fn roles(&self) -> Vec<Role> {
         let mut roles = Vec::new();
         for i in 0..self.linears.len() {
-            roles.extend([TensorRole::Weight(i), TensorRole::Bias(i)]);
+            roles.extend([Role::Weight(i), Role::Bias(i)]);
         }
         for i in 0..self.norms.len() {
             roles.extend([
-                TensorRole::BnScale(i),
-                TensorRole::BnShift(i),
-                TensorRole::RunningMean(i),
-                TensorRole::RunningVar(i),
+                Role::BnScale(i),
+                Role::BnShift(i),
+                Role::RunningMean(i),
+                Role::RunningVar(i),
             ]);
         }
         roles
@@ -254,22 +239,22 @@ impl Mlp {
     /// `roles()[index]`, without building the list).
     ///
     /// Panics if `index >= tensor_count()`.
-    pub fn role(&self, index: usize) -> TensorRole {
+    pub fn role(&self, index: usize) -> Role {
         let n_lin = 2 * self.linears.len();
         assert!(index < self.tensor_count(), "tensor {index} of {}", self.tensor_count());
         if index < n_lin {
             return if index % 2 == 0 {
-                TensorRole::Weight(index / 2)
+                Role::Weight(index / 2)
             } else {
-                TensorRole::Bias(index / 2)
+                Role::Bias(index / 2)
             };
         }
         let (i, which) = ((index - n_lin) / 4, (index - n_lin) % 4);
         match which {
-            0 => TensorRole::BnScale(i),
-            1 => TensorRole::BnShift(i),
-            2 => TensorRole::RunningMean(i),
-            _ => TensorRole::RunningVar(i),
+            0 => Role::BnScale(i),
+            1 => Role::BnShift(i),
+            2 => Role::RunningMean(i),
+            _ => Role::RunningVar(i),
         }
     }
 
@@ -303,41 +288,40 @@ impl Mlp {
     ///
     /// Panics if `role`'s layer is past the model's layers (a hot-path
     /// accessor: take roles from [`Mlp::roles`] or [`Mlp::role`]).
-    pub fn tensor(&self, role: TensorRole) -> &Tensor {
+    pub fn tensor(&self, role: Role) -> &Tensor {
         self.check_role(role);
         match role {
-            TensorRole::Weight(i) => &self.linears[i].weight,
-            TensorRole::Bias(i) => &self.linears[i].bias,
-            TensorRole::BnScale(i) => &self.norms[i].scale,
-            TensorRole::BnShift(i) => &self.norms[i].shift,
-            TensorRole::RunningMean(i) => &self.norms[i].running_mean,
-            TensorRole::RunningVar(i) => &self.norms[i].running_var,
+            Role::Weight(i) => &self.linears[i].weight,
+            Role::Bias(i) => &self.linears[i].bias,
+            Role::BnScale(i) => &self.norms[i].scale,
+            Role::BnShift(i) => &self.norms[i].shift,
+            Role::RunningMean(i) => &self.norms[i].running_mean,
+            Role::RunningVar(i) => &self.norms[i].running_var,
         }
     }
 
     /// Mutable access to the tensor with role `role`.
     ///
     /// Panics if `role`'s layer is past the model's layers, as [`Mlp::tensor`].
-    pub fn tensor_mut(&mut self, role: TensorRole) -> &mut Tensor {
+    pub fn tensor_mut(&mut self, role: Role) -> &mut Tensor {
         self.check_role(role);
         match role {
-            TensorRole::Weight(i) => &mut self.linears[i].weight,
-            TensorRole::Bias(i) => &mut self.linears[i].bias,
-            TensorRole::BnScale(i) => &mut self.norms[i].scale,
-            TensorRole::BnShift(i) => &mut self.norms[i].shift,
-            TensorRole::RunningMean(i) => &mut self.norms[i].running_mean,
-            TensorRole::RunningVar(i) => &mut self.norms[i].running_var,
+            Role::Weight(i) => &mut self.linears[i].weight,
+            Role::Bias(i) => &mut self.linears[i].bias,
+            Role::BnScale(i) => &mut self.norms[i].scale,
+            Role::BnShift(i) => &mut self.norms[i].shift,
+            Role::RunningMean(i) => &mut self.norms[i].running_mean,
+            Role::RunningVar(i) => &mut self.norms[i].running_var,
         }
     }
 
     /// Panics, saying which role and how many layers, if `role` is past the model.
-    fn check_role(&self, role: TensorRole) {
+    fn check_role(&self, role: Role) {
         let (i, layers, kind) = match role {
-            TensorRole::Weight(i) | TensorRole::Bias(i) => (i, self.linears.len(), "linear layers"),
-            TensorRole::BnScale(i)
-            | TensorRole::BnShift(i)
-            | TensorRole::RunningMean(i)
-            | TensorRole::RunningVar(i) => (i, self.norms.len(), "BatchNorms"),
+            Role::Weight(i) | Role::Bias(i) => (i, self.linears.len(), "linear layers"),
+            Role::BnScale(i) | Role::BnShift(i) | Role::RunningMean(i) | Role::RunningVar(i) => {
+                (i, self.norms.len(), "BatchNorms")
+            }
         };
         assert!(i < layers, "Mlp::tensor: {role:?} is past the model's {layers} {kind}");
     }
@@ -368,13 +352,11 @@ impl Mlp {
 
     /// Whether the tensor with role `role` is trained (running statistics and
     /// the frozen layers are not).
-    pub fn is_trainable(&self, role: TensorRole) -> bool {
+    pub fn is_trainable(&self, role: Role) -> bool {
         let first_frozen = self.first_frozen_layer();
         match role {
-            TensorRole::Weight(i) | TensorRole::Bias(i) | TensorRole::BnScale(i) | TensorRole::BnShift(i) => {
-                i < first_frozen
-            }
-            TensorRole::RunningMean(_) | TensorRole::RunningVar(_) => false,
+            Role::Weight(i) | Role::Bias(i) | Role::BnScale(i) | Role::BnShift(i) => i < first_frozen,
+            Role::RunningMean(_) | Role::RunningVar(_) => false,
         }
     }
 
@@ -527,6 +509,16 @@ impl Mlp {
         self.tensors().iter().map(|t| t.shape().clone()).collect()
     }
 
+    /// What an optimizer is told about this model: each tensor's shape and
+    /// role, in the task's order, and which tensors are trained (what a
+    /// training loop passes to `TaskOptimizer::init_state`).
+    pub fn layout(&self) -> ModelLayout {
+        let roles = self.roles();
+        let trained = roles.iter().map(|&r| self.is_trainable(r)).collect();
+        ModelLayout::new(self.shapes(), Some(roles), trained)
+            .expect("one role and one flag per tensor, by construction")
+    }
+
     /// This model with every tensor on `device`.
     pub fn to_device(&self, device: Device) -> Result<Mlp> {
         let mut moved = self.clone();
@@ -622,6 +614,26 @@ mod tests {
         for (i, r) in roles.into_iter().enumerate() {
             assert_eq!(m.role(i), r);
         }
+    }
+
+    /// The model's own layout and the one read from its shapes (what an
+    /// optimizer without the model would infer) agree on the task's model;
+    /// a model with nothing frozen trains every parameter.
+    #[test]
+    fn the_layout_the_model_passes_is_the_one_its_shapes_imply() {
+        for n in [1, 4, 10] {
+            let m = Mlp::task(3, 2, n, DType::F32, &mut Rng::new(0)).unwrap();
+            assert_eq!(
+                m.layout(),
+                ModelLayout::task_model(&m.shapes()).unwrap(),
+                "n_hidden={n}"
+            );
+        }
+        let free = Mlp::new(&[2, 5, 3], Activation::Tanh, 0, DType::F64, &mut Rng::new(0)).unwrap();
+        let layout = free.layout();
+        let params: Vec<bool> = layout.roles().unwrap().iter().map(|r| r.is_parameter()).collect();
+        assert_eq!(layout.trained(), params.as_slice());
+        assert_eq!(layout.linear_layers(), 2);
     }
 
     #[test]
@@ -759,6 +771,6 @@ mod tests {
     #[should_panic(expected = "Mlp::tensor: Weight(2) is past the model's 2 linear layers")]
     fn a_role_past_the_layers_panics_with_the_documented_message() {
         let model = Mlp::new(&[2, 3, 1], Activation::Relu, 0, DType::F64, &mut Rng::new(0)).unwrap();
-        model.tensor(TensorRole::Weight(2));
+        model.tensor(Role::Weight(2));
     }
 }

@@ -2,7 +2,7 @@
 //! was wrong, never a panic, a NaN passed on, or a silent no-op.
 
 use ferrograd::engine::{DType, Rng, Tensor};
-use ferrograd::nn::{Activation, Mlp, TensorRole};
+use ferrograd::nn::{Activation, Mlp, Role};
 use ferrograd::optim::{catalog, HyperParams};
 use ferrograd::train::{SplitTensors, TaskConfig, TaskData, Trainer};
 
@@ -120,7 +120,7 @@ fn freezing_more_layers_than_the_model_has_freezes_them_all() {
     let mut model = mlp();
     model.frozen = 10;
     assert_eq!(model.trainable_count(), 0);
-    assert!(!model.is_trainable(TensorRole::Weight(0)));
+    assert!(!model.is_trainable(Role::Weight(0)));
     let (indices, tensors) = model.trainable_tensors_mut();
     assert!(indices.is_empty() && tensors.is_empty());
 }

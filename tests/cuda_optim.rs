@@ -175,7 +175,7 @@ fn hyperparams(p: &Pairing) -> HyperParams {
 fn build(p: &Pairing, shapes: &[Shape]) -> Box<dyn TaskOptimizer> {
     let info = catalog::lookup(p.name).expect("in the catalog");
     let mut opt = (info.build)(&hyperparams(p)).expect("builds");
-    opt.init_state(0, shapes).expect("init");
+    opt.init_state(0, &ModelLayout::any(shapes)).expect("init");
     opt
 }
 

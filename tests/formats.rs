@@ -15,6 +15,7 @@ use ferrograd::io::{
     load_optimizer_state, load_safetensors, restore_optimizer, save_optimizer_state, save_safetensors,
 };
 use ferrograd::nn::Mlp;
+use ferrograd::optim::ModelLayout;
 use ferrograd::optim::{catalog, HyperParams, StepContext};
 use ferrograd::race::grid::{Entrant, RunKey};
 use ferrograd::race::record::{parse_records, ResultsWriter, RunRecord, RunStatus, RACE_FORMAT_VERSION};
@@ -220,7 +221,7 @@ fn optimizer_states_of_every_version_load() {
     assert_eq!(hps["lr"], 3e-4);
     assert_eq!(state.tensors.len(), 2, "lion keeps one momentum per parameter tensor");
     let shapes = [Shape::new([3]), Shape::new([2, 2])];
-    let mut optimizer = restore_optimizer(&dir, 0, &shapes).unwrap();
+    let mut optimizer = restore_optimizer(&dir, 0, &ModelLayout::any(&shapes)).unwrap();
     let params = [
         Tensor::zeros([3], DType::F32).unwrap(),
         Tensor::zeros([2, 2], DType::F32).unwrap(),
@@ -245,7 +246,7 @@ fn write_this_versions_fixtures() {
     let hps = HyperParams::defaults(info).with("lr", 3e-4).unwrap();
     let mut lion = (info.build)(&hps).unwrap();
     let shapes = [Shape::new([3]), Shape::new([2, 2])];
-    lion.init_state(0, &shapes).unwrap();
+    lion.init_state(0, &ModelLayout::any(&shapes)).unwrap();
     let params = [
         Tensor::zeros([3], DType::F32).unwrap(),
         Tensor::zeros([2, 2], DType::F32).unwrap(),

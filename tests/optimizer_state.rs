@@ -10,6 +10,7 @@ use ferrograd::io::{
 use ferrograd::optim::basic::{ClipByValue, ScaleByAdam, ScaleByLr};
 use ferrograd::optim::schedule::ReduceOnPlateau;
 use ferrograd::optim::transform::ChainOptimizer;
+use ferrograd::optim::ModelLayout;
 use ferrograd::optim::{catalog, chain, hp, HyperParams, OptimizerInfo, StepContext, TaskOptimizer};
 use std::path::{Path, PathBuf};
 
@@ -136,7 +137,7 @@ fn resume_is_bit_identical(name: &str, overrides: &[(&str, f64)], dtype: DType, 
 
     let mut whole = Problem::new(dtype);
     let mut opt = (info.build)(&hps).unwrap();
-    opt.init_state(7, &whole.shapes()).unwrap();
+    opt.init_state(7, &ModelLayout::any(&whole.shapes())).unwrap();
     let reference: Vec<Vec<Tensor>> = (0..total)
         .map(|s| whole.step(opt.as_mut(), &context(s, per_epoch)))
         .collect();
@@ -144,7 +145,7 @@ fn resume_is_bit_identical(name: &str, overrides: &[(&str, f64)], dtype: DType, 
 
     let mut split = Problem::new(dtype);
     let mut first = (info.build)(&hps).unwrap();
-    first.init_state(7, &split.shapes()).unwrap();
+    first.init_state(7, &ModelLayout::any(&split.shapes())).unwrap();
     for (s, want) in reference.iter().enumerate().take(k) {
         let got = split.step(first.as_mut(), &context(s, per_epoch));
         assert_eq!(
@@ -163,7 +164,7 @@ fn resume_is_bit_identical(name: &str, overrides: &[(&str, f64)], dtype: DType, 
     let rebuilt_hps = hyperparams_from_map(info, &saved_hps).unwrap();
     assert_eq!(rebuilt_hps, hps, "hyperparameters survive exactly");
     let mut second = (info.build)(&rebuilt_hps).unwrap();
-    second.init_state(7, &split.shapes()).unwrap();
+    second.init_state(7, &ModelLayout::any(&split.shapes())).unwrap();
     second.load_state(&state).unwrap();
     for (s, want) in reference.iter().enumerate().skip(k) {
         let got = split.step(second.as_mut(), &context(s, per_epoch));
@@ -203,7 +204,7 @@ fn plateau_schedule_resumes_bit_identically_mid_epoch() {
     let hps = HyperParams::defaults(info);
     let mut p = Problem::new(DType::F64);
     let mut opt = (info.build)(&hps).unwrap();
-    opt.init_state(0, &p.shapes()).unwrap();
+    opt.init_state(0, &ModelLayout::any(&p.shapes())).unwrap();
     for s in 0..26 {
         p.step(opt.as_mut(), &context(s, 4));
     }
@@ -222,13 +223,13 @@ fn restore_optimizer_rebuilds_from_the_catalog() {
     let hps = HyperParams::defaults(info).with("lr", 0.01).unwrap();
     let mut p = Problem::new(DType::F64);
     let mut opt = (info.build)(&hps).unwrap();
-    opt.init_state(0, &p.shapes()).unwrap();
+    opt.init_state(0, &ModelLayout::any(&p.shapes())).unwrap();
     for s in 0..5 {
         p.step(opt.as_mut(), &context(s, 4));
     }
     let dir = temp_dir("restore");
     save_optimizer_state(&dir, "nadam", &hps, &opt.state()).unwrap();
-    let mut restored = restore_optimizer(&dir, 0, &p.shapes()).unwrap();
+    let mut restored = restore_optimizer(&dir, 0, &ModelLayout::any(&p.shapes())).unwrap();
     assert_eq!(restored.name(), "nadam");
     let mut q = Problem {
         params: p.params.clone(),
@@ -248,7 +249,7 @@ fn saved_adam(dir: &Path) {
     let hps = HyperParams::defaults(info);
     let mut p = Problem::new(DType::F32);
     let mut opt = (info.build)(&hps).unwrap();
-    opt.init_state(0, &p.shapes()).unwrap();
+    opt.init_state(0, &ModelLayout::any(&p.shapes())).unwrap();
     p.step(opt.as_mut(), &StepContext::default());
     save_optimizer_state(dir, "clipped_adam", &hps, &opt.state()).unwrap();
 }
@@ -264,13 +265,13 @@ fn a_clipped_adam_saved_as_adam_before_the_rename_is_read_as_clipped_adam() {
     let hps = HyperParams::defaults(info);
     let mut p = Problem::new(DType::F64);
     let mut opt = (info.build)(&hps).unwrap();
-    opt.init_state(0, &p.shapes()).unwrap();
+    opt.init_state(0, &ModelLayout::any(&p.shapes())).unwrap();
     p.step(opt.as_mut(), &StepContext::default());
     save_optimizer_state(&dir, "adam", &hps, &opt.state()).unwrap();
     let (name, values, _) = load_optimizer_state(&dir).unwrap();
     assert_eq!(name, "clipped_adam");
     assert!(values.contains_key("clip"));
-    let mut restored = restore_optimizer(&dir, 0, &p.shapes()).unwrap();
+    let mut restored = restore_optimizer(&dir, 0, &ModelLayout::any(&p.shapes())).unwrap();
     assert_eq!(restored.name(), "clipped_adam");
     let mut q = Problem {
         params: p.params.clone(),
@@ -341,11 +342,14 @@ fn typed_errors() {
     saved_adam(&c);
     let mut sgd =
         (catalog::lookup("sgd").unwrap().build)(&HyperParams::defaults(catalog::lookup("sgd").unwrap())).unwrap();
-    sgd.init_state(0, &Problem::new(DType::F32).shapes()).unwrap();
+    sgd.init_state(0, &ModelLayout::any(&Problem::new(DType::F32).shapes()))
+        .unwrap();
     let (_, _, state) = load_optimizer_state(&c).unwrap();
     assert!(sgd.load_state(&state).is_ok(), "sgd only needs the step count");
     let mut plateau = (PLATEAU.build)(&HyperParams::defaults(&PLATEAU)).unwrap();
-    plateau.init_state(0, &Problem::new(DType::F32).shapes()).unwrap();
+    plateau
+        .init_state(0, &ModelLayout::any(&Problem::new(DType::F32).shapes()))
+        .unwrap();
     assert!(
         plateau.load_state(&state).is_err(),
         "the plateau schedule's counters are missing"

@@ -1,7 +1,8 @@
 //! The training protocol of docs/task.md section 3, checked with scripted
 //! optimizers whose behaviour is known in advance.
 
-use ferrograd::engine::{Result, Shape, Tensor};
+use ferrograd::engine::{Result, Tensor};
+use ferrograd::optim::ModelLayout;
 use ferrograd::optim::{catalog, HyperParams, OptimizerState, StepContext, TaskOptimizer};
 use ferrograd::train::{TaskConfig, Trainer};
 use std::sync::{Arc, Mutex};
@@ -26,7 +27,7 @@ impl TaskOptimizer for Scripted {
     fn name(&self) -> &str {
         "scripted"
     }
-    fn init_state(&mut self, _seed: u64, _shapes: &[Shape]) -> Result<()> {
+    fn init_state(&mut self, _seed: u64, _layout: &ModelLayout) -> Result<()> {
         Ok(())
     }
     fn query_at_params(&mut self, params: &[Tensor], _ctx: &StepContext) -> Result<Option<Vec<Tensor>>> {
@@ -90,7 +91,7 @@ fn updates_are_added_to_trainable_tensors_only() {
             }
         } else if !matches!(
             role,
-            ferrograd::nn::TensorRole::RunningMean(_) | ferrograd::nn::TensorRole::RunningVar(_)
+            ferrograd::nn::Role::RunningMean(_) | ferrograd::nn::Role::RunningVar(_)
         ) {
             assert_eq!(a, b, "frozen tensor {role:?} changed");
         }
@@ -114,7 +115,7 @@ fn frozen_tensors_get_zero_gradients_and_never_change() {
         }
     }
     for role in roles.iter().filter(|r| !first.is_trainable(**r)) {
-        if let ferrograd::nn::TensorRole::RunningMean(i) | ferrograd::nn::TensorRole::RunningVar(i) = role {
+        if let ferrograd::nn::Role::RunningMean(i) | ferrograd::nn::Role::RunningVar(i) = role {
             // The last BatchNorm is frozen but its running statistics still track batches.
             let _ = i;
             continue;

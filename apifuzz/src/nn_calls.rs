@@ -7,7 +7,7 @@ use crate::gen::Gen;
 use crate::record::CaseStats;
 use ferrograd::autograd::Var;
 use ferrograd::engine::{DType, Rng, Tensor};
-use ferrograd::nn::{self, Activation, BatchNorm1d, Linear, Mlp, TensorRole};
+use ferrograd::nn::{self, Activation, BatchNorm1d, Linear, Mlp, Role};
 use ferrograd::optim::{catalog, HyperParams};
 use ferrograd::train::{SplitTensors, TaskConfig, TaskData, Trainer};
 
@@ -88,11 +88,7 @@ fn mlp(g: &mut Gen, s: &mut CaseStats) {
     let n = m.tensor_count();
     let i = g.index(n);
     s.infallible(format!("Mlp({widths:?}).role({i})"), || m.role(i));
-    let role = g.pick(&[
-        TensorRole::Weight(i / 2),
-        TensorRole::Bias(i / 2),
-        TensorRole::RunningVar(i / 4),
-    ]);
+    let role = g.pick(&[Role::Weight(i / 2), Role::Bias(i / 2), Role::RunningVar(i / 4)]);
     s.infallible(format!("Mlp({widths:?}).tensor({role:?})"), || m.tensor(role).numel());
     let mut vars = m.vars();
     if g.chance(0.4) {

@@ -7,7 +7,9 @@ use crate::engine_calls::dtype;
 use crate::gen::Gen;
 use crate::record::CaseStats;
 use ferrograd::engine::{DType, Shape, Tensor};
-use ferrograd::optim::{catalog, HyperParams, OptimizerInfo, OptimizerState, StepContext, TaskOptimizer};
+use ferrograd::optim::{
+    catalog, HyperParams, ModelLayout, OptimizerInfo, OptimizerState, Role, StepContext, TaskOptimizer,
+};
 
 /// Runs one optimizer case.
 pub fn run(g: &mut Gen, s: &mut CaseStats) {
@@ -20,8 +22,9 @@ pub fn run(g: &mut Gen, s: &mut CaseStats) {
     let shapes: Vec<Shape> = (0..1 + g.below(3)).map(|_| Shape::new(g.small_dims())).collect();
     let dt = dtype(g);
     let seed = g.u64();
-    let init = format!("{}.init_state({shapes:?})", info.name);
-    if s.call(init, || opt.init_state(seed, &shapes)).is_none() {
+    let layout = model_layout(g, &shapes);
+    let init = format!("{}.init_state({layout:?})", info.name);
+    if s.call(init, || opt.init_state(seed, &layout)).is_none() {
         return;
     }
     for _ in 0..1 + g.below(3) {
@@ -153,7 +156,7 @@ fn reload(
     };
     let how = perturb_state(g, &mut state);
     let Ok(mut fresh) = (info.build)(hps) else { return };
-    if fresh.init_state(1, shapes).is_err() {
+    if fresh.init_state(1, &model_layout(g, shapes)).is_err() {
         return;
     }
     let desc = format!("{}.load_state(state with {how})", info.name);
@@ -208,5 +211,30 @@ fn absurd_counter(g: &mut Gen) -> u64 {
         g.pick(&[1 << 40, 1_000_000_000_000, u64::MAX, 1e300 as u64, u64::MAX / 2])
     } else {
         g.below(1000) as u64
+    }
+}
+
+/// A layout for `shapes`: bare tensors, or roles and trained flags drawn at
+/// random (roles that need not fit the shapes: an optimizer must refuse
+/// them with an error, not a panic).
+fn model_layout(g: &mut Gen, shapes: &[Shape]) -> ModelLayout {
+    if g.chance(0.4) {
+        return ModelLayout::any(shapes);
+    }
+    let roles = shapes.iter().map(|_| random_role(g)).collect();
+    let trained = shapes.iter().map(|_| g.chance(0.7)).collect();
+    ModelLayout::new(shapes.to_vec(), Some(roles), trained).expect("one role and flag per shape")
+}
+
+/// Any role, of one of the first three layers.
+fn random_role(g: &mut Gen) -> Role {
+    let layer = g.below(3);
+    match g.below(6) {
+        0 => Role::Weight(layer),
+        1 => Role::Bias(layer),
+        2 => Role::BnScale(layer),
+        3 => Role::BnShift(layer),
+        4 => Role::RunningMean(layer),
+        _ => Role::RunningVar(layer),
     }
 }

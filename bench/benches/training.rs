@@ -54,7 +54,7 @@ fn adam_step(c: &mut Criterion) {
             .map(|p| Tensor::rand_normal(p.shape().clone(), 0.0, 1.0, DType::F32, &mut rng).unwrap())
             .collect();
         let mut opt = adam();
-        opt.init_state(0, &trainer.model.shapes()).unwrap();
+        opt.init_state(0, &trainer.model.layout()).unwrap();
         let ctx = StepContext::default();
         let elements: usize = params.iter().map(Tensor::numel).sum();
         g.throughput(Throughput::Elements(elements as u64));

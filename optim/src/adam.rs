@@ -22,6 +22,7 @@
 //!   load the same state.
 
 use crate::basic::{adam_tensor_ops, AdamCore, ClipByValue, ScaleByAdam, ScaleByLr};
+use crate::layout::ModelLayout;
 use crate::schedule::Constant;
 use crate::transform::{ChainOptimizer, Slots};
 use crate::{chain, check_grads, check_step, OptimizerState, StepContext, TaskOptimizer};
@@ -406,9 +407,9 @@ impl TaskOptimizer for ClippedAdam {
         "clipped_adam"
     }
 
-    fn init_state(&mut self, _seed: u64, param_shapes: &[Shape]) -> Result<()> {
+    fn init_state(&mut self, _seed: u64, layout: &ModelLayout) -> Result<()> {
         *self = ClippedAdam::new(self.lr, self.beta1, self.beta2, self.eps, self.clip);
-        self.shapes = param_shapes.to_vec();
+        self.shapes = layout.shapes().to_vec();
         Ok(())
     }
 
@@ -551,8 +552,8 @@ mod tests {
             let (lr, b1, b2, eps, clip) = (3e-3, 0.9, 0.999, 1e-8, 0.7);
             let mut chain = clipped_adam(lr, b1, b2, eps, clip);
             let mut fused = ClippedAdam::new(lr, b1, b2, eps, clip);
-            chain.init_state(0, &shapes).unwrap();
-            fused.init_state(0, &shapes).unwrap();
+            chain.init_state(0, &ModelLayout::any(&shapes)).unwrap();
+            fused.init_state(0, &ModelLayout::any(&shapes)).unwrap();
             let mut rng = Rng::new(17);
             let ctx = StepContext::default();
             let params: Vec<Tensor> = shapes
@@ -603,10 +604,10 @@ mod tests {
             }
             // Cross-loading: the chain's state into a fresh fused optimizer and back.
             let mut fused2 = ClippedAdam::new(lr, b1, b2, eps, clip);
-            fused2.init_state(0, &shapes).unwrap();
+            fused2.init_state(0, &ModelLayout::any(&shapes)).unwrap();
             fused2.load_state(&sc).unwrap();
             let mut chain2 = clipped_adam(lr, b1, b2, eps, clip);
-            chain2.init_state(0, &shapes).unwrap();
+            chain2.init_state(0, &ModelLayout::any(&shapes)).unwrap();
             chain2.load_state(&sf).unwrap();
             for _ in 0..3 {
                 let grads: Vec<Tensor> = shapes
@@ -641,8 +642,8 @@ mod tests {
             let shapes = [Shape::new([5])];
             let mut chain = clipped_adam(lr, beta1, 0.999, 1e-8, 1.0);
             let mut fused = ClippedAdam::new(lr, beta1, 0.999, 1e-8, 1.0);
-            chain.init_state(0, &shapes).unwrap();
-            fused.init_state(0, &shapes).unwrap();
+            chain.init_state(0, &ModelLayout::any(&shapes)).unwrap();
+            fused.init_state(0, &ModelLayout::any(&shapes)).unwrap();
             let g = [Tensor::zeros([5], DType::F64).unwrap()];
             for _ in 0..3 {
                 let a = chain.step(&g, &g, &StepContext::default()).unwrap();
@@ -664,7 +665,7 @@ mod tests {
         let opt = (info.build)(&crate::HyperParams::defaults(info)).unwrap();
         assert_eq!(opt.name(), "clipped_adam");
         let mut bad = ClippedAdam::new(1e-3, 0.9, 0.999, 1e-8, -1.0);
-        bad.init_state(0, &[Shape::new([1])]).unwrap();
+        bad.init_state(0, &ModelLayout::any(&[Shape::new([1])])).unwrap();
         let g = [Tensor::zeros([1], DType::F32).unwrap()];
         let err = bad.step(&g, &g, &StepContext::default()).unwrap_err();
         assert!(err.to_string().contains("clamp"), "{err}");
@@ -676,7 +677,7 @@ mod tests {
     #[test]
     fn first_steps_move_by_lr() {
         let mut adam = clipped_adam(0.1, 0.9, 0.999, 1e-8, f64::INFINITY);
-        adam.init_state(0, &[Shape::new([1])]).unwrap();
+        adam.init_state(0, &ModelLayout::any(&[Shape::new([1])])).unwrap();
         let mut x = 1.0f64;
         for _ in 0..3 {
             let p = Tensor::from_vec(vec![x], [1]).unwrap();
@@ -704,7 +705,7 @@ mod tests {
         let mut fused = ClippedAdam::new(1e-2, 0.9, 0.999, 1e-8, 1.0);
         let mut chain = clipped_adam(1e-2, 0.9, 0.999, 1e-8, 1.0);
         for opt in [&mut fused as &mut dyn TaskOptimizer, &mut chain] {
-            opt.init_state(0, &shapes).unwrap();
+            opt.init_state(0, &ModelLayout::any(&shapes)).unwrap();
             let u = opt
                 .step(
                     std::slice::from_ref(&p),
@@ -725,11 +726,11 @@ mod tests {
         let p = g.zeros_like();
         let ctx = StepContext::default();
         let mut a = clipped_adam(1e-3, 0.9, 0.999, 1e-8, 1.0);
-        a.init_state(0, &shapes).unwrap();
+        a.init_state(0, &ModelLayout::any(&shapes)).unwrap();
         a.step(std::slice::from_ref(&p), std::slice::from_ref(&g), &ctx)
             .unwrap();
         let mut b = clipped_adam(1e-3, 0.9, 0.999, 1e-8, 1.0);
-        b.init_state(0, &shapes).unwrap();
+        b.init_state(0, &ModelLayout::any(&shapes)).unwrap();
         b.load_state(&a.state()).unwrap();
         let ua = a
             .step(std::slice::from_ref(&p), std::slice::from_ref(&g), &ctx)

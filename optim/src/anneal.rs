@@ -31,11 +31,11 @@
 //!   and the patience rule ends the run at most 50 epochs after it settles.
 //!
 //! Tensor roles (which tensor is the first layer's weight and bias) come
-//! from the shapes ([`TaskLayout`]); the per-track settings come from the
-//! depth they reveal.
+//! from the model's layout ([`ModelLayout`], passed by the training loop);
+//! the per-track settings come from its depth.
 
 use crate::adam::ClippedAdam;
-use crate::groups::{Role, TaskLayout};
+use crate::layout::{ModelLayout, Role};
 use crate::modern::{adan, load_f64, save_f64};
 use crate::{hp, HpSpec, HyperParams, OptimizerInfo, OptimizerState, StepContext, TaskOptimizer};
 use ferrograd_engine::storage::CpuSlice;
@@ -196,6 +196,8 @@ pub struct Anneal {
     config: AnnealConfig,
     direction: Box<dyn TaskOptimizer>,
     roles: Vec<Role>,
+    /// The model's number of Linear layers (0 when its layout has no roles).
+    linear_layers: usize,
     clock: EpochClock,
     zeros: Vec<Tensor>,
     /// The updates of the last step, reused as the next step's buffers.
@@ -210,8 +212,8 @@ impl Anneal {
         Anneal::per_track(name, move |_| config)
     }
 
-    /// The configuration `choose(n_hidden)` for the track the shapes reveal
-    /// (for shapes that are not the task's model, `choose(0)`).
+    /// The configuration `choose(n_hidden)` for the model's number of
+    /// hidden layers (`choose(0)` for a model whose layout has no roles).
     pub fn per_track(name: &'static str, choose: impl Fn(usize) -> AnnealConfig + Send + 'static) -> Anneal {
         let config = choose(0);
         Anneal {
@@ -220,6 +222,7 @@ impl Anneal {
             config,
             direction: config.direction.build(),
             roles: Vec::new(),
+            linear_layers: 0,
             clock: EpochClock::new(),
             zeros: Vec::new(),
             scaled: Vec::new(),
@@ -234,7 +237,8 @@ impl Anneal {
 
     /// Whether the first step spreads the kinks of a first hidden layer.
     fn spreads_kinks(&self) -> bool {
-        self.config.spread > 0.0 && self.roles.len() >= 2 && self.roles[0] == Role::HiddenWeight
+        let first_is_hidden = self.linear_layers > 1 && self.roles.first() == Some(&Role::Weight(0));
+        self.config.spread > 0.0 && first_is_hidden && self.roles.get(1) == Some(&Role::Bias(0))
     }
 
     fn settled(&self, epoch: usize) -> bool {
@@ -356,19 +360,18 @@ impl TaskOptimizer for Anneal {
         self.name
     }
 
-    fn init_state(&mut self, seed: u64, param_shapes: &[Shape]) -> Result<()> {
-        let layout = TaskLayout::from_shapes(param_shapes).ok();
-        let n_hidden = layout.as_ref().map_or(0, |l| l.depth - 1);
-        self.config = (self.choose)(n_hidden);
-        self.roles = layout.map(|l| l.roles).unwrap_or_default();
+    fn init_state(&mut self, seed: u64, layout: &ModelLayout) -> Result<()> {
+        self.linear_layers = layout.linear_layers();
+        self.config = (self.choose)(self.linear_layers.saturating_sub(1));
+        self.roles = layout.roles().map(<[Role]>::to_vec).unwrap_or_default();
         if self.spreads_kinks() {
-            check_spreadable(&param_shapes[0], &param_shapes[1])?;
+            check_spreadable(&layout.shapes()[0], &layout.shapes()[1])?;
         }
         self.direction = self.config.direction.build();
         self.clock = EpochClock::new();
         self.zeros.clear();
-        self.shapes = param_shapes.to_vec();
-        self.direction.init_state(seed, param_shapes)
+        self.shapes = layout.shapes().to_vec();
+        self.direction.init_state(seed, layout)
     }
 
     fn query_at_params(&mut self, params: &[Tensor], ctx: &StepContext) -> Result<Option<Vec<Tensor>>> {
@@ -743,7 +746,7 @@ mod tests {
         config.settle = Some(3.0);
         let mut opt = Anneal::new("anneal", config);
         let shapes = task_shapes();
-        opt.init_state(0, &shapes).unwrap();
+        opt.init_state(0, &ModelLayout::task_model(&shapes).unwrap()).unwrap();
         let mut rng = Rng::new(7);
         let params: Vec<Tensor> = shapes
             .iter()
@@ -785,8 +788,10 @@ mod tests {
         let mut ours = Anneal::new("anneal", config);
         let mut theirs = adan(3e-3, 0.98, 0.92, 0.99, 1e-8, 0.0, false);
         let shapes = task_shapes();
-        ours.init_state(0, &shapes).unwrap();
-        theirs.init_state(0, &shapes).unwrap();
+        ours.init_state(0, &ModelLayout::task_model(&shapes).unwrap()).unwrap();
+        theirs
+            .init_state(0, &ModelLayout::task_model(&shapes).unwrap())
+            .unwrap();
         let mut rng = Rng::new(3);
         let params: Vec<Tensor> = shapes
             .iter()
@@ -855,9 +860,12 @@ mod tests {
         shapes[0] = [3, 2].into();
         let build = |h: HyperParams| (CATALOG[0].build)(&h).unwrap();
         let mut opt = build(HyperParams::defaults(&CATALOG[0]));
-        let err = opt.init_state(0, &shapes).unwrap_err().to_string();
+        let err = opt
+            .init_state(0, &ModelLayout::task_model(&shapes).unwrap())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("one input") && err.contains("spread=0"), "{err}");
         let mut opt = build(HyperParams::defaults(&CATALOG[0]).with("spread", 0.0).unwrap());
-        opt.init_state(0, &shapes).unwrap();
+        opt.init_state(0, &ModelLayout::task_model(&shapes).unwrap()).unwrap();
     }
 }

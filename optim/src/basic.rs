@@ -439,6 +439,7 @@ pub(crate) fn adam_tensor_ops(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::layout::ModelLayout;
     use crate::schedule::Constant;
     use crate::transform::ChainOptimizer;
     use crate::{chain, StepContext, TaskOptimizer};
@@ -494,7 +495,7 @@ mod tests {
         let mut p = t(&[1.0, -3.7, 0.1234567, 1e-300, 12345.678]);
         let zero = p.zeros_like();
         let mut opt = adamw(wd, lr);
-        opt.init_state(0, &[Shape::new([5])]).unwrap();
+        opt.init_state(0, &ModelLayout::any(&[Shape::new([5])])).unwrap();
         for _ in 0..5 {
             let u = opt
                 .step(std::slice::from_ref(&p), std::slice::from_ref(&zero), &ctx)
@@ -508,8 +509,8 @@ mod tests {
 
         let g = t(&[0.3, -2.0, 0.0, 1e-3, -7.0]);
         let (mut with, mut without) = (adamw(wd, lr), adamw(0.0, lr));
-        with.init_state(0, &[Shape::new([5])]).unwrap();
-        without.init_state(0, &[Shape::new([5])]).unwrap();
+        with.init_state(0, &ModelLayout::any(&[Shape::new([5])])).unwrap();
+        without.init_state(0, &ModelLayout::any(&[Shape::new([5])])).unwrap();
         for _ in 0..3 {
             let uw = with
                 .step(std::slice::from_ref(&p), std::slice::from_ref(&g), &ctx)
@@ -588,7 +589,7 @@ mod tests {
                 ScaleByLr::new(Constant(lr))
             ],
         );
-        opt.init_state(0, &[Shape::new([2])]).unwrap();
+        opt.init_state(0, &ModelLayout::any(&[Shape::new([2])])).unwrap();
         let p = t(&[100.0, 0.01]);
         let u = opt
             .step(std::slice::from_ref(&p), &[p.zeros_like()], &StepContext::default())

@@ -102,6 +102,7 @@ pub fn lookup(name: &str) -> Result<&'static OptimizerInfo> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::layout::ModelLayout;
     use crate::HpDomain;
 
     #[test]
@@ -167,7 +168,7 @@ mod tests {
             let info = lookup(DEFAULT).unwrap();
             let mut opt = (info.build)(&HyperParams::defaults(info)).unwrap();
             assert_eq!(opt.name(), "clipped_adam");
-            opt.init_state(0, &[Shape::new([1])]).unwrap();
+            opt.init_state(0, &ModelLayout::any(&[Shape::new([1])])).unwrap();
             let p = [Tensor::from_vec(vec![0.0f64], [1]).unwrap()];
             let ctx = crate::StepContext::default();
             opt.step(&p, &[Tensor::from_vec(vec![1.0f64], [1]).unwrap()], &ctx)
@@ -188,7 +189,7 @@ mod tests {
         let torch = |g2: f64| {
             let info = lookup("adam").unwrap();
             let mut opt = (info.build)(&HyperParams::defaults(info)).unwrap();
-            opt.init_state(0, &[Shape::new([1])]).unwrap();
+            opt.init_state(0, &ModelLayout::any(&[Shape::new([1])])).unwrap();
             let p = [Tensor::from_vec(vec![0.0f64], [1]).unwrap()];
             let ctx = crate::StepContext::default();
             opt.step(&p, &[Tensor::from_vec(vec![1.0f64], [1]).unwrap()], &ctx)

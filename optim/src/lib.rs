@@ -1,18 +1,19 @@
 //! # ferrograd-optim
 //!
 //! Optimizers for ferrograd, behind the interface of the benchmark task
-//! (`docs/task.md` section 3): an optimizer is told the parameter shapes once
-//! ([`TaskOptimizer::init_state`]), may ask for the gradient at other
+//! (`docs/task.md` section 3): an optimizer is told the model's tensors once
+//! (their shapes, and what the training loop knows of them: a
+//! [`ModelLayout`], to [`TaskOptimizer::init_state`]), may ask for the gradient at other
 //! parameters ([`TaskOptimizer::query_at_params`]), and returns one
 //! *additive* update per tensor ([`TaskOptimizer::step`]).
 //!
 //! ```
 //! use ferrograd_engine::{DType, Shape, Tensor};
-//! use ferrograd_optim::{catalog, HyperParams, StepContext};
+//! use ferrograd_optim::{catalog, HyperParams, ModelLayout, StepContext};
 //!
 //! let info = catalog::find("adam").unwrap();
 //! let mut adam = (info.build)(&HyperParams::defaults(info).with("lr", 0.1)?)?;
-//! adam.init_state(0, &[Shape::new([2])])?;
+//! adam.init_state(0, &ModelLayout::any(&[Shape::new([2])]))?;
 //! let params = [Tensor::from_vec(vec![1.0f32, -1.0], [2])?];
 //! let grads = [Tensor::from_vec(vec![0.5f32, -0.5], [2])?];
 //! let updates = adam.step(&params, &grads, &StepContext::default())?;
@@ -29,6 +30,7 @@ pub mod basic;
 pub mod catalog;
 pub mod groups;
 mod hyper;
+pub mod layout;
 pub mod modern;
 pub mod schedule;
 pub mod second_order;
@@ -40,6 +42,7 @@ pub mod wrappers;
 
 pub use catalog::OptimizerInfo;
 pub use hyper::{hp, HpDomain, HpSpec, HyperParams};
+pub use layout::{ModelLayout, Role};
 pub use state::{OptimizerState, MAX_STEPS};
 
 use ferrograd_engine::{Result, Shape, Tensor};
@@ -70,8 +73,10 @@ pub trait TaskOptimizer: Send {
     /// The optimizer's catalog name.
     fn name(&self) -> &str;
 
-    /// Prepares state for tensors of these shapes. Called once before training.
-    fn init_state(&mut self, seed: u64, param_shapes: &[Shape]) -> Result<()>;
+    /// Prepares state for the model's tensors: their shapes, and what the
+    /// training loop knows about them (roles, which are trained; see
+    /// [`ModelLayout`]). Called once before training.
+    fn init_state(&mut self, seed: u64, layout: &ModelLayout) -> Result<()>;
 
     /// Parameters at which to evaluate the next gradient instead of the
     /// current ones (look-ahead, SAM, Hessian probes); `None` means the

@@ -7,6 +7,7 @@
 //! every algorithm is a short list of familiar pieces. [`ChainOptimizer`]
 //! turns a chain into a [`TaskOptimizer`] for `ferrograd train`.
 
+use crate::layout::ModelLayout;
 use crate::{check_step, OptimizerState, StepContext, TaskOptimizer};
 use ferrograd_engine::{Error, Result, Shape, Tensor};
 
@@ -24,7 +25,7 @@ pub struct StepInfo<'a> {
 /// One stage of an optimizer: maps updates to updates, keeping its own state.
 pub trait Transform: Send {
     /// Prepares state for parameters of these shapes.
-    fn init(&mut self, _shapes: &[Shape]) -> Result<()> {
+    fn init(&mut self, _layout: &ModelLayout) -> Result<()> {
         Ok(())
     }
 
@@ -69,8 +70,8 @@ macro_rules! chain {
 }
 
 impl Transform for Chain {
-    fn init(&mut self, shapes: &[Shape]) -> Result<()> {
-        self.stages.iter_mut().try_for_each(|s| s.init(shapes))
+    fn init(&mut self, layout: &ModelLayout) -> Result<()> {
+        self.stages.iter_mut().try_for_each(|s| s.init(layout))
     }
 
     fn update(&mut self, mut updates: Vec<Tensor>, info: &StepInfo<'_>) -> Result<Vec<Tensor>> {
@@ -216,10 +217,10 @@ impl TaskOptimizer for ChainOptimizer {
         &self.name
     }
 
-    fn init_state(&mut self, _seed: u64, param_shapes: &[Shape]) -> Result<()> {
-        self.shapes = param_shapes.to_vec();
+    fn init_state(&mut self, _seed: u64, layout: &ModelLayout) -> Result<()> {
+        self.shapes = layout.shapes().to_vec();
         self.count = 0;
-        self.chain.init(param_shapes)
+        self.chain.init(layout)
     }
 
     fn step(&mut self, params: &[Tensor], grads: &[Tensor], ctx: &StepContext) -> Result<Vec<Tensor>> {

@@ -25,6 +25,7 @@
 //! Rosenbrock).
 
 use ferrograd_engine::{Shape, Tensor};
+use ferrograd_optim::ModelLayout;
 use ferrograd_optim::{catalog, torch_family, HyperParams, StepContext};
 
 /// One optimizer's settings on one problem.
@@ -139,7 +140,7 @@ fn run(
     }
     let mut opt = (info.build)(&h).unwrap();
     let n = x0.len();
-    opt.init_state(0, &[Shape::new([n])]).unwrap();
+    opt.init_state(0, &ModelLayout::any(&[Shape::new([n])])).unwrap();
     let mut x = x0.to_vec();
     let mut first = None;
     for step in 0..steps {

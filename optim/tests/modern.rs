@@ -8,6 +8,7 @@
 //! `step`, and `param += update`.
 
 use ferrograd_engine::{DType, Result, Shape, Tensor};
+use ferrograd_optim::ModelLayout;
 use ferrograd_optim::{catalog, HyperParams, StepContext, TaskOptimizer};
 
 // ----- helpers ---------------------------------------------------------------
@@ -51,7 +52,7 @@ fn train_step(
 }
 
 fn drive(opt: &mut dyn TaskOptimizer, params: &mut [Tensor], grad: &dyn Fn(&[Tensor]) -> Vec<Tensor>, steps: usize) {
-    opt.init_state(0, &shapes(params)).unwrap();
+    opt.init_state(0, &ModelLayout::any(&shapes(params))).unwrap();
     for _ in 0..steps {
         train_step(opt, params, grad).unwrap();
     }
@@ -126,7 +127,7 @@ fn check_fixed_grads(
     grads: &[Vec<Vec<f64>>],
     expected: &[Vec<Vec<f64>>],
 ) {
-    opt.init_state(0, &shapes(params)).unwrap();
+    opt.init_state(0, &ModelLayout::any(&shapes(params))).unwrap();
     for (t, (g, want)) in grads.iter().zip(expected).enumerate() {
         let g: Vec<Tensor> = g
             .iter()
@@ -348,7 +349,7 @@ fn check_schedule_free(adam: bool, hold_y: bool) {
         )
     };
     let mut params = vec![vec64(&p0)];
-    opt.init_state(0, &shapes(&params)).unwrap();
+    opt.init_state(0, &ModelLayout::any(&shapes(&params))).unwrap();
     let grad = |q: &[Tensor]| -> Vec<Tensor> {
         let g: Vec<f64> = q[0].to_vec::<f64>().iter().zip(a).map(|(y, a)| a * y).collect();
         vec![vec64(&g)]
@@ -696,7 +697,7 @@ pub fn round_trip(name: &str, hps: &[(&str, f64)], k: usize) {
     let mut params = mixed_start();
     drive(a.as_mut(), &mut params, &mixed_grad, k);
     let mut b = build(name, hps);
-    b.init_state(0, &shapes(&params)).unwrap();
+    b.init_state(0, &ModelLayout::any(&shapes(&params))).unwrap();
     b.load_state(&a.state()).unwrap();
     let mut pb = params.clone();
     for t in 0..5 {

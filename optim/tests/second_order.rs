@@ -7,6 +7,7 @@
 
 use ferrograd_engine::{Result, Rng, Shape, Tensor};
 use ferrograd_optim::second_order::{hutchinson_diagonal, rademacher};
+use ferrograd_optim::ModelLayout;
 use ferrograd_optim::{catalog, Curvature, HyperParams, StepContext, TaskOptimizer};
 
 // ----- problems with exact Hessians -------------------------------------------
@@ -121,7 +122,8 @@ fn step(opt: &mut dyn TaskOptimizer, x: &mut [f64], problem: &Problem) -> usize 
 
 /// Runs `steps` steps from `start`; returns the iterates after each step.
 fn run(opt: &mut dyn TaskOptimizer, start: &[f64], problem: &Problem, steps: usize) -> Vec<Vec<f64>> {
-    opt.init_state(0, &[Shape::new([start.len()])]).unwrap();
+    opt.init_state(0, &ModelLayout::any(&[Shape::new([start.len()])]))
+        .unwrap();
     let mut x = start.to_vec();
     (0..steps)
         .map(|_| {
@@ -254,7 +256,7 @@ fn newton_cg_solves_a_convex_quadratic_in_one_step() {
         "newton_cg",
         &[("damping", 0.0), ("max_norm", 0.0), ("cg_iters", 4.0), ("tol", 0.0)],
     );
-    opt.init_state(0, &[Shape::new([4])]).unwrap();
+    opt.init_state(0, &ModelLayout::any(&[Shape::new([4])])).unwrap();
     let mut x = vec![0.0; 4];
     let products = step(opt.as_mut(), &mut x, &problem);
     assert!(products <= 4, "{products} hvps for 4 unknowns");
@@ -271,7 +273,7 @@ fn newton_cg_falls_back_to_steepest_descent_along_negative_curvature() {
         hvp: |_, v| vec![2.0 * v[0], -6.0 * v[1]],
     };
     let mut opt = build("newton_cg", &[("damping", 0.0), ("max_norm", 0.0), ("lr", 0.1)]);
-    opt.init_state(0, &[Shape::new([2])]).unwrap();
+    opt.init_state(0, &ModelLayout::any(&[Shape::new([2])])).unwrap();
     let mut x = vec![1.0, 1.0];
     step(opt.as_mut(), &mut x, &saddle);
     assert_close(
@@ -287,7 +289,7 @@ fn newton_cg_falls_back_to_steepest_descent_along_negative_curvature() {
 fn newton_cg_caps_the_step_norm() {
     let problem = coupled_quadratic();
     let mut opt = build("newton_cg", &[("max_norm", 0.5), ("damping", 0.0)]);
-    opt.init_state(0, &[Shape::new([4])]).unwrap();
+    opt.init_state(0, &ModelLayout::any(&[Shape::new([4])])).unwrap();
     let mut x = vec![0.0; 4];
     step(opt.as_mut(), &mut x, &problem);
     let norm = x.iter().map(|v| v * v).sum::<f64>().sqrt();
@@ -349,7 +351,7 @@ fn a_saved_state_continues_bit_for_bit() {
         let mut first = build(name, hps);
         let halfway = run(first.as_mut(), &start, &problem, 3).pop().unwrap();
         let mut resumed = build(name, hps);
-        resumed.init_state(0, &[Shape::new([4])]).unwrap();
+        resumed.init_state(0, &ModelLayout::any(&[Shape::new([4])])).unwrap();
         resumed.load_state(&first.state()).unwrap();
         let mut x = halfway;
         for _ in 0..3 {
@@ -364,7 +366,7 @@ fn stepping_without_curvature_says_what_to_do() {
     for name in ["sophia", "adahessian", "newton_cg"] {
         let mut opt = build(name, &[]);
         assert!(opt.uses_curvature());
-        opt.init_state(0, &[Shape::new([2])]).unwrap();
+        opt.init_state(0, &ModelLayout::any(&[Shape::new([2])])).unwrap();
         let err = opt
             .step(&[vec64(&[1.0, 2.0])], &[vec64(&[0.1, 0.2])], &StepContext::default())
             .unwrap_err()

@@ -5,6 +5,7 @@
 //! counter, loaded or declared, makes a step run for ever.
 
 use ferrograd_engine::{DType, Result, Shape, Tensor};
+use ferrograd_optim::ModelLayout;
 use ferrograd_optim::{catalog, Curvature, HyperParams, OptimizerState, StepContext, TaskOptimizer, MAX_STEPS};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
@@ -29,7 +30,7 @@ impl Curvature for Quadratic {
 fn fresh(name: &str) -> Box<dyn TaskOptimizer> {
     let info = catalog::lookup(name).unwrap();
     let mut opt = (info.build)(&HyperParams::defaults(info)).unwrap();
-    opt.init_state(7, &shapes()).unwrap();
+    opt.init_state(7, &ModelLayout::task_model(&shapes()).unwrap()).unwrap();
     opt
 }
 

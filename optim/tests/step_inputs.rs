@@ -4,6 +4,7 @@
 //! wrong, never a panic or a silently mixed-dtype update.
 
 use ferrograd_engine::{DType, Shape, Tensor};
+use ferrograd_optim::ModelLayout;
 use ferrograd_optim::{catalog, HyperParams, StepContext};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -26,7 +27,7 @@ fn tensors(dtype: DType, value: f64) -> Vec<Tensor> {
 fn refuses(name: &str, params: &[Tensor], grads: &[Tensor], word: &str) -> Result<(), String> {
     let info = catalog::lookup(name).unwrap();
     let mut opt = (info.build)(&HyperParams::defaults(info)).unwrap();
-    opt.init_state(0, &shapes()).unwrap();
+    opt.init_state(0, &ModelLayout::task_model(&shapes()).unwrap()).unwrap();
     let ctx = StepContext::default();
     match catch_unwind(AssertUnwindSafe(|| opt.step(params, grads, &ctx))) {
         Err(_) => Err(format!("{name}: panicked")),

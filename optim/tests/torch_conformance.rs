@@ -25,6 +25,7 @@
 //! Run with `--nocapture` to see the largest relative error per fixture.
 
 use ferrograd_engine::{Shape, Tensor};
+use ferrograd_optim::ModelLayout;
 use ferrograd_optim::{catalog, HyperParams, StepContext};
 use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -106,7 +107,7 @@ fn replay(name: &str, fixture: &Fixture) -> f64 {
     }
     let mut opt = (info.build)(&hp).unwrap();
     let shapes: Vec<Shape> = fixture.shapes.iter().map(|s| Shape::new(s.clone())).collect();
-    opt.init_state(0, &shapes).unwrap();
+    opt.init_state(0, &ModelLayout::any(&shapes)).unwrap();
 
     let mut params = fixture.initial.clone();
     let mut records = fixture.trajectory.iter().peekable();

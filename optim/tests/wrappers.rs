@@ -6,6 +6,7 @@
 
 use ferrograd_engine::{Result, Shape, Tensor};
 use ferrograd_optim::wrappers::{Cautious, Ema, Lookahead, Sam};
+use ferrograd_optim::ModelLayout;
 use ferrograd_optim::{catalog, HyperParams, OptimizerState, StepContext, TaskOptimizer};
 use std::sync::{Arc, Mutex};
 
@@ -49,7 +50,7 @@ fn train_step(
 }
 
 fn drive(opt: &mut dyn TaskOptimizer, params: &mut [Tensor], grad: &dyn Fn(&[Tensor]) -> Vec<Tensor>, steps: usize) {
-    opt.init_state(0, &shapes(params)).unwrap();
+    opt.init_state(0, &ModelLayout::any(&shapes(params))).unwrap();
     for _ in 0..steps {
         train_step(opt, params, grad).unwrap();
     }
@@ -91,7 +92,7 @@ impl TaskOptimizer for Scripted {
     fn name(&self) -> &str {
         "scripted"
     }
-    fn init_state(&mut self, _: u64, _: &[Shape]) -> Result<()> {
+    fn init_state(&mut self, _: u64, _layout: &ModelLayout) -> Result<()> {
         self.t = 0;
         Ok(())
     }
@@ -139,7 +140,7 @@ fn lookahead_matches_the_paper() {
     let mut opt = Lookahead::new(sgd(lr), k, alpha);
     assert_eq!(opt.name(), "lookahead_sgd");
     let mut params = vec![vec64(&P3)];
-    opt.init_state(0, &shapes(&params)).unwrap();
+    opt.init_state(0, &ModelLayout::any(&shapes(&params))).unwrap();
     let (mut fast, mut slow) = (P3, P3);
     for t in 1..=7u64 {
         let mut next = [0.0; 3];
@@ -169,7 +170,7 @@ fn one_pass_sam_perturbs_along_the_previous_gradient() {
     let (lr, rho) = (0.1, 0.05);
     let mut opt = Sam::one_pass(sgd(lr), rho);
     let mut params = vec![vec64(&P3)];
-    opt.init_state(0, &shapes(&params)).unwrap();
+    opt.init_state(0, &ModelLayout::any(&shapes(&params))).unwrap();
     let mut p = P3;
     let mut prev: Option<[f64; 3]> = None;
     for t in 1..=4 {
@@ -201,7 +202,7 @@ fn two_pass_sam_is_exact_sam_over_two_steps() {
     let (lr, rho) = (0.1, 0.05);
     let mut opt = Sam::new(sgd(lr), rho);
     let mut params = vec![vec64(&P3)];
-    opt.init_state(0, &shapes(&params)).unwrap();
+    opt.init_state(0, &ModelLayout::any(&shapes(&params))).unwrap();
     let mut p = P3;
     for t in 1..=3 {
         // Ascent: the gradient at p, stored, and no move.
@@ -230,8 +231,8 @@ fn sam_perturbs_the_inner_optimizers_query_point() {
     let mut sam = Sam::one_pass(build("sf_sgd", &[("lr", 0.1), ("hold_y", 0.0)]), rho);
     let mut twin = build("sf_sgd", &[("lr", 0.1), ("hold_y", 0.0)]);
     let mut params = vec![vec64(&P3)];
-    sam.init_state(0, &shapes(&params)).unwrap();
-    twin.init_state(0, &shapes(&params)).unwrap();
+    sam.init_state(0, &ModelLayout::any(&shapes(&params))).unwrap();
+    twin.init_state(0, &ModelLayout::any(&shapes(&params))).unwrap();
     let ctx = StepContext::default();
     let mut prev: Option<Vec<f64>> = None;
     for _ in 0..4 {
@@ -268,7 +269,7 @@ fn cautious_keeps_only_coordinates_that_descend() {
     let mut opt = Cautious::new(inner);
     assert_eq!(opt.name(), "cautious_scripted");
     let mut params = vec![vec64(&[0.0; 4]), vec64(&[0.0; 2])];
-    opt.init_state(0, &shapes(&params)).unwrap();
+    opt.init_state(0, &ModelLayout::any(&shapes(&params))).unwrap();
     for (t, (u, g)) in updates.iter().zip(&grads).enumerate() {
         let gt: Vec<Tensor> = g.iter().map(|g| vec64(g)).collect();
         let (_, out) = train_step(&mut opt, &mut params, &|_| gt.clone()).unwrap();
@@ -287,7 +288,7 @@ fn cautious_keeps_only_coordinates_that_descend() {
     // tensor 1 keeps both (x 2/3).
     assert_eq!(seen.lock().unwrap().len(), 2);
     let mut again = Cautious::new(scripted(updates).0);
-    again.init_state(0, &shapes(&params)).unwrap();
+    again.init_state(0, &ModelLayout::any(&shapes(&params))).unwrap();
     let gt: Vec<Tensor> = grads[0].iter().map(|g| vec64(g)).collect();
     let out = again.step(&params, &gt, &StepContext::default()).unwrap();
     assert_close(&out[0], &[0.6, 0.0, 0.0, 0.0], "by hand");
@@ -328,7 +329,7 @@ fn ema_tracks_the_average_and_leaves_updates_alone() {
         let mut opt = Ema::new(inner, decay).with_warmup(warmup);
         assert_eq!(opt.name(), "ema_scripted");
         let mut params = vec![vec64(&P3)];
-        opt.init_state(0, &shapes(&params)).unwrap();
+        opt.init_state(0, &ModelLayout::any(&shapes(&params))).unwrap();
         let (raws, avgs) = ema_reference(&P3, &updates, decay, warmup);
         for t in 0..updates.len() {
             let (query, out) = train_step(&mut opt, &mut params, &grad3).unwrap();
@@ -346,7 +347,7 @@ fn ema_evaluating_the_average_holds_it_in_the_model() {
     let (inner, seen) = scripted(updates.iter().map(|u| vec![u.clone()]).collect());
     let mut opt = Ema::new(inner, 0.9).evaluating_average(true);
     let mut params = vec![vec64(&P3)];
-    opt.init_state(0, &shapes(&params)).unwrap();
+    opt.init_state(0, &ModelLayout::any(&shapes(&params))).unwrap();
     let (raws, avgs) = ema_reference(&P3, &updates, 0.9, true);
     for t in 0..updates.len() {
         let before = params[0].to_vec::<f64>();
@@ -498,7 +499,7 @@ fn round_trip(name: &str, hps: &[(&str, f64)], k: usize) {
     let mut pa = start;
     drive(a.as_mut(), &mut pa, &mixed_grad, k);
     let mut b = build(name, hps);
-    b.init_state(0, &shapes(&pa)).unwrap();
+    b.init_state(0, &ModelLayout::any(&shapes(&pa))).unwrap();
     b.load_state(&a.state()).unwrap();
     let mut pb = pa.clone();
     for t in 0..6 {
@@ -552,8 +553,8 @@ fn the_catalog_lists_the_pairs_with_finite_defaults() {
     );
     let mut adam = build("clipped_adam", &[("lr", 0.05), ("clip", 0.3)]);
     let (mut p1, mut p2) = (quad_start(), quad_start());
-    la.init_state(0, &shapes(&p1)).unwrap();
-    adam.init_state(0, &shapes(&p2)).unwrap();
+    la.init_state(0, &ModelLayout::any(&shapes(&p1))).unwrap();
+    adam.init_state(0, &ModelLayout::any(&shapes(&p2))).unwrap();
     for _ in 0..5 {
         let (_, u1) = train_step(la.as_mut(), &mut p1, &quad_grad).unwrap();
         let (_, u2) = train_step(adam.as_mut(), &mut p2, &quad_grad).unwrap();

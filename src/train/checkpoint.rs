@@ -16,21 +16,21 @@ use super::{EarlyStopping, Trainer};
 use crate::engine::{Rng, Tensor};
 use crate::error::{Error, Result};
 use crate::io::{load_safetensors, save_safetensors};
-use crate::nn::{Mlp, TensorRole};
+use crate::nn::{Mlp, Role};
 use crate::optim::OptimizerState;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 /// The PyTorch-style name of a model tensor.
-pub fn tensor_name(role: TensorRole) -> String {
+pub fn tensor_name(role: Role) -> String {
     match role {
-        TensorRole::Weight(i) => format!("linear.{i}.weight"),
-        TensorRole::Bias(i) => format!("linear.{i}.bias"),
-        TensorRole::BnScale(i) => format!("bn.{i}.weight"),
-        TensorRole::BnShift(i) => format!("bn.{i}.bias"),
-        TensorRole::RunningMean(i) => format!("bn.{i}.running_mean"),
-        TensorRole::RunningVar(i) => format!("bn.{i}.running_var"),
+        Role::Weight(i) => format!("linear.{i}.weight"),
+        Role::Bias(i) => format!("linear.{i}.bias"),
+        Role::BnScale(i) => format!("bn.{i}.weight"),
+        Role::BnShift(i) => format!("bn.{i}.bias"),
+        Role::RunningMean(i) => format!("bn.{i}.running_mean"),
+        Role::RunningVar(i) => format!("bn.{i}.running_var"),
     }
 }
 

@@ -507,8 +507,8 @@ mod tests {
             let role = m.role(i);
             let t = m.tensor(role);
             let (lo, hi) = match role {
-                crate::nn::TensorRole::RunningVar(_) => (0.5, 2.0),
-                crate::nn::TensorRole::Weight(_) => (-0.3, 0.3),
+                crate::nn::Role::RunningVar(_) => (0.5, 2.0),
+                crate::nn::Role::Weight(_) => (-0.3, 0.3),
                 _ => (-1.0, 1.0),
             };
             *m.tensor_mut(role) = Tensor::rand_uniform(t.shape().clone(), lo, hi, DType::F64, rng).unwrap();

@@ -370,7 +370,7 @@ impl Trainer {
         let mut init = Rng::derived(config.seed, streams::MODEL_INIT);
         let (input, output) = (data.train.inputs.dims()[1], data.train.targets.dims()[1]);
         let model = Mlp::task(input, output, config.n_hidden, config.dtype, &mut init)?;
-        optimizer.init_state(config.seed, &model.shapes())?;
+        optimizer.init_state(config.seed, &model.layout())?;
         let grads = model.tensors().iter().map(Tensor::zeros_like).collect();
         let device = config.device;
         let mut trainer = Trainer {

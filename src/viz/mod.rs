@@ -16,6 +16,7 @@ pub use functions::Function;
 
 use crate::autograd::{set_grad_enabled, Var};
 use crate::engine::{Error, Shape, Tensor};
+use crate::optim::ModelLayout;
 use crate::optim::{Curvature, StepContext, TaskOptimizer};
 use crate::race::grid::Entrant;
 use functions::point_tensor;
@@ -111,7 +112,9 @@ pub fn trajectory(
         source,
     };
     let mut optimizer = entrant.build().map_err(|e| VizError::Usage(e.to_string()))?;
-    optimizer.init_state(0, &[Shape::new([2])]).map_err(fail)?;
+    optimizer
+        .init_state(0, &ModelLayout::any(&[Shape::new([2])]))
+        .map_err(fail)?;
     let mut path = Trajectory {
         optimizer: entrant.optimizer.clone(),
         entrant: label.clone(),

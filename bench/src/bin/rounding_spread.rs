@@ -15,7 +15,7 @@
 //! ```
 
 use ferrograd::engine::{DType, Result};
-use ferrograd::nn::TensorRole;
+use ferrograd::nn::Role;
 use ferrograd::optim::{catalog, HyperParams};
 use ferrograd::train::{TaskConfig, Trainer};
 use std::fmt::Write as _;
@@ -78,7 +78,7 @@ fn moved_run(args: &Args) -> Result<(String, String)> {
         ..TaskConfig::default()
     };
     let mut trainer = Trainer::new(config, optimizer)?;
-    let weight = trainer.model.tensor_mut(TensorRole::Weight(0));
+    let weight = trainer.model.tensor_mut(Role::Weight(0));
     match args.dtype {
         DType::F64 => weight.update_in_place(|w: &mut [f64]| w.iter_mut().for_each(|x| *x *= 1.0 + args.rel))?,
         _ => weight.update_in_place(|w: &mut [f32]| w.iter_mut().for_each(|x| *x *= 1.0 + args.rel as f32))?,

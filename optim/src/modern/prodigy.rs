@@ -24,6 +24,7 @@
 //! d_coef 1, weight decay 0 (decoupled), no bias correction (the package
 //! leaves it off by default; the paper's Algorithm 3 has none either).
 
+use crate::layout::ModelLayout;
 use crate::modern::{load_f64, save_f64};
 use crate::transform::{ChainOptimizer, Slots, StepInfo, Transform};
 use crate::OptimizerState;
@@ -112,7 +113,7 @@ impl ProdigyUpdate {
 }
 
 impl Transform for ProdigyUpdate {
-    fn init(&mut self, _shapes: &[ferrograd_engine::Shape]) -> Result<()> {
+    fn init(&mut self, _layout: &ModelLayout) -> Result<()> {
         *self = ProdigyUpdate::new(self.config);
         Ok(())
     }

@@ -50,6 +50,7 @@
 //! betas (0.9, 0.999), eps 1e-8; weight decay 0, no warmup, `r = 0`,
 //! `weight_lr_power = 2`.
 
+use crate::layout::ModelLayout;
 use crate::modern::{load_f64, save_f64};
 use crate::transform::Slots;
 use crate::{check_step, OptimizerState, StepContext, TaskOptimizer};
@@ -177,8 +178,8 @@ impl TaskOptimizer for ScheduleFree {
         self.name
     }
 
-    fn init_state(&mut self, _seed: u64, param_shapes: &[Shape]) -> Result<()> {
-        self.shapes = param_shapes.to_vec();
+    fn init_state(&mut self, _seed: u64, layout: &ModelLayout) -> Result<()> {
+        self.shapes = layout.shapes().to_vec();
         self.k = 0;
         self.lr_max = -1.0;
         self.weight_sum = 0.0;

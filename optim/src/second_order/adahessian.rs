@@ -22,9 +22,10 @@
 
 use super::{needs_curvature, ProbeState};
 use crate::basic::ema;
+use crate::layout::ModelLayout;
 use crate::transform::Slots;
 use crate::{Curvature, OptimizerState, StepContext, TaskOptimizer};
-use ferrograd_engine::{Result, Shape, Tensor};
+use ferrograd_engine::{Result, Tensor};
 
 /// AdaHessian's hyperparameters (see the module docs).
 #[derive(Debug, Clone, PartialEq)]
@@ -60,7 +61,7 @@ impl AdaHessian {
     pub fn new(config: AdaHessianConfig) -> AdaHessian {
         AdaHessian {
             config,
-            probes: ProbeState::new(0, &[]),
+            probes: ProbeState::new(0, &ModelLayout::any(&[])),
             m: Slots::default(),
             v: Slots::default(),
             last_diagonal: Slots::default(),
@@ -91,8 +92,8 @@ impl TaskOptimizer for AdaHessian {
         "adahessian"
     }
 
-    fn init_state(&mut self, seed: u64, param_shapes: &[Shape]) -> Result<()> {
-        self.probes = ProbeState::new(seed, param_shapes);
+    fn init_state(&mut self, seed: u64, layout: &ModelLayout) -> Result<()> {
+        self.probes = ProbeState::new(seed, layout);
         self.m = Slots::default();
         self.v = Slots::default();
         self.last_diagonal = Slots::default();

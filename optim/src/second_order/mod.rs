@@ -33,19 +33,9 @@ pub use adahessian::{AdaHessian, AdaHessianConfig};
 pub use newton_cg::{NewtonCg, NewtonCgConfig};
 pub use sophia::{Sophia, SophiaConfig};
 
-use crate::groups::TaskLayout;
+use crate::layout::ModelLayout;
 use crate::{check_step, hp, Curvature, HpSpec, HyperParams, OptimizerInfo, OptimizerState};
 use ferrograd_engine::{Error, Result, Rng, Shape, Tensor};
-
-/// Which tensors curvature is probed on: for the task's model, the tensors
-/// the harness trains (not BatchNorm running statistics, not the frozen last
-/// layers); for any other list of shapes, all of them.
-pub fn probe_mask(shapes: &[Shape]) -> Vec<bool> {
-    match TaskLayout::from_shapes(shapes) {
-        Ok(layout) => layout.trained_mask(),
-        Err(_) => vec![true; shapes.len()],
-    }
-}
 
 /// One Rademacher vector: independent +1/-1 entries on the masked tensors,
 /// zeros elsewhere, each tensor shaped and typed like its parameter.
@@ -107,11 +97,13 @@ pub(crate) struct ProbeState {
 }
 
 impl ProbeState {
-    /// Fresh state for tensors of `shapes`, probes drawn from `seed`.
-    pub(crate) fn new(seed: u64, shapes: &[Shape]) -> ProbeState {
+    /// Fresh state for the model's tensors, probes drawn from `seed` and
+    /// placed on the tensors the training loop trains (not BatchNorm running
+    /// statistics, not frozen layers).
+    pub(crate) fn new(seed: u64, layout: &ModelLayout) -> ProbeState {
         ProbeState {
-            shapes: shapes.to_vec(),
-            mask: probe_mask(shapes),
+            shapes: layout.shapes().to_vec(),
+            mask: layout.trained().to_vec(),
             rng: Rng::derived(seed, PROBE_STREAM),
             count: 0,
         }
@@ -312,7 +304,7 @@ mod tests {
     }
 
     #[test]
-    fn probe_mask_skips_running_statistics_and_frozen_layers_of_the_task_model() {
+    fn probes_skip_the_running_statistics_and_frozen_layers_the_layout_names() {
         // Two hidden layers: W0 b0 W1 b1 W2 b2, then two BatchNorms of 4 tensors.
         let shapes: Vec<Shape> = vec![
             [3, 1].into(),
@@ -330,12 +322,15 @@ mod tests {
             [3].into(),
             [3].into(),
         ];
-        let mask = probe_mask(&shapes);
+        let mask = ProbeState::new(0, &ModelLayout::task_model(&shapes).unwrap()).mask;
         // Layers 1 and 2 (and BatchNorm 1) are frozen; running stats never train.
         let want = [
             true, true, false, false, false, false, true, true, false, false, false, false, false, false,
         ];
         assert_eq!(mask, want);
-        assert_eq!(probe_mask(&[[2].into()]), vec![true]);
+        assert_eq!(ProbeState::new(0, &ModelLayout::any(&[[2].into()])).mask, vec![true]);
+        // Any model: the loop's trained flags decide, whatever the shapes.
+        let frozen_bias = ModelLayout::new(vec![[2, 2].into(), [2].into()], None, vec![true, false]).unwrap();
+        assert_eq!(ProbeState::new(0, &frozen_bias).mask, vec![true, false]);
     }
 }

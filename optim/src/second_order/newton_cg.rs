@@ -23,7 +23,8 @@
 //! small problems; on the task's MLP it shows what exact-curvature steps buy
 //! per epoch, not per second.
 
-use super::{needs_curvature, probe_mask};
+use super::needs_curvature;
+use crate::layout::ModelLayout;
 use crate::{check_step, Curvature, OptimizerState, StepContext, TaskOptimizer};
 use ferrograd_engine::{Result, Shape, Tensor};
 
@@ -141,9 +142,9 @@ impl TaskOptimizer for NewtonCg {
         "newton_cg"
     }
 
-    fn init_state(&mut self, _seed: u64, param_shapes: &[Shape]) -> Result<()> {
-        self.shapes = param_shapes.to_vec();
-        self.mask = probe_mask(param_shapes);
+    fn init_state(&mut self, _seed: u64, layout: &ModelLayout) -> Result<()> {
+        self.shapes = layout.shapes().to_vec();
+        self.mask = layout.trained().to_vec();
         self.count = 0;
         Ok(())
     }

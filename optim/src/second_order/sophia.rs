@@ -21,15 +21,16 @@
 //! `gamma = 0.01`; the learning rate (1e-3) and weight decay (0) are this
 //! task's, since the paper's were tuned for GPT-2 pre-training. The ratio
 //! `m / h` does not change when the loss is scaled (the task's loss is a sum
-//! over the batch), so `rho` means the same here as there. Tensors outside
-//! [`probe_mask`](super::probe_mask) (running statistics, frozen layers) get
-//! zero updates.
+//! over the batch), so `rho` means the same here as there. Tensors the
+//! layout marks untrained (running statistics, frozen layers) get zero
+//! updates.
 
 use super::{needs_curvature, ProbeState};
 use crate::basic::ema;
+use crate::layout::ModelLayout;
 use crate::transform::Slots;
 use crate::{Curvature, OptimizerState, StepContext, TaskOptimizer};
-use ferrograd_engine::{Result, Shape, Tensor};
+use ferrograd_engine::{Result, Tensor};
 
 /// Sophia's hyperparameters (see the module docs).
 #[derive(Debug, Clone, PartialEq)]
@@ -64,7 +65,7 @@ impl Sophia {
     pub fn new(config: SophiaConfig) -> Sophia {
         Sophia {
             config,
-            probes: ProbeState::new(0, &[]),
+            probes: ProbeState::new(0, &ModelLayout::any(&[])),
             m: Slots::default(),
             h: Slots::default(),
         }
@@ -100,8 +101,8 @@ impl TaskOptimizer for Sophia {
         "sophia"
     }
 
-    fn init_state(&mut self, seed: u64, param_shapes: &[Shape]) -> Result<()> {
-        self.probes = ProbeState::new(seed, param_shapes);
+    fn init_state(&mut self, seed: u64, layout: &ModelLayout) -> Result<()> {
+        self.probes = ProbeState::new(seed, layout);
         self.m = Slots::default();
         self.h = Slots::default();
         Ok(())

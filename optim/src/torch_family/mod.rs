@@ -418,6 +418,7 @@ pub const CATALOG: &[OptimizerInfo] = &[
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::layout::ModelLayout;
     use crate::{StepContext, TaskOptimizer};
     use ferrograd_engine::{Shape, Tensor};
 
@@ -453,12 +454,12 @@ mod tests {
                 _ => overrides,
             };
             let mut a = build(info.name, extra).unwrap();
-            a.init_state(0, &shapes).unwrap();
+            a.init_state(0, &ModelLayout::any(&shapes)).unwrap();
             for k in 0..3 {
                 a.step(std::slice::from_ref(&p), &[grad(k as f64)], &ctx).unwrap();
             }
             let mut b = build(info.name, extra).unwrap();
-            b.init_state(0, &shapes).unwrap();
+            b.init_state(0, &ModelLayout::any(&shapes)).unwrap();
             b.load_state(&a.state()).unwrap();
             let ua = a.step(std::slice::from_ref(&p), &[grad(3.0)], &ctx).unwrap();
             let ub = b.step(std::slice::from_ref(&p), &[grad(3.0)], &ctx).unwrap();

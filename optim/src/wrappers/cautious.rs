@@ -17,8 +17,9 @@
 //! Unlike C-AdamW, which applies weight decay outside the mask, this wrapper
 //! masks the inner update as a whole, decay included. No hyperparameters.
 
+use crate::layout::ModelLayout;
 use crate::{OptimizerState, StepContext, TaskOptimizer};
-use ferrograd_engine::{Result, Shape, Tensor};
+use ferrograd_engine::{Result, Tensor};
 
 /// Cautious masking around any optimizer; see the [module docs](self).
 pub struct Cautious {
@@ -57,8 +58,8 @@ impl TaskOptimizer for Cautious {
         &self.name
     }
 
-    fn init_state(&mut self, seed: u64, param_shapes: &[Shape]) -> Result<()> {
-        self.inner.init_state(seed, param_shapes)
+    fn init_state(&mut self, seed: u64, layout: &ModelLayout) -> Result<()> {
+        self.inner.init_state(seed, layout)
     }
 
     fn query_at_params(&mut self, params: &[Tensor], ctx: &StepContext) -> Result<Option<Vec<Tensor>>> {

@@ -33,6 +33,7 @@
 
 use super::{check_own, inner_refused, nest, unnest};
 use crate::basic::ema;
+use crate::layout::ModelLayout;
 use crate::transform::Slots;
 use crate::{OptimizerState, StepContext, TaskOptimizer};
 use ferrograd_engine::{Result, Shape, Tensor};
@@ -132,12 +133,12 @@ impl TaskOptimizer for Ema {
         &self.name
     }
 
-    fn init_state(&mut self, seed: u64, param_shapes: &[Shape]) -> Result<()> {
+    fn init_state(&mut self, seed: u64, layout: &ModelLayout) -> Result<()> {
         self.count = 0;
         self.average = Slots::default();
         self.raw = Slots::default();
-        self.shapes = param_shapes.to_vec();
-        self.inner.init_state(seed, param_shapes)
+        self.shapes = layout.shapes().to_vec();
+        self.inner.init_state(seed, layout)
     }
 
     fn query_at_params(&mut self, params: &[Tensor], ctx: &StepContext) -> Result<Option<Vec<Tensor>>> {

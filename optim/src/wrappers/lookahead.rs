@@ -20,6 +20,7 @@
 //! Defaults: k = 5, alpha = 0.5.
 
 use super::{check_own, inner_refused, nest, unnest};
+use crate::layout::ModelLayout;
 use crate::transform::Slots;
 use crate::{OptimizerState, StepContext, TaskOptimizer};
 use ferrograd_engine::{Result, Shape, Tensor};
@@ -71,11 +72,11 @@ impl TaskOptimizer for Lookahead {
         &self.name
     }
 
-    fn init_state(&mut self, seed: u64, param_shapes: &[Shape]) -> Result<()> {
+    fn init_state(&mut self, seed: u64, layout: &ModelLayout) -> Result<()> {
         self.count = 0;
         self.slow = Slots::default();
-        self.shapes = param_shapes.to_vec();
-        self.inner.init_state(seed, param_shapes)
+        self.shapes = layout.shapes().to_vec();
+        self.inner.init_state(seed, layout)
     }
 
     fn query_at_params(&mut self, params: &[Tensor], ctx: &StepContext) -> Result<Option<Vec<Tensor>>> {

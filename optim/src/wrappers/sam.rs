@@ -39,6 +39,7 @@
 
 use super::{check_own, inner_refused, nest, unnest};
 use crate::basic::global_norm;
+use crate::layout::ModelLayout;
 use crate::transform::Slots;
 use crate::{check_step, OptimizerState, StepContext, TaskOptimizer};
 use ferrograd_engine::{Result, Shape, Tensor};
@@ -107,11 +108,11 @@ impl TaskOptimizer for Sam {
         &self.name
     }
 
-    fn init_state(&mut self, seed: u64, param_shapes: &[Shape]) -> Result<()> {
+    fn init_state(&mut self, seed: u64, layout: &ModelLayout) -> Result<()> {
         self.count = 0;
         self.ascent = Slots::default();
-        self.shapes = param_shapes.to_vec();
-        self.inner.init_state(seed, param_shapes)
+        self.shapes = layout.shapes().to_vec();
+        self.inner.init_state(seed, layout)
     }
 
     fn query_at_params(&mut self, params: &[Tensor], ctx: &StepContext) -> Result<Option<Vec<Tensor>>> {

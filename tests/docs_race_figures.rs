@@ -8,9 +8,11 @@
 //! rewrites the generated parts.
 #![cfg(feature = "cli")]
 
-use ferrograd::race::record::{read_records, RunRecord};
+mod common;
+
+use common::{check_or_update, quoted_report, race_report_output, read_page, records};
+use ferrograd::race::record::RunRecord;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 
 /// The page whose figures are generated.
 const PAGE: &str = "docs/optimizers.md";
@@ -28,13 +30,6 @@ const QUOTED_RACE: &str = "docs/img/race-sgd-adam/race.jsonl";
 const TRACKS: [usize; 2] = [4, 10];
 /// The header line of the generated table.
 const TABLE_HEADER: &str = "| optimizer | track 4 median (epochs) | track 10 median (epochs) |";
-/// Set to rewrite the page instead of checking it.
-const UPDATE_ENV: &str = "FERROGRAD_UPDATE_DOCS";
-
-fn repo_file(relative: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
-}
-
 /// The median of an odd number of values, or the mean of the middle two.
 fn median(mut values: Vec<i64>) -> i64 {
     values.sort_unstable();
@@ -82,13 +77,6 @@ impl Figure {
     fn cell(self) -> String {
         format!("{} ({})", thousands(self.quality), self.epochs)
     }
-}
-
-/// The runs of a committed results file.
-fn records(relative: &str) -> Vec<RunRecord> {
-    read_records(&repo_file(relative))
-        .expect("the committed race reads")
-        .records
 }
 
 /// The runs of each (entrant, track).
@@ -248,46 +236,16 @@ fn regenerated(page: &str, figures: &BTreeMap<String, BTreeMap<usize, Figure>>) 
 
 #[test]
 fn the_optimizer_pages_race_figures_match_the_committed_race() {
-    let path = repo_file(PAGE);
-    let page = std::fs::read_to_string(&path).unwrap();
-    let expected = regenerated(&page, &figures());
-    if std::env::var_os(UPDATE_ENV).is_some() {
-        std::fs::write(&path, &expected).unwrap();
-        return;
-    }
-    let stale: Vec<&str> = page.lines().filter(|l| !expected.lines().any(|e| e == *l)).collect();
-    let fresh: Vec<&str> = expected.lines().filter(|l| !page.lines().any(|p| p == *l)).collect();
-    assert!(
-        page == expected,
-        "{PAGE} disagrees with {RACE} (run `bash scripts/docs-race-figures.sh`):\n\
-         on the page:\n  {}\nfrom the race:\n  {}",
-        stale.join("\n  "),
-        fresh.join("\n  ")
-    );
-}
-
-/// The page's quoted report: the ```text block that starts with a track
-/// heading.
-fn quoted_report(page: &str) -> Vec<&str> {
-    let start = page
-        .find("```text\ntrack n_hidden=")
-        .expect("the page quotes a race report")
-        + "```text\n".len();
-    let end = start + page[start..].find("```").expect("the block ends");
-    page[start..end].lines().collect()
+    let page = read_page(PAGE);
+    let sources = format!("{RACE} and {SECOND_ORDER_RACE}");
+    check_or_update(PAGE, &sources, &regenerated(&page, &figures()));
 }
 
 #[test]
 fn the_quoted_race_report_is_what_the_report_command_prints() {
-    let page = std::fs::read_to_string(repo_file(PAGE)).unwrap();
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_ferrograd"))
-        .args(["race", "report"])
-        .arg(repo_file(QUOTED_RACE))
-        .output()
-        .expect("ferrograd runs");
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    let printed = String::from_utf8_lossy(&output.stdout).into_owned();
-    let quoted = quoted_report(&page);
+    let page = read_page(PAGE);
+    let printed = race_report_output(&[QUOTED_RACE]);
+    let quoted = quoted_report(&page, 0);
     assert!(quoted.len() >= 5, "{quoted:?}");
     for line in quoted {
         assert!(
@@ -299,7 +257,7 @@ fn the_quoted_race_report_is_what_the_report_command_prints() {
 
 #[test]
 fn the_generated_table_covers_every_entrant_of_the_race() {
-    let page = std::fs::read_to_string(repo_file(PAGE)).unwrap();
+    let page = read_page(PAGE);
     for name in figures().keys() {
         assert!(
             page.contains(&format!("| {name} | ")),

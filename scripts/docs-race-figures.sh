@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
-# Rewrites the race figures of docs/optimizers.md from the committed results:
-# the all-defaults table and every optimizer's "Race:" line from
-# bench/races/all-defaults/race.jsonl, and the second-order table from
-# bench/races/second-order/race.jsonl. tests/docs_race_figures.rs computes
-# the same figures and fails when the page and the files disagree (it also
-# checks the quoted `ferrograd race report` block, which this does not
-# rewrite: paste the command's output); this runs it in its writing mode.
+# Rewrites the race figures of the docs from the committed results:
+# - docs/optimizers.md: the all-defaults table and every optimizer's "Race:"
+#   line from bench/races/all-defaults/race.jsonl, and the second-order
+#   table from bench/races/second-order/race.jsonl (tests/docs_race_figures.rs;
+#   its quoted `ferrograd race report` block is checked, not rewritten:
+#   paste the command's output);
+# - docs/champion.md: every table and both quoted reports from
+#   bench/races/champion/ (tests/docs_champion_figures.rs);
+# Each test computes the same figures and fails when a page and the files
+# disagree; this runs them in their writing mode. Figures quoted in prose
+# are checked by the same tests but not rewritten: fix the sentence.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-FERROGRAD_UPDATE_DOCS=1 cargo test --quiet --test docs_race_figures the_optimizer_pages_race_figures
-git --no-pager diff --stat -- docs/optimizers.md
+export FERROGRAD_UPDATE_DOCS=1
+cargo test --quiet --test docs_race_figures the_optimizer_pages_race_figures
+cargo test --quiet --test docs_champion_figures the_champion_pages_tables_and_reports
+git --no-pager diff --stat -- docs/optimizers.md docs/champion.md

@@ -26,7 +26,7 @@ use common::{
     check_or_update, check_quoted_figures, paired_cell, race_report_output, ratio_cell, read_page,
     replace_quoted_report, replace_table, signed, signed_interval, track, track_tables, wins_losses,
 };
-use ferrograd::race::report::{thousands, EntrantRow, TrackTable};
+use ferrograd::race::report::{self, thousands, EntrantRow, TrackTable};
 use ferrograd::race::stats::{self, Bootstrap, PairedComparison};
 use std::sync::OnceLock;
 
@@ -947,6 +947,14 @@ fn held_out_figures() -> Vec<(&'static str, String)> {
         .expect("pairs")
         .median;
     let settle_14 = paired(track(&r.settle_100, 14), "anneal(settle_at=40)");
+    let saved: Vec<f64> = TRACKS
+        .iter()
+        .map(|&n| {
+            let t = track(&r.settle_100, n);
+            row(t, "anneal").epochs - row(t, "anneal(settle_at=40)").epochs
+        })
+        .collect();
+    let (saved_lo, saved_hi) = min_max(&saved);
     vec![
         (e, format!("with {fewer}")),
         (
@@ -999,6 +1007,10 @@ fn held_out_figures() -> Vec<(&'static str, String)> {
         (
             s,
             format!("{tuned_lo}-{tuned_hi} median epochs across the three held-out sets"),
+        ),
+        (
+            "settle40/race-100.jsonl, recalibrated/race.jsonl",
+            format!("it saves {saved_lo}-{saved_hi} epochs per track"),
         ),
         (
             s,
@@ -1073,6 +1085,12 @@ fn recalibration_figures() -> Vec<(&'static str, String)> {
         })
         .collect();
     let (head_lo, head_hi) = min_max(&headrooms);
+    let seeds = r.recalibrated[0].rows[0].runs.iter().map(|(seed, _)| *seed).collect();
+    let ceilings = report::zero_mean_ceilings(&seeds).expect("the ceilings compute");
+    let (lowest, highest) = (
+        ceilings.iter().min_by_key(|(_, c)| **c).expect("seeds"),
+        ceilings.iter().max_by_key(|(_, c)| **c).expect("seeds"),
+    );
     let thousand = |v: f64| thousands(rounded(v, 1000.0));
     let hundred = |v: f64| thousands(rounded(v, 100.0));
     let c = "recalibrated/race.jsonl";
@@ -1103,6 +1121,16 @@ fn recalibration_figures() -> Vec<(&'static str, String)> {
                 "(paired medians {} to {})",
                 signed(rounded(lp_lo, 100.0)),
                 signed(rounded(lp_hi, 100.0))
+            ),
+        ),
+        (
+            c,
+            format!(
+                "ranges from about {} (seed {}) to {} (seed {})",
+                thousand(*lowest.1 as f64),
+                lowest.0,
+                thousand(*highest.1 as f64),
+                highest.0
             ),
         ),
         (

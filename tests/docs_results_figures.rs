@@ -189,6 +189,16 @@ fn the_results_pages_prose_quotes_the_races_figures() {
         .lines()
         .filter(|l| l.contains("after the held-out evaluation") || l.contains("(dropped)"))
         .count();
+    let second = track_tables(&[SECOND_ORDER], "clipped_adam");
+    let time_ratios = |entrant: &str| -> (f64, f64) {
+        let ratios: Vec<f64> = [4, 10]
+            .iter()
+            .map(|&n| row(track(&second, n), entrant).seconds / row(track(&second, n), "clipped_adam").seconds)
+            .collect();
+        (ratios[0].min(ratios[1]), ratios[0].max(ratios[1]))
+    };
+    let (sophia_lo, sophia_hi) = time_ratios("sophia");
+    let (ada_lo, ada_hi) = time_ratios("adahessian");
     let figures = [
         (
             ALL_DEFAULTS,
@@ -204,6 +214,14 @@ fn the_results_pages_prose_quotes_the_races_figures() {
         ),
         (EVAL, format!("in {}-{} % fewer epochs", fewer(most), fewer(least))),
         (EVAL, format!("significant on {} of five tracks", words[significant])),
+        (
+            SECOND_ORDER,
+            format!(
+                "ran {sophia_lo:.1}-{sophia_hi:.1}x Adam's time per run below, AdaHessian (one hvp per step) {}-{}x",
+                ada_lo.round(),
+                ada_hi.round()
+            ),
+        ),
         (
             ALL_DEFAULTS,
             format!("lion loses every seed ({lion_below} of 5 score below zero) and sgdm wins {sgdm_wins} of 5"),

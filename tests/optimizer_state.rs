@@ -337,7 +337,7 @@ fn typed_errors() {
         other => panic!("expected a format error, got {other:?}"),
     }
 
-    // A state missing from the directory of another optimizer's save: load_state refuses.
+    // Another optimizer's state: load_state refuses it.
     let c = temp_dir("other");
     saved_adam(&c);
     let mut sgd =
@@ -345,7 +345,11 @@ fn typed_errors() {
     sgd.init_state(0, &ModelLayout::any(&Problem::new(DType::F32).shapes()))
         .unwrap();
     let (_, _, state) = load_optimizer_state(&c).unwrap();
-    assert!(sgd.load_state(&state).is_ok(), "sgd only needs the step count");
+    let err = sgd.load_state(&state).unwrap_err().to_string();
+    assert!(
+        err.contains("keeps its tensor"),
+        "sgd keeps none of adam's moments: refused, not silently ignored: {err}"
+    );
     let mut plateau = (PLATEAU.build)(&HyperParams::defaults(&PLATEAU)).unwrap();
     plateau
         .init_state(0, &ModelLayout::any(&Problem::new(DType::F32).shapes()))

@@ -8,6 +8,7 @@
 //! turns a chain into a [`TaskOptimizer`] for `ferrograd train`.
 
 use crate::layout::ModelLayout;
+use crate::state::refused;
 use crate::{check_step, OptimizerState, StepContext, TaskOptimizer};
 use ferrograd_engine::{Error, Result, Shape, Tensor};
 
@@ -255,10 +256,28 @@ impl TaskOptimizer for ChainOptimizer {
         state
     }
 
+    /// Loads a saved state, refusing (and changing nothing) one that does
+    /// not fit: besides [`OptimizerState::check_fits`]'s checks, every
+    /// saved tensor must be taken by a stage. Stages save under their
+    /// position (`1.m.0`), so a state saved by the same stages in another
+    /// order would otherwise load as fresh moments, silently.
     fn load_state(&mut self, state: &OptimizerState) -> Result<()> {
         let shapes = self.chain.indexes_by_parameter().then_some(self.shapes.as_slice());
-        state.check_fits(&self.name, shapes, &self.state())?;
+        let before = self.state();
+        state.check_fits(&self.name, shapes, &before)?;
+        self.chain.load("", state)?;
+        let loaded = self.state();
+        if let Some(name) = state.tensors.keys().find(|k| !loaded.tensors.contains_key(*k)) {
+            self.chain.load("", &before)?;
+            return Err(refused(
+                &self.name,
+                format!(
+                    "no stage of this chain keeps its tensor {name:?} (stages save under their \
+                     position: was it saved by a chain with other stages or another order?)"
+                ),
+            ));
+        }
         self.count = state.counter("count")?;
-        self.chain.load("", state)
+        Ok(())
     }
 }

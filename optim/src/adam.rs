@@ -104,6 +104,8 @@ const SPLIT: usize = 1 << 15;
 /// The chain's save prefix of its Adam stage (`ClipByValue` is stage 0,
 /// `ScaleByAdam` stage 1): the fused form saves under the same names.
 const MOMENTS_PREFIX: &str = "1.";
+/// The full stems of the moments' names, as saved.
+const MOMENT_STEMS: [&str; 2] = ["1.m", "1.v"];
 
 impl ClippedAdam {
     /// Clipped Adam with these hyperparameters (`clip = f64::INFINITY`
@@ -497,6 +499,7 @@ impl TaskOptimizer for ClippedAdam {
 
     fn load_state(&mut self, state: &OptimizerState) -> Result<()> {
         state.check_fits(self.name(), Some(&self.shapes), &self.state())?;
+        state.check_kept(self.name(), &[MOMENT_STEMS[0], MOMENT_STEMS[1]])?;
         self.count = state.counter("count")?;
         self.m.load(MOMENTS_PREFIX, "m", state);
         self.v.load(MOMENTS_PREFIX, "v", state);

@@ -122,6 +122,25 @@ impl OptimizerState {
         Ok(())
     }
 
+    /// Checks that every saved tensor is one the optimizer keeps: its name
+    /// is `stem.i` with `stem` among `kept` (names under `inner.` belong to
+    /// a wrapped optimizer, which checks them itself). Without this, a
+    /// state saved by another optimizer would load its matching counters
+    /// and drop the rest without a word.
+    pub(crate) fn check_kept(&self, optimizer: &str, kept: &[&str]) -> Result<()> {
+        let foreign = self.tensors.keys().find(|name| {
+            let stem = parameter_of(name).map_or(name.as_str(), |(stem, _)| stem);
+            !name.starts_with("inner.") && !kept.contains(&stem)
+        });
+        match foreign {
+            Some(name) => Err(refused(
+                optimizer,
+                format!("it has a tensor {name:?} that {optimizer} does not keep"),
+            )),
+            None => Ok(()),
+        }
+    }
+
     /// Each tensor: the shape and dtype of its namesake in `current`; with
     /// `shapes` (tensors numbered by parameter), a parameter's, with that
     /// parameter's shape and the dtype of its other state.

@@ -384,3 +384,35 @@ fn iteration_counts_are_bounded_when_set() {
         assert!(err.contains(name) && err.contains("at most"), "{err}");
     }
 }
+
+/// Every catalog optimizer, handed another one's saved state, either
+/// refuses it or takes every tensor in it: none loads part of a state and
+/// silently drops the rest (a saved Adam's moments must not vanish into an
+/// optimizer that keeps none).
+#[test]
+fn no_optimizer_silently_drops_part_of_another_ones_state() {
+    let names: Vec<&str> = catalog::all().iter().map(|i| i.name).collect();
+    let saved: Vec<OptimizerState> = names
+        .iter()
+        .map(|n| {
+            let mut opt = fresh(n);
+            step(opt.as_mut(), 0);
+            step(opt.as_mut(), 1);
+            opt.state()
+        })
+        .collect();
+    let mut dropped = Vec::new();
+    for (from, state) in names.iter().zip(&saved) {
+        for to in &names {
+            let mut opt = fresh(to);
+            if opt.load_state(state).is_err() {
+                continue;
+            }
+            let kept = opt.state();
+            if let Some(lost) = state.tensors.keys().find(|k| !kept.tensors.contains_key(*k)) {
+                dropped.push(format!("{to} took {from}'s state but dropped {lost:?}"));
+            }
+        }
+    }
+    assert!(dropped.is_empty(), "{}", dropped.join("\n"));
+}

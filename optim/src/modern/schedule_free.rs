@@ -259,6 +259,7 @@ impl TaskOptimizer for ScheduleFree {
 
     fn load_state(&mut self, state: &OptimizerState) -> Result<()> {
         state.check_fits(self.name(), Some(&self.shapes), &self.state())?;
+        state.check_kept(self.name(), &["z", "x", "v"])?;
         self.k = state.counter("k")?;
         self.lr_max = load_f64(state, "lr_max")?;
         self.weight_sum = load_f64(state, "weight_sum")?;

@@ -141,6 +141,7 @@ impl TaskOptimizer for AdaHessian {
 
     fn load_state(&mut self, state: &OptimizerState) -> Result<()> {
         state.check_fits(self.name(), Some(&self.probes.shapes), &self.state())?;
+        state.check_kept(self.name(), &["m", "v", "diagonal"])?;
         self.probes.load(state)?;
         self.m.load("", "m", state);
         self.v.load("", "v", state);

@@ -188,6 +188,7 @@ impl TaskOptimizer for NewtonCg {
 
     fn load_state(&mut self, state: &OptimizerState) -> Result<()> {
         state.check_fits(self.name(), Some(&self.shapes), &self.state())?;
+        state.check_kept(self.name(), &[])?;
         self.count = state.counter("count")?;
         Ok(())
     }

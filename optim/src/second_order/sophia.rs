@@ -143,6 +143,7 @@ impl TaskOptimizer for Sophia {
 
     fn load_state(&mut self, state: &OptimizerState) -> Result<()> {
         state.check_fits(self.name(), Some(&self.probes.shapes), &self.state())?;
+        state.check_kept(self.name(), &["m", "h"])?;
         self.probes.load(state)?;
         self.m.load("", "m", state);
         self.h.load("", "h", state);

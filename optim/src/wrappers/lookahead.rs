@@ -117,7 +117,7 @@ impl TaskOptimizer for Lookahead {
     fn load_state(&mut self, state: &OptimizerState) -> Result<()> {
         // Its own entries first; the inner optimizer checks its own before
         // assigning them; then nothing here can fail.
-        check_own(&self.name, &self.shapes, &self.state(), state)?;
+        check_own(&self.name, &self.shapes, &["slow"], &self.state(), state)?;
         self.inner
             .load_state(&unnest(state))
             .map_err(|e| inner_refused(&self.name, e))?;

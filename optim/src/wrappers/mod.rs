@@ -55,12 +55,20 @@ pub(crate) fn inner_refused(name: &str, e: ferrograd_engine::Error) -> ferrograd
 }
 
 /// Checks a wrapper's own entries of `state` (those not under `inner.`)
-/// against its `current` ones and the model's `shapes`, and that the inner
+/// against its `current` ones and the model's `shapes`, that each of its
+/// tensors has a stem among `kept` (the slots the wrapper keeps), and that
+/// the inner
 /// optimizer's step counter (`inner.count` or `inner.k`) is no larger than
 /// the wrapper's `count`. The inner optimizer checks its own entries when
 /// it loads them, and changes nothing if they are wrong, so a wrapper that
 /// calls this, then the inner `load_state`, then assigns, is all or nothing.
-pub(crate) fn check_own(name: &str, shapes: &[Shape], current: &OptimizerState, state: &OptimizerState) -> Result<()> {
+pub(crate) fn check_own(
+    name: &str,
+    shapes: &[Shape],
+    kept: &[&str],
+    current: &OptimizerState,
+    state: &OptimizerState,
+) -> Result<()> {
     let own = |s: &OptimizerState| OptimizerState {
         tensors: s
             .tensors
@@ -76,6 +84,7 @@ pub(crate) fn check_own(name: &str, shapes: &[Shape], current: &OptimizerState, 
             .collect(),
     };
     own(state).check_fits(name, Some(shapes), &own(current))?;
+    state.check_kept(name, kept)?;
     let inner = ["inner.count", "inner.k"]
         .into_iter()
         .find_map(|k| state.counters.get(k).map(|v| (k, *v)));

@@ -3,14 +3,12 @@
 //!
 //! All three are one optimizer, [`Anneal`], in different configurations: a
 //! *direction* (clipped Adam, or Adan) scaled by a *schedule that knows the
-//! task's budget*, with two parts of its own that only the champion turns on.
+//! task's budget* ([`EpochBudget`], a linear or cosine decay counted in
+//! epochs, with a warmup), with two parts of its own that only the champion
+//! turns on:
 //!
 //! ```text
-//! t        = epochs completed before this step (fractional within the epoch)
-//! lr(t)    = peak * min(1, (t + 1/steps_per_epoch) / warmup) * decay(t)
-//! decay(t) = final + (1 - final) * (1 - p),  p = clamp((t - warmup) / (horizon - warmup), 0, 1)
-//!            (or the cosine 0.5 (1 + cos(pi p)) instead of 1 - p)
-//! update   = lr(t) * direction(grad) - lr(t) * wd * w     (weight decay on weights only)
+//! update = lr(t) * direction(grad) - lr(t) * wd * w     (weight decay on weights only)
 //! ```
 //!
 //! The champion's own parts:
@@ -36,53 +34,15 @@
 
 use crate::adam::ClippedAdam;
 use crate::layout::{ModelLayout, Role};
-use crate::modern::{adan, load_f64, save_f64};
+use crate::modern::adan;
+use crate::schedule::{DecayShape, EpochBudget, EpochSchedule, Schedule};
 use crate::{hp, HpSpec, HyperParams, OptimizerInfo, OptimizerState, StepContext, TaskOptimizer};
 use ferrograd_engine::storage::CpuSlice;
 use ferrograd_engine::{DType, Device, Error, Result, Shape, Tensor};
 
-/// The steps of one epoch under the task's protocol (1000 samples in
-/// batches of 128, `docs/task.md` section 3): assumed only by a loop that
-/// does not say ([`StepContext::steps_per_epoch`]), until the optimizer has
-/// seen a whole epoch.
-const TASK_STEPS_PER_EPOCH: f64 = 8.0;
-
-/// A learning rate that rises linearly over `warmup` epochs, decays to
-/// `final_frac * peak` at `horizon` epochs, and is zero from then on.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct BudgetSchedule {
-    /// The rate at the end of the warmup.
-    pub peak: f64,
-    /// Epochs of linear warmup (0: none).
-    pub warmup: f64,
-    /// The epoch at which the decay ends.
-    pub horizon: f64,
-    /// The rate at the horizon as a fraction of the peak.
-    pub final_frac: f64,
-    /// Cosine decay instead of linear.
-    pub cosine: bool,
-}
-
-impl BudgetSchedule {
-    /// The rate for a step taken after `t` epochs (fractional), with
-    /// `steps_per_epoch` steps to an epoch. The first step of a warmup runs at
-    /// `peak / (warmup * steps_per_epoch)`, not at zero.
-    pub fn lr(&self, t: f64, steps_per_epoch: f64) -> f64 {
-        let warm = if self.warmup > 0.0 {
-            ((t + 1.0 / steps_per_epoch) / self.warmup).min(1.0)
-        } else {
-            1.0
-        };
-        let span = (self.horizon - self.warmup).max(f64::MIN_POSITIVE);
-        let p = ((t - self.warmup) / span).clamp(0.0, 1.0);
-        let shape = if self.cosine {
-            0.5 * (1.0 + (std::f64::consts::PI * p).cos())
-        } else {
-            1.0 - p
-        };
-        self.peak * warm * (self.final_frac + (1.0 - self.final_frac) * shape)
-    }
-}
+/// Where `anneal` saves its own state (the schedule's epoch clock), beside
+/// the direction's.
+const STATE_PREFIX: &str = "anneal.";
 
 /// The direction the schedule scales.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -137,8 +97,8 @@ impl Direction {
 pub struct AnnealConfig {
     /// The update's direction.
     pub direction: Direction,
-    /// Its rate.
-    pub schedule: BudgetSchedule,
+    /// Its rate, counted in epochs.
+    pub schedule: EpochBudget,
     /// Decoupled weight decay on the weights (`w -= lr * wd * w`).
     pub weight_decay: f64,
     /// Spread the first layer's kinks over `[-spread, spread]` at the first
@@ -147,44 +107,6 @@ pub struct AnnealConfig {
     pub spread: f64,
     /// The epoch from which the model is held still (`None`: never).
     pub settle: Option<f64>,
-}
-
-/// Counts epochs from the step context: the epoch number plus the fraction
-/// of the current epoch already done.
-#[derive(Debug, Clone, Copy, PartialEq)]
-struct EpochClock {
-    epoch: usize,
-    first_step: usize,
-    steps_per_epoch: f64,
-}
-
-impl EpochClock {
-    fn new() -> EpochClock {
-        EpochClock {
-            epoch: 0,
-            first_step: 0,
-            steps_per_epoch: TASK_STEPS_PER_EPOCH,
-        }
-    }
-
-    /// Epochs completed before the step of `ctx`. The epoch's length is the
-    /// loop's own when it gives one, else the one measured at the last
-    /// epoch boundary.
-    fn tick(&mut self, ctx: &StepContext) -> f64 {
-        let told = ctx.steps_per_epoch.filter(|&n| n > 0);
-        if let Some(n) = told {
-            self.steps_per_epoch = n as f64;
-        }
-        if ctx.epoch != self.epoch {
-            if told.is_none() && ctx.epoch == self.epoch + 1 && ctx.step > self.first_step {
-                self.steps_per_epoch = (ctx.step - self.first_step) as f64;
-            }
-            self.epoch = ctx.epoch;
-            self.first_step = ctx.step;
-        }
-        let done_in_epoch = ctx.step.saturating_sub(self.first_step) as f64;
-        ctx.epoch as f64 + (done_in_epoch / self.steps_per_epoch).min(1.0)
-    }
 }
 
 /// A scheduled direction with optional kink spreading and settling; see the
@@ -198,7 +120,7 @@ pub struct Anneal {
     roles: Vec<Role>,
     /// The model's number of Linear layers (0 when its layout has no roles).
     linear_layers: usize,
-    clock: EpochClock,
+    schedule: EpochSchedule,
     zeros: Vec<Tensor>,
     /// The updates of the last step, reused as the next step's buffers.
     scaled: Vec<Tensor>,
@@ -223,7 +145,7 @@ impl Anneal {
             direction: config.direction.build(),
             roles: Vec::new(),
             linear_layers: 0,
-            clock: EpochClock::new(),
+            schedule: EpochSchedule::new(config.schedule),
             zeros: Vec::new(),
             scaled: Vec::new(),
             shapes: Vec::new(),
@@ -368,7 +290,7 @@ impl TaskOptimizer for Anneal {
             check_spreadable(&layout.shapes()[0], &layout.shapes()[1])?;
         }
         self.direction = self.config.direction.build();
-        self.clock = EpochClock::new();
+        self.schedule = EpochSchedule::new(self.config.schedule);
         self.zeros.clear();
         self.shapes = layout.shapes().to_vec();
         self.direction.init_state(seed, layout)
@@ -381,12 +303,11 @@ impl TaskOptimizer for Anneal {
     }
 
     fn step(&mut self, params: &[Tensor], grads: &[Tensor], ctx: &StepContext) -> Result<Vec<Tensor>> {
-        let t = self.clock.tick(ctx);
+        let lr = self.schedule.lr(ctx.step as u64 + 1, ctx);
         if self.settled(ctx.epoch) {
             return Ok(self.settled_step(grads));
         }
         let directions = self.direction.step(params, grads, ctx)?;
-        let lr = self.config.schedule.lr(t, self.clock.steps_per_epoch);
         let mut updates = self.scale(directions, params, lr)?;
         if ctx.step == 0 && self.spreads_kinks() {
             updates[1] = updates[1].add(&spread_kinks(&params[0], &params[1], self.config.spread)?)?;
@@ -396,27 +317,20 @@ impl TaskOptimizer for Anneal {
 
     fn state(&self) -> OptimizerState {
         let mut state = self.direction.state();
-        state.counters.insert("anneal.epoch".into(), self.clock.epoch as u64);
-        state
-            .counters
-            .insert("anneal.first_step".into(), self.clock.first_step as u64);
-        save_f64(&mut state, "anneal.steps_per_epoch".into(), self.clock.steps_per_epoch);
+        self.schedule.save(STATE_PREFIX, &mut state);
         state
     }
 
     fn load_state(&mut self, state: &OptimizerState) -> Result<()> {
         state.check_fits(self.name, Some(&self.shapes), &self.state())?;
-        let clock = EpochClock {
-            epoch: state.counter("anneal.epoch")? as usize,
-            first_step: state.counter("anneal.first_step")? as usize,
-            steps_per_epoch: load_f64(state, "anneal.steps_per_epoch")?,
-        };
+        let mut schedule = self.schedule;
+        schedule.load(STATE_PREFIX, state)?;
         // The direction is handed its own entries only: it refuses names it
         // does not keep.
         let mut direction = state.clone();
-        direction.counters.retain(|name, _| !name.starts_with("anneal."));
+        direction.counters.retain(|name, _| !name.starts_with(STATE_PREFIX));
         self.direction.load_state(&direction)?;
-        self.clock = clock;
+        self.schedule = schedule;
         Ok(())
     }
 }
@@ -436,12 +350,12 @@ const ADAN: Direction = Direction::Adan {
 pub fn champion_config(_n_hidden: usize) -> AnnealConfig {
     AnnealConfig {
         direction: ADAN,
-        schedule: BudgetSchedule {
+        schedule: EpochBudget {
             peak: 1e-3,
             warmup: 5.0,
             horizon: 50.0,
             final_frac: 0.0,
-            cosine: false,
+            shape: DecayShape::Linear,
         },
         weight_decay: 0.0,
         spread: 1.0,
@@ -459,13 +373,13 @@ const CLIPPED_ADAM: Direction = Direction::ClippedAdam {
 };
 
 /// A cosine decay from `peak` to zero over `horizon` epochs, no warmup.
-fn cosine(peak: f64, horizon: f64) -> BudgetSchedule {
-    BudgetSchedule {
+fn cosine(peak: f64, horizon: f64) -> EpochBudget {
+    EpochBudget {
         peak,
         warmup: 0.0,
         horizon,
         final_frac: 0.0,
-        cosine: true,
+        shape: DecayShape::Cosine,
     }
 }
 
@@ -630,38 +544,6 @@ mod tests {
     use ferrograd_engine::{DType, Rng};
     use proptest::prelude::*;
 
-    fn schedule(cosine: bool) -> BudgetSchedule {
-        BudgetSchedule {
-            peak: 1e-3,
-            warmup: 5.0,
-            horizon: 45.0,
-            final_frac: 0.0,
-            cosine,
-        }
-    }
-
-    /// The rate at hand-computed points: the first warmup step, the peak,
-    /// half way down (linear 1/2; cosine at a quarter: (1 + cos(pi/4)) / 2),
-    /// the horizon and beyond.
-    #[test]
-    fn schedule_takes_its_values_at_known_points() {
-        let close = |a: f64, b: f64| (a - b).abs() <= 1e-15;
-        let linear = schedule(false);
-        assert!(close(linear.lr(0.0, 8.0), 1e-3 / 40.0));
-        assert!(close(linear.lr(2.0, 8.0), 1e-3 * (2.0 + 0.125) / 5.0));
-        assert!(close(linear.lr(5.0, 8.0), 1e-3));
-        assert!(close(linear.lr(25.0, 8.0), 0.5e-3));
-        assert_eq!(linear.lr(45.0, 8.0), 0.0);
-        assert_eq!(linear.lr(300.0, 8.0), 0.0);
-        let cosine = schedule(true);
-        assert!(close(cosine.lr(15.0, 8.0), 1e-3 * (1.0 + 0.5f64.sqrt()) / 2.0));
-        let floor = BudgetSchedule {
-            final_frac: 0.1,
-            ..linear
-        };
-        assert!(close(floor.lr(45.0, 8.0), 1e-4));
-    }
-
     fn first_layer(units: usize, seed: u64) -> (Tensor, Tensor) {
         let mut rng = Rng::new(seed);
         let w = Tensor::rand_uniform([units, 1], -0.05, 0.05, DType::F64, &mut rng).unwrap();
@@ -716,24 +598,6 @@ mod tests {
         }
     }
 
-    /// A loop that says how long its epochs are is counted in them from the
-    /// first step; one that does not is measured at its first boundary.
-    #[test]
-    fn the_epoch_clock_takes_the_loops_epoch_length() {
-        let mut told = EpochClock::new();
-        assert_eq!(told.tick(&ctx(2, 4)), 0.5);
-        assert_eq!(told.tick(&ctx(4, 4)), 1.0);
-        assert_eq!(told.tick(&ctx(5, 4)), 1.25);
-        let mut measured = EpochClock::new();
-        let untold = |step: usize| StepContext {
-            steps_per_epoch: None,
-            ..ctx(step, 4)
-        };
-        assert_eq!(measured.tick(&untold(2)), 2.0 / TASK_STEPS_PER_EPOCH);
-        assert_eq!(measured.tick(&untold(4)), 1.0);
-        assert_eq!(measured.tick(&untold(5)), 1.25);
-    }
-
     /// Before the settle epoch: no query and nonzero updates (the rate is
     /// still above zero: the horizon comes later). From the settle epoch
     /// on: a query at exactly the current parameters (so the harness keeps
@@ -774,12 +638,12 @@ mod tests {
     fn with_a_flat_schedule_it_is_adan() {
         let config = AnnealConfig {
             direction: ADAN,
-            schedule: BudgetSchedule {
+            schedule: EpochBudget {
                 peak: 3e-3,
                 warmup: 0.0,
                 horizon: f64::INFINITY,
                 final_frac: 1.0,
-                cosine: false,
+                shape: DecayShape::Linear,
             },
             weight_decay: 0.0,
             spread: 0.0,

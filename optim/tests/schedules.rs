@@ -3,7 +3,7 @@
 //! the value those schedulers hold when step `count` is taken).
 
 use ferrograd_optim::schedule::{
-    Anneal, Constant, Exponential, LinearWarmup, OneCycle, ReduceOnPlateau, Schedule, StepDecay, WarmupCosine,
+    Constant, DecayShape, Exponential, LinearWarmup, OneCycle, ReduceOnPlateau, Schedule, StepDecay, WarmupCosine,
     WarmupStableDecay,
 };
 use ferrograd_optim::{OptimizerState, StepContext};
@@ -106,7 +106,7 @@ fn one_cycle_with_torch_defaults() {
     close(at(&mut o, 99), 4e-6);
     close(at(&mut o, 150), 4e-6);
     // Linear annealing: 0.04 + 0.96 * 10/29 in phase 1.
-    o.anneal = Anneal::Linear;
+    o.anneal = DecayShape::Linear;
     close(at(&mut o, 10), 0.04 + 0.96 * 10.0 / 29.0);
     close(at(&mut o, 64), 0.500002);
     // Three phases: 0.04 -> 1 up to 29, 1 -> 0.04 up to 58, 0.04 -> 4e-6 up to 99.
@@ -132,7 +132,7 @@ fn warmup_stable_decay() {
         total_steps: 100,
         decay_fraction: 0.2,
         min_lr: 0.0,
-        decay: Anneal::Linear,
+        decay: DecayShape::Linear,
     };
     for (s, want) in [
         (0, 0.0),
@@ -147,13 +147,13 @@ fn warmup_stable_decay() {
         close(at(&mut w, s), want);
     }
     assert_eq!(at(&mut w, 100), 0.0);
-    w.decay = Anneal::Cosine;
+    w.decay = DecayShape::Cosine;
     close(at(&mut w, 85), 0.5 * (1.0 + FRAC_1_SQRT_2));
     close(at(&mut w, 90), 0.5);
-    w.decay = Anneal::OneMinusSqrt;
+    w.decay = DecayShape::OneMinusSqrt;
     close(at(&mut w, 85), 0.5); // 1 - sqrt(1/4)
                                 // A floor of 0.1: r = 0.1, lr = 0.1 + 0.9 * factor (the warmup too, as HF).
-    w.decay = Anneal::Linear;
+    w.decay = DecayShape::Linear;
     w.min_lr = 0.1;
     close(at(&mut w, 0), 0.1);
     close(at(&mut w, 5), 0.55);

@@ -21,12 +21,11 @@
 //!   evenly spaced over `[-spread, spread]`, so the first layer starts as a
 //!   basis of 256 ramps that can follow an oscillating function.
 //! * **Settling** (`settle`). From the settle epoch on (the horizon, unless
-//!   `settle_at` names an earlier one), the optimizer returns zero updates
-//!   and asks for its gradient at the current parameters
-//!   ([`TaskOptimizer::query_at_params`]), which the protocol answers without
-//!   moving the BatchNorm running statistics. The model then stays exactly
-//!   as it is, no later epoch can improve on the validation loss by chance,
-//!   and the patience rule ends the run at most 50 epochs after it settles.
+//!   `settle_at` names an earlier one), the model is held still by the
+//!   [`Settle`] wrapper: zero updates, and the gradient asked for at the
+//!   current parameters, so the protocol leaves the BatchNorm running
+//!   statistics alone; the patience rule ends the run at most 50 epochs
+//!   after it settles.
 //!
 //! Tensor roles (which tensor is the first layer's weight and bias) come
 //! from the model's layout ([`ModelLayout`], passed by the training loop);
@@ -36,6 +35,7 @@ use crate::adam::ClippedAdam;
 use crate::layout::{ModelLayout, Role};
 use crate::modern::adan;
 use crate::schedule::{DecayShape, EpochBudget, EpochSchedule, Schedule};
+use crate::wrappers::Settle;
 use crate::{hp, HpSpec, HyperParams, OptimizerInfo, OptimizerState, StepContext, TaskOptimizer};
 use ferrograd_engine::storage::CpuSlice;
 use ferrograd_engine::{DType, Device, Error, Result, Shape, Tensor};
@@ -109,23 +109,18 @@ pub struct AnnealConfig {
     pub settle: Option<f64>,
 }
 
-/// A scheduled direction with optional kink spreading and settling; see the
-/// module documentation. Build it from a fixed [`AnnealConfig`] or, as the
-/// catalog does, from a table that gives a configuration per track.
+/// `anneal` for one configuration or one per track; see the module
+/// documentation. It is a short recipe: the [`Scheduled`] direction (the
+/// direction scaled by the budget schedule, weight decay on the weights,
+/// the kinks spread at the first step) inside a [`Settle`] wrapper. Build
+/// it from a fixed [`AnnealConfig`] or, as the catalog does, from a table
+/// that gives a configuration per track (chosen at `init_state`, from the
+/// model's depth).
 pub struct Anneal {
     name: &'static str,
     choose: Box<dyn Fn(usize) -> AnnealConfig + Send>,
     config: AnnealConfig,
-    direction: Box<dyn TaskOptimizer>,
-    roles: Vec<Role>,
-    /// The model's number of Linear layers (0 when its layout has no roles).
-    linear_layers: usize,
-    schedule: EpochSchedule,
-    zeros: Vec<Tensor>,
-    /// The updates of the last step, reused as the next step's buffers.
-    scaled: Vec<Tensor>,
-    /// The shapes from `init_state`, which a loaded state must fit.
-    shapes: Vec<Shape>,
+    inner: Settle,
 }
 
 impl Anneal {
@@ -142,13 +137,7 @@ impl Anneal {
             name,
             choose: Box::new(choose),
             config,
-            direction: config.direction.build(),
-            roles: Vec::new(),
-            linear_layers: 0,
-            schedule: EpochSchedule::new(config.schedule),
-            zeros: Vec::new(),
-            scaled: Vec::new(),
-            shapes: Vec::new(),
+            inner: recipe(name, &config, &ModelLayout::any(&[]), 0.0),
         }
     }
 
@@ -156,38 +145,65 @@ impl Anneal {
     pub fn config(&self) -> &AnnealConfig {
         &self.config
     }
+}
 
-    /// Whether the first step spreads the kinks of a first hidden layer.
-    fn spreads_kinks(&self) -> bool {
-        let first_is_hidden = self.linear_layers > 1 && self.roles.first() == Some(&Role::Weight(0));
-        self.config.spread > 0.0 && first_is_hidden && self.roles.get(1) == Some(&Role::Bias(0))
+/// The optimizer `config` describes, for a model of `layout`, spreading
+/// the first layer's kinks over `[-spread, spread]` (0: not at all).
+fn recipe(name: &'static str, config: &AnnealConfig, layout: &ModelLayout, spread: f64) -> Settle {
+    let decayed = (0..layout.len())
+        .map(|i| config.weight_decay != 0.0 && layout.role(i).is_some_and(|r| r.is_weight()))
+        .collect();
+    let scheduled = Scheduled {
+        name,
+        direction: config.direction.build(),
+        schedule: EpochSchedule::new(config.schedule),
+        weight_decay: config.weight_decay,
+        decayed,
+        spread,
+        scaled: Vec::new(),
+        shapes: Vec::new(),
+    };
+    Settle::new(Box::new(scheduled), config.settle)
+}
+
+/// How far the first step spreads the kinks of a model's first layer: the
+/// configured spread when the model's first tensors are the weight and
+/// bias of a hidden Linear layer, else 0.
+fn kink_spread(config: &AnnealConfig, layout: &ModelLayout) -> f64 {
+    let first_is_hidden =
+        layout.linear_layers() > 1 && layout.role(0) == Some(Role::Weight(0)) && layout.role(1) == Some(Role::Bias(0));
+    if config.spread > 0.0 && first_is_hidden {
+        config.spread
+    } else {
+        0.0
     }
+}
 
-    fn settled(&self, epoch: usize) -> bool {
-        self.config.settle.is_some_and(|at| epoch as f64 >= at)
-    }
+/// A direction scaled by an [`EpochSchedule`], with decoupled weight decay
+/// on the tensors `decayed` marks and the first layer's kinks spread at the
+/// first step.
+struct Scheduled {
+    name: &'static str,
+    direction: Box<dyn TaskOptimizer>,
+    schedule: EpochSchedule,
+    weight_decay: f64,
+    decayed: Vec<bool>,
+    spread: f64,
+    /// The updates of the last step, reused as the next step's buffers.
+    scaled: Vec<Tensor>,
+    /// The shapes from `init_state`, which a loaded state must fit.
+    shapes: Vec<Shape>,
+}
 
-    fn settled_step(&mut self, grads: &[Tensor]) -> Vec<Tensor> {
-        let reusable = self.zeros.len() == grads.len()
-            && self
-                .zeros
-                .iter()
-                .zip(grads)
-                .all(|(z, g)| z.shape() == g.shape() && z.dtype() == g.dtype() && z.device() == g.device());
-        if !reusable {
-            self.zeros = grads.iter().map(Tensor::zeros_like).collect();
-        }
-        self.zeros.clone()
-    }
-
+impl Scheduled {
     /// Scales the unit-rate directions by `lr` and adds the weight decay.
     /// On the CPU the result goes into buffers kept from step to step (the
     /// harness drops its copies before the next step, so they are written
     /// in place, with no allocation); elsewhere, through tensor operations.
     fn scale(&mut self, directions: Vec<Tensor>, params: &[Tensor], lr: f64) -> Result<Vec<Tensor>> {
-        let wd = self.config.weight_decay;
-        let roles = &self.roles;
-        let decayed = |i: usize| wd != 0.0 && roles.get(i).is_some_and(|r| r.is_weight());
+        let wd = self.weight_decay;
+        let decayed = &self.decayed;
+        let decayed = |i: usize| decayed.get(i).copied().unwrap_or(false);
         let on_cpu = directions.iter().chain(params).all(|t| t.device() == Device::Cpu);
         if !on_cpu {
             return directions
@@ -277,40 +293,23 @@ pub fn spread_kinks(w: &Tensor, b: &Tensor, spread: f64) -> Result<Tensor> {
         .to_device(b.device())
 }
 
-impl TaskOptimizer for Anneal {
+impl TaskOptimizer for Scheduled {
     fn name(&self) -> &str {
         self.name
     }
 
     fn init_state(&mut self, seed: u64, layout: &ModelLayout) -> Result<()> {
-        self.linear_layers = layout.linear_layers();
-        self.config = (self.choose)(self.linear_layers.saturating_sub(1));
-        self.roles = layout.roles().map(<[Role]>::to_vec).unwrap_or_default();
-        if self.spreads_kinks() {
-            check_spreadable(&layout.shapes()[0], &layout.shapes()[1])?;
-        }
-        self.direction = self.config.direction.build();
-        self.schedule = EpochSchedule::new(self.config.schedule);
-        self.zeros.clear();
+        self.scaled.clear();
         self.shapes = layout.shapes().to_vec();
         self.direction.init_state(seed, layout)
     }
 
-    fn query_at_params(&mut self, params: &[Tensor], ctx: &StepContext) -> Result<Option<Vec<Tensor>>> {
-        // Gradients at the current parameters, asked for explicitly: the
-        // protocol then leaves the BatchNorm running statistics alone.
-        Ok(self.settled(ctx.epoch).then(|| params.to_vec()))
-    }
-
     fn step(&mut self, params: &[Tensor], grads: &[Tensor], ctx: &StepContext) -> Result<Vec<Tensor>> {
         let lr = self.schedule.lr(ctx.step as u64 + 1, ctx);
-        if self.settled(ctx.epoch) {
-            return Ok(self.settled_step(grads));
-        }
         let directions = self.direction.step(params, grads, ctx)?;
         let mut updates = self.scale(directions, params, lr)?;
-        if ctx.step == 0 && self.spreads_kinks() {
-            updates[1] = updates[1].add(&spread_kinks(&params[0], &params[1], self.config.spread)?)?;
+        if ctx.step == 0 && self.spread > 0.0 {
+            updates[1] = updates[1].add(&spread_kinks(&params[0], &params[1], self.spread)?)?;
         }
         Ok(updates)
     }
@@ -332,6 +331,38 @@ impl TaskOptimizer for Anneal {
         self.direction.load_state(&direction)?;
         self.schedule = schedule;
         Ok(())
+    }
+}
+
+impl TaskOptimizer for Anneal {
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    fn init_state(&mut self, seed: u64, layout: &ModelLayout) -> Result<()> {
+        self.config = (self.choose)(layout.linear_layers().saturating_sub(1));
+        let spread = kink_spread(&self.config, layout);
+        if spread > 0.0 {
+            check_spreadable(&layout.shapes()[0], &layout.shapes()[1])?;
+        }
+        self.inner = recipe(self.name, &self.config, layout, spread);
+        self.inner.init_state(seed, layout)
+    }
+
+    fn query_at_params(&mut self, params: &[Tensor], ctx: &StepContext) -> Result<Option<Vec<Tensor>>> {
+        self.inner.query_at_params(params, ctx)
+    }
+
+    fn step(&mut self, params: &[Tensor], grads: &[Tensor], ctx: &StepContext) -> Result<Vec<Tensor>> {
+        self.inner.step(params, grads, ctx)
+    }
+
+    fn state(&self) -> OptimizerState {
+        self.inner.state()
+    }
+
+    fn load_state(&mut self, state: &OptimizerState) -> Result<()> {
+        self.inner.load_state(state)
     }
 }
 

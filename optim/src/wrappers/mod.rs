@@ -17,11 +17,13 @@ pub mod cautious;
 pub mod ema;
 pub mod lookahead;
 pub mod sam;
+pub mod settle;
 
 pub use cautious::Cautious;
 pub use ema::Ema;
 pub use lookahead::Lookahead;
 pub use sam::Sam;
+pub use settle::Settle;
 
 use crate::catalog::ADAM_HPS;
 use crate::modern::LION_HPS;

@@ -21,7 +21,7 @@
 
 use ferrograd::engine::cuda::optim::{FusedOptimizer, FusedRule};
 use ferrograd::engine::{DType, Device, Result, Rng, Shape, Tensor};
-use ferrograd::optim::{catalog, HyperParams, StepContext, TaskOptimizer};
+use ferrograd::optim::{catalog, HyperParams, ModelLayout, StepContext, TaskOptimizer};
 
 const STEPS: usize = 10;
 

@@ -110,7 +110,7 @@ pub struct AnnealConfig {
 }
 
 /// `anneal` for one configuration or one per track; see the module
-/// documentation. It is a short recipe: the [`Scheduled`] direction (the
+/// documentation. It is a short recipe: the `Scheduled` direction (the
 /// direction scaled by the budget schedule, weight decay on the weights,
 /// the kinks spread at the first step) inside a [`Settle`] wrapper. Build
 /// it from a fixed [`AnnealConfig`] or, as the catalog does, from a table

@@ -257,7 +257,7 @@ impl TaskOptimizer for ChainOptimizer {
     }
 
     /// Loads a saved state, refusing (and changing nothing) one that does
-    /// not fit: besides [`OptimizerState::check_fits`]'s checks, every
+    /// not fit: besides the shape and counter checks of every load, every
     /// saved tensor must be taken by a stage. Stages save under their
     /// position (`1.m.0`), so a state saved by the same stages in another
     /// order would otherwise load as fresh moments, silently.

@@ -13,6 +13,10 @@ pub enum Error {
     /// Loading or generating data failed.
     #[error(transparent)]
     Data(#[from] crate::datasets::DataError),
+    /// A module and its tensors do not fit (an input or a state dict of
+    /// the wrong shape, a missing gradient).
+    #[error(transparent)]
+    Module(#[from] crate::module::ModuleError),
     /// A file could not be read or written.
     #[error("cannot {action} {}: {message}", path.display())]
     Io {

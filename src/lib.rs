@@ -34,6 +34,7 @@ pub use ferrograd_optim as optim;
 mod error;
 mod guide_doctests;
 pub mod io;
+pub mod module;
 pub mod nn;
 #[cfg(feature = "cli")]
 pub mod race;

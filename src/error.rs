@@ -17,6 +17,9 @@ pub enum Error {
     /// the wrong shape, a missing gradient).
     #[error(transparent)]
     Module(#[from] crate::module::ModuleError),
+    /// A data loader was set up wrongly, or a batch read as what it is not.
+    #[error(transparent)]
+    Loader(#[from] crate::data::LoaderError),
     /// A file could not be read or written.
     #[error("cannot {action} {}: {message}", path.display())]
     Io {

@@ -31,6 +31,7 @@ pub use ferrograd_datasets as datasets;
 pub use ferrograd_engine as engine;
 pub use ferrograd_optim as optim;
 
+pub mod data;
 mod error;
 mod guide_doctests;
 pub mod io;

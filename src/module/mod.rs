@@ -24,7 +24,8 @@
 //! ```
 //!
 //! [`ModuleOptimizer`] trains a module's parameters with any catalog
-//! optimizer.
+//! optimizer; [`crate::data::DataLoader`] cuts a data set into shuffled
+//! mini-batches.
 
 mod layers;
 mod optimizer;

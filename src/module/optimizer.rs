@@ -43,7 +43,7 @@ struct SavedContext {
 /// let mut opt = ModuleOptimizer::new("sgd", &[("lr", 0.1)], &model, 0)?;
 /// let x = Var::constant(Tensor::from_vec(vec![1.0f64, 2.0], [2, 1])?);
 /// let y = Var::constant(Tensor::from_vec(vec![2.0f64, 4.0], [2, 1])?);
-/// for _ in 0..200 {
+/// for _ in 0..1000 {
 ///     let loss = mse(&model.forward(&x)?, &y)?;
 ///     opt.backward_step(&mut model, &loss)?;
 /// }

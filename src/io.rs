@@ -104,6 +104,17 @@ pub fn save_safetensors(
 /// in the order described at [`NamedTensors`]. `origin` names the source in
 /// error messages.
 pub fn from_safetensors_bytes(bytes: &[u8], origin: &Path) -> Result<(NamedTensors, Metadata)> {
+    from_safetensors_bytes_except(bytes, origin, &|_| false)
+}
+
+/// [`from_safetensors_bytes`] without the tensors whose name `skip` accepts
+/// (not read, so they may have a dtype ferrograd does not read, as
+/// PyTorch's int64 `num_batches_tracked`).
+pub fn from_safetensors_bytes_except(
+    bytes: &[u8],
+    origin: &Path,
+    skip: &dyn Fn(&str) -> bool,
+) -> Result<(NamedTensors, Metadata)> {
     let (_, header) = SafeTensors::read_metadata(bytes)
         .map_err(|e| Error::format(origin, format!("not a valid safetensors file: {e}")))?;
     let mut metadata = header.metadata().clone().unwrap_or_default();
@@ -112,7 +123,7 @@ pub fn from_safetensors_bytes(bytes: &[u8], origin: &Path) -> Result<(NamedTenso
         .map_err(|e| Error::format(origin, format!("not a valid safetensors file: {e}")))?;
     let names = tensor_order(&file, saved_order.as_deref(), origin)?;
     let mut out = Vec::with_capacity(names.len());
-    for name in names {
+    for name in names.into_iter().filter(|name| !skip(name)) {
         let view = file
             .tensor(&name)
             .map_err(|e| Error::format(origin, format!("tensor {name}: {e}")))?;

@@ -337,9 +337,14 @@ pub trait Module {
 
     /// Reads a safetensors file (one this model or PyTorch's `save_file`
     /// wrote for the same architecture) into the model, as
-    /// [`Module::load_state_dict`].
+    /// [`Module::load_state_dict`]. PyTorch's BatchNorm counters
+    /// (`*.num_batches_tracked`, int64), which no layer here keeps, are
+    /// skipped.
     fn load(&mut self, path: &Path) -> Result<()> {
-        let (tensors, _) = crate::io::load_safetensors(path)?;
+        let bytes = std::fs::read(path).map_err(|e| crate::Error::io(path, "read", e))?;
+        let own: Vec<String> = self.state_dict().into_iter().map(|(name, _)| name).collect();
+        let skip = |name: &str| is_batch_counter(name) && !own.iter().any(|o| o == name);
+        let (tensors, _) = crate::io::from_safetensors_bytes_except(&bytes, path, &skip)?;
         self.load_state_dict(&tensors)
     }
 
@@ -352,6 +357,11 @@ pub trait Module {
         self.set_training(was_training);
         Ok(out?.value().clone())
     }
+}
+
+/// Whether `name` is a PyTorch BatchNorm's step counter.
+fn is_batch_counter(name: &str) -> bool {
+    name == "num_batches_tracked" || name.ends_with(".num_batches_tracked")
 }
 
 /// Numbers each role by how many of its kind came before it.

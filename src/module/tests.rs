@@ -243,6 +243,44 @@ fn a_saved_model_loads_into_a_fresh_one_and_predicts_the_same() {
     );
 }
 
+/// A file as PyTorch writes a BatchNorm's state dict, with its int64
+/// `num_batches_tracked` counter, loads: the counter is skipped.
+#[test]
+fn pytorch_batch_counters_are_skipped_when_loading_a_file() {
+    use safetensors::tensor::{Dtype, TensorView};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bn.safetensors");
+    let f32_bytes = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+    let (weight, bias) = (f32_bytes(&[2.0, 3.0]), f32_bytes(&[0.5, -0.5]));
+    let (mean, var) = (f32_bytes(&[1.0, -1.0]), f32_bytes(&[4.0, 9.0]));
+    let counter = 7i64.to_le_bytes().to_vec();
+    let views = [
+        ("1.weight", Dtype::F32, vec![2], &weight),
+        ("1.bias", Dtype::F32, vec![2], &bias),
+        ("1.running_mean", Dtype::F32, vec![2], &mean),
+        ("1.running_var", Dtype::F32, vec![2], &var),
+        ("1.num_batches_tracked", Dtype::I64, vec![], &counter),
+    ]
+    .map(|(name, dtype, shape, data)| (name, TensorView::new(dtype, shape, data).unwrap()));
+    std::fs::write(&path, safetensors::serialize(views, &None).unwrap()).unwrap();
+    let mut model = Sequential::new()
+        .add(Flatten)
+        .add(BatchNorm1d::new(2, DType::F32).unwrap());
+    model.load(&path).unwrap();
+    model.eval();
+    let y = model
+        .predict(&Tensor::from_vec(vec![3.0f32, 2.0], [1, 2]).unwrap())
+        .unwrap();
+    // (3 - 1) / sqrt(4 + eps) * 2 + 0.5 and (2 + 1) / sqrt(9 + eps) * 3 - 0.5
+    let want = [
+        2.0 / (4.0 + BN_EPS).sqrt() * 2.0 + 0.5,
+        3.0 / (9.0 + BN_EPS).sqrt() * 3.0 - 0.5,
+    ];
+    for (a, w) in y.to_vec::<f32>().iter().zip(want) {
+        assert!((f64::from(*a) - w).abs() < 1e-5, "{a} vs {w}");
+    }
+}
+
 /// One SGD step on `mse(Linear(x), y)` moves `W` by `-lr dL/dW`, the
 /// gradient worked out by hand; a second step is taken from the new weights.
 #[test]

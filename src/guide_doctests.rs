@@ -42,6 +42,11 @@ pub struct GuideQuadraticTheory;
 #[cfg(doctest)]
 pub struct GuideOptimizers;
 
+/// `docs/guide/your-own-network.md`
+#[doc = include_str!("../docs/guide/your-own-network.md")]
+#[cfg(doctest)]
+pub struct GuideYourOwnNetwork;
+
 /// `docs/guide/benchmark-task.md`
 #[doc = include_str!("../docs/guide/benchmark-task.md")]
 #[cfg(doctest)]

@@ -158,9 +158,9 @@ fn run(config: &Config) -> ferrograd::Result<f64> {
     // The model and its training loop: a 64-h-10 MLP, AdamW, shuffled mini-batches.
     let mut rng = Rng::derived(config.seed, streams::MODEL_INIT);
     let mut model = Sequential::new()
-        .add(Linear::new(64, config.hidden, DType::F32, &mut rng)?)
-        .add(Relu)
-        .add(Linear::new(config.hidden, CLASSES, DType::F32, &mut rng)?);
+        .append(Linear::new(64, config.hidden, DType::F32, &mut rng)?)
+        .append(Relu)
+        .append(Linear::new(config.hidden, CLASSES, DType::F32, &mut rng)?);
     let mut opt = ModuleOptimizer::new("adamw", &[("lr", config.lr)], &model, config.seed)?;
     let mut loader =
         DataLoader::new(train.pixels.clone(), train.targets.clone(), config.batch_size)?.shuffle(config.seed);

@@ -268,8 +268,9 @@ impl Sequential {
         }
     }
 
-    /// This container with `module` appended, in this container's mode.
-    pub fn add(mut self, mut module: impl Module + 'static) -> Sequential {
+    /// This container with `module` appended, in this container's mode
+    /// (PyTorch's `Sequential.append`).
+    pub fn append(mut self, mut module: impl Module + 'static) -> Sequential {
         module.set_training(self.training);
         self.children.push(Box::new(module));
         self

@@ -12,10 +12,10 @@
 //!
 //! let mut rng = Rng::new(0);
 //! let mut model = Sequential::new()
-//!     .add(Linear::new(3, 4, DType::F64, &mut rng)?)
-//!     .add(BatchNorm1d::new(4, DType::F64)?)
-//!     .add(Relu)
-//!     .add(Linear::new(4, 2, DType::F64, &mut rng)?);
+//!     .append(Linear::new(3, 4, DType::F64, &mut rng)?)
+//!     .append(BatchNorm1d::new(4, DType::F64)?)
+//!     .append(Relu)
+//!     .append(Linear::new(4, 2, DType::F64, &mut rng)?);
 //! let names: Vec<String> = model.state_dict().into_iter().map(|(name, _)| name).collect();
 //! assert_eq!(names, ["0.weight", "0.bias", "1.weight", "1.bias", "1.running_mean", "1.running_var", "3.weight", "3.bias"]);
 //! let y = model.forward(&Var::constant(Tensor::zeros([5, 3], DType::F64)?))?;

@@ -29,10 +29,10 @@ fn affine_by_hand(x: &[f64], w: &[f64], b: &[f64], k: usize) -> Vec<f64> {
 fn small_model(seed: u64) -> Sequential {
     let mut rng = Rng::new(seed);
     Sequential::new()
-        .add(Linear::new(3, 4, DType::F64, &mut rng).unwrap())
-        .add(BatchNorm1d::new(4, DType::F64).unwrap())
-        .add(Relu)
-        .add(Linear::new(4, 2, DType::F64, &mut rng).unwrap())
+        .append(Linear::new(3, 4, DType::F64, &mut rng).unwrap())
+        .append(BatchNorm1d::new(4, DType::F64).unwrap())
+        .append(Relu)
+        .append(Linear::new(4, 2, DType::F64, &mut rng).unwrap())
 }
 
 fn names(model: &dyn Module) -> Vec<String> {
@@ -55,7 +55,7 @@ fn a_sequential_names_its_tensors_as_pytorch_does() {
             "3.bias"
         ]
     );
-    let nested = Sequential::new().add(Flatten).add(small_model(0));
+    let nested = Sequential::new().append(Flatten).append(small_model(0));
     assert_eq!(names(&nested)[0], "1.0.weight");
     let params: Vec<String> = model.parameters().into_iter().map(|(n, _)| n).collect();
     assert_eq!(
@@ -264,8 +264,8 @@ fn pytorch_batch_counters_are_skipped_when_loading_a_file() {
     .map(|(name, dtype, shape, data)| (name, TensorView::new(dtype, shape, data).unwrap()));
     std::fs::write(&path, safetensors::serialize(views, &None).unwrap()).unwrap();
     let mut model = Sequential::new()
-        .add(Flatten)
-        .add(BatchNorm1d::new(2, DType::F32).unwrap());
+        .append(Flatten)
+        .append(BatchNorm1d::new(2, DType::F32).unwrap());
     model.load(&path).unwrap();
     model.eval();
     let y = model
@@ -356,7 +356,7 @@ fn a_loss_from_another_model_is_a_typed_error() {
     let loss = other.forward(&x).unwrap().sum_all();
     let err = opt.backward_step(&mut model, &loss).unwrap_err();
     assert!(matches!(&err, crate::Error::Module(ModuleError::NoGradient { name }) if name == "0.weight"));
-    let mut bigger = small_model(0).add(Linear::new(2, 1, DType::F64, &mut Rng::new(0)).unwrap());
+    let mut bigger = small_model(0).append(Linear::new(2, 1, DType::F64, &mut Rng::new(0)).unwrap());
     let loss = bigger.forward(&x).unwrap().sum_all();
     let err = opt.backward_step(&mut bigger, &loss).unwrap_err();
     assert!(err.to_string().contains("build a new ModuleOptimizer"), "{err}");
@@ -393,7 +393,7 @@ fn a_saved_optimizer_continues_bit_for_bit() {
         assert_eq!(a.to_vec::<f64>(), b.to_vec::<f64>(), "{name}");
     }
 
-    let other = Sequential::new().add(Linear::new(3, 4, DType::F64, &mut Rng::new(0)).unwrap());
+    let other = Sequential::new().append(Linear::new(3, 4, DType::F64, &mut Rng::new(0)).unwrap());
     let mut wrong = ModuleOptimizer::new("adamw", &[], &other, 0).unwrap();
     let err = wrong.load(dir.path()).unwrap_err();
     assert!(matches!(&err, crate::Error::Module(ModuleError::UnexpectedTensor { name }) if name == "1.weight"));

@@ -1,0 +1,92 @@
+//! A state dict saved by PyTorch for an `nn.Sequential` loads into the
+//! equivalent ferrograd `Sequential` and predicts PyTorch's outputs. The
+//! fixture was written once by `tests/fixtures/pytorch/make_sequential.py`
+//! (PyTorch is not needed to run this test).
+
+use ferrograd::engine::{DType, Rng, Tensor};
+use ferrograd::module::{BatchNorm1d, Linear, Module, Relu, Sequential};
+use std::path::PathBuf;
+
+fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/pytorch")
+        .join(name)
+}
+
+/// PyTorch's `Sequential(Linear(4, 8), BatchNorm1d(8), ReLU(), Linear(8, 3))`,
+/// with other initial weights (the load must replace every one).
+fn equivalent_model() -> Sequential {
+    let mut rng = Rng::new(0);
+    Sequential::new()
+        .append(Linear::new(4, 8, DType::F32, &mut rng).unwrap())
+        .append(BatchNorm1d::new(8, DType::F32).unwrap())
+        .append(Relu)
+        .append(Linear::new(8, 3, DType::F32, &mut rng).unwrap())
+}
+
+/// The script's input: `x[i][j] = sin(0.37 (i cols + j + 1))`.
+fn fixed_input(rows: usize, cols: usize) -> Vec<f64> {
+    (0..rows * cols).map(|k| (0.37 * (k + 1) as f64).sin()).collect()
+}
+
+#[test]
+fn a_pytorch_state_dict_loads_and_predicts_pytorchs_outputs() {
+    let expected: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture("sequential.json")).unwrap()).unwrap();
+    let numbers = |key: &str| -> Vec<f64> {
+        expected[key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect()
+    };
+    let input = fixed_input(5, 4);
+    for (ours, theirs) in input.iter().zip(numbers("input")) {
+        assert!(
+            (ours - theirs).abs() < 1e-6,
+            "the input formula differs from the script's"
+        );
+    }
+
+    let mut model = equivalent_model();
+    model.load(&fixture("sequential.safetensors")).unwrap();
+    let x = Tensor::from_f64_slice(&input, [5, 4], DType::F32).unwrap();
+    let y = model.predict(&x).unwrap();
+    assert_eq!(y.dims(), [5, 3]);
+    let want = numbers("output");
+    // float32 on both sides: the outputs (below 0.5) agreed within 1e-6 when
+    // this test was written; 1e-5 leaves room for another summation order
+    // in the matrix product.
+    for (i, (got, want)) in y.to_vec::<f32>().iter().zip(&want).enumerate() {
+        assert!(
+            (f64::from(*got) - want).abs() < 1e-5,
+            "output {i}: ferrograd {got}, PyTorch {want}"
+        );
+    }
+}
+
+/// The file is PyTorch's whole state dict: ferrograd's names, plus the
+/// int64 `num_batches_tracked` that `Module::load` skips.
+#[test]
+fn the_pytorch_state_dict_has_ferrograds_names_and_a_batch_counter() {
+    let bytes = std::fs::read(fixture("sequential.safetensors")).unwrap();
+    let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut theirs: Vec<String> = file.names().into_iter().cloned().collect();
+    theirs.sort();
+    let mut ours: Vec<String> = equivalent_model()
+        .state_dict()
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect();
+    ours.push("1.num_batches_tracked".into());
+    ours.sort();
+    assert_eq!(theirs, ours);
+    let counter = file.tensor("1.num_batches_tracked").unwrap();
+    assert_eq!(counter.dtype(), safetensors::Dtype::I64);
+    assert_eq!(
+        i64::from_le_bytes(counter.data().try_into().unwrap()),
+        3,
+        "three training batches"
+    );
+}

@@ -33,7 +33,7 @@ mod optimizer;
 mod tests;
 
 pub use layers::{BatchNorm1d, Flatten, Gelu, Linear, Relu, Sequential, Sigmoid, Tanh};
-pub use optimizer::ModuleOptimizer;
+pub use optimizer::{ModuleOptimizer, MODULE_OPTIMIZER_FILE};
 
 use crate::autograd::{no_grad, Var};
 use crate::engine::{Shape, Tensor};

@@ -3,10 +3,10 @@
 //! write by hand.
 
 use super::{Module, ModuleError, Slot};
-use crate::autograd::Var;
+use crate::autograd::{set_grad_enabled, Gradients, Var};
 use crate::engine::Tensor;
 use crate::error::{Error, Result};
-use crate::optim::{catalog, HyperParams, StepContext, TaskOptimizer};
+use crate::optim::{catalog, Curvature, HyperParams, StepContext, TaskOptimizer};
 use std::path::Path;
 
 /// The file of a saved optimizer directory that holds the parameter names
@@ -92,42 +92,119 @@ impl ModuleOptimizer {
 
     /// Back-propagates `loss` (a scalar computed from `model`'s latest
     /// forward pass) and takes one optimizer step: every trained parameter
-    /// gets its gradient's update added.
+    /// gets its gradient's update added. An optimizer that uses curvature
+    /// (Sophia, AdaHessian, Newton-CG) gets Hessian-vector products of
+    /// `loss` at the current parameters.
     ///
     /// Fails, changing nothing, when a trained parameter got no gradient
     /// ([`ModuleError::NoGradient`]), when the model's tensors are not the
     /// ones the optimizer was set up for, and for an optimizer that wants
-    /// the gradient at other parameters than the current ones (look-ahead,
-    /// SAM: they need to re-evaluate the loss, which a computed loss cannot).
+    /// the gradient at other parameters than the current ones (look-ahead
+    /// points, schedule-free's interpolation, SAM): a loss already computed
+    /// cannot give it; [`ModuleOptimizer::step_with`] can.
     pub fn backward_step(&mut self, model: &mut dyn Module, loss: &Var) -> Result<()> {
         self.check_model(model)?;
-        let grads = loss.backward()?;
-        let (mut params, mut gradients) = (Vec::new(), Vec::new());
-        let mut missing = None;
-        model.visit(&mut |name, slot| {
-            params.push(slot.value().clone());
-            let grad = match slot {
-                Slot::Parameter(p) if p.is_trained() => grads.get(p.var()).cloned(),
-                _ => Some(slot.value().zeros_like()),
-            };
-            if grad.is_none() && missing.is_none() {
-                missing = Some(name.to_string());
-            }
-            gradients.push(grad.unwrap_or_else(|| slot.value().zeros_like()));
-        });
-        if let Some(name) = missing {
-            return Err(ModuleError::NoGradient { name }.into());
-        }
-        self.refuse_queries(&params)?;
-        let updates = self.optimizer.step(&params, &gradients, &self.ctx)?;
-        if updates.len() != params.len() {
+        let gradients = self.backward(model, loss)?;
+        let current = tensor_values(model);
+        self.refuse_queries(&current)?;
+        self.finish_step(model, &current, gradients)
+    }
+
+    /// One step for any optimizer: `loss_of(model)` computes the loss (a
+    /// forward pass of the model, in training mode), at the parameters the
+    /// optimizer asks for when it asks ([`TaskOptimizer::query_at_params`]),
+    /// which the model holds only during that call; the update is then
+    /// added to the current parameters, as the task's trainer does. A
+    /// forward pass at other parameters does not keep its BatchNorm
+    /// statistics. Returns the loss.
+    ///
+    /// ```
+    /// use ferrograd::autograd::Var;
+    /// use ferrograd::engine::{DType, Rng, Tensor};
+    /// use ferrograd::module::{Linear, Module, ModuleOptimizer};
+    /// use ferrograd::nn::mse;
+    ///
+    /// let mut model = Linear::new(1, 1, DType::F64, &mut Rng::new(0))?;
+    /// // SAM takes every second gradient at a perturbed point.
+    /// let mut opt = ModuleOptimizer::new("sam_adam", &[("lr", 0.05)], &model, 0)?;
+    /// let x = Var::constant(Tensor::from_vec(vec![1.0f64, 2.0], [2, 1])?);
+    /// let y = Var::constant(Tensor::from_vec(vec![2.0f64, 4.0], [2, 1])?);
+    /// let loss = |m: &mut dyn Module| Ok(mse(&m.forward(&x)?, &y)?);
+    /// let first = opt.step_with(&mut model, loss)?.value().to_scalar()?;
+    /// for _ in 0..300 {
+    ///     opt.step_with(&mut model, loss)?;
+    /// }
+    /// let last = mse(&model.forward(&x)?, &y)?.value().to_scalar()?;
+    /// assert!(last < 0.01 * first, "{first} -> {last}");
+    /// # Ok::<(), ferrograd::Error>(())
+    /// ```
+    pub fn step_with(
+        &mut self,
+        model: &mut dyn Module,
+        mut loss_of: impl FnMut(&mut dyn Module) -> Result<Var>,
+    ) -> Result<Var> {
+        self.check_model(model)?;
+        let current = tensor_values(model);
+        let Some(query) = self.optimizer.query_at_params(&current, &self.ctx)? else {
+            let loss = loss_of(model)?;
+            let gradients = self.backward(model, &loss)?;
+            self.finish_step(model, &current, gradients)?;
+            return Ok(loss);
+        };
+        if query.len() != current.len() || query.iter().zip(&current).any(|(q, c)| q.shape() != c.shape()) {
             return Err(crate::engine::Error::invalid(
-                "ModuleOptimizer::backward_step",
+                "ModuleOptimizer::step_with",
+                format!(
+                    "{} asked for the gradient at {} tensors that do not match the model's {}",
+                    self.optimizer.name(),
+                    query.len(),
+                    current.len()
+                ),
+            )
+            .into());
+        }
+        set_tensor_values(model, &query);
+        let at_query = loss_of(model).and_then(|loss| Ok((self.backward(model, &loss)?, loss)));
+        set_tensor_values(model, &current);
+        let (gradients, loss) = at_query?;
+        self.finish_step(model, &current, gradients)?;
+        Ok(loss)
+    }
+
+    /// The gradients of `loss` for every tensor of `model` (see
+    /// [`gradients_by_tensor`]), the backward pass recorded when the
+    /// optimizer will ask for Hessian-vector products.
+    fn backward(&self, model: &dyn Module, loss: &Var) -> Result<StepGradients> {
+        let grads = loss.backward_with(self.optimizer.uses_curvature())?;
+        let (gradients, trained) = gradients_by_tensor(model, &grads)?;
+        Ok(StepGradients {
+            grads,
+            gradients,
+            trained,
+        })
+    }
+
+    /// The optimizer's step from `current` with `gradients`, its updates
+    /// added to `model`'s trained parameters, and the step counted.
+    fn finish_step(&mut self, model: &mut dyn Module, current: &[Tensor], gradients: StepGradients) -> Result<()> {
+        let updates = if self.optimizer.uses_curvature() {
+            let mut hook = LossCurvature {
+                grads: &gradients.grads,
+                trained: gradients.trained,
+            };
+            self.optimizer
+                .step_with_curvature(current, &gradients.gradients, &mut hook, &self.ctx)?
+        } else {
+            self.optimizer.step(current, &gradients.gradients, &self.ctx)?
+        };
+        if updates.len() != current.len() {
+            return Err(crate::engine::Error::invalid(
+                "ModuleOptimizer::step",
                 format!(
                     "{} returned {} updates for {} tensors; a TaskOptimizer returns one per tensor",
                     self.optimizer.name(),
                     updates.len(),
-                    params.len()
+                    current.len()
                 ),
             )
             .into());
@@ -208,13 +285,116 @@ impl ModuleOptimizer {
                 "ModuleOptimizer::backward_step",
                 format!(
                     "{} evaluates the gradient at other parameters than the current ones, which a loss \
-                     already computed cannot give; train it with ferrograd::train::Trainer or its own loop",
+                     already computed cannot give; use ModuleOptimizer::step_with, which computes the loss there",
                     self.optimizer.name()
                 ),
             )
             .into());
         }
         Ok(())
+    }
+}
+
+/// What one backward pass gives a step: the recorded gradients (for
+/// Hessian-vector products), one gradient per tensor of the model, and the
+/// `Var` of each trained parameter.
+struct StepGradients {
+    grads: Gradients,
+    gradients: Vec<Tensor>,
+    trained: Vec<Option<Var>>,
+}
+
+/// The gradient in `grads` of every tensor of `model`, in visiting order
+/// (zeros for buffers and frozen parameters), and the `Var` of each trained
+/// parameter (`None` for the others); or the error naming the first
+/// trained parameter the loss did not reach.
+fn gradients_by_tensor(model: &dyn Module, grads: &Gradients) -> Result<(Vec<Tensor>, Vec<Option<Var>>)> {
+    let (mut gradients, mut trained) = (Vec::new(), Vec::new());
+    let mut missing = None;
+    model.visit(&mut |name, slot| {
+        let var = match slot {
+            Slot::Parameter(p) if p.is_trained() => Some(p.var().clone()),
+            _ => None,
+        };
+        let grad = match &var {
+            Some(v) => grads.get(v).cloned(),
+            None => Some(slot.value().zeros_like()),
+        };
+        if grad.is_none() && missing.is_none() {
+            missing = Some(name.to_string());
+        }
+        gradients.push(grad.unwrap_or_else(|| slot.value().zeros_like()));
+        trained.push(var);
+    });
+    match missing {
+        Some(name) => Err(ModuleError::NoGradient { name }.into()),
+        None => Ok((gradients, trained)),
+    }
+}
+
+/// The values of `model`'s tensors, in visiting order (shared, not copied).
+fn tensor_values(model: &dyn Module) -> Vec<Tensor> {
+    model.state_dict().into_iter().map(|(_, t)| t).collect()
+}
+
+/// Sets every tensor of `model` to `values` (in visiting order, shapes
+/// checked by the caller).
+fn set_tensor_values(model: &mut dyn Module, values: &[Tensor]) {
+    let mut values = values.iter();
+    model.visit_mut(&mut |_, mut slot| {
+        if let Some(v) = values.next() {
+            slot.set_value(v.clone());
+        }
+    });
+}
+
+/// Hessian-vector products of the loss a step back-propagated (with its
+/// backward pass recorded), for optimizers that use curvature: reverse over
+/// reverse, as the task's trainer does.
+struct LossCurvature<'a> {
+    grads: &'a Gradients,
+    trained: Vec<Option<Var>>,
+}
+
+impl Curvature for LossCurvature<'_> {
+    fn hvp(&mut self, v: &[Tensor]) -> crate::engine::Result<Vec<Tensor>> {
+        if v.len() != self.trained.len() {
+            return Err(crate::engine::Error::invalid(
+                "hvp",
+                format!(
+                    "got {} direction tensors for a model of {}",
+                    v.len(),
+                    self.trained.len()
+                ),
+            ));
+        }
+        let _recording = set_grad_enabled(true);
+        let mut directional: Option<Var> = None;
+        for (var, direction) in self.trained.iter().zip(v) {
+            let Some(g) = var.as_ref().and_then(|var| self.grads.get_var(var)) else {
+                continue;
+            };
+            let term = g.mul(&Var::constant(direction.clone()))?.sum_all();
+            directional = Some(match directional {
+                Some(total) => total.add(&term)?,
+                None => term,
+            });
+        }
+        let Some(directional) = directional else {
+            return Ok(v.iter().map(Tensor::zeros_like).collect());
+        };
+        let second = directional.backward()?;
+        Ok(self
+            .trained
+            .iter()
+            .zip(v)
+            .map(|(var, d)| {
+                var.as_ref()
+                    .and_then(|var| second.get(var))
+                    .cloned()
+                    .unwrap_or_else(|| d.zeros_like())
+            })
+            .collect())
     }
 }
 

@@ -426,3 +426,113 @@ proptest! {
         prop_assert_eq!(y.value().to_vec::<f64>(), values);
     }
 }
+
+/// The model of the catalog tests: one input, the task's shape, which
+/// some optimizers (anneal's kink spreading) need.
+fn one_input_model() -> Sequential {
+    let mut rng = Rng::new(0);
+    Sequential::new()
+        .append(Linear::new(1, 4, DType::F64, &mut rng).unwrap())
+        .append(Relu)
+        .append(BatchNorm1d::new(4, DType::F64).unwrap())
+        .append(Linear::new(4, 2, DType::F64, &mut rng).unwrap())
+}
+
+/// The squared output of `model` on a fixed batch of 6.
+fn output_energy(model: &mut dyn Module) -> crate::Result<Var> {
+    let x = Var::constant(tensor(&table(6, 1, 0.4), &[6, 1]));
+    Ok(model.forward(&x)?.square().mean_all())
+}
+
+/// Every catalog optimizer trains a module through `step_with` (the
+/// parameters move and stay finite, the buffers keep the values of the
+/// last forward pass at the current parameters), and through
+/// `backward_step` too unless it wants the gradient elsewhere, which it
+/// then says, pointing to `step_with`.
+#[test]
+fn every_catalog_optimizer_steps_a_module() {
+    let mut refused = Vec::new();
+    for info in crate::optim::catalog::all() {
+        let mut model = one_input_model();
+        let mut opt = ModuleOptimizer::new(info.name, &[], &model, 0).unwrap();
+        let before = model.state_dict();
+        for _ in 0..3 {
+            opt.step_with(&mut model, output_energy)
+                .unwrap_or_else(|e| panic!("{}: {e}", info.name));
+        }
+        let after = model.state_dict();
+        for (name, t) in &after {
+            assert!(t.to_vec::<f64>().iter().all(|v| v.is_finite()), "{}: {name}", info.name);
+        }
+        assert_ne!(before[0].1.to_vec::<f64>(), after[0].1.to_vec::<f64>(), "{}", info.name);
+
+        let mut model = one_input_model();
+        let mut opt = ModuleOptimizer::new(info.name, &[], &model, 0).unwrap();
+        for _ in 0..3 {
+            let loss = output_energy(&mut model).unwrap();
+            if let Err(e) = opt.backward_step(&mut model, &loss) {
+                let message = e.to_string();
+                assert!(
+                    message.contains("use ModuleOptimizer::step_with"),
+                    "{}: {message}",
+                    info.name
+                );
+                refused.push(info.name);
+                break;
+            }
+        }
+    }
+    // SAM takes every second gradient at a perturbed point.
+    assert!(refused.contains(&"sam_adam"), "refused: {refused:?}");
+    assert!(
+        !refused.contains(&"adam") && !refused.contains(&"sophia"),
+        "{refused:?}"
+    );
+    eprintln!("REFUSED {refused:?}");
+}
+
+/// The running statistics of `model`'s BatchNorms.
+fn running_stats(model: &dyn Module) -> Vec<Vec<f64>> {
+    model
+        .state_dict()
+        .iter()
+        .filter(|(name, _)| name.contains("running"))
+        .map(|(_, t)| t.to_vec::<f64>())
+        .collect()
+}
+
+/// With a query (SAM's perturbed point, from its second step on),
+/// `step_with` evaluates the loss at the queried point, then puts the
+/// model back at its current parameters plus the update, with the BatchNorm
+/// statistics of the current parameters.
+#[test]
+fn a_queried_step_evaluates_elsewhere_and_keeps_the_current_statistics() {
+    let mut model = one_input_model();
+    let mut opt = ModuleOptimizer::new("sam_adam", &[], &model, 0).unwrap();
+    let mut queried_steps = 0;
+    for _ in 0..3 {
+        output_energy(&mut model).unwrap(); // statistics of the current parameters
+        let (weight, stats) = (model.state_dict()[0].1.to_vec::<f64>(), running_stats(&model));
+        let mut seen = Vec::new();
+        opt.step_with(&mut model, |m| {
+            seen.push(m.state_dict()[0].1.to_vec::<f64>());
+            output_energy(m)
+        })
+        .unwrap();
+        assert_eq!(seen.len(), 1, "one loss evaluation per step");
+        if seen[0] != weight {
+            queried_steps += 1;
+            assert_eq!(
+                running_stats(&model),
+                stats,
+                "the queried forward pass kept its statistics"
+            );
+            assert_ne!(
+                model.state_dict()[0].1.to_vec::<f64>(),
+                seen[0],
+                "left at the queried point"
+            );
+        }
+    }
+    assert!(queried_steps >= 1, "SAM never asked for another point");
+}

@@ -253,7 +253,6 @@ impl Module for Flatten {
 
 /// Modules applied one after the other (PyTorch's `nn.Sequential`); the
 /// children are named `0`, `1`, ... in the state dict.
-#[derive(Default)]
 pub struct Sequential {
     children: Vec<Box<dyn Module>>,
     training: bool,
@@ -284,6 +283,13 @@ impl Sequential {
     /// Whether it has no children (its forward pass is the identity).
     pub fn is_empty(&self) -> bool {
         self.children.is_empty()
+    }
+}
+
+impl Default for Sequential {
+    /// [`Sequential::new`]: empty, in training mode.
+    fn default() -> Sequential {
+        Sequential::new()
     }
 }
 

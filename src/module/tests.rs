@@ -55,6 +55,7 @@ fn a_sequential_names_its_tensors_as_pytorch_does() {
             "3.bias"
         ]
     );
+    assert!(Sequential::default().is_training() && Sequential::default().is_empty());
     let nested = Sequential::new().append(Flatten).append(small_model(0));
     assert_eq!(names(&nested)[0], "1.0.weight");
     let params: Vec<String> = model.parameters().into_iter().map(|(n, _)| n).collect();

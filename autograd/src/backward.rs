@@ -2,7 +2,9 @@
 //! leaves, and [`input_grads`] holds every op's backward rule, one `match`
 //! arm per op, written with differentiable `Var` ops so that the
 //! `create_graph` mode ([`Var::backward_with`]) can differentiate the
-//! backward pass itself (second order).
+//! backward pass itself (second order), and so that tangents flow through it
+//! (forward-over-reverse). Each op's forward rule (its JVP) sits in
+//! `jvp.rs`, one arm per op in the same order as [`input_grads`].
 
 use crate::op::{Op, OpKind};
 use crate::var::{set_grad_enabled, Node};
@@ -327,7 +329,7 @@ fn unary_grad(kind: OpKind, x: &Var, g: &Var) -> Result<Var> {
 
 /// d/dx of `0.5 x (1 + tanh(u))` with `u = c (x + a x^3)`:
 /// `0.5 (1 + t) + 0.5 x (1 - t^2) c (1 + 3 a x^2)`.
-fn gelu_derivative(x: &Var) -> Result<Var> {
+pub(crate) fn gelu_derivative(x: &Var) -> Result<Var> {
     use ferrograd_engine::ops::elementwise::{GELU_A, GELU_C};
     let u = x.add(&x.pow_scalar(3.0).mul_scalar(GELU_A))?.mul_scalar(GELU_C);
     let t = u.tanh();

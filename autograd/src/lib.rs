@@ -25,6 +25,7 @@ mod backward;
 mod dot;
 mod forward;
 pub mod gradcheck;
+mod jvp;
 pub mod op;
 pub mod registry;
 pub mod second_order;

@@ -6,7 +6,8 @@
 macro_rules! op_kinds {
     ($($kind:ident => $name:literal,)*) => {
         /// The kind of a recorded op, without its data. Every kind has a
-        /// backward rule in `backward.rs` and a gradcheck entry in `registry.rs`.
+        /// backward rule in `backward.rs`, a forward (JVP) rule in `jvp.rs`
+        /// and a gradcheck entry in `registry.rs`.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
         pub enum OpKind {
             $(

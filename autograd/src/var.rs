@@ -6,10 +6,10 @@
 //! [`Var::backward`] walks in reverse topological order.
 
 use crate::op::Op;
-use ferrograd_engine::{DType, Device, Shape, Tensor};
+use ferrograd_engine::{DType, Device, Error, Result, Shape, Tensor};
 use std::cell::Cell;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 static NEXT_ID: AtomicUsize = AtomicUsize::new(0);
 
@@ -30,6 +30,10 @@ struct VarInner {
     value: Tensor,
     requires_grad: bool,
     node: Option<Node>,
+    /// The forward-mode tangent `dvalue/deps` along the direction the
+    /// leaves' tangents set (see `jvp.rs`). Set once: at construction for a
+    /// leaf ([`Var::with_tangent`]), right after it for an op's result.
+    tangent: OnceLock<Var>,
 }
 
 /// Frees a graph without recursion.
@@ -43,21 +47,32 @@ struct VarInner {
 /// input list and no drop ever nests. Inputs that are still shared (another
 /// op or the caller holds them) are only released here; their last user
 /// frees them later, the same way. A deep graph costs heap, not stack.
+///
+/// A tangent is a `Var` with a graph of its own (its rule's ops), so it goes
+/// onto the same work list rather than being dropped as a field, which would
+/// start a second loop inside this one (tests/deep_graph.rs frees a
+/// million-link chain carrying tangents on a 2 MiB stack).
 impl Drop for VarInner {
     fn drop(&mut self) {
-        let Some(node) = self.node.as_mut() else {
-            return;
-        };
-        let mut pending = std::mem::take(&mut node.inputs);
+        let mut pending = Vec::new();
+        self.release_into(&mut pending);
         while let Some(input) = pending.pop() {
             // `into_inner` hands back the inner value only to the last owner,
             // even if other threads release their handles at the same time.
             if let Some(mut last) = Arc::into_inner(input.0) {
-                if let Some(node) = last.node.as_mut() {
-                    pending.append(&mut node.inputs);
-                }
+                last.release_into(&mut pending);
             }
         }
+    }
+}
+
+impl VarInner {
+    /// Moves this value's inputs and tangent onto `pending`.
+    fn release_into(&mut self, pending: &mut Vec<Var>) {
+        if let Some(node) = self.node.as_mut() {
+            pending.append(&mut node.inputs);
+        }
+        pending.extend(self.tangent.take());
     }
 }
 
@@ -72,6 +87,7 @@ impl Var {
             value,
             requires_grad,
             node,
+            tangent: OnceLock::new(),
         }))
     }
 
@@ -88,12 +104,61 @@ impl Var {
 
     /// Records the result of `op` on `inputs`. If recording is off or no
     /// input requires a gradient, the result is a constant.
+    ///
+    /// If any input carries a tangent (and tangents are not suspended, as
+    /// they are inside a forward rule), the result carries the tangent its
+    /// op's forward rule computes, whether or not recording is on.
     pub(crate) fn from_op(value: Tensor, op: Op, inputs: Vec<Var>) -> Var {
+        let pushes_tangent = crate::jvp::tangents_flow(&inputs);
         if is_grad_enabled() && inputs.iter().any(Var::requires_grad) {
-            Var::new(value, true, Some(Node { op, inputs }))
+            let out = Var::new(value, true, Some(Node { op, inputs }));
+            if pushes_tangent {
+                let node = out.node().expect("just recorded");
+                out.set_tangent(crate::jvp::output_tangent(&node.op, &node.inputs, &out));
+            }
+            out
         } else {
-            Var::new(value, false, None)
+            let out = Var::new(value, false, None);
+            if pushes_tangent {
+                out.set_tangent(crate::jvp::output_tangent(&op, &inputs, &out));
+            }
+            out
         }
+    }
+
+    /// Stores the tangent an op's forward rule computed (`None`: none).
+    fn set_tangent(&self, tangent: Option<Var>) {
+        if let Some(t) = tangent {
+            // A fresh result has no tangent yet, so this cannot be refused.
+            let _ = self.0.tangent.set(t);
+        }
+    }
+
+    /// The forward-mode tangent this `Var` carries, if any: `dself/deps`
+    /// when the leaves move along their tangents, `x + eps t`. Leaves get
+    /// one from [`Var::with_tangent`]; every op on a `Var` that carries one
+    /// computes its result's with the op's forward rule (a Jacobian-vector
+    /// product).
+    pub fn tangent(&self) -> Option<&Var> {
+        self.0.tangent.get()
+    }
+
+    /// The same value, history and `requires_grad`, now carrying `tangent`
+    /// (a "dual tensor", PyTorch's `make_dual`): every op computed from the
+    /// result carries the derivative of its value along `tangent`. The
+    /// result is a new `Var`: use it (not `self`) in the computation, and
+    /// ask [`Gradients`](crate::Gradients) about it.
+    ///
+    /// Fails if `tangent` differs from `self` in shape, dtype or device.
+    pub fn with_tangent(&self, tangent: &Var) -> Result<Var> {
+        check_tangent_fits(self, tangent)?;
+        let node = self.node().map(|n| Node {
+            op: n.op.clone(),
+            inputs: n.inputs.clone(),
+        });
+        let dual = Var::new(self.value().clone(), self.requires_grad(), node);
+        dual.set_tangent(Some(tangent.clone()));
+        Ok(dual)
     }
 
     /// A unique id, stable for this `Var`'s lifetime.
@@ -158,6 +223,39 @@ impl std::fmt::Debug for Var {
             self.value()
         )
     }
+}
+
+/// An error unless `tangent` matches `primal` in shape, dtype and device.
+fn check_tangent_fits(primal: &Var, tangent: &Var) -> Result<()> {
+    if primal.shape() != tangent.shape() {
+        return Err(Error::ShapeMismatch {
+            op: "with_tangent",
+            lhs: primal.shape().clone(),
+            rhs: tangent.shape().clone(),
+            hint: "a tangent has its primal's shape: one direction component per element",
+        });
+    }
+    if primal.dtype() != tangent.dtype() {
+        return Err(Error::invalid(
+            "with_tangent",
+            format!(
+                "the tangent is {:?} but the value is {:?}; convert it with `to_dtype`",
+                tangent.dtype(),
+                primal.dtype()
+            ),
+        ));
+    }
+    if primal.device() != tangent.device() {
+        return Err(Error::invalid(
+            "with_tangent",
+            format!(
+                "the tangent is on {:?} but the value is on {:?}; move it with `to_device`",
+                tangent.device(),
+                primal.device()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Whether ops on this thread currently record nodes.
@@ -232,5 +330,31 @@ mod tests {
         drop(right);
         assert!(watch_shared.upgrade().is_none());
         assert_eq!(Arc::strong_count(&x.0), 1);
+    }
+
+    #[test]
+    fn a_tangent_of_another_shape_or_dtype_is_refused_with_the_fix() {
+        let x = Var::parameter(Tensor::zeros([2, 3], DType::F64).unwrap());
+        let wrong_shape = Var::constant(Tensor::zeros([3, 2], DType::F64).unwrap());
+        let err = x.with_tangent(&wrong_shape).unwrap_err().to_string();
+        assert!(err.contains("with_tangent") && err.contains("shape"), "{err}");
+        let wrong_dtype = Var::constant(Tensor::zeros([2, 3], DType::F32).unwrap());
+        let err = x.with_tangent(&wrong_dtype).unwrap_err().to_string();
+        assert!(err.contains("to_dtype"), "{err}");
+    }
+
+    #[test]
+    fn tangents_follow_the_product_rule_with_recording_on_or_off() {
+        // d/deps of (x sin x) along t at x = 2: t (sin 2 + 2 cos 2).
+        let t = Var::constant(Tensor::scalar(0.5, DType::F64));
+        let x = leaf().mul_scalar(2.0).with_tangent(&t).unwrap();
+        let want = 0.5 * (2f64.sin() + 2.0 * 2f64.cos());
+        let recorded = x.mul(&x.sin()).unwrap();
+        let plain = no_grad(|| x.mul(&x.sin()).unwrap());
+        for y in [recorded, plain] {
+            let got = y.tangent().unwrap().value().to_scalar().unwrap();
+            assert!((got - want).abs() < 1e-15, "{got} vs {want}");
+        }
+        assert!(x.tangent().is_some() && leaf().tangent().is_none());
     }
 }

@@ -122,3 +122,24 @@ fn a_deep_second_order_graph_differentiates_and_drops() {
     assert_eq!(grad_of(&dy_dx, &x), n * (n + 1.0));
     drop(dy_dx);
 }
+
+/// A chain whose every link carries a forward-mode tangent: each tangent is
+/// a `Var` with a graph of its own that reaches back into the chain
+/// (`t_i = t_{i-1} * cos(y_{i-1})` for `y_i = sin(y_{i-1})`), so freeing the
+/// chain must not nest a drop per link through the tangents either.
+#[test]
+fn a_million_op_chain_carrying_tangents_drops_on_a_2_mib_stack() {
+    on_a_small_stack(|| {
+        let tangent = Var::constant(Tensor::scalar(3.0, DType::F64));
+        let x = scalar_parameter(0.0).with_tangent(&tangent).unwrap();
+        let mut y = x.clone();
+        for _ in 0..DEPTH {
+            y = y.sin();
+        }
+        // sin(0) = 0 and cos(0) = 1 all the way: the tangent stays 3.
+        assert_eq!(value_of(&y), 0.0);
+        assert_eq!(value_of(y.tangent().unwrap()), 3.0);
+        drop(y);
+        drop(x);
+    });
+}

@@ -93,7 +93,7 @@ fn projected(f: &dyn Fn(&[Var]) -> Result<Var>, inputs: &[Tensor], r: &Tensor) -
     })
 }
 
-fn unravel(mut flat: usize, dims: &[usize]) -> Vec<usize> {
+pub(crate) fn unravel(mut flat: usize, dims: &[usize]) -> Vec<usize> {
     let mut index = vec![0; dims.len()];
     for (i, &d) in dims.iter().enumerate().rev() {
         index[i] = flat % d;

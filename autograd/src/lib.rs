@@ -24,8 +24,10 @@
 mod backward;
 mod dot;
 mod forward;
+pub mod functional;
 pub mod gradcheck;
 mod jvp;
+pub mod jvpcheck;
 pub mod op;
 pub mod registry;
 pub mod second_order;
@@ -34,6 +36,7 @@ mod var;
 
 pub use backward::Gradients;
 pub use gradcheck::{gradcheck, gradgradcheck, GradcheckOptions, GradcheckReport};
+pub use jvpcheck::{dot_product_check, jvpcheck, DotProductReport};
 pub use op::{Op, OpKind};
-pub use second_order::{hessian, hvp};
+pub use second_order::{hessian, hvp, hvp_of_inputs, hvp_with, HvpMode};
 pub use var::{is_grad_enabled, no_grad, set_grad_enabled, GradModeGuard, Node, Var};

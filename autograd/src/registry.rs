@@ -32,6 +32,22 @@ pub struct OpEntry {
     pub build: fn(&[usize], &mut Rng) -> Case,
     /// Finite-difference step and tolerances, if the defaults do not fit.
     pub tolerance: Option<(f64, f64, f64)>,
+    /// Relative tolerance where forward mode is compared with reverse mode
+    /// (the dot-product test, forward-over-reverse against
+    /// reverse-over-reverse), if [`CROSS_MODE_TOLERANCE`] does not fit (an
+    /// op that rounds through f32 cannot meet an f64 tolerance).
+    pub cross_mode_tolerance: Option<f64>,
+}
+
+/// The relative tolerance of comparisons between modes, for ops computed
+/// in f64: both sides are exact up to rounding.
+pub const CROSS_MODE_TOLERANCE: f64 = 1e-10;
+
+impl OpEntry {
+    /// The tolerance of comparisons between modes for this entry.
+    pub fn cross_mode_tolerance(&self) -> f64 {
+        self.cross_mode_tolerance.unwrap_or(CROSS_MODE_TOLERANCE)
+    }
 }
 
 // ----- input domains --------------------------------------------------------
@@ -141,6 +157,7 @@ macro_rules! entry {
             kind: OpKind::$kind,
             build: $build,
             tolerance: None,
+            cross_mode_tolerance: None,
         }
     };
 }
@@ -206,6 +223,9 @@ fn unary_entries() -> Vec<OpEntry> {
             build: |d, r| unary(vec![real(d, r)], |x| x.to_dtype(DType::F32).to_dtype(DType::F64)),
             // f32 rounding is a step function at 1e-7 scale: use a wide step.
             tolerance: Some((1e-2, 1e-4, 1e-3)),
+            // J v rounds v to f32 and J^T u rounds u: the two inner products
+            // differ by f32 rounding (2^-24 relative per term).
+            cross_mode_tolerance: Some(1e-6),
         },
     ]
 }

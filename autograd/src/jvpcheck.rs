@@ -1,0 +1,177 @@
+//! Checking forward mode: [`jvpcheck`] compares the forward rules' `J v`
+//! with central differences along `v`, and [`dot_product_check`] compares
+//! forward mode with reverse mode through the identity
+//! `<J v, u> = <v, J^T u>`, which holds for every linear map and so for the
+//! JVP and VJP of one function at one point.
+//!
+//! The dot-product test needs no finite differences, so it is exact up to
+//! rounding (1e-10 relative in f64) where gradcheck needs tolerances of
+//! 1e-5: it catches a forward rule and a backward rule that disagree by
+//! far less than any finite difference can see. What it cannot see is the
+//! two rules being wrong in the same way (transposes of one wrong
+//! Jacobian); the central differences of [`jvpcheck`] and
+//! [`gradcheck`](fn@crate::gradcheck) rule that out.
+
+use crate::functional::{jvp, vjp};
+use crate::gradcheck::{unravel, WorstElement};
+use crate::{no_grad, GradcheckOptions, GradcheckReport, Var};
+use ferrograd_engine::{DType, Error, Result, Rng, Tensor};
+
+/// A standard normal tensor per input, in f64.
+fn random_directions(inputs: &[Tensor], rng: &mut Rng) -> Result<Vec<Tensor>> {
+    inputs
+        .iter()
+        .map(|t| Tensor::rand_normal(t.shape().clone(), 0.0, 1.0, DType::F64, rng))
+        .collect()
+}
+
+/// `f(inputs + delta * directions)`, without recording.
+fn evaluate_along(
+    f: &dyn Fn(&[Var]) -> Result<Var>,
+    inputs: &[Tensor],
+    directions: &[Tensor],
+    delta: f64,
+) -> Result<Tensor> {
+    no_grad(|| {
+        let moved: Vec<Var> = inputs
+            .iter()
+            .zip(directions)
+            .map(|(x, v)| x.add(&v.mul_scalar(delta)).map(Var::constant))
+            .collect::<Result<_>>()?;
+        Ok(f(&moved)?.value().clone())
+    })
+}
+
+/// Checks the forward-mode derivative of `f` at `inputs` (converted to f64):
+/// for random directions `v` (standard normal, one per input, seeded by
+/// `options.seed`), every element of `J v` must match
+/// `(f(x + eps v) - f(x - eps v)) / (2 eps)` within
+/// `atol + rtol * |numeric|`.
+///
+/// In the report, `checked` counts output elements, and the worst element's
+/// `input` is 0 and its `index` an index into the output.
+pub fn jvpcheck(
+    f: impl Fn(&[Var]) -> Result<Var>,
+    inputs: &[Tensor],
+    options: &GradcheckOptions,
+) -> Result<GradcheckReport> {
+    let inputs: Vec<Tensor> = inputs.iter().map(|t| t.to_dtype(DType::F64)).collect();
+    let directions = random_directions(&inputs, &mut Rng::new(options.seed ^ 0x4A56_5043))?;
+    let (out, analytic) = jvp(&f, &inputs, &directions)?;
+    if !out.all_finite() {
+        return Err(Error::NonFinite {
+            what: "jvpcheck: the function's output".into(),
+            value: f64::NAN,
+        });
+    }
+    let plus = evaluate_along(&f, &inputs, &directions, options.eps)?;
+    let minus = evaluate_along(&f, &inputs, &directions, -options.eps)?;
+    let numeric = plus.sub(&minus)?.div_scalar(2.0 * options.eps);
+    Ok(compare(
+        &analytic.to_vec_f64(),
+        &numeric.to_vec_f64(),
+        out.dims(),
+        options,
+    ))
+}
+
+/// The elementwise comparison of [`jvpcheck`], as a report.
+fn compare(analytic: &[f64], numeric: &[f64], dims: &[usize], options: &GradcheckOptions) -> GradcheckReport {
+    let mut report = GradcheckReport {
+        passed: true,
+        checked: analytic.len(),
+        max_abs_error: 0.0,
+        max_rel_error: 0.0,
+        worst: None,
+    };
+    let mut worst_score = f64::NEG_INFINITY;
+    for (j, (&a, &n)) in analytic.iter().zip(numeric).enumerate() {
+        let abs = (a - n).abs();
+        let score = abs / (options.atol + options.rtol * n.abs());
+        report.max_abs_error = report.max_abs_error.max(abs);
+        report.max_rel_error = report.max_rel_error.max(abs / n.abs().max(options.atol));
+        let score = if score.is_nan() { f64::INFINITY } else { score };
+        report.passed &= score <= 1.0;
+        if score > worst_score {
+            worst_score = score;
+            report.worst = Some(WorstElement {
+                input: 0,
+                index: unravel(j, dims),
+                analytic: a,
+                numeric: n,
+            });
+        }
+    }
+    report
+}
+
+/// The outcome of a [`dot_product_check`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct DotProductReport {
+    /// Whether `|forward - reverse| <= tolerance * scale`.
+    pub passed: bool,
+    /// `<J v, u>`, from forward mode.
+    pub forward: f64,
+    /// `<v, J^T u>`, from reverse mode.
+    pub reverse: f64,
+    /// `|forward - reverse| / scale`.
+    pub rel_error: f64,
+    /// What the difference is measured against: the larger of 1 and the
+    /// sums of the absolute terms of either inner product (so cancellation
+    /// in a sum does not make rounding look like a bug).
+    pub scale: f64,
+}
+
+impl std::fmt::Display for DotProductReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}: <J v, u> = {:.17e} (forward), <v, J^T u> = {:.17e} (reverse), relative error {:.3e}",
+            if self.passed { "passed" } else { "FAILED" },
+            self.forward,
+            self.reverse,
+            self.rel_error
+        )
+    }
+}
+
+/// `(sum(a * b), sum(|a * b|))`.
+fn inner(a: &Tensor, b: &Tensor) -> Result<(f64, f64)> {
+    let product = a.mul(b)?;
+    Ok((product.sum_all().to_scalar()?, product.abs().sum_all().to_scalar()?))
+}
+
+/// The dot-product test of forward against reverse mode for `f` at `inputs`
+/// (converted to f64): random `v` (one per input) and `u` (output shape),
+/// standard normal from `seed`; passes when `<J v, u>` and `<v, J^T u>`
+/// agree to `tolerance` relative to the size of their terms (use 1e-10 in
+/// f64 for rules that compute in f64).
+pub fn dot_product_check(
+    f: impl Fn(&[Var]) -> Result<Var>,
+    inputs: &[Tensor],
+    seed: u64,
+    tolerance: f64,
+) -> Result<DotProductReport> {
+    let inputs: Vec<Tensor> = inputs.iter().map(|t| t.to_dtype(DType::F64)).collect();
+    let mut rng = Rng::new(seed ^ 0xD07_D07);
+    let v = random_directions(&inputs, &mut rng)?;
+    let (out, jv) = jvp(&f, &inputs, &v)?;
+    let u = Tensor::rand_normal(out.shape().clone(), 0.0, 1.0, DType::F64, &mut rng)?;
+    let (_, jtu) = vjp(&f, &inputs, &u)?;
+    let (forward, forward_size) = inner(&jv.to_dtype(DType::F64), &u)?;
+    let (mut reverse, mut reverse_size) = (0.0, 0.0);
+    for (vi, gi) in v.iter().zip(&jtu) {
+        let (value, size) = inner(vi, &gi.to_dtype(DType::F64))?;
+        reverse += value;
+        reverse_size += size;
+    }
+    let scale = forward_size.max(reverse_size).max(1.0);
+    let rel_error = (forward - reverse).abs() / scale;
+    Ok(DotProductReport {
+        passed: rel_error <= tolerance,
+        forward,
+        reverse,
+        rel_error,
+        scale,
+    })
+}

@@ -3,7 +3,7 @@
 //! task's MLP with BatchNorm, in f64), and the curvature optimizers train the
 //! task through it, deterministically.
 
-use ferrograd::autograd::Var;
+use ferrograd::autograd::{HvpMode, Var};
 use ferrograd::datasets::RffConfig;
 use ferrograd::engine::{DType, Result, Rng, Tensor};
 use ferrograd::nn::{self, Activation, Mlp};
@@ -44,11 +44,13 @@ fn task_mlp(frozen: usize, rng: &mut Rng) -> Mlp {
 #[test]
 fn batch_curvature_matches_finite_differences_of_gradients_on_the_task_mlp() {
     for frozen in [0, 2] {
-        check_hook_against_finite_differences(frozen);
+        for mode in HvpMode::ALL {
+            check_hook_against_finite_differences(frozen, mode);
+        }
     }
 }
 
-fn check_hook_against_finite_differences(frozen: usize) {
+fn check_hook_against_finite_differences(frozen: usize, mode: HvpMode) {
     let mut rng = Rng::new(3 + frozen as u64);
     let model = task_mlp(frozen, &mut rng);
     let x = Var::constant(Tensor::rand_normal([16, 1], 0.0, 1.0, DType::F64, &mut rng).unwrap());
@@ -78,9 +80,10 @@ fn check_hook_against_finite_differences(frozen: usize) {
         .sum::<f64>()
         .sqrt();
     let direction: Vec<Tensor> = direction.iter().map(|d| d.div_scalar(norm)).collect();
-    let mut hook = BatchCurvature::new(&model, &x, &y);
+    let mut hook = BatchCurvature::new(&model, &x, &y).with_mode(mode);
     let hv = hook.hvp(&direction).unwrap();
     assert_eq!(hook.products(), 1);
+    let mode = mode.name();
 
     let eps = 1e-6;
     let plus = gradient(&shifted(&model, &direction, eps).unwrap(), &x, &y).unwrap();
@@ -100,9 +103,52 @@ fn check_hook_against_finite_differences(frozen: usize) {
             let numeric = (p - m) / (2.0 * eps);
             assert!(
                 (a - numeric).abs() <= 1e-6 * scale,
-                "{frozen} frozen: tensor {k} element {i}: hvp {a}, finite differences {numeric}"
+                "{mode}, {frozen} frozen: tensor {k} element {i}: hvp {a}, finite differences {numeric}"
             );
         }
+    }
+}
+
+#[test]
+fn the_trainer_hook_keeps_reverse_over_reverse_and_both_modes_agree_in_f32() {
+    let mut rng = Rng::new(11);
+    let model = Mlp::new(&[1, 64, 64, 2], Activation::Relu, 0, DType::F32, &mut rng).unwrap();
+    let x = Var::constant(Tensor::rand_normal([32, 1], 0.0, 1.0, DType::F32, &mut rng).unwrap());
+    let y = Var::constant(Tensor::rand_normal([32, 2], 0.0, 1.0, DType::F32, &mut rng).unwrap());
+    let direction: Vec<Tensor> = model
+        .tensors()
+        .iter()
+        .map(|t| Tensor::rand_normal(t.shape().clone(), 0.0, 1.0, DType::F32, &mut rng).unwrap())
+        .collect();
+    let hook = BatchCurvature::new(&model, &x, &y);
+    assert_eq!(
+        hook.mode(),
+        HvpMode::ReverseOverReverse,
+        "the task results depend on it"
+    );
+    let reverse = hook.hvp_owned(&direction);
+    let forward = BatchCurvature::new(&model, &x, &y)
+        .with_mode(HvpMode::ForwardOverReverse)
+        .hvp_owned(&direction);
+    let scale = reverse.iter().flatten().fold(1.0f64, |m, v| m.max(v.abs()));
+    for (k, (r, f)) in reverse.iter().zip(&forward).enumerate() {
+        for (i, (a, b)) in r.iter().zip(f).enumerate() {
+            assert!(
+                (a - b).abs() <= 1e-4 * scale,
+                "tensor {k} element {i}: {a} vs {b} (scale {scale})"
+            );
+        }
+    }
+}
+
+/// `hvp` of a fresh hook, as plain numbers.
+trait HvpOwned {
+    fn hvp_owned(self, v: &[Tensor]) -> Vec<Vec<f64>>;
+}
+
+impl HvpOwned for BatchCurvature<'_> {
+    fn hvp_owned(mut self, v: &[Tensor]) -> Vec<Vec<f64>> {
+        self.hvp(v).unwrap().iter().map(Tensor::to_vec_f64).collect()
     }
 }
 

@@ -2,18 +2,26 @@
 //! step's loss, for optimizers that ask for them
 //! ([`TaskOptimizer::uses_curvature`](crate::optim::TaskOptimizer::uses_curvature)).
 
-use crate::autograd::{set_grad_enabled, Var};
+use crate::autograd::{set_grad_enabled, HvpMode, Var};
 use crate::engine::{Error, Result, Tensor};
 use crate::nn::{self, Mlp};
 use crate::optim::Curvature;
 
 /// `H v` for the sum-of-squared-errors loss of `model` (in training mode) on
 /// one mini-batch: the loss whose gradient the step received.
+///
+/// The Trainer uses [`HvpMode::ReverseOverReverse`], as it always has: the
+/// two modes agree only up to f32 rounding, and a different last bit in one
+/// Hessian-vector product changes every later step of Sophia, AdaHessian and
+/// Newton-CG, so switching would change their task results.
+/// [`BatchCurvature::with_mode`] selects forward-over-reverse, which costs
+/// less (`cargo bench -p ferrograd-bench --bench hvp`).
 pub struct BatchCurvature<'a> {
     model: &'a Mlp,
     inputs: &'a Var,
     targets: &'a Var,
     products: usize,
+    mode: HvpMode,
 }
 
 impl<'a> BatchCurvature<'a> {
@@ -24,7 +32,18 @@ impl<'a> BatchCurvature<'a> {
             inputs,
             targets,
             products: 0,
+            mode: HvpMode::ReverseOverReverse,
         }
+    }
+
+    /// The same hook computing its products by `mode`.
+    pub fn with_mode(self, mode: HvpMode) -> BatchCurvature<'a> {
+        BatchCurvature { mode, ..self }
+    }
+
+    /// How this hook computes its products.
+    pub fn mode(&self) -> HvpMode {
+        self.mode
     }
 
     /// Hessian-vector products computed so far.
@@ -34,10 +53,8 @@ impl<'a> BatchCurvature<'a> {
 }
 
 impl Curvature for BatchCurvature<'_> {
-    /// Reverse over reverse: record the backward pass of the loss, form
-    /// `<grad, v>` and differentiate that once more.
+    /// `H v` for the batch loss, by the hook's mode.
     fn hvp(&mut self, v: &[Tensor]) -> Result<Vec<Tensor>> {
-        let _recording = set_grad_enabled(true);
         let vars = self.model.vars();
         if v.len() != vars.len() {
             return Err(Error::invalid(
@@ -49,8 +66,27 @@ impl Curvature for BatchCurvature<'_> {
                 ),
             ));
         }
-        let (prediction, _running_stats) = self.model.forward(self.inputs, &vars, true)?;
-        let grads = nn::sse(&prediction, self.targets)?.backward_with(true)?;
+        let products = match self.mode {
+            HvpMode::ReverseOverReverse => self.reverse_over_reverse(vars, v)?,
+            HvpMode::ForwardOverReverse => self.forward_over_reverse(vars, v)?,
+        };
+        self.products += 1;
+        Ok(products)
+    }
+}
+
+impl BatchCurvature<'_> {
+    /// The batch loss of the model's tensors `vars`, recorded.
+    fn loss(&self, vars: &[Var]) -> Result<Var> {
+        let (prediction, _running_stats) = self.model.forward(self.inputs, vars, true)?;
+        nn::sse(&prediction, self.targets)
+    }
+
+    /// Record the backward pass of the loss, form `<grad, v>` and
+    /// differentiate that once more.
+    fn reverse_over_reverse(&self, vars: Vec<Var>, v: &[Tensor]) -> Result<Vec<Tensor>> {
+        let _recording = set_grad_enabled(true);
+        let grads = self.loss(&vars)?.backward_with(true)?;
         let mut directional: Option<Var> = None;
         for (var, direction) in vars.iter().zip(v) {
             if let Some(g) = grads.get_var(var) {
@@ -61,7 +97,6 @@ impl Curvature for BatchCurvature<'_> {
                 });
             }
         }
-        self.products += 1;
         let Some(directional) = directional else {
             return Ok(v.iter().map(Tensor::zeros_like).collect());
         };
@@ -69,6 +104,28 @@ impl Curvature for BatchCurvature<'_> {
         Ok(vars
             .iter()
             .map(|var| second.get(var).cloned().unwrap_or_else(|| var.value().zeros_like()))
+            .collect())
+    }
+
+    /// Attach `v` as the trained tensors' tangents, run one forward and one
+    /// plain backward pass, and read the gradients' tangents.
+    fn forward_over_reverse(&self, vars: Vec<Var>, v: &[Tensor]) -> Result<Vec<Tensor>> {
+        let _recording = set_grad_enabled(true);
+        let duals: Vec<Var> = vars
+            .iter()
+            .zip(v)
+            .map(|(var, direction)| match var.requires_grad() {
+                true => var.with_tangent(&Var::constant(direction.clone())),
+                false => Ok(var.clone()),
+            })
+            .collect::<Result<_>>()?;
+        let grads = self.loss(&duals)?.backward()?;
+        Ok(duals
+            .iter()
+            .map(|var| match grads.get_var(var).and_then(Var::tangent) {
+                Some(hv) => hv.value().clone(),
+                None => var.value().zeros_like(),
+            })
             .collect())
     }
 }

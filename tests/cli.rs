@@ -409,6 +409,47 @@ fn gradcheck_order_two_reports_every_registered_op_in_the_first_order_format() {
     assert!(err.contains("order"), "{err}");
 }
 
+#[test]
+fn gradcheck_mode_both_checks_forward_and_reverse_rules_of_each_op() {
+    let text = stdout(&ok(&[
+        "gradcheck",
+        "--op",
+        "tanh",
+        "--cases",
+        "4",
+        "--mode",
+        "both",
+        "--json",
+    ]));
+    let rows: Vec<serde_json::Value> = text.lines().map(json).collect();
+    let modes: Vec<&str> = rows.iter().map(|r| r["mode"].as_str().unwrap()).collect();
+    assert_eq!(modes, ["reverse", "forward"], "{text}");
+    assert!(rows.iter().all(|r| r["op"] == "tanh" && r["passed"] == true), "{text}");
+    let second = stdout(&ok(&[
+        "gradcheck",
+        "--op",
+        "matmul",
+        "--cases",
+        "2",
+        "--mode",
+        "forward",
+        "--order",
+        "2",
+        "--json",
+    ]));
+    let row = json(second.trim_end());
+    assert_eq!(
+        (row["mode"].as_str(), row["order"].as_u64(), &row["passed"]),
+        (Some("forward"), Some(2), &serde_json::Value::Bool(true)),
+        "{row}"
+    );
+    let err = assert_usage_error(&["gradcheck", "--mode", "sideways"]);
+    assert!(
+        err.contains("forward") && err.contains("reverse"),
+        "names the modes: {err}"
+    );
+}
+
 /// A run with settings that are all not the defaults, killed with SIGKILL
 /// after a checkpoint, resumes from `--resume DIR` alone (track, seed,
 /// optimizer, hyperparameters and epoch budget come from the checkpoint)

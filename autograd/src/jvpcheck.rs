@@ -1,5 +1,6 @@
 //! Checking forward mode: [`jvpcheck`] compares the forward rules' `J v`
-//! with central differences along `v`, and [`dot_product_check`] compares
+//! with central differences along `v`, [`hvpcheck`] does the same for
+//! forward-over-reverse Hessian-vector products, and [`dot_product_check`] compares
 //! forward mode with reverse mode through the identity
 //! `<J v, u> = <v, J^T u>`, which holds for every linear map and so for the
 //! JVP and VJP of one function at one point.
@@ -14,6 +15,7 @@
 
 use crate::functional::{jvp, vjp};
 use crate::gradcheck::{unravel, WorstElement};
+use crate::second_order::{hvp_of_inputs, HvpMode};
 use crate::{no_grad, GradcheckOptions, GradcheckReport, Var};
 use ferrograd_engine::{DType, Error, Result, Rng, Tensor};
 
@@ -67,42 +69,94 @@ pub fn jvpcheck(
     let plus = evaluate_along(&f, &inputs, &directions, options.eps)?;
     let minus = evaluate_along(&f, &inputs, &directions, -options.eps)?;
     let numeric = plus.sub(&minus)?.div_scalar(2.0 * options.eps);
-    Ok(compare(
-        &analytic.to_vec_f64(),
-        &numeric.to_vec_f64(),
-        out.dims(),
-        options,
-    ))
+    let mut comparison = Comparison::new(options);
+    comparison.add(0, &analytic, &numeric);
+    Ok(comparison.report)
 }
 
-/// The elementwise comparison of [`jvpcheck`], as a report.
-fn compare(analytic: &[f64], numeric: &[f64], dims: &[usize], options: &GradcheckOptions) -> GradcheckReport {
-    let mut report = GradcheckReport {
-        passed: true,
-        checked: analytic.len(),
-        max_abs_error: 0.0,
-        max_rel_error: 0.0,
-        worst: None,
+/// Checks forward-over-reverse second derivatives of `f` at `inputs`
+/// (converted to f64): for `L(x) = sum(r * f(x))` with a random `r`, and
+/// random directions `v` (one per input, seeded by `options.seed`), the
+/// Hessian-vector product `H v` that tangents pushed through the backward
+/// pass give must match `(grad L(x + eps v) - grad L(x - eps v)) / (2 eps)`
+/// element by element (`worst.input` names the input).
+pub fn hvpcheck(
+    f: impl Fn(&[Var]) -> Result<Var>,
+    inputs: &[Tensor],
+    options: &GradcheckOptions,
+) -> Result<GradcheckReport> {
+    let inputs: Vec<Tensor> = inputs.iter().map(|t| t.to_dtype(DType::F64)).collect();
+    let mut rng = Rng::new(options.seed ^ 0x4856_5043);
+    let directions = random_directions(&inputs, &mut rng)?;
+    let out = evaluate_along(&f, &inputs, &directions, 0.0)?;
+    let r = Tensor::rand_normal(out.shape().clone(), 0.0, 1.0, DType::F64, &mut rng)?;
+    let weights = Var::constant(r.clone());
+    let loss = |vars: &[Var]| Ok(f(vars)?.mul(&weights)?.sum_all());
+    let analytic = hvp_of_inputs(loss, &inputs, &directions, HvpMode::ForwardOverReverse)?;
+    let gradient_at = |delta: f64| -> Result<Vec<Tensor>> {
+        let moved: Vec<Tensor> = inputs
+            .iter()
+            .zip(&directions)
+            .map(|(x, v)| x.add(&v.mul_scalar(delta)))
+            .collect::<Result<_>>()?;
+        Ok(vjp(&f, &moved, &r)?.1)
     };
-    let mut worst_score = f64::NEG_INFINITY;
-    for (j, (&a, &n)) in analytic.iter().zip(numeric).enumerate() {
-        let abs = (a - n).abs();
-        let score = abs / (options.atol + options.rtol * n.abs());
-        report.max_abs_error = report.max_abs_error.max(abs);
-        report.max_rel_error = report.max_rel_error.max(abs / n.abs().max(options.atol));
-        let score = if score.is_nan() { f64::INFINITY } else { score };
-        report.passed &= score <= 1.0;
-        if score > worst_score {
-            worst_score = score;
-            report.worst = Some(WorstElement {
-                input: 0,
-                index: unravel(j, dims),
-                analytic: a,
-                numeric: n,
-            });
+    let (plus, minus) = (gradient_at(options.eps)?, gradient_at(-options.eps)?);
+    let mut comparison = Comparison::new(options);
+    for (i, (hv, (p, m))) in analytic.iter().zip(plus.iter().zip(&minus)).enumerate() {
+        comparison.add(i, hv, &p.sub(m)?.div_scalar(2.0 * options.eps));
+    }
+    Ok(comparison.report)
+}
+
+/// An elementwise comparison of analytic with numeric derivatives, one
+/// tensor at a time, with gradcheck's pass rule.
+struct Comparison<'a> {
+    options: &'a GradcheckOptions,
+    report: GradcheckReport,
+    worst_score: f64,
+}
+
+impl<'a> Comparison<'a> {
+    fn new(options: &'a GradcheckOptions) -> Self {
+        let report = GradcheckReport {
+            passed: true,
+            checked: 0,
+            max_abs_error: 0.0,
+            max_rel_error: 0.0,
+            worst: None,
+        };
+        Comparison {
+            options,
+            report,
+            worst_score: f64::NEG_INFINITY,
         }
     }
-    report
+
+    /// Compares one tensor's elements (same shapes); `input` names it in
+    /// the report.
+    fn add(&mut self, input: usize, analytic: &Tensor, numeric: &Tensor) {
+        let (atol, rtol) = (self.options.atol, self.options.rtol);
+        let report = &mut self.report;
+        report.checked += numeric.numel();
+        for (j, (a, n)) in analytic.to_vec_f64().into_iter().zip(numeric.to_vec_f64()).enumerate() {
+            let abs = (a - n).abs();
+            let score = abs / (atol + rtol * n.abs());
+            let score = if score.is_nan() { f64::INFINITY } else { score };
+            report.max_abs_error = report.max_abs_error.max(abs);
+            report.max_rel_error = report.max_rel_error.max(abs / n.abs().max(atol));
+            report.passed &= score <= 1.0;
+            if score > self.worst_score {
+                self.worst_score = score;
+                report.worst = Some(WorstElement {
+                    input,
+                    index: unravel(j, numeric.dims()),
+                    analytic: a,
+                    numeric: n,
+                });
+            }
+        }
+    }
 }
 
 /// The outcome of a [`dot_product_check`].

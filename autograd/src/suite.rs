@@ -1,9 +1,9 @@
 //! Running the registry: draw cases for an entry and gradcheck each one.
 //! Shared by `ferrograd gradcheck` and anyone scripting a check suite.
 
-use crate::registry::OpEntry;
-use crate::{gradcheck, gradgradcheck, GradcheckOptions};
-use ferrograd_engine::Rng;
+use crate::registry::{Case, OpEntry};
+use crate::{dot_product_check, gradcheck, gradgradcheck, hvpcheck, jvpcheck, GradcheckOptions, GradcheckReport};
+use ferrograd_engine::{Result, Rng};
 
 /// Which derivative a check compares against finite differences.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,6 +21,28 @@ impl Order {
         match self {
             Order::First => 1,
             Order::Second => 2,
+        }
+    }
+}
+
+/// Which mode of differentiation a check exercises.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Backward rules: [`gradcheck`](fn@crate::gradcheck) at first order,
+    /// [`gradgradcheck`](fn@crate::gradgradcheck) (reverse over reverse) at second.
+    Reverse,
+    /// Forward rules: [`jvpcheck`](fn@crate::jvpcheck) and the dot-product
+    /// test against the backward rules at first order,
+    /// [`hvpcheck`](fn@crate::hvpcheck) (forward over reverse) at second.
+    Forward,
+}
+
+impl Mode {
+    /// `"reverse"` or `"forward"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Reverse => "reverse",
+            Mode::Forward => "forward",
         }
     }
 }
@@ -74,6 +96,11 @@ pub fn check_entry(entry: &OpEntry, cases: usize, seed: u64) -> EntrySummary {
 
 /// Like [`check_entry`], for first or second derivatives.
 pub fn check_entry_at(entry: &OpEntry, cases: usize, seed: u64, order: Order) -> EntrySummary {
+    check_entry_in(entry, cases, seed, order, Mode::Reverse)
+}
+
+/// Like [`check_entry_at`], for the backward or the forward rules.
+pub fn check_entry_in(entry: &OpEntry, cases: usize, seed: u64, order: Order, mode: Mode) -> EntrySummary {
     let mut summary = EntrySummary {
         op: entry.name,
         cases,
@@ -88,15 +115,11 @@ pub fn check_entry_at(entry: &OpEntry, cases: usize, seed: u64, order: Order) ->
         let dims = draw_dims(&mut rng);
         let case = (entry.build)(&dims, &mut rng);
         let options = options_for(entry, case_seed);
-        let outcome = match order {
-            Order::First => gradcheck(&case.apply, &case.inputs, &options),
-            Order::Second => gradgradcheck(&case.apply, &case.inputs, &options),
-        };
-        let failure = match outcome {
-            Ok(report) => {
+        let failure = match check_case(entry, &case, &options, order, mode) {
+            Ok((report, failure)) => {
                 summary.worst_abs_error = summary.worst_abs_error.max(report.max_abs_error);
                 summary.worst_rel_error = summary.worst_rel_error.max(report.max_rel_error);
-                (!report.passed).then(|| report.to_string())
+                failure
             }
             Err(e) => Some(format!("error: {e}")),
         };
@@ -108,4 +131,31 @@ pub fn check_entry_at(entry: &OpEntry, cases: usize, seed: u64, order: Order) ->
         }
     }
     summary
+}
+
+/// One case's finite-difference report, and what failed, if anything.
+fn check_case(
+    entry: &OpEntry,
+    case: &Case,
+    options: &GradcheckOptions,
+    order: Order,
+    mode: Mode,
+) -> Result<(GradcheckReport, Option<String>)> {
+    let report = match (mode, order) {
+        (Mode::Reverse, Order::First) => gradcheck(&case.apply, &case.inputs, options)?,
+        (Mode::Reverse, Order::Second) => gradgradcheck(&case.apply, &case.inputs, options)?,
+        (Mode::Forward, Order::First) => jvpcheck(&case.apply, &case.inputs, options)?,
+        (Mode::Forward, Order::Second) => hvpcheck(&case.apply, &case.inputs, options)?,
+    };
+    if !report.passed {
+        let failure = report.to_string();
+        return Ok((report, Some(failure)));
+    }
+    if (mode, order) == (Mode::Forward, Order::First) {
+        let dot = dot_product_check(&case.apply, &case.inputs, options.seed, entry.cross_mode_tolerance())?;
+        if !dot.passed {
+            return Ok((report, Some(format!("dot-product test {dot}"))));
+        }
+    }
+    Ok((report, None))
 }

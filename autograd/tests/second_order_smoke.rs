@@ -43,6 +43,44 @@ fn every_registered_op_passes_gradgradcheck_on_a_few_cases() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
+/// Forward-over-reverse second derivatives of every registered op against
+/// finite differences of gradients, through `hvpcheck`.
+#[test]
+fn every_registered_op_passes_hvpcheck_on_a_few_cases() {
+    use ferrograd_autograd::{hvpcheck, registry, suite};
+    use ferrograd_engine::Rng;
+    let mut failures = Vec::new();
+    for entry in registry::entries() {
+        for seed in 0..8u64 {
+            let mut rng = Rng::new(seed);
+            let dims = suite::draw_dims(&mut rng);
+            let case = (entry.build)(&dims, &mut rng);
+            let options = suite::options_for(&entry, seed);
+            match hvpcheck(&case.apply, &case.inputs, &options) {
+                Ok(r) if r.passed => {}
+                Ok(r) => failures.push(format!("{} {dims:?}: {r}", entry.name)),
+                Err(e) => failures.push(format!("{} {dims:?}: {e}", entry.name)),
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn hvpcheck_catches_a_wrong_second_derivative() {
+    use ferrograd_autograd::{hvpcheck, GradcheckOptions};
+    // As below: the detached factor makes the gradient right as a value but
+    // its derivative (here, its tangent) wrong.
+    let x = Tensor::from_vec(vec![0.7f64, -1.3, 2.0], [3]).unwrap();
+    let r = hvpcheck(
+        |v| v[0].square().mul(&v[0].detach()),
+        &[x],
+        &GradcheckOptions::default(),
+    )
+    .unwrap();
+    assert!(!r.passed, "{r}");
+}
+
 #[test]
 fn gradgradcheck_catches_a_wrong_second_derivative() {
     use ferrograd_autograd::{gradgradcheck, GradcheckOptions};

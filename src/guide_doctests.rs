@@ -22,6 +22,11 @@ pub struct GuideTensorsAndBroadcasting;
 #[cfg(doctest)]
 pub struct GuideReverseMode;
 
+/// `docs/guide/forward-mode.md`
+#[doc = include_str!("../docs/guide/forward-mode.md")]
+#[cfg(doctest)]
+pub struct GuideForwardMode;
+
 /// `docs/guide/derivations.md`
 #[doc = include_str!("../docs/guide/derivations.md")]
 #[cfg(doctest)]

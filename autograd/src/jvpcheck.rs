@@ -16,6 +16,7 @@
 use crate::functional::{jvp, vjp};
 use crate::gradcheck::{unravel, WorstElement};
 use crate::second_order::{hvp_of_inputs, HvpMode};
+use crate::suite::Mode;
 use crate::{no_grad, GradcheckOptions, GradcheckReport, Var};
 use ferrograd_engine::{DType, Error, Result, Rng, Tensor};
 
@@ -228,4 +229,103 @@ pub fn dot_product_check(
         rel_error,
         scale,
     })
+}
+
+/// The outcome of a [`gradcheck_fast`]: one row per random projection.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FastCheckReport {
+    /// Whether every projection was within tolerance.
+    pub passed: bool,
+    /// `(analytic, numeric)` values of `u^T J v`, one pair per projection.
+    pub projections: Vec<(f64, f64)>,
+}
+
+impl std::fmt::Display for FastCheckReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let worst = self
+            .projections
+            .iter()
+            .max_by(|a, b| (a.0 - a.1).abs().total_cmp(&(b.0 - b.1).abs()));
+        write!(
+            f,
+            "{} ({} random projections of the Jacobian)",
+            if self.passed { "passed" } else { "FAILED" },
+            self.projections.len()
+        )?;
+        if let Some((analytic, numeric)) = worst {
+            write!(f, "; worst: analytic {analytic:.9e}, numeric {numeric:.9e}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Fast mode for large inputs (after PyTorch's `gradcheck(fast_mode=True)`):
+/// instead of one pair of evaluations per input element, checks
+/// `projections` random projections `u^T J v` of the Jacobian, `u` (output
+/// shape) and `v` (one per input) standard normal from `options.seed`.
+/// The analytic value comes from reverse mode (`<v, J^T u>`, one backward
+/// pass) or forward mode (`<u, J v>`, one forward pass with tangents), by
+/// `mode`; the
+/// numeric one from `(<u, f(x + eps v)> - <u, f(x - eps v)>) / (2 eps)`.
+/// A projection passes when `|analytic - numeric| <= atol + rtol |numeric|`.
+/// Each costs two evaluations and one pass, whatever the input size.
+///
+/// # What it detects
+///
+/// Let `D` be the difference between the analytic Jacobian and the true
+/// one. If `D != 0`, then `u^T D v` is a non-zero polynomial in the entries
+/// of `u` and `v`, so it is non-zero with probability 1. With a tolerance
+/// `tau = atol + rtol |numeric|`, given `v`, `u^T D v` is normal with
+/// standard deviation `||D v||`, so one projection misses the error with
+/// probability at most `sqrt(2 / pi) tau / ||D v||`, and `k` independent
+/// projections all miss it with at most that to the power `k`. An error
+/// much smaller than the tolerance in the projection's scale (a single
+/// wrong entry among millions, say) can hide; the elementwise
+/// [`gradcheck`](fn@crate::gradcheck) is the check for small inputs.
+pub fn gradcheck_fast(
+    f: impl Fn(&[Var]) -> Result<Var>,
+    inputs: &[Tensor],
+    options: &GradcheckOptions,
+    projections: usize,
+    mode: Mode,
+) -> Result<FastCheckReport> {
+    let inputs: Vec<Tensor> = inputs.iter().map(|t| t.to_dtype(DType::F64)).collect();
+    let mut rng = Rng::new(options.seed ^ 0xFA57);
+    let mut report = FastCheckReport {
+        passed: true,
+        projections: Vec::with_capacity(projections),
+    };
+    for _ in 0..projections {
+        let (analytic, numeric) = one_projection(&f, &inputs, options, mode, &mut rng)?;
+        let within = (analytic - numeric).abs() <= options.atol + options.rtol * numeric.abs();
+        report.passed &= within;
+        report.projections.push((analytic, numeric));
+    }
+    Ok(report)
+}
+
+/// `(analytic, numeric)` values of `u^T J v` for fresh random `u` and `v`.
+fn one_projection(
+    f: &dyn Fn(&[Var]) -> Result<Var>,
+    inputs: &[Tensor],
+    options: &GradcheckOptions,
+    mode: Mode,
+    rng: &mut Rng,
+) -> Result<(f64, f64)> {
+    let v = random_directions(inputs, rng)?;
+    let out = evaluate_along(f, inputs, &v, 0.0)?;
+    let u = Tensor::rand_normal(out.shape().clone(), 0.0, 1.0, DType::F64, rng)?;
+    let analytic = if mode == Mode::Forward {
+        inner(&jvp(f, inputs, &v)?.1.to_dtype(DType::F64), &u)?.0
+    } else {
+        let (_, pulled) = vjp(f, inputs, &u)?;
+        let mut total = 0.0;
+        for (vi, gi) in v.iter().zip(&pulled) {
+            total += inner(vi, &gi.to_dtype(DType::F64))?.0;
+        }
+        total
+    };
+    let plus = inner(&evaluate_along(f, inputs, &v, options.eps)?, &u)?.0;
+    let minus = inner(&evaluate_along(f, inputs, &v, -options.eps)?, &u)?.0;
+    Ok((analytic, (plus - minus) / (2.0 * options.eps)))
 }

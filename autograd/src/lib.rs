@@ -36,7 +36,7 @@ mod var;
 
 pub use backward::Gradients;
 pub use gradcheck::{gradcheck, gradgradcheck, GradcheckOptions, GradcheckReport};
-pub use jvpcheck::{dot_product_check, hvpcheck, jvpcheck, DotProductReport};
+pub use jvpcheck::{dot_product_check, gradcheck_fast, hvpcheck, jvpcheck, DotProductReport, FastCheckReport};
 pub use op::{Op, OpKind};
 pub use second_order::{hessian, hvp, hvp_of_inputs, hvp_with, HvpMode};
 pub use var::{is_grad_enabled, no_grad, set_grad_enabled, GradModeGuard, Node, Var};

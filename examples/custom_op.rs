@@ -20,11 +20,23 @@
 //!
 //! It also writes a Huber loss the same way.
 //!
-//! # Where a new *primitive* op would go
+//! # A primitive op in your own crate
 //!
 //! When a function cannot be composed (or the composition is too slow), it
-//! becomes a primitive. Ops form an enum in `ferrograd-autograd`, so a
-//! primitive is added inside the workspace, one fact in one place each:
+//! becomes a primitive: implement `PrimitiveOp` (a forward kernel on
+//! tensors, a backward rule, and optionally a forward rule) and call
+//! `Var::apply_primitive`. This example writes `log(cosh(x))` as one
+//! primitive, gives it an `OpEntry` (its input domain), and puts it through
+//! the suite every built-in op gets: `op_suite!` at the bottom of this file
+//! expands to its four tests. It also plants a mistake: a forward rule off
+//! by one part in a million, far below what finite differences can see,
+//! which the suite's dot-product test (forward rule against backward rule,
+//! exact to rounding) catches.
+//!
+//! # Where a new *built-in* primitive op would go
+//!
+//! Built-in ops form an enum in `ferrograd-autograd`, so one is added inside
+//! the workspace, one fact in one place each:
 //!
 //! 1. the forward kernel in the engine: a `UnaryOp` variant and its formula in
 //!    `engine/src/ops/elementwise.rs` (and a `Tensor` method), tested against
@@ -34,14 +46,18 @@
 //! 3. the `Var` method in `autograd/src/forward.rs` (for a plain unary op, one
 //!    line in `unary_vars!` and one in `engine_unary`);
 //! 4. the backward rule: one `match` arm in `autograd/src/backward.rs`,
-//!    written with `Var` ops so it stays differentiable;
+//!    written with `Var` ops so it stays differentiable, and the forward
+//!    rule (its JVP) in `autograd/src/jvp.rs`;
 //! 5. a registry entry in `autograd/src/registry.rs` with the input domain its
 //!    gradient check draws from (a test fails while any `OpKind` lacks one,
 //!    and `ferrograd gradcheck` then checks it with every other op);
 //! 6. later, its CUDA kernel in `ptx/`, tested against the CPU kernel.
 
-use ferrograd::autograd::{gradcheck, GradcheckOptions, GradcheckReport, Var};
-use ferrograd::engine::{Result, Rng, Tensor};
+use ferrograd::autograd::registry::{real, Case, OpEntry};
+use ferrograd::autograd::suite::{check_entry_in, Mode, Order};
+use ferrograd::autograd::{gradcheck, GradcheckOptions, GradcheckReport, OpKind, PrimitiveOp, Var};
+use ferrograd::engine::{Result, Rng, Tensor, UnaryOp};
+use std::sync::Arc;
 
 /// A differentiable function of one `Var`.
 type VarFn = fn(&Var) -> Result<Var>;
@@ -81,6 +97,90 @@ fn huber(r: &Var, delta: f64) -> Result<Var> {
     Var::where_mask(&outside, &linear, &quadratic)
 }
 
+/// `log(cosh(x))` as one primitive op. Its derivative is `tanh(x)`; the
+/// forward rule multiplies the tangent by `jvp_scale * tanh(x)`, so any
+/// scale but 1 is a wrong rule.
+#[derive(Debug)]
+struct LogCosh {
+    jvp_scale: f64,
+}
+
+impl PrimitiveOp for LogCosh {
+    fn name(&self) -> &'static str {
+        "log_cosh"
+    }
+
+    /// `|x| + log(1 + e^(-2|x|)) - log 2`: no overflow for large `|x|`.
+    fn forward(&self, inputs: &[Tensor]) -> Result<Tensor> {
+        let magnitude = inputs[0].unary(UnaryOp::Abs);
+        let tail = magnitude
+            .mul_scalar(-2.0)
+            .unary(UnaryOp::Exp)
+            .add_scalar(1.0)
+            .unary(UnaryOp::Log);
+        magnitude.add(&tail.add_scalar(-std::f64::consts::LN_2))
+    }
+
+    fn backward(&self, inputs: &[Var], _out: &Var, grad: &Var) -> Result<Vec<Option<Var>>> {
+        Ok(vec![Some(grad.mul(&inputs[0].tanh())?)])
+    }
+
+    fn jvp(&self, inputs: &[Var], _out: &Var, tangents: &[Option<Var>]) -> Option<Result<Option<Var>>> {
+        let slope = inputs[0].tanh().mul_scalar(self.jvp_scale);
+        Some(tangents[0].as_ref().map(|t| t.mul(&slope)).transpose())
+    }
+}
+
+/// The registry entry of a `LogCosh` primitive: standard normal inputs of
+/// the suite's random shapes.
+fn log_cosh_entry(name: &'static str, build: fn(&[usize], &mut Rng) -> Case) -> OpEntry {
+    OpEntry {
+        name,
+        kind: OpKind::Custom,
+        build,
+        tolerance: None,
+        cross_mode_tolerance: None,
+    }
+}
+
+/// `log_cosh`, right.
+fn right_log_cosh() -> OpEntry {
+    log_cosh_entry("log_cosh", |dims, rng| Case {
+        inputs: vec![real(dims, rng)],
+        apply: Box::new(|v| Var::apply_primitive(Arc::new(LogCosh { jvp_scale: 1.0 }), v)),
+    })
+}
+
+/// `log_cosh` with the planted mistake: its forward rule is 1e-6 too steep.
+fn wrong_log_cosh() -> OpEntry {
+    log_cosh_entry("log_cosh_wrong_jvp", |dims, rng| Case {
+        inputs: vec![real(dims, rng)],
+        apply: Box::new(|v| Var::apply_primitive(Arc::new(LogCosh { jvp_scale: 1.0 + 1e-6 }), v)),
+    })
+}
+
+/// The suite's four checks of one entry (64 cases each): whether each passed.
+fn suite_verdicts(entry: &OpEntry) -> Vec<(&'static str, bool)> {
+    let checks = [
+        ("gradcheck", Order::First, Mode::Reverse),
+        ("gradgradcheck", Order::Second, Mode::Reverse),
+        ("jvp + dot product", Order::First, Mode::Forward),
+        ("forward over reverse", Order::Second, Mode::Forward),
+    ];
+    checks
+        .into_iter()
+        .map(|(name, order, mode)| {
+            let summary = check_entry_in(entry, 64, 0, order, mode);
+            let result = match &summary.first_failure {
+                None => "passes".to_string(),
+                Some(why) => format!("FAILS: {why}"),
+            };
+            println!("  {:<20} {:<20} {result}", entry.name, name);
+            (name, summary.passed())
+        })
+        .collect()
+}
+
 /// The exact derivative of softplus: the logistic sigmoid.
 fn sigmoid(x: f64) -> f64 {
     1.0 / (1.0 + (-x).exp())
@@ -99,6 +199,8 @@ struct Outcome {
     at_zero: Vec<(&'static str, GradcheckReport)>,
     huber: GradcheckReport,
     safe_at_extremes: Vec<f64>,
+    /// The suite's verdicts on the right and the wrong `log_cosh`.
+    primitive: [Vec<(&'static str, bool)>; 2],
 }
 
 fn run() -> Result<Outcome> {
@@ -149,11 +251,14 @@ fn run() -> Result<Outcome> {
         sigmoid(-2.0),
         sigmoid(0.5)
     );
+    println!("log_cosh as one primitive op, through the suite of the built-in ops:");
+    let primitive = [suite_verdicts(&right_log_cosh()), suite_verdicts(&wrong_log_cosh())];
     Ok(Outcome {
         random,
         at_zero,
         huber: huber_report,
         safe_at_extremes,
+        primitive,
     })
 }
 
@@ -173,6 +278,13 @@ fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
         if out.huber.passed { "passes" } else { "FAILS" },
         out.safe_at_extremes
     );
+    for (name, verdicts) in ["log_cosh", "log_cosh_wrong_jvp"].iter().zip(&out.primitive) {
+        let failed: Vec<&str> = verdicts.iter().filter(|(_, ok)| !ok).map(|(check, _)| *check).collect();
+        match failed.is_empty() {
+            true => println!("{name}: passes all four checks"),
+            false => println!("{name}: caught by {}", failed.join(", ")),
+        }
+    }
     Ok(())
 }
 
@@ -191,6 +303,30 @@ mod tests {
     }
 
     #[test]
+    fn the_suite_passes_the_primitive_and_catches_its_planted_mistake() {
+        let out = run().unwrap();
+        let [right, wrong] = &out.primitive;
+        assert!(right.iter().all(|(_, passed)| *passed), "{right:?}");
+        // Only the forward-mode first-order check runs the forward rule
+        // against the backward rule; 1e-6 is 1,000 times below gradcheck's
+        // rtol, so only its dot-product test can see the mistake.
+        let caught: Vec<&str> = wrong
+            .iter()
+            .filter(|(_, passed)| !passed)
+            .map(|(name, _)| *name)
+            .collect();
+        assert_eq!(caught, ["jvp + dot product"], "{wrong:?}");
+    }
+
+    #[test]
+    fn the_planted_mistake_is_invisible_to_finite_differences_alone() {
+        let x = Tensor::rand_normal([3, 4], 0.0, 1.0, ferrograd::engine::DType::F64, &mut Rng::new(5)).unwrap();
+        let wrong = |v: &[Var]| Var::apply_primitive(Arc::new(LogCosh { jvp_scale: 1.0 + 1e-6 }), v);
+        let report = ferrograd::autograd::jvpcheck(wrong, &[x], &GradcheckOptions::default()).unwrap();
+        assert!(report.passed, "{report}");
+    }
+
+    #[test]
     fn values_agree_where_all_three_are_finite() {
         let points = [-30.0, -2.0, -1e-3, 0.0, 1e-3, 0.7, 5.0, 30.0];
         let x = Var::constant(Tensor::from_vec(points.to_vec(), [points.len()]).unwrap());
@@ -202,3 +338,6 @@ mod tests {
         }
     }
 }
+
+// The four tests every built-in op gets, for the right `log_cosh`.
+ferrograd::autograd::op_suite!(log_cosh_suite, right_log_cosh());

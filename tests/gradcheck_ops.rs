@@ -199,6 +199,9 @@ gradcheck_ops! {
     gradcheck_index_add, gradgradcheck_index_add = index_add,
     gradcheck_gather, gradgradcheck_gather = gather,
     gradcheck_scatter, gradgradcheck_scatter = scatter,
+    // user-defined primitives (autograd::custom)
+    gradcheck_custom_softplus, gradgradcheck_custom_softplus = custom_softplus,
+    gradcheck_custom_scaled_square, gradgradcheck_custom_scaled_square = custom_scaled_square,
 }
 
 /// Every op kind recorded anywhere in the graph that produced `out`.

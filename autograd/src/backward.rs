@@ -295,6 +295,7 @@ fn input_grads(node: &Node, out: &Var, g: &Var) -> Result<Vec<Option<Var>>> {
         Op::Gather(labels) => one(g.scatter(labels, x.dims()[1])?),
         Op::Scatter(labels) => one(g.gather(labels)?),
         Op::Cast => one(g.to_dtype(x.dtype())),
+        Op::Custom(op) => crate::custom::input_grads(op.as_ref(), &node.inputs, out, g),
     }
 }
 

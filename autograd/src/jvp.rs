@@ -202,6 +202,7 @@ pub(crate) fn tangent_rule(op: &Op, inputs: &[Var], out: &Var, tangents: &[Optio
         Op::Gather(labels) => map(tx, |t| t.gather(labels)),
         Op::Scatter(labels) => map(tx, |t| t.scatter(labels, out.dims()[1])),
         Op::Cast => map(tx, |t| Ok(t.to_dtype(out.dtype()))),
+        Op::Custom(op) => crate::custom::output_tangent(op.as_ref(), inputs, out, tangents),
     }
 }
 

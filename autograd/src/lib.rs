@@ -22,6 +22,7 @@
 #![deny(missing_docs)]
 
 mod backward;
+pub mod custom;
 mod dot;
 mod forward;
 pub mod functional;
@@ -35,6 +36,7 @@ pub mod suite;
 mod var;
 
 pub use backward::Gradients;
+pub use custom::PrimitiveOp;
 pub use gradcheck::{gradcheck, gradgradcheck, GradcheckOptions, GradcheckReport};
 pub use jvpcheck::{dot_product_check, gradcheck_fast, hvpcheck, jvpcheck, DotProductReport, FastCheckReport};
 pub use op::{Op, OpKind};

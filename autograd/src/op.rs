@@ -44,7 +44,7 @@ op_kinds! {
     Reshape => "reshape", Permute => "permute", BroadcastTo => "broadcast_to",
     SumTo => "sum_to", Concat => "concat", Narrow => "narrow", PadZeros => "pad_zeros",
     IndexSelect => "index_select", IndexAdd => "index_add", Gather => "gather",
-    Scatter => "scatter", Cast => "cast",
+    Scatter => "scatter", Cast => "cast", Custom => "custom",
 }
 
 /// A recorded operation and the data its backward rule needs (never the
@@ -136,6 +136,8 @@ pub enum Op {
     Scatter(Vec<usize>),
     /// A dtype conversion.
     Cast,
+    /// A user-defined primitive ([`crate::custom::PrimitiveOp`]).
+    Custom(std::sync::Arc<dyn crate::custom::PrimitiveOp>),
 }
 
 impl Op {
@@ -168,6 +170,7 @@ impl Op {
             Op::Gather(_) => OpKind::Gather,
             Op::Scatter(_) => OpKind::Scatter,
             Op::Cast => OpKind::Cast,
+            Op::Custom(_) => OpKind::Custom,
         }
     }
 }

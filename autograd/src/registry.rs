@@ -6,8 +6,9 @@
 //! test fails if any [`OpKind`] is not the primary kind of some entry, so an
 //! op cannot be added without a gradient check.
 
-use crate::{OpKind, Var};
-use ferrograd_engine::{DType, Result, Rng, Shape, Tensor};
+use crate::{OpKind, PrimitiveOp, Var};
+use ferrograd_engine::{DType, Result, Rng, Shape, Tensor, UnaryOp};
+use std::sync::Arc;
 
 /// A differentiable function of some input `Var`s.
 pub type VarFn = Box<dyn Fn(&[Var]) -> Result<Var>>;
@@ -168,6 +169,7 @@ pub fn entries() -> Vec<OpEntry> {
     all.extend(binary_entries());
     all.extend(reduction_entries());
     all.extend(shape_entries());
+    all.extend(custom_entries());
     all
 }
 
@@ -453,6 +455,73 @@ fn shape_entries() -> Vec<OpEntry> {
             Case {
                 inputs: vec![real(&[n], r)],
                 apply: Box::new(move |v| v[0].scatter(&labels, c)),
+            }
+        }),
+    ]
+}
+
+// ----- user-defined primitives ----------------------------------------------
+
+/// `softplus(x) = log(1 + e^x)` as one primitive with its own forward rule:
+/// the registry's proof that a user op's rules are dispatched in both modes.
+#[derive(Debug)]
+struct SoftplusPrimitive;
+
+impl PrimitiveOp for SoftplusPrimitive {
+    fn name(&self) -> &'static str {
+        "softplus"
+    }
+
+    fn forward(&self, inputs: &[Tensor]) -> Result<Tensor> {
+        Ok(inputs[0].unary(UnaryOp::Exp).add_scalar(1.0).unary(UnaryOp::Log))
+    }
+
+    fn backward(&self, inputs: &[Var], _out: &Var, grad: &Var) -> Result<Vec<Option<Var>>> {
+        Ok(vec![Some(grad.mul(&inputs[0].sigmoid())?)])
+    }
+
+    fn jvp(&self, inputs: &[Var], _out: &Var, tangents: &[Option<Var>]) -> Option<Result<Option<Var>>> {
+        Some(tangents[0].as_ref().map(|t| t.mul(&inputs[0].sigmoid())).transpose())
+    }
+}
+
+/// `a * b^2` as one primitive without a forward rule: its JVP is derived
+/// from the backward rule (the double VJP).
+#[derive(Debug)]
+struct ScaledSquarePrimitive;
+
+impl PrimitiveOp for ScaledSquarePrimitive {
+    fn name(&self) -> &'static str {
+        "scaled_square"
+    }
+
+    fn forward(&self, inputs: &[Tensor]) -> Result<Tensor> {
+        inputs[0].mul(&inputs[1].mul(&inputs[1])?)
+    }
+
+    fn backward(&self, inputs: &[Var], _out: &Var, grad: &Var) -> Result<Vec<Option<Var>>> {
+        let (a, b) = (&inputs[0], &inputs[1]);
+        let ga = grad.mul(&b.square())?.sum_to(a.shape().clone())?;
+        let gb = grad.mul(a)?.mul(b)?.mul_scalar(2.0).sum_to(b.shape().clone())?;
+        Ok(vec![Some(ga), Some(gb)])
+    }
+}
+
+fn custom_entries() -> Vec<OpEntry> {
+    vec![
+        entry!("custom_softplus", Custom, |d, r| {
+            let op: Arc<dyn PrimitiveOp> = Arc::new(SoftplusPrimitive);
+            Case {
+                inputs: vec![real(d, r)],
+                apply: Box::new(move |v| Var::apply_primitive(op.clone(), v)),
+            }
+        }),
+        entry!("custom_scaled_square", Custom, |d, r| {
+            let op: Arc<dyn PrimitiveOp> = Arc::new(ScaledSquarePrimitive);
+            let (sa, sb) = broadcast_pair(d, r);
+            Case {
+                inputs: vec![real(&sa, r), real(&sb, r)],
+                apply: Box::new(move |v| Var::apply_primitive(op.clone(), v)),
             }
         }),
     ]

@@ -159,3 +159,88 @@ fn check_case(
     }
     Ok((report, None))
 }
+
+/// Cases per check that [`op_suite!`](crate::op_suite) runs, as the
+/// built-in ops' property tests do.
+pub const SUITE_CASES: usize = 64;
+
+/// Panics, naming the failing case, unless `entry` passes `cases` cases of
+/// the check at `order` in `mode` (what each test of
+/// [`op_suite!`](crate::op_suite) calls).
+pub fn assert_entry_passes(entry: &OpEntry, cases: usize, order: Order, mode: Mode) {
+    let summary = check_entry_in(entry, cases, 0, order, mode);
+    assert!(
+        summary.passed(),
+        "`{}` fails the {} mode check at order {}: {} of {} cases; first: {}",
+        entry.name,
+        mode.name(),
+        order.number(),
+        summary.failed_cases,
+        summary.cases,
+        summary.first_failure.as_deref().unwrap_or("")
+    );
+}
+
+/// Expands, in a test file of your own crate, to the checks every built-in
+/// op gets, for one [`OpEntry`] (typically a user-defined
+/// [`PrimitiveOp`](crate::PrimitiveOp) with its input domain): a module
+/// named `$module` with four `#[test]`s of [`SUITE_CASES`] seeded random
+/// cases each (base dims of rank 1..=3, dims 1..=4):
+///
+/// - `gradcheck`: the backward rule against central differences;
+/// - `gradgradcheck`: the recorded backward rule, differentiated again;
+/// - `jvp_and_dot_product`: the forward rule against central differences,
+///   and against the backward rule by the dot-product test;
+/// - `forward_over_reverse`: tangents through the backward rule against
+///   finite differences of gradients.
+///
+/// ```
+/// use ferrograd_autograd::registry::{real, Case, OpEntry};
+/// use ferrograd_autograd::{op_suite, OpKind, Var};
+///
+/// fn doubled() -> OpEntry {
+///     OpEntry {
+///         name: "doubled",
+///         kind: OpKind::MulScalar,
+///         build: |dims, rng| Case {
+///             inputs: vec![real(dims, rng)],
+///             apply: Box::new(|v| Ok(v[0].mul_scalar(2.0))),
+///         },
+///         tolerance: None,
+///         cross_mode_tolerance: None,
+///     }
+/// }
+///
+/// op_suite!(doubled_suite, doubled());
+/// # fn main() {}
+/// ```
+#[macro_export]
+macro_rules! op_suite {
+    ($module:ident, $entry:expr) => {
+        #[cfg(test)]
+        mod $module {
+            use super::*;
+            use $crate::suite::{assert_entry_passes, Mode, Order, SUITE_CASES};
+
+            #[test]
+            fn gradcheck() {
+                assert_entry_passes(&$entry, SUITE_CASES, Order::First, Mode::Reverse);
+            }
+
+            #[test]
+            fn gradgradcheck() {
+                assert_entry_passes(&$entry, SUITE_CASES, Order::Second, Mode::Reverse);
+            }
+
+            #[test]
+            fn jvp_and_dot_product() {
+                assert_entry_passes(&$entry, SUITE_CASES, Order::First, Mode::Forward);
+            }
+
+            #[test]
+            fn forward_over_reverse() {
+                assert_entry_passes(&$entry, SUITE_CASES, Order::Second, Mode::Forward);
+            }
+        }
+    };
+}

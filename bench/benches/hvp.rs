@@ -5,14 +5,18 @@
 //! - `gradient`: forward in training mode, sum of squared errors, backward;
 //! - `gradient_create_graph`: the same with the backward pass recorded
 //!   (`backward_with(true)`), the first half of an hvp;
-//! - `hvp`: `BatchCurvature::hvp` (forward, recorded backward, `<g, v>`,
-//!   backward of that): what Sophia, AdaHessian and Newton-CG pay per probe.
+//! - `hvp`: `BatchCurvature::hvp` by reverse-over-reverse (forward, recorded
+//!   backward, `<g, v>`, backward of that): what Sophia, AdaHessian and
+//!   Newton-CG pay per probe in the Trainer;
+//! - `hvp_forward_over_reverse`: the same product with the direction attached
+//!   as the parameters' tangents, one forward and one plain backward pass,
+//!   every op also computing its tangent.
 //!
 //! Run with `cargo bench -p ferrograd-bench --bench hvp`; the ratio of the
 //! medians is what `bench/RESULTS.md` quotes (theory: 2-4 gradients).
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
-use ferrograd::autograd::Var;
+use ferrograd::autograd::{HvpMode, Var};
 use ferrograd::datasets::RffConfig;
 use ferrograd::engine::{DType, Rng, Tensor};
 use ferrograd::nn::{self, Mlp};
@@ -56,6 +60,12 @@ fn bench_hvp(c: &mut Criterion) {
         });
         group.bench_function(format!("track{n_hidden}/hvp"), |b| {
             b.iter(|| black_box(BatchCurvature::new(&model, &x, &y).hvp(&direction).unwrap()))
+        });
+        group.bench_function(format!("track{n_hidden}/hvp_forward_over_reverse"), |b| {
+            b.iter(|| {
+                let mut hook = BatchCurvature::new(&model, &x, &y).with_mode(HvpMode::ForwardOverReverse);
+                black_box(hook.hvp(&direction).unwrap())
+            })
         });
     }
     group.finish();

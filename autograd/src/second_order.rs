@@ -11,12 +11,14 @@ use ferrograd_engine::{DType, Error, Result, Tensor};
 pub enum HvpMode {
     /// Record the backward pass (`backward_with(true)`), form `<grad, v>`,
     /// and run a second backward pass through both: a forward, a recorded
-    /// backward and a backward twice as long (3-4 gradients).
+    /// backward and a backward twice as long (3.8-4.2 gradients on the
+    /// task's MLPs, `bench/RESULTS.md`).
     ReverseOverReverse,
     /// Attach `v` as the tangent of `x` and run one plain forward and
     /// backward pass; every op, backward rules included, also computes its
-    /// tangent, and the gradient's tangent is `H v` (about 2 gradients,
-    /// nothing recorded for the backward pass).
+    /// tangent, and the gradient's tangent is `H v` (2.8-2.9 gradients on
+    /// the task's MLPs, about 0.7 of reverse over reverse: the same matrix
+    /// products, without recording the backward pass or walking it again).
     #[default]
     ForwardOverReverse,
 }

@@ -1,10 +1,14 @@
 //! # ferrograd-autograd
 //!
-//! Reverse-mode automatic differentiation over [`ferrograd_engine`] tensors.
-//! Wrap tensors in [`Var`]s, compute with them, call [`Var::backward`] on a
-//! scalar, and read each leaf's gradient. [`gradcheck()`] proves a backward
-//! rule against central finite differences, and [`registry`] lists every
-//! op with the input domain its gradient check uses.
+//! Reverse- and forward-mode automatic differentiation over
+//! [`ferrograd_engine`] tensors. Wrap tensors in [`Var`]s, compute with
+//! them, call [`Var::backward`] on a scalar, and read each leaf's gradient.
+//! [`gradcheck()`] proves a backward rule against central finite
+//! differences, and [`registry`] lists every op with the input domain its
+//! gradient check uses. Forward mode: [`Var::with_tangent`] attaches a
+//! tangent that every op pushes forward with its JVP rule; [`functional`]
+//! and [`hvp_with`] build transforms on it, and [`jvpcheck()`] and
+//! [`dot_product_check()`] prove the forward rules.
 //!
 //! ```
 //! use ferrograd_autograd::{Var, gradcheck, GradcheckOptions};

@@ -99,3 +99,28 @@ fn wrong_directions_are_refused_with_what_to_pass() {
         .to_string();
     assert!(err.contains("scalar"), "{err}");
 }
+
+#[test]
+fn a_tangent_is_differentiable_in_reverse_mode() {
+    // Reverse over forward: with recording on, a tangent is a recorded Var.
+    // y = sum(exp(x) * sin(x)) along v has tangent sum((exp x sin x + exp x cos x) v),
+    // whose gradient in x is (2 exp(x) cos(x)) v.
+    let xs = [0.3f64, -1.1];
+    let vs = [2.0f64, -0.5];
+    let x = Var::parameter(vector(&xs))
+        .with_tangent(&Var::constant(vector(&vs)))
+        .unwrap();
+    let y = x.exp().mul(&x.sin()).unwrap().sum_all();
+    let tangent = y.tangent().unwrap();
+    assert!(tangent.requires_grad(), "the tangent was recorded");
+    let grads = tangent.backward().unwrap();
+    let got = grads.get(&x).unwrap().to_vec::<f64>();
+    for i in 0..2 {
+        let want = 2.0 * xs[i].exp() * xs[i].cos() * vs[i];
+        assert!(
+            (got[i] - want).abs() <= 1e-14 * want.abs().max(1.0),
+            "{i}: {} vs {want}",
+            got[i]
+        );
+    }
+}

@@ -82,9 +82,23 @@ pub(crate) fn output_tangent(
     out: &Var,
     tangents: &[Option<Var>],
 ) -> Result<Option<Var>> {
-    match op.jvp(inputs, out, tangents) {
-        Some(rule) => rule,
-        None => tangent_by_double_vjp(op, inputs, out, tangents),
+    let tangent = match op.jvp(inputs, out, tangents) {
+        Some(rule) => rule?,
+        None => tangent_by_double_vjp(op, inputs, out, tangents)?,
+    };
+    match tangent {
+        Some(t) if t.shape() != out.shape() || t.dtype() != out.dtype() => Err(Error::invalid(
+            "jvp",
+            format!(
+                "the forward rule of `{}` returned a {:?} tangent of shape {} for a {:?} output of shape {}; return one of the output's shape and dtype",
+                op.name(),
+                t.dtype(),
+                t.shape(),
+                out.dtype(),
+                out.shape()
+            ),
+        )),
+        other => Ok(other),
     }
 }
 

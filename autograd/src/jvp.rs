@@ -37,7 +37,8 @@
 //!
 //! A rule can fail only through a bug in the rule: inputs and their tangents
 //! always agree in shape, dtype and device, because `Var::with_tangent`
-//! checks the leaves and every rule preserves it. `Var::from_op` is
+//! checks the leaves, every built-in rule preserves it, and a user-defined
+//! primitive's tangent is checked against its output. `Var::from_op` is
 //! infallible, so such a bug panics with the op's name.
 
 use crate::op::{Op, OpKind};
@@ -77,9 +78,12 @@ pub(crate) fn output_tangent(op: &Op, inputs: &[Var], out: &Var) -> Option<Var> 
     let _suspended = suspend_tangents();
     let tangents: Vec<Option<Var>> = inputs.iter().map(|v| v.tangent().cloned()).collect();
     tangent_rule(op, inputs, out, &tangents).unwrap_or_else(|e| {
+        let name = match op {
+            Op::Custom(custom) => custom.name(),
+            _ => op.kind().name(),
+        };
         panic!(
-            "the forward rule of `{}` failed ({e}); inputs and tangents always agree, so this is a bug in the rule",
-            op.kind().name()
+            "the forward rule of `{name}` failed ({e}); inputs and tangents always agree, so this is a bug in the rule"
         )
     })
 }

@@ -124,3 +124,36 @@ fn a_tangent_is_differentiable_in_reverse_mode() {
         );
     }
 }
+
+/// A primitive whose forward rule returns a tangent of the wrong shape.
+#[derive(Debug)]
+struct BadTangentShape;
+
+impl ferrograd_autograd::PrimitiveOp for BadTangentShape {
+    fn name(&self) -> &'static str {
+        "bad_tangent_shape"
+    }
+    fn forward(&self, inputs: &[Tensor]) -> Result<Tensor> {
+        Ok(inputs[0].clone())
+    }
+    fn backward(&self, _inputs: &[Var], _out: &Var, grad: &Var) -> Result<Vec<Option<Var>>> {
+        Ok(vec![Some(grad.clone())])
+    }
+    fn jvp(&self, _inputs: &[Var], _out: &Var, tangents: &[Option<Var>]) -> Option<Result<Option<Var>>> {
+        Some(tangents[0].as_ref().map(|t| Ok(t.sum_all())).transpose())
+    }
+}
+
+#[test]
+#[should_panic(
+    expected = "forward rule of `bad_tangent_shape` returned a F64 tangent of shape [] for a F64 output of shape [2]"
+)]
+fn a_primitive_forward_rule_of_the_wrong_shape_is_named() {
+    let x = vector(&[1.0, 2.0]);
+    let op = std::sync::Arc::new(BadTangentShape);
+    let _ = jvp(
+        |v| Var::apply_primitive(op.clone(), v),
+        std::slice::from_ref(&x),
+        &[vector(&[1.0, 1.0])],
+    );
+}

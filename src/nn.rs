@@ -7,7 +7,8 @@
 //! gradients for exactly the trainable ones.
 
 use crate::autograd::Var;
-use crate::engine::{DType, Device, Error, Result, Rng, Shape, Tensor};
+use crate::engine::Draw;
+use crate::engine::{DType, Device, Error, Result, Shape, Tensor};
 use crate::optim::layout::ModelLayout;
 pub use crate::optim::layout::Role;
 
@@ -32,7 +33,7 @@ impl Linear {
     /// A layer too large to hold is an error, never an abort:
     /// [`Error::TooManyElements`] past the engine's `MAX_ELEMENTS` (2^40
     /// weights), [`Error::OutOfMemory`] when memory cannot hold it.
-    pub fn new(fan_in: usize, fan_out: usize, dtype: DType, rng: &mut Rng) -> Result<Linear> {
+    pub fn new(fan_in: usize, fan_out: usize, dtype: DType, rng: &mut (impl Draw + ?Sized)) -> Result<Linear> {
         // The sum in f64 cannot overflow; it is exact below 2^53.
         let bound = 0.5 * (2.0 / (fan_in as f64 + fan_out as f64)).sqrt();
         Ok(Linear {
@@ -172,7 +173,13 @@ pub struct Mlp {
 
 impl Mlp {
     /// Builds an MLP with layer widths `widths` (input first, output last).
-    pub fn new(widths: &[usize], activation: Activation, frozen: usize, dtype: DType, rng: &mut Rng) -> Result<Mlp> {
+    pub fn new(
+        widths: &[usize],
+        activation: Activation,
+        frozen: usize,
+        dtype: DType,
+        rng: &mut (impl Draw + ?Sized),
+    ) -> Result<Mlp> {
         if widths.len() < 2 || widths.contains(&0) {
             return Err(Error::invalid(
                 "Mlp::new",
@@ -187,7 +194,7 @@ impl Mlp {
         }
         let linears = widths
             .windows(2)
-            .map(|w| Linear::new(w[0], w[1], dtype, rng))
+            .map(|w| Linear::new(w[0], w[1], dtype, &mut *rng))
             .collect::<Result<Vec<_>>>()?;
         let norms = widths[1..widths.len() - 1]
             .iter()
@@ -202,7 +209,13 @@ impl Mlp {
     }
 
     /// The task's model: `[input, 256 x n_hidden, output]`, ReLU, last 2 Linear frozen.
-    pub fn task(input: usize, output: usize, n_hidden: usize, dtype: DType, rng: &mut Rng) -> Result<Mlp> {
+    pub fn task(
+        input: usize,
+        output: usize,
+        n_hidden: usize,
+        dtype: DType,
+        rng: &mut (impl Draw + ?Sized),
+    ) -> Result<Mlp> {
         if n_hidden < 1 {
             return Err(Error::invalid("Mlp::task", "n_hidden must be at least 1"));
         }
@@ -590,6 +603,7 @@ pub fn cross_entropy(logits: &Var, labels: &[usize]) -> Result<Var> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::Rng;
 
     #[test]
     fn task_model_has_the_published_trainable_counts() {

@@ -1,6 +1,6 @@
 //! Per-epoch shuffled mini-batches of sample indices.
 
-use ferrograd_engine::Rng;
+use ferrograd_engine::{Draw, Rng};
 
 use crate::{sizes, DataError};
 
@@ -11,7 +11,11 @@ use crate::{sizes, DataError};
 /// `batch_size == 0` is an error, and so is an `n_samples` past the engine's
 /// `MAX_ELEMENTS` (2^40) or one whose batches memory cannot hold
 /// ([`DataError::OutOfMemory`]).
-pub fn epoch_batches(n_samples: usize, batch_size: usize, rng: &mut Rng) -> Result<Vec<Vec<usize>>, DataError> {
+pub fn epoch_batches(
+    n_samples: usize,
+    batch_size: usize,
+    rng: &mut (impl Draw + ?Sized),
+) -> Result<Vec<Vec<usize>>, DataError> {
     check_batch_size("epoch_batches", batch_size)?;
     sizes::check_count("epoch_batches", "n_samples", n_samples)?;
     shuffled_batches("epoch_batches", n_samples, batch_size, rng)
@@ -23,7 +27,7 @@ fn shuffled_batches(
     function: &'static str,
     n_samples: usize,
     batch_size: usize,
-    rng: &mut Rng,
+    rng: &mut (impl Draw + ?Sized),
 ) -> Result<Vec<Vec<usize>>, DataError> {
     let mut order = sizes::identity(function, n_samples)?;
     rng.shuffle(&mut order);

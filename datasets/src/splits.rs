@@ -1,6 +1,6 @@
 //! Random train/validation splits of user data.
 
-use ferrograd_engine::Rng;
+use ferrograd_engine::Draw;
 
 use crate::{sizes, DataError};
 
@@ -21,7 +21,7 @@ pub struct IndexSplit {
 /// [`DataError::OutOfMemory`]. Use
 /// `Rng::derived(seed, streams::VAL_SPLIT)` for a reproducible split; apply
 /// it with [`crate::Matrix::select_rows`].
-pub fn train_val_split(n: usize, val_fraction: f64, rng: &mut Rng) -> Result<IndexSplit, DataError> {
+pub fn train_val_split(n: usize, val_fraction: f64, rng: &mut (impl Draw + ?Sized)) -> Result<IndexSplit, DataError> {
     if !(0.0..=1.0).contains(&val_fraction) {
         return Err(DataError::InvalidArgument {
             function: "train_val_split",
@@ -46,6 +46,7 @@ pub fn train_val_split(n: usize, val_fraction: f64, rng: &mut Rng) -> Result<Ind
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ferrograd_engine::Rng;
 
     #[test]
     fn split_sizes_and_partition() {

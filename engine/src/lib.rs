@@ -29,7 +29,7 @@ mod tensor;
 pub use dtype::{DType, Device, Element};
 pub use error::{Error, Result};
 pub use ops::elementwise::{BinaryOp, UnaryOp};
-pub use rng::Rng;
+pub use rng::{Draw, Rng};
 pub use shape::{checked_numel, Shape};
 pub use storage::Storage;
 pub use tensor::{Tensor, MAX_ELEMENTS};

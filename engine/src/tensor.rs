@@ -2,8 +2,9 @@
 //! to create and read one. The operations live in `ops/`, one file per family.
 
 use crate::alloc;
+use crate::rng::Draw;
 use crate::storage::{CpuSlice, Storage};
-use crate::{DType, Device, Element, Error, Result, Rng, Shape};
+use crate::{DType, Device, Element, Error, Result, Shape};
 use std::sync::Arc;
 
 /// The most elements one tensor may hold (2^40): requests beyond it are
@@ -191,7 +192,13 @@ impl Tensor {
     }
 
     /// Values drawn uniformly from `[low, high)` with the given generator.
-    pub fn rand_uniform(shape: impl Into<Shape>, low: f64, high: f64, dtype: DType, rng: &mut Rng) -> Result<Tensor> {
+    pub fn rand_uniform(
+        shape: impl Into<Shape>,
+        low: f64,
+        high: f64,
+        dtype: DType,
+        rng: &mut (impl Draw + ?Sized),
+    ) -> Result<Tensor> {
         if !(low.is_finite() && high.is_finite() && low <= high) {
             return Err(Error::invalid(
                 "rand_uniform",
@@ -209,7 +216,13 @@ impl Tensor {
     }
 
     /// Values drawn from a normal distribution with the given generator.
-    pub fn rand_normal(shape: impl Into<Shape>, mean: f64, std: f64, dtype: DType, rng: &mut Rng) -> Result<Tensor> {
+    pub fn rand_normal(
+        shape: impl Into<Shape>,
+        mean: f64,
+        std: f64,
+        dtype: DType,
+        rng: &mut (impl Draw + ?Sized),
+    ) -> Result<Tensor> {
         if !(mean.is_finite() && std.is_finite() && std >= 0.0) {
             return Err(Error::invalid(
                 "rand_normal",

@@ -35,11 +35,11 @@ pub use sophia::{Sophia, SophiaConfig};
 
 use crate::layout::ModelLayout;
 use crate::{check_step, hp, Curvature, HpSpec, HyperParams, OptimizerInfo, OptimizerState};
-use ferrograd_engine::{Error, Result, Rng, Shape, Tensor};
+use ferrograd_engine::{Draw, Error, Result, Rng, Shape, Tensor};
 
 /// One Rademacher vector: independent +1/-1 entries on the masked tensors,
 /// zeros elsewhere, each tensor shaped and typed like its parameter.
-pub fn rademacher(params: &[Tensor], mask: &[bool], rng: &mut Rng) -> Result<Vec<Tensor>> {
+pub fn rademacher(params: &[Tensor], mask: &[bool], rng: &mut (impl Draw + ?Sized)) -> Result<Vec<Tensor>> {
     params
         .iter()
         .zip(mask)
@@ -56,7 +56,7 @@ pub fn rademacher(params: &[Tensor], mask: &[bool], rng: &mut Rng) -> Result<Vec
 }
 
 /// `n` random signs, 64 from each draw of the generator.
-fn random_signs(n: usize, rng: &mut Rng) -> Vec<f64> {
+fn random_signs(n: usize, rng: &mut (impl Draw + ?Sized)) -> Vec<f64> {
     let mut signs = Vec::with_capacity(n);
     while signs.len() < n {
         let bits = rng.next_u64();
@@ -71,7 +71,7 @@ fn random_signs(n: usize, rng: &mut Rng) -> Vec<f64> {
 pub fn hutchinson_diagonal(
     params: &[Tensor],
     mask: &[bool],
-    rng: &mut Rng,
+    rng: &mut (impl Draw + ?Sized),
     curvature: &mut dyn Curvature,
 ) -> Result<Vec<Tensor>> {
     let u = rademacher(params, mask, rng)?;

@@ -2,7 +2,7 @@
 //! candle read), written atomically; and optimizer states on their own
 //! ([`save_optimizer_state`], [`load_optimizer_state`]).
 
-use crate::engine::{DType, Tensor};
+use crate::engine::{bytes, DType, Tensor};
 use crate::error::{Error, Result};
 use crate::optim::ModelLayout;
 use crate::optim::{catalog, HyperParams, OptimizerInfo, OptimizerState, TaskOptimizer};
@@ -29,8 +29,8 @@ pub type Metadata = HashMap<String, String>;
 /// Little-endian bytes of a tensor's elements.
 fn tensor_bytes(t: &Tensor) -> Vec<u8> {
     match t.dtype() {
-        DType::F32 => t.to_vec::<f32>().iter().flat_map(|v| v.to_le_bytes()).collect(),
-        DType::F64 => t.to_vec::<f64>().iter().flat_map(|v| v.to_le_bytes()).collect(),
+        DType::F32 => bytes::to_le_bytes(&t.to_vec::<f32>()).into_owned(),
+        DType::F64 => bytes::to_le_bytes(&t.to_vec::<f64>()).into_owned(),
     }
 }
 
@@ -165,22 +165,26 @@ fn tensor_order(file: &SafeTensors<'_>, saved: Option<&str>, origin: &Path) -> R
     Ok(order)
 }
 
+/// A tensor's elements from its little-endian bytes.
+fn le_values<T: bytemuck::Pod>(data: &[u8], name: &str, origin: &Path) -> Result<Vec<T>> {
+    bytes::from_le_bytes(data).ok_or_else(|| {
+        Error::format(
+            origin,
+            format!(
+                "tensor {name} has {} data bytes, not a whole number of {}-byte elements; the file is damaged",
+                data.len(),
+                std::mem::size_of::<T>()
+            ),
+        )
+    })
+}
+
 fn view_to_tensor(view: &TensorView<'_>, name: &str, origin: &Path) -> Result<Tensor> {
     let data = view.data();
     let shape = view.shape().to_vec();
     let tensor = match view.dtype() {
-        Dtype::F32 => Tensor::from_vec(
-            data.chunks_exact(4)
-                .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")))
-                .collect::<Vec<_>>(),
-            shape,
-        ),
-        Dtype::F64 => Tensor::from_vec(
-            data.chunks_exact(8)
-                .map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")))
-                .collect::<Vec<_>>(),
-            shape,
-        ),
+        Dtype::F32 => Tensor::from_vec(le_values::<f32>(data, name, origin)?, shape),
+        Dtype::F64 => Tensor::from_vec(le_values::<f64>(data, name, origin)?, shape),
         other => {
             return Err(Error::format(
                 origin,

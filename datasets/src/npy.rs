@@ -5,6 +5,7 @@
 //! allocates more than the input's length: the header's shape is checked
 //! against the bytes actually present before any data buffer is made.
 
+use ferrograd_engine::bytes;
 use std::path::Path;
 
 use crate::error::NpyProblem;
@@ -110,8 +111,8 @@ impl NpyArray {
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = header_bytes(self.data.descr(), &self.shape);
         match &self.data {
-            NpyData::F32(v) => v.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
-            NpyData::F64(v) => v.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+            NpyData::F32(v) => out.extend_from_slice(&bytes::to_le_bytes(v)),
+            NpyData::F64(v) => out.extend_from_slice(&bytes::to_le_bytes(v)),
         }
         out
     }
@@ -327,23 +328,9 @@ fn decode_data(data: &[u8], offset: usize, header: &Header) -> Result<NpyData, D
         return Err(npy_error(offset, problem));
     }
     Ok(match header.dtype {
-        Dtype::F32 => NpyData::F32(data.chunks_exact(4).map(le_f32).collect()),
-        Dtype::F64 => NpyData::F64(data.chunks_exact(8).map(le_f64).collect()),
+        Dtype::F32 => NpyData::F32(bytes::from_le_bytes(data).expect("length checked above")),
+        Dtype::F64 => NpyData::F64(bytes::from_le_bytes(data).expect("length checked above")),
     })
-}
-
-/// A little-endian `f32` from a 4-byte chunk.
-fn le_f32(chunk: &[u8]) -> f32 {
-    let mut b = [0u8; 4];
-    b.copy_from_slice(chunk);
-    f32::from_le_bytes(b)
-}
-
-/// A little-endian `f64` from an 8-byte chunk.
-fn le_f64(chunk: &[u8]) -> f64 {
-    let mut b = [0u8; 8];
-    b.copy_from_slice(chunk);
-    f64::from_le_bytes(b)
 }
 
 // ---------------------------------------------------------------------------

@@ -15,6 +15,7 @@
 #![deny(missing_docs)]
 
 mod alloc;
+pub mod bytes;
 #[cfg(feature = "cuda")]
 pub mod cuda;
 mod display;

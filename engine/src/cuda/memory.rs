@@ -115,8 +115,9 @@ pub struct CudaStorage {
     ordinal: usize,
 }
 
-/// Host element types that can be copied to the device.
-pub trait HostElement: crate::Element {}
+/// Host element types that can be copied to the device (plain old data, so
+/// that a buffer of them is a byte buffer: see `bytemuck::Pod`).
+pub trait HostElement: crate::Element + bytemuck::Pod {}
 impl HostElement for f32 {}
 impl HostElement for f64 {}
 
@@ -140,11 +141,12 @@ impl CudaStorage {
     /// A copy of host `data` on GPU `ordinal`.
     pub fn from_host<T: HostElement>(ordinal: usize, data: &[T]) -> Result<CudaStorage> {
         let s = CudaStorage::alloc(ordinal, T::DTYPE, data.len())?;
-        if !data.is_empty() {
-            // SAFETY: the allocation holds exactly size_of_val(data) bytes.
-            let status = backend(ordinal)?.outside_capture(|| unsafe {
-                cu::cuMemcpyHtoD_v2(s.ptr, data.as_ptr().cast(), std::mem::size_of_val(data))
-            });
+        let host: &[u8] = bytemuck::cast_slice(data);
+        if !host.is_empty() {
+            // SAFETY: the allocation holds exactly host.len() bytes, and the
+            // driver reads host.len() bytes of an initialised byte slice.
+            let status = backend(ordinal)?
+                .outside_capture(|| unsafe { cu::cuMemcpyHtoD_v2(s.ptr, host.as_ptr().cast(), host.len()) });
             status_to_result(status).map_err(|e| copy_error(ordinal, "host to device", e))?;
         }
         Ok(s)
@@ -164,9 +166,12 @@ impl CudaStorage {
         b.outside_capture(|| {
             b.wait_for_stream()?;
             let mut out = vec![T::zero(); self.len];
-            if self.len > 0 {
-                // SAFETY: `out` holds exactly the allocation's bytes.
-                let status = unsafe { cu::cuMemcpyDtoH_v2(out.as_mut_ptr().cast(), self.ptr, self.bytes()) };
+            let host: &mut [u8] = bytemuck::cast_slice_mut(&mut out);
+            if !host.is_empty() {
+                debug_assert_eq!(host.len(), self.bytes());
+                // SAFETY: `host` is exactly the allocation's bytes long, and
+                // any bytes are a valid T (T: Pod).
+                let status = unsafe { cu::cuMemcpyDtoH_v2(host.as_mut_ptr().cast(), self.ptr, host.len()) };
                 status_to_result(status).map_err(|e| copy_error(self.ordinal, "device to host", e))?;
             }
             Ok(out)
@@ -282,8 +287,9 @@ pub(crate) struct RawBuffer {
 
 impl RawBuffer {
     /// A device copy of `data`'s bytes.
-    pub(crate) fn from_slice<T: Copy>(ordinal: usize, data: &[T]) -> Result<RawBuffer> {
-        let bytes = std::mem::size_of_val(data);
+    pub(crate) fn from_slice<T: bytemuck::NoUninit>(ordinal: usize, data: &[T]) -> Result<RawBuffer> {
+        let host: &[u8] = bytemuck::cast_slice(data);
+        let bytes = host.len();
         if bytes == 0 {
             backend(ordinal)?;
             return Ok(RawBuffer { ptr: 0, bytes, ordinal });
@@ -293,10 +299,12 @@ impl RawBuffer {
             bytes,
             ordinal,
         };
-        // SAFETY: the block holds `bytes` bytes; the synchronous copy waits
-        // for the kernels that may still read the block's previous contents.
+        // SAFETY: the block holds `bytes` bytes and `host` is `bytes`
+        // initialised bytes (T: NoUninit has no padding); the synchronous
+        // copy waits for the kernels that may still read the block's
+        // previous contents.
         let status =
-            backend(ordinal)?.outside_capture(|| unsafe { cu::cuMemcpyHtoD_v2(buf.ptr, data.as_ptr().cast(), bytes) });
+            backend(ordinal)?.outside_capture(|| unsafe { cu::cuMemcpyHtoD_v2(buf.ptr, host.as_ptr().cast(), bytes) });
         status_to_result(status).map_err(|e| copy_error(ordinal, "host to device", e))?;
         Ok(buf)
     }
@@ -308,8 +316,9 @@ impl RawBuffer {
 
     /// Overwrites the buffer with `data` (of exactly its size), after every
     /// queued launch (a synchronous copy).
-    pub(crate) fn write<T: Copy>(&self, data: &[T]) -> Result<()> {
-        let bytes = std::mem::size_of_val(data);
+    pub(crate) fn write<T: bytemuck::NoUninit>(&self, data: &[T]) -> Result<()> {
+        let host: &[u8] = bytemuck::cast_slice(data);
+        let bytes = host.len();
         if bytes != self.bytes {
             return Err(Error::invalid(
                 "device buffer write",
@@ -319,9 +328,10 @@ impl RawBuffer {
         if bytes == 0 {
             return Ok(());
         }
-        // SAFETY: the block holds `bytes` bytes; the copy is synchronous.
+        // SAFETY: the block holds `bytes` bytes and `host` is `bytes`
+        // initialised bytes; the copy is synchronous.
         let status = backend(self.ordinal)?
-            .outside_capture(|| unsafe { cu::cuMemcpyHtoD_v2(self.ptr, data.as_ptr().cast(), bytes) });
+            .outside_capture(|| unsafe { cu::cuMemcpyHtoD_v2(self.ptr, host.as_ptr().cast(), bytes) });
         status_to_result(status).map_err(|e| copy_error(self.ordinal, "host to device", e))
     }
 }

@@ -78,9 +78,10 @@ impl FusedRule {
     }
 }
 
-/// Mirrors `Slot` in ptx/cuda/optim.cu.
+/// Mirrors `Slot` in ptx/cuda/optim.cu. `Pod`: uploaded as bytes, and the
+/// derive proves at compile time that it has no padding.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
 struct Slot {
     param: u64,
     grad: u64,
@@ -333,9 +334,7 @@ impl SlotTable {
 
     /// Whether the device table describes `slots` already.
     fn holds(&self, slots: &[Slot]) -> bool {
-        self.device.is_some()
-            && self.slots.len() == slots.len()
-            && self.slots.iter().zip(slots).all(|(a, b)| slot_bits(a) == slot_bits(b))
+        self.device.is_some() && self.slots == slots
     }
 
     /// Makes the table describe `slots`, uploading it only if it changed.
@@ -365,22 +364,6 @@ impl SlotTable {
             }
         }
     }
-}
-
-fn slot_bits(s: &Slot) -> [u64; 10] {
-    let [a, b, c, d] = s.state;
-    [
-        s.param,
-        s.grad,
-        a,
-        b,
-        c,
-        d,
-        s.update,
-        s.len as u64,
-        s.first_block as u64,
-        s.pad as u64,
-    ]
 }
 
 /// One tensor of a clipped-Adam launch: the parameter (updated in place),

@@ -35,15 +35,16 @@ fn gpu(test: &str) -> Option<Device> {
     ferrograd::engine::cuda::device_or_skip(test)
 }
 
-fn close(a: f64, b: f64, rtol: f64, atol: f64) -> bool {
-    a == b || (a - b).abs() <= atol + rtol * b.abs()
-}
-
 fn assert_same(what: &str, gpu: &Tensor, cpu: &Tensor, dev: Device) {
     assert_eq!(gpu.device(), dev, "{what}: left the GPU");
     assert_eq!(gpu.shape(), cpu.shape(), "{what}: shape");
     for (i, (a, b)) in gpu.to_vec_f64().iter().zip(cpu.to_vec_f64()).enumerate() {
-        assert!(close(*a, b, RTOL, ATOL), "{what}: element {i}: gpu {a} vs cpu {b}");
+        // max_relative 0: exactly `a == b || |a - b| <= ATOL + RTOL |b|`.
+        let tol = ATOL + RTOL * b.abs();
+        assert!(
+            approx::relative_eq!(*a, b, epsilon = tol, max_relative = 0.0),
+            "{what}: element {i}: gpu {a} vs cpu {b}"
+        );
     }
 }
 
@@ -117,8 +118,9 @@ fn check_case(entry: &OpEntry, seed: u64, dev: Device) -> usize {
                 projected(f, &shifted, &r_gpu)
             };
             let numeric = (at(options.eps) - at(-options.eps)) / (2.0 * options.eps);
+            let tol = options.atol + options.rtol * numeric.abs();
             assert!(
-                close(a, numeric, options.rtol, options.atol),
+                approx::relative_eq!(a, numeric, epsilon = tol, max_relative = 0.0),
                 "{what}: input {i} element {j}: gpu gradient {a} vs finite difference {numeric} \
                  (atol {}, rtol {})",
                 options.atol,

@@ -84,7 +84,7 @@ fn track4(device: Device, dtype: DType) -> TaskConfig {
 
 fn assert_close(what: &str, gpu: f64, cpu: f64, rtol: f64) {
     assert!(
-        (gpu - cpu).abs() <= rtol * cpu.abs(),
+        approx::abs_diff_eq!(gpu, cpu, epsilon = rtol * cpu.abs()),
         "{what}: gpu {gpu} vs cpu {cpu} (rtol {rtol:e})"
     );
 }

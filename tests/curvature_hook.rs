@@ -102,7 +102,7 @@ fn check_hook_against_finite_differences(frozen: usize, mode: HvpMode) {
         {
             let numeric = (p - m) / (2.0 * eps);
             assert!(
-                (a - numeric).abs() <= 1e-6 * scale,
+                approx::abs_diff_eq!(*a, numeric, epsilon = 1e-6 * scale),
                 "{mode}, {frozen} frozen: tensor {k} element {i}: hvp {a}, finite differences {numeric}"
             );
         }

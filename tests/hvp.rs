@@ -35,7 +35,7 @@ proptest! {
         let scale = analytic.iter().fold(1e-3f64, |m, a| m.max(a.abs()));
         for (i, a) in analytic.iter().enumerate() {
             let numeric = (plus[i] - minus[i]) / (2.0 * eps);
-            prop_assert!((a - numeric).abs() <= 1e-6 * scale, "element {i}: hvp {a}, finite differences {numeric}");
+            prop_assert!(approx::abs_diff_eq!(*a, numeric, epsilon = 1e-6 * scale), "element {i}: hvp {a}, finite differences {numeric}");
         }
     }
 }
@@ -83,7 +83,7 @@ fn assert_close(got: &[f64], want: &[f64], rel: f64, what: &str) {
     let scale = want.iter().fold(1e-3f64, |m, w| m.max(w.abs()));
     for (k, (g, w)) in got.iter().zip(want).enumerate() {
         assert!(
-            (g - w).abs() <= rel * scale,
+            approx::abs_diff_eq!(g, w, epsilon = rel * scale),
             "{what}: entry {k}: {g} vs {w} (scale {scale})"
         );
     }

@@ -40,7 +40,10 @@ fn rosenbrock_gradient(x: f64, y: f64) -> [f64; 2] {
 }
 
 fn assert_close(a: f64, b: f64, tolerance: f64, what: &str) {
-    assert!((a - b).abs() <= tolerance * (1.0 + b.abs()), "{what}: {a} vs {b}");
+    assert!(
+        approx::abs_diff_eq!(a, b, epsilon = tolerance * (1.0 + b.abs())),
+        "{what}: {a} vs {b}"
+    );
 }
 
 #[test]

@@ -215,7 +215,7 @@ fn assert_close<T: Kernels>(what: &str, case: &Case, got: &[T], want: &[f64]) {
     for (i, (g, w)) in got.iter().zip(want).enumerate() {
         let g = g.to_f64();
         assert!(
-            (g - w).abs() <= T::TOL * (1.0 + w.abs()),
+            approx::abs_diff_eq!(g, *w, epsilon = T::TOL * (1.0 + w.abs())),
             "{what} {} disagrees with the engine at {i}: {g} vs {w}",
             case.id()
         );

@@ -68,7 +68,10 @@ fn assert_close(what: &str, got: &[f64], want: &[f64]) {
     );
     let scale = want.iter().fold(1e-300f64, |m, v| m.max(v.abs()));
     for (i, (g, w)) in got.iter().zip(want).enumerate() {
-        assert!((g - w).abs() <= 1e-12 * scale, "{what}[{i}]: gpu {g} vs reference {w}");
+        assert!(
+            approx::abs_diff_eq!(g, w, epsilon = 1e-12 * scale),
+            "{what}[{i}]: gpu {g} vs reference {w}"
+        );
     }
 }
 

@@ -117,7 +117,7 @@ fn assert_accurate(
         } else if g.is_infinite() || c.is_infinite() {
             g == c
         } else {
-            (g - target).abs() <= tol
+            approx::abs_diff_eq!(g, target, epsilon = tol)
         };
         assert!(
             ok,
@@ -715,7 +715,7 @@ fn fused_optimizers_follow_the_cpu_recurrences_step_by_step() {
                 let got = updates[i].to_vec_f64();
                 for (k, (a, b)) in got.iter().zip(&want).enumerate() {
                     assert!(
-                        (a - b).abs() <= 1e-12 + 1e-10 * b.abs(),
+                        approx::abs_diff_eq!(a, b, epsilon = 1e-12 + 1e-10 * b.abs()),
                         "{rule:?} step {t} tensor {i}[{k}]: {a} vs {b}"
                     );
                 }

@@ -62,8 +62,10 @@ fn assert_close(got: &Tensor, want: &[f64], what: &str) {
     let got = got.to_vec::<f64>();
     assert_eq!(got.len(), want.len(), "{what}: length");
     for (j, (g, w)) in got.iter().zip(want).enumerate() {
-        let tol = 1e-13 + 1e-10 * w.abs();
-        assert!((g - w).abs() <= tol, "{what}[{j}]: got {g:e}, want {w:e}");
+        assert!(
+            approx::abs_diff_eq!(g, w, epsilon = 1e-13 + 1e-10 * w.abs()),
+            "{what}[{j}]: got {g:e}, want {w:e}"
+        );
     }
 }
 

@@ -16,7 +16,7 @@ fn at(schedule: &mut impl Schedule, s: u64) -> f64 {
 
 fn close(got: f64, want: f64) {
     assert!(
-        (got - want).abs() <= 1e-14 * want.abs().max(1e-300) + 1e-300,
+        approx::abs_diff_eq!(got, want, epsilon = 1e-14 * want.abs().max(1e-300) + 1e-300),
         "got {got}, want {want}"
     );
 }

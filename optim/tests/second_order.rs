@@ -135,7 +135,10 @@ fn run(opt: &mut dyn TaskOptimizer, start: &[f64], problem: &Problem, steps: usi
 
 fn assert_close(got: &[f64], want: &[f64], tol: f64, what: &str) {
     for (i, (g, w)) in got.iter().zip(want).enumerate() {
-        assert!((g - w).abs() <= tol * w.abs().max(1.0), "{what}[{i}]: {g} vs {w}");
+        assert!(
+            approx::abs_diff_eq!(g, w, epsilon = tol * w.abs().max(1.0)),
+            "{what}[{i}]: {g} vs {w}"
+        );
     }
 }
 

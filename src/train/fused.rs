@@ -520,7 +520,10 @@ mod tests {
         assert_eq!(a.len(), b.len(), "{what}");
         let scale = b.iter().fold(1e-300f64, |m, v| m.max(v.abs()));
         for (i, (x, y)) in a.iter().zip(b).enumerate() {
-            assert!((x - y).abs() <= 1e-10 * scale, "{what}[{i}]: fused {x} vs autograd {y}");
+            assert!(
+                approx::abs_diff_eq!(x, y, epsilon = 1e-10 * scale),
+                "{what}[{i}]: fused {x} vs autograd {y}"
+            );
         }
     }
 

@@ -1,10 +1,11 @@
 //! Numeric CSV files with a header row.
 //!
-//! The dialect is deliberately simple: comma-separated, one record per line,
-//! `\n` or `\r\n` line ends, blank lines ignored, surrounding whitespace and
-//! one pair of surrounding double quotes stripped from each field. Quoted
-//! fields containing commas or newlines are not supported. Every column must
-//! be numeric (anything Rust's `f64` parser accepts, including `NaN` and `inf`).
+//! Records are split by the `csv` crate (RFC 4180: comma-separated, `\n` or
+//! `\r\n` line ends, double-quoted fields that may hold commas, line breaks
+//! and doubled `""` quotes); blank lines are ignored, and surrounding
+//! whitespace and one pair of surrounding double quotes are stripped from each
+//! field. Every column must be numeric (anything Rust's `f64` parser accepts,
+//! including `NaN` and `inf`). Errors name the line where the record starts.
 
 use std::collections::HashSet;
 use std::fmt;
@@ -156,12 +157,65 @@ fn csv_error(path: &Path, line: usize, problem: CsvProblem) -> DataError {
     }
 }
 
-/// The non-blank lines of `text` with their 1-based line numbers.
-fn records(text: &str) -> impl Iterator<Item = (usize, &str)> {
-    text.lines()
-        .enumerate()
-        .map(|(i, line)| (i + 1, line))
-        .filter(|(_, line)| !line.trim().is_empty())
+/// A record's cleaned fields and the 1-based line it starts on.
+type Record = (usize, Vec<String>);
+
+/// The non-blank records of `text` (read from `path`), split by the `csv` crate.
+fn records<'a>(text: &'a str, path: &'a Path) -> impl Iterator<Item = Result<Record, DataError>> + 'a {
+    let reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(text.as_bytes());
+    let mut lines = LineCounter::new(text);
+    reader.into_records().filter_map(move |record| {
+        let record = match record {
+            Ok(record) => record,
+            Err(e) => {
+                let line = lines.at(e.position().map_or(0, |p| p.byte()));
+                return Some(Err(csv_error(
+                    path,
+                    line,
+                    CsvProblem::Malformed { message: e.to_string() },
+                )));
+            }
+        };
+        let line = lines.at(record.position().map_or(0, |p| p.byte()));
+        let fields: Vec<String> = record.iter().map(|f| clean_field(f).to_string()).collect();
+        let blank = fields.len() == 1 && record[0].trim().is_empty();
+        (!blank).then_some(Ok((line, fields)))
+    })
+}
+
+/// 1-based line numbers of byte offsets, for offsets that never decrease.
+/// (The `csv` crate's own line count skips blank lines, so the lines are
+/// counted here from its byte offsets.)
+struct LineCounter<'a> {
+    text: &'a [u8],
+    offset: usize,
+    line: usize,
+}
+
+impl<'a> LineCounter<'a> {
+    fn new(text: &'a str) -> Self {
+        LineCounter {
+            text: text.as_bytes(),
+            offset: 0,
+            line: 1,
+        }
+    }
+
+    /// The line of the first byte at or after `offset` that is not a line
+    /// break (the `csv` crate reports a record after blank lines at the
+    /// first blank line).
+    fn at(&mut self, offset: u64) -> usize {
+        let mut offset = (offset as usize).clamp(self.offset, self.text.len());
+        while matches!(self.text.get(offset), Some(b'\n' | b'\r')) {
+            offset += 1;
+        }
+        self.line += self.text[self.offset..offset].iter().filter(|&&b| b == b'\n').count();
+        self.offset = offset;
+        self.line
+    }
 }
 
 /// A field with surrounding whitespace and one pair of double quotes removed.
@@ -175,15 +229,16 @@ fn clean_field(field: &str) -> &str {
 
 /// Parses `text` (read from `path`) into a [`Table`].
 fn parse(text: &str, path: &Path, target_columns: &[TargetColumn]) -> Result<Table, DataError> {
-    let mut lines = records(text);
-    let (header_line, header) = lines.next().ok_or_else(|| csv_error(path, 1, CsvProblem::Empty))?;
+    let mut lines = records(text, path);
+    let (header_line, header) = lines.next().ok_or_else(|| csv_error(path, 1, CsvProblem::Empty))??;
     let names = parse_header(header).map_err(|p| csv_error(path, header_line, p))?;
     let layout = ColumnLayout::new(&names, target_columns).map_err(|p| csv_error(path, header_line, p))?;
     let mut inputs = Vec::new();
     let mut targets = Vec::new();
     let mut rows = 0usize;
-    for (line_no, line) in lines {
-        let values = parse_row(line, &names).map_err(|p| csv_error(path, line_no, p))?;
+    for record in lines {
+        let (line_no, fields) = record?;
+        let values = parse_row(&fields, &names).map_err(|p| csv_error(path, line_no, p))?;
         inputs.extend(layout.inputs.iter().map(|&c| values[c]));
         targets.extend(layout.targets.iter().map(|&c| values[c]));
         rows += 1;
@@ -200,8 +255,7 @@ fn parse(text: &str, path: &Path, target_columns: &[TargetColumn]) -> Result<Tab
 }
 
 /// Splits and checks the header: non-empty unique names that are not all numbers.
-fn parse_header(line: &str) -> Result<Vec<String>, CsvProblem> {
-    let names: Vec<String> = line.split(',').map(|f| clean_field(f).to_string()).collect();
+fn parse_header(names: Vec<String>) -> Result<Vec<String>, CsvProblem> {
     if names.iter().all(|n| n.parse::<f64>().is_ok()) {
         return Err(CsvProblem::MissingHeader);
     }
@@ -217,17 +271,15 @@ fn parse_header(line: &str) -> Result<Vec<String>, CsvProblem> {
     Ok(names)
 }
 
-/// Parses one data line into numbers, one per header column.
-fn parse_row(line: &str, names: &[String]) -> Result<Vec<f64>, CsvProblem> {
-    let fields: Vec<&str> = line.split(',').collect();
+/// Parses one record's fields into numbers, one per header column.
+fn parse_row(fields: &[String], names: &[String]) -> Result<Vec<f64>, CsvProblem> {
     if fields.len() != names.len() {
         return Err(CsvProblem::FieldCount {
             expected: names.len(),
             found: fields.len(),
         });
     }
-    let parse_one = |(field, name): (&&str, &String)| {
-        let value = clean_field(field);
+    let parse_one = |(value, name): (&String, &String)| {
         value.parse::<f64>().map_err(|_| CsvProblem::NonNumeric {
             column: name.clone(),
             value: shorten(value),
@@ -337,6 +389,21 @@ mod tests {
         assert!(err(&[5.into()]).contains("index 5 is out of range"));
         assert!(err(&["y".into(), 1.into()]).contains("'y' is selected as a target more than once"));
         assert!(err(&["x".into(), "y".into()]).contains("no input columns"));
+    }
+
+    #[test]
+    fn quoted_fields_may_hold_commas_line_breaks_and_quotes() {
+        // RFC 4180: the quoted header names keep their comma, line break and
+        // doubled quote; the error for the last record names line 5, where
+        // the record starts, though an earlier record spans two lines.
+        let text = "\"a,b\",\"c\nd\",\"e\"\"f\"\n1,2,3\n\"4\",5,\"6\"\n7,8,x\n";
+        let t = parse_csv(&text[..text.len() - 6], &targets(&["e\"f"])).unwrap();
+        assert_eq!(t.input_names, ["a,b", "c\nd"]);
+        assert_eq!(t.inputs.data(), &[1., 2., 4., 5.]);
+        assert_eq!(t.targets.data(), &[3., 6.]);
+        let err = parse_csv(text, &targets(&["e\"f"])).unwrap_err().to_string();
+        assert!(err.contains("line 5"), "{err}");
+        assert!(err.contains("'x'"), "{err}");
     }
 
     #[test]

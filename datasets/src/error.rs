@@ -120,6 +120,12 @@ pub enum DataError {
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum CsvProblem {
+    /// The `csv` crate could not split the text into records.
+    #[error("the text is not valid CSV ({message}); check the quoting of this record")]
+    Malformed {
+        /// The `csv` crate's description.
+        message: String,
+    },
     /// The file has no non-blank line.
     #[error("the file is empty; it needs a header row of column names followed by data rows")]
     Empty,

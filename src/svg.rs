@@ -2,6 +2,15 @@
 //! `ferrograd viz` plots: shapes, text, axis scales with "nice" ticks, and a
 //! colour-blind-safe palette. No dependencies: an SVG is just text.
 //!
+//! Why not `plotters` (issue 28, plotters 0.3.7): its SVG backend alone (5
+//! crates) would replace only this writer, not the race and viz layouts
+//! (bootstrap intervals, log ticks, paired panels) built on it, and it would
+//! change the bytes of every committed figure (docs/img, bench/races). PNG
+//! output, the feature that would serve users, needs its bitmap backend and
+//! text through `font-kit`: 42 crates, among them the C libraries freetype
+//! and fontconfig, which a `cargo install` on a bare machine cannot build.
+//! An SVG opens in every browser; `rsvg-convert` or `inkscape` make PNGs.
+//!
 //! ```
 //! use ferrograd::svg::{Scale, Svg};
 //!

@@ -314,4 +314,16 @@ mod tests {
         v.sort();
         assert_eq!(v, [1, 2, 3, 4, 5]);
     }
+
+    #[test]
+    fn library_draws_accept_a_foreign_generator_even_behind_dyn() {
+        let step = 0x9E37_79B9_7F4A_7C15u64;
+        let want: Vec<f64> = (1..=3u64)
+            .map(|k| (step.wrapping_mul(k) >> 11) as f64 / 9007199254740992.0)
+            .collect();
+        let mut c = Counter(0);
+        let rng: &mut dyn rand::Rng = &mut c;
+        let t = crate::Tensor::rand_uniform([3], 0.0, 1.0, crate::DType::F64, rng).unwrap();
+        assert_eq!(t.to_vec::<f64>(), want);
+    }
 }

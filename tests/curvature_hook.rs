@@ -134,7 +134,7 @@ fn the_trainer_hook_keeps_reverse_over_reverse_and_both_modes_agree_in_f32() {
     for (k, (r, f)) in reverse.iter().zip(&forward).enumerate() {
         for (i, (a, b)) in r.iter().zip(f).enumerate() {
             assert!(
-                (a - b).abs() <= 1e-4 * scale,
+                approx::abs_diff_eq!(a, b, epsilon = 1e-4 * scale),
                 "tensor {k} element {i}: {a} vs {b} (scale {scale})"
             );
         }

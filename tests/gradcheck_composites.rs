@@ -145,7 +145,10 @@ fn softmax_cross_entropy_passes_gradcheck() {
         for (k, (&g, &pk)) in grad.to_vec_f64().iter().zip(&p).enumerate() {
             let onehot = if labels[k / c] == k % c { 1.0 } else { 0.0 };
             let want = (pk - onehot) / n as f64;
-            prop_assert!((g - want).abs() < 1e-12, "element {k}: {g} vs closed form {want}");
+            prop_assert!(
+                approx::abs_diff_eq!(g, want, epsilon = 1e-12),
+                "element {k}: {g} vs closed form {want}"
+            );
         }
         Ok(())
     });
@@ -308,7 +311,11 @@ fn a_var_used_twice_accumulates_its_gradient() {
     let z = h.mul(&h).unwrap().sum_all();
     let grad = z.backward().unwrap().remove(&x).unwrap().to_vec_f64();
     for (g, v) in grad.iter().zip(&values) {
-        assert!((g - 18.0 * v).abs() < 1e-12, "{g} vs {}", 18.0 * v);
+        assert!(
+            approx::abs_diff_eq!(*g, 18.0 * v, epsilon = 1e-12),
+            "{g} vs {}",
+            18.0 * v
+        );
     }
 }
 

@@ -165,7 +165,10 @@ fn hessian_of_an_mlp_with_batchnorm_matches_finite_differences() {
     let h = hessian(f, &params).unwrap().to_vec::<f64>();
     for i in 0..n {
         for j in 0..i {
-            assert!((h[i * n + j] - h[j * n + i]).abs() < 1e-10, "symmetric at ({i}, {j})");
+            assert!(
+                approx::abs_diff_eq!(h[i * n + j], h[j * n + i], epsilon = 1e-10),
+                "symmetric at ({i}, {j})"
+            );
         }
     }
     assert_close(

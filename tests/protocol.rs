@@ -87,7 +87,10 @@ fn updates_are_added_to_trainable_tensors_only() {
         );
         if before.is_trainable(role) {
             for (x, y) in b.iter().zip(&a) {
-                assert!((y - x - steps * 0.001).abs() < 1e-5, "{role:?}: {x} -> {y}");
+                assert!(
+                    approx::abs_diff_eq!(y - x, steps * 0.001, epsilon = 1e-5),
+                    "{role:?}: {x} -> {y}"
+                );
             }
         } else if !matches!(
             role,

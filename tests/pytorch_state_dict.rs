@@ -44,7 +44,7 @@ fn a_pytorch_state_dict_loads_and_predicts_pytorchs_outputs() {
     let input = fixed_input(5, 4);
     for (ours, theirs) in input.iter().zip(numbers("input")) {
         assert!(
-            (ours - theirs).abs() < 1e-6,
+            approx::abs_diff_eq!(*ours, theirs, epsilon = 1e-6),
             "the input formula differs from the script's"
         );
     }
@@ -60,7 +60,7 @@ fn a_pytorch_state_dict_loads_and_predicts_pytorchs_outputs() {
     // in the matrix product.
     for (i, (got, want)) in y.to_vec::<f32>().iter().zip(&want).enumerate() {
         assert!(
-            (f64::from(*got) - want).abs() < 1e-5,
+            approx::abs_diff_eq!(f64::from(*got), want, epsilon = 1e-5),
             "output {i}: ferrograd {got}, PyTorch {want}"
         );
     }

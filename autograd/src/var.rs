@@ -353,7 +353,7 @@ mod tests {
         let plain = no_grad(|| x.mul(&x.sin()).unwrap());
         for y in [recorded, plain] {
             let got = y.tangent().unwrap().value().to_scalar().unwrap();
-            assert!((got - want).abs() < 1e-15, "{got} vs {want}");
+            assert!(approx::abs_diff_eq!(got, want, epsilon = 1e-15), "{got} vs {want}");
         }
         assert!(x.tangent().is_some() && leaf().tangent().is_none());
     }

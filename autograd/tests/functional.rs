@@ -46,7 +46,7 @@ proptest! {
         let reverse = jacrev(layer, &w).unwrap();
         prop_assert_eq!(forward.dims(), &[rows, width, fan_in, width][..]);
         for (f, r) in forward.to_vec::<f64>().iter().zip(reverse.to_vec::<f64>()) {
-            prop_assert!((f - r).abs() <= 1e-12, "jacfwd {} vs jacrev {}", f, r);
+            prop_assert!(approx::abs_diff_eq!(*f, r, epsilon = 1e-12), "jacfwd {} vs jacrev {}", f, r);
         }
     }
 }
@@ -118,7 +118,7 @@ fn a_tangent_is_differentiable_in_reverse_mode() {
     for i in 0..2 {
         let want = 2.0 * xs[i].exp() * xs[i].cos() * vs[i];
         assert!(
-            (got[i] - want).abs() <= 1e-14 * want.abs().max(1.0),
+            approx::abs_diff_eq!(got[i], want, epsilon = 1e-14 * want.abs().max(1.0)),
             "{i}: {} vs {want}",
             got[i]
         );

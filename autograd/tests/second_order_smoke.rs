@@ -17,7 +17,11 @@ fn gradient_of_a_gradient_matches_the_second_derivative() {
     let got = hv.get(&x).unwrap().to_vec::<f64>();
     for i in 0..3 {
         let want = (6.0 * xs[i] - xs[i].sin() * xs[i] + 2.0 * xs[i].cos()) * vs[i];
-        assert!((got[i] - want).abs() < 1e-12, "{i}: {} vs {want}", got[i]);
+        assert!(
+            approx::abs_diff_eq!(got[i], want, epsilon = 1e-12),
+            "{i}: {} vs {want}",
+            got[i]
+        );
     }
 }
 

@@ -206,6 +206,6 @@ fn every_optimizer_solves_the_quadratic() {
 #[test]
 fn every_optimizer_solves_rosenbrock() {
     let start = rosenbrock(&[-1.2, 1.0]).0;
-    assert!((start - 24.2).abs() < 1e-12);
+    assert!(approx::abs_diff_eq!(start, 24.2, epsilon = 1e-12));
     check(rosenbrock, &[-1.2, 1.0], 1e-2, |c| c.rosen);
 }

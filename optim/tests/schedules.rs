@@ -203,7 +203,10 @@ fn reduce_on_plateau_with_torch_defaults() {
     // Epoch e sees val[e - 1]; epochs 0..=11 keep 2.0, epoch 12 has seen 11 bad ones.
     assert!(lrs[..12].iter().all(|&r| r == 2.0), "{lrs:?}");
     close(lrs[12], 0.2);
-    assert!(lrs[13..].iter().all(|&r| (r - 0.2).abs() < 1e-15), "{lrs:?}");
+    assert!(
+        lrs[13..].iter().all(|&r| approx::abs_diff_eq!(r, 0.2, epsilon = 1e-15)),
+        "{lrs:?}"
+    );
     assert_eq!(p.reductions(), 1);
     assert_eq!(p.best(), 0.5);
 }

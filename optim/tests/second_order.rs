@@ -296,7 +296,7 @@ fn newton_cg_caps_the_step_norm() {
     let mut x = vec![0.0; 4];
     step(opt.as_mut(), &mut x, &problem);
     let norm = x.iter().map(|v| v * v).sum::<f64>().sqrt();
-    assert!((norm - 0.5).abs() < 1e-12, "step norm {norm}");
+    assert!(approx::abs_diff_eq!(norm, 0.5, epsilon = 1e-12), "step norm {norm}");
 }
 
 // ----- convergence ------------------------------------------------------------------

@@ -10,12 +10,14 @@ use crate::optim::Curvature;
 /// `H v` for the sum-of-squared-errors loss of `model` (in training mode) on
 /// one mini-batch: the loss whose gradient the step received.
 ///
-/// The Trainer uses [`HvpMode::ReverseOverReverse`], as it always has: the
-/// two modes agree only up to f32 rounding, and a different last bit in one
-/// Hessian-vector product changes every later step of Sophia, AdaHessian and
-/// Newton-CG, so switching would change their task results.
-/// [`BatchCurvature::with_mode`] selects forward-over-reverse, which costs
-/// less (`cargo bench -p ferrograd-bench --bench hvp`).
+/// The Trainer computes its products by [`HvpMode::ForwardOverReverse`],
+/// about 0.7 of reverse-over-reverse's time on the task's models
+/// (`bench/RESULTS.md`). The two agree only up to f32 rounding, and a
+/// different last bit in one product changes every later step of Sophia,
+/// AdaHessian and Newton-CG: their results recorded before this choice
+/// (the committed second-order race) were computed with
+/// [`HvpMode::ReverseOverReverse`], which [`BatchCurvature::with_mode`]
+/// still selects.
 pub struct BatchCurvature<'a> {
     model: &'a Mlp,
     inputs: &'a Var,
@@ -32,7 +34,7 @@ impl<'a> BatchCurvature<'a> {
             inputs,
             targets,
             products: 0,
-            mode: HvpMode::ReverseOverReverse,
+            mode: HvpMode::ForwardOverReverse,
         }
     }
 

@@ -130,6 +130,15 @@ pub enum Error {
         /// The allocation asked for, in bytes (saturated at `usize::MAX`).
         bytes: usize,
     },
+    /// An instruction set that this build or this CPU cannot run, or a
+    /// `FERROGRAD_ISA` value that names none (see [`crate::isa`]).
+    #[error("instruction set {requested:?}: {reason}")]
+    IsaUnavailable {
+        /// The instruction set asked for, as written.
+        requested: String,
+        /// Why it cannot be used, and what can.
+        reason: String,
+    },
     /// Any other invalid argument, with a message that names the fix.
     #[error("{op}: {message}")]
     InvalidArgument {

@@ -21,6 +21,7 @@ pub mod cuda;
 mod display;
 mod dtype;
 mod error;
+pub mod isa;
 pub mod ops;
 pub mod rng;
 mod shape;
@@ -29,6 +30,7 @@ mod tensor;
 
 pub use dtype::{DType, Device, Element};
 pub use error::{Error, Result};
+pub use isa::Isa;
 pub use ops::elementwise::{BinaryOp, UnaryOp};
 pub use rng::{Draw, Rng};
 pub use shape::{checked_numel, Shape};

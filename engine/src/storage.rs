@@ -54,7 +54,7 @@ impl Storage {
 
 /// Typed access to a CPU storage: lets kernels be written once, generic over
 /// `f32` and `f64`.
-pub trait CpuSlice: Element {
+pub trait CpuSlice: Element + crate::ops::matmul::GemmKernels {
     /// The buffer as `&[Self]`, if its dtype is `Self`.
     fn slice(s: &Storage) -> Option<&[Self]>;
     /// The buffer as `&mut [Self]`, if its dtype is `Self`.

@@ -3,8 +3,11 @@
 //! `bench/RESULTS.md`), single-threaded so the second core stays free. Transposed operands are passed as strides,
 //! never copied.
 
+use crate::isa::Isa;
 use crate::storage::CpuSlice;
 use crate::{alloc, Error, Result, Shape, Tensor};
+use gemm_common::Parallelism;
+pub(crate) use kernels::GemmKernels;
 
 /// A read-only matrix inside a slice: element `(i, j)` is
 /// `data[i * row_stride + j * col_stride]`. A transposed view is the same
@@ -80,13 +83,34 @@ impl<'a, T> MatRef<'a, T> {
 }
 
 /// `c = op(a) * op(b)` (or `c += op(a) * op(b)` when `accumulate`) into the
-/// row-major `[a.rows, b.cols]` matrix `c`, through the `gemm` crate on the
-/// calling thread. The views say which operand is read transposed.
+/// row-major `[a.rows, b.cols]` matrix `c`, on the calling thread, with the
+/// active instruction set ([`crate::isa::active`]). The views say which
+/// operand is read transposed.
 ///
 /// Panics if the inner dimensions differ or `c` is not `a.rows * b.cols` long:
 /// this is the kernel under [`Tensor::matmul_t`] and the fused training step,
 /// whose callers size every buffer once.
 pub fn gemm_into<T: CpuSlice>(c: &mut [T], a: MatRef<'_, T>, b: MatRef<'_, T>, accumulate: bool) {
+    gemm_into_with(c, a, b, accumulate, crate::isa::active(), 1);
+}
+
+/// [`gemm_into`] on a chosen instruction set and up to `threads` threads of
+/// the current rayon pool (`0` or `1`: the calling thread only).
+///
+/// The threads share out tiles of `c`, each computed whole: the `gemm`
+/// crate never splits the inner (summed) dimension between threads, so the
+/// result is the same bit for bit for every `threads`. It differs between
+/// instruction sets (see [`crate::isa`]).
+///
+/// Panics as [`gemm_into`] does, and if this CPU cannot run `isa`.
+pub fn gemm_into_with<T: CpuSlice>(
+    c: &mut [T],
+    a: MatRef<'_, T>,
+    b: MatRef<'_, T>,
+    accumulate: bool,
+    isa: Isa,
+    threads: usize,
+) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     assert_eq!(k, b.rows, "gemm_into: inner dimensions {k} and {} differ", b.rows);
     assert_eq!(
@@ -95,6 +119,7 @@ pub fn gemm_into<T: CpuSlice>(c: &mut [T], a: MatRef<'_, T>, b: MatRef<'_, T>, a
         "gemm_into: output holds {} elements, not {m}x{n}",
         c.len()
     );
+    assert!(isa.is_available(), "gemm_into: this CPU cannot run {isa}");
     if m == 0 || n == 0 {
         return;
     }
@@ -110,33 +135,131 @@ pub fn gemm_into<T: CpuSlice>(c: &mut [T], a: MatRef<'_, T>, b: MatRef<'_, T>, a
         last(&a) < a.data.len() && last(&b) < b.data.len(),
         "gemm_into: a view reaches past its slice"
     );
+    let parallelism = if threads > 1 {
+        Parallelism::Rayon(threads)
+    } else {
+        Parallelism::None
+    };
     // SAFETY: the asserts above keep every index gemm derives from the shapes
-    // and strides inside `a.data`, `b.data` and `c` (row-major m x n). gemm
-    // computes dst = alpha*dst + beta*lhs*rhs; with read_dst false dst is not
-    // read. Strides are given column stride first.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            c.as_mut_ptr(),
-            1,
-            n as isize,
-            accumulate,
-            a.data.as_ptr(),
-            a.col_stride as isize,
-            a.row_stride as isize,
-            b.data.as_ptr(),
-            b.col_stride as isize,
-            b.row_stride as isize,
-            T::one(),
-            T::one(),
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        );
+    // and strides inside `a.data`, `b.data` and `c` (row-major m x n), and the
+    // CPU runs `isa`.
+    unsafe { T::gemm(isa, kernels::Product { c, a, b, accumulate }, parallelism) }
+}
+
+/// The per-type kernels, sealed: [`crate::storage::CpuSlice`] requires
+/// [`GemmKernels`], which only f32 and f64 implement.
+mod kernels {
+    use super::MatRef;
+    use crate::isa::Isa;
+    use gemm_common::Parallelism;
+
+    /// One product's operands, as [`GemmKernels::gemm`] takes them.
+    pub struct Product<'a, 'b, T> {
+        pub(super) c: &'a mut [T],
+        pub(super) a: MatRef<'b, T>,
+        pub(super) b: MatRef<'b, T>,
+        pub(super) accumulate: bool,
     }
+
+    /// The `gemm` crate's kernels for one element type, one per instruction set.
+    pub trait GemmKernels: Sized {
+        /// `c (+)= a b` with the kernels of `isa`.
+        ///
+        /// # Safety
+        /// Every index the shapes and strides give lies inside its slice, and
+        /// the CPU runs `isa`.
+        unsafe fn gemm(isa: Isa, p: Product<'_, '_, Self>, parallelism: Parallelism);
+    }
+
+    /// Calls gemm-common's generic driver with one micro-kernel module's tables,
+    /// exactly as the `gemm` crate's own per-ISA entry points do (same driver,
+    /// same tables, same `N`), so that the AVX2 path computes what `gemm::gemm`
+    /// computes on an AVX2 host. `dst = alpha dst + beta lhs rhs`, where
+    /// `read_dst` false means dst is not read; strides are column stride first.
+    macro_rules! call_gemm {
+        ($simd:ty, $ukr:path, $lanes:expr, $t:ty, $p:expr, $par:expr) => {{
+            use $ukr as ukr;
+            let p = $p;
+            gemm_common::gemm::gemm_basic_generic::<
+                _,
+                $t,
+                { $lanes },
+                { ukr::MR_DIV_N * $lanes },
+                { ukr::NR },
+                { ukr::MR_DIV_N },
+                { ukr::H_M },
+                { ukr::H_N },
+            >(
+                <$simd as gemm_common::simd::MixedSimd<$t, $t, $t, $t>>::try_new()
+                    .expect("the CPU runs this instruction set"),
+                p.a.rows,
+                p.b.cols,
+                p.a.cols,
+                p.c.as_mut_ptr(),
+                1,
+                p.b.cols as isize,
+                p.accumulate,
+                p.a.data.as_ptr(),
+                p.a.col_stride as isize,
+                p.a.row_stride as isize,
+                p.b.data.as_ptr(),
+                p.b.col_stride as isize,
+                p.b.row_stride as isize,
+                1.0,
+                1.0,
+                false,
+                false,
+                false,
+                |a, b, c| a * b + c,
+                &ukr::UKR,
+                &ukr::H_UKR,
+                false,
+                $par,
+            )
+        }};
+    }
+
+    /// [`GemmKernels`] for a type from its `gemm-*` crate: the f32 kernels are
+    /// 8 lanes wide on AVX2 and 16 on AVX-512, the f64 ones half that.
+    macro_rules! gemm_kernels {
+        ($t:ident, $krate:ident, $avx2_lanes:expr) => {
+            impl GemmKernels for $t {
+                unsafe fn gemm(isa: Isa, p: Product<'_, '_, $t>, par: Parallelism) {
+                    match isa {
+                        #[cfg(target_arch = "x86_64")]
+                        Isa::Avx512 => call_gemm!(
+                            gemm_common::simd::V4,
+                            $krate::microkernel::avx512f::$t,
+                            2 * $avx2_lanes,
+                            $t,
+                            p,
+                            par
+                        ),
+                        #[cfg(target_arch = "x86_64")]
+                        Isa::Avx2 => call_gemm!(
+                            gemm_common::simd::V3,
+                            $krate::microkernel::fma::$t,
+                            $avx2_lanes,
+                            $t,
+                            p,
+                            par
+                        ),
+                        _ => call_gemm!(
+                            gemm_common::simd::Scalar,
+                            $krate::microkernel::scalar::$t,
+                            1,
+                            $t,
+                            p,
+                            par
+                        ),
+                    }
+                }
+            }
+        };
+    }
+
+    gemm_kernels!(f32, gemm_f32, 8);
+    gemm_kernels!(f64, gemm_f64, 4);
 }
 
 /// The tensor `t` (shape `[r, c]`) as a view of `op(t)`.
@@ -199,7 +322,8 @@ impl Tensor {
 
 #[cfg(test)]
 mod tests {
-    use crate::{DType, Rng, Tensor};
+    use super::*;
+    use crate::{DType, Rng};
 
     fn naive(a: &[f64], b: &[f64], m: usize, k: usize, n: usize) -> Vec<f64> {
         let mut c = vec![0.0; m * n];
@@ -228,5 +352,142 @@ mod tests {
         let bf = b.to_dtype(DType::F32);
         let cf = af.matmul(&bf).unwrap().to_vec::<f64>();
         assert!(cf.iter().zip(&want).all(|(x, y)| (x - y).abs() < 1e-5));
+    }
+
+    /// Random `[rows, cols]` f32 values in [-1, 1).
+    fn random(rows: usize, cols: usize, seed: u64) -> Vec<f32> {
+        let mut rng = Rng::new(seed);
+        (0..rows * cols).map(|_| rng.uniform() as f32 * 2.0 - 1.0).collect()
+    }
+
+    /// `op(a) op(b)` on `isa` and `threads` threads of a fresh pool.
+    fn product(isa: Isa, threads: usize, a: MatRef<'_, f32>, b: MatRef<'_, f32>) -> Vec<f32> {
+        let mut c = vec![0.0f32; a.n_rows() * b.n_cols()];
+        crate::ops::with_threads(threads, || gemm_into_with(&mut c, a, b, false, isa, threads));
+        c
+    }
+
+    /// The shapes the checks below run: the task's (forward, weight
+    /// gradient read transposed, input gradient read transposed, the ragged
+    /// last batch), odd sizes that leave every kernel a remainder, and an
+    /// inner dimension past 512, which the `gemm` crate cuts into blocks.
+    const SHAPES: [(usize, usize, usize, bool, bool); 7] = [
+        (128, 256, 256, false, false),
+        (256, 128, 256, true, false),
+        (128, 256, 256, false, true),
+        (104, 256, 256, false, false),
+        (7, 5, 3, false, false),
+        (33, 17, 65, true, true),
+        (150, 1100, 130, false, false),
+    ];
+
+    /// Row-major data for `op(X)` of `[rows, cols]`, and its view.
+    fn operand(rows: usize, cols: usize, transposed: bool, seed: u64) -> (Vec<f32>, bool, usize, usize) {
+        let (r, c) = if transposed { (cols, rows) } else { (rows, cols) };
+        (random(r, c, seed), transposed, r, c)
+    }
+
+    fn view_of(data: &(Vec<f32>, bool, usize, usize)) -> MatRef<'_, f32> {
+        let v = MatRef::row_major(&data.0, data.2, data.3);
+        if data.1 {
+            v.t()
+        } else {
+            v
+        }
+    }
+
+    /// Every available instruction set against an f64 reference, within
+    /// the bound every summation order obeys: `|c - exact| <= (k + 2) u
+    /// sum |a| |b|` with `u = 2^-24`. That is the tolerance the
+    /// determinism policy states between instruction sets.
+    #[test]
+    fn every_isa_agrees_with_the_exact_product_within_the_stated_bound() {
+        for (m, k, n, ta, tb) in SHAPES {
+            let (da, db) = (operand(m, k, ta, 1), operand(k, n, tb, 2));
+            let (a, b) = (view_of(&da), view_of(&db));
+            for isa in Isa::available() {
+                let c = product(isa, 1, a, b);
+                for i in 0..m {
+                    for j in 0..n {
+                        let at = |p: usize| {
+                            (
+                                a.data[i * a.row_stride + p * a.col_stride] as f64,
+                                b.data[p * b.row_stride + j * b.col_stride] as f64,
+                            )
+                        };
+                        let exact: f64 = (0..k).map(|p| at(p).0 * at(p).1).sum();
+                        let scale: f64 = (0..k).map(|p| (at(p).0 * at(p).1).abs()).sum();
+                        let bound = (k as f64 + 2.0) * f64::powi(2.0, -24) * scale;
+                        let err = (c[i * n + j] as f64 - exact).abs();
+                        assert!(err <= bound, "{isa} {m}x{k}x{n}: c[{i},{j}] off by {err:e} > {bound:e}");
+                    }
+                }
+            }
+        }
+    }
+
+    /// The dispatch runs the path it names: `gemm_into` under each
+    /// [`crate::isa::set`] gives that path's bits, and AVX-512 and AVX2 do
+    /// give different bits somewhere, so a dispatch that ignored the choice
+    /// would fail here. (They differ only where the `gemm` crate vectorises
+    /// along the summed dimension: products with at most 256 outputs, such as
+    /// the task's output layer, and matrix-vector products. Its main kernel
+    /// keeps one output per lane and adds the terms of each in order, so
+    /// larger products agree bit for bit.)
+    #[test]
+    fn the_dispatch_runs_each_available_path() {
+        let before = crate::isa::active();
+        let mut seen: Vec<(Isa, Vec<Vec<u32>>)> = Vec::new();
+        for isa in Isa::available() {
+            crate::isa::set(isa).unwrap();
+            assert_eq!(crate::isa::active(), isa);
+            let mut all = Vec::new();
+            for (m, k, n, ta, tb) in SHAPES
+                .into_iter()
+                .chain([(2, 256, 128, false, true), (256, 128, 1, false, true)])
+            {
+                let (da, db) = (operand(m, k, ta, 3), operand(k, n, tb, 4));
+                let (a, b) = (view_of(&da), view_of(&db));
+                let mut c = vec![0.0f32; m * n];
+                gemm_into(&mut c, a, b, false);
+                let bits: Vec<u32> = c.iter().map(|v| v.to_bits()).collect();
+                let want: Vec<u32> = product(isa, 1, a, b).iter().map(|v| v.to_bits()).collect();
+                assert_eq!(bits, want, "{isa} {m}x{k}x{n}");
+                all.push(bits);
+            }
+            seen.push((isa, all));
+        }
+        crate::isa::set(before).unwrap();
+        for (i, (x, bx)) in seen.iter().enumerate() {
+            for (y, by) in &seen[i + 1..] {
+                let differ: Vec<usize> = (0..bx.len()).filter(|&s| bx[s] != by[s]).collect();
+                eprintln!("{x} vs {y}: shapes that differ {differ:?}");
+                assert!(
+                    !differ.is_empty(),
+                    "{x} and {y} gave the same bits everywhere: one path did not run"
+                );
+            }
+        }
+    }
+
+    /// Two threads give the bits of one on every path and shape (the
+    /// crate shares out tiles of C, never the summed dimension), also when
+    /// accumulating into C.
+    #[test]
+    fn the_thread_count_does_not_change_the_bits() {
+        for (m, k, n, ta, tb) in SHAPES {
+            let (da, db) = (operand(m, k, ta, 5), operand(k, n, tb, 6));
+            let (a, b) = (view_of(&da), view_of(&db));
+            for isa in Isa::available() {
+                let one = product(isa, 1, a, b);
+                assert_eq!(one, product(isa, 2, a, b), "{isa} {m}x{k}x{n}");
+                let start = random(m, n, 7);
+                let mut acc = [start.clone(), start];
+                for (c, threads) in acc.iter_mut().zip([1, 2]) {
+                    crate::ops::with_threads(threads, || gemm_into_with(c, a, b, true, isa, threads));
+                }
+                assert_eq!(acc[0], acc[1], "{isa} {m}x{k}x{n} accumulating");
+            }
+        }
     }
 }

@@ -159,6 +159,53 @@ pub fn set(isa: Isa) -> Result<()> {
     Ok(())
 }
 
+/// Defines a CPU kernel `$name` (on the active instruction set) and
+/// `$on` (on a chosen one) from one body, compiled three times: plain, with
+/// AVX2+FMA, and with AVX-512F enabled, so the compiler vectorises the same
+/// loops for each. The three give the same bits: Rust never contracts
+/// `a * b + c` into an FMA nor reorders floating-point sums on its own, so
+/// wider registers change only how many elements a step handles (the
+/// kernels' sums keep their own fixed lane order, as `fused::lane_sum` does).
+#[macro_export]
+#[doc(hidden)]
+macro_rules! per_isa {
+    (
+        $(#[$meta:meta])*
+        pub fn $name:ident / $on:ident <$T:ident: $bound:path> ( $($arg:ident : $ty:ty),* $(,)? ) $body:block
+    ) => {
+        $(#[$meta])*
+        pub fn $name<$T: $bound>($($arg: $ty),*) {
+            $on($crate::isa::active(), $($arg),*)
+        }
+
+        /// The same kernel compiled for the instruction set `isa` (the same
+        /// bits on each). Panics if this CPU cannot run `isa`.
+        pub fn $on<$T: $bound>(isa: $crate::isa::Isa, $($arg: $ty),*) {
+            #[inline(always)]
+            fn body<$T: $bound>($($arg: $ty),*) $body
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx2,fma")]
+            unsafe fn avx2<$T: $bound>($($arg: $ty),*) {
+                body($($arg),*)
+            }
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx512f,avx2,fma")]
+            unsafe fn avx512<$T: $bound>($($arg: $ty),*) {
+                body($($arg),*)
+            }
+            assert!(isa.is_available(), "this CPU cannot run {isa}");
+            match isa {
+                // SAFETY: the CPU runs `isa` (asserted above).
+                #[cfg(target_arch = "x86_64")]
+                $crate::isa::Isa::Avx512 => unsafe { avx512($($arg),*) },
+                #[cfg(target_arch = "x86_64")]
+                $crate::isa::Isa::Avx2 => unsafe { avx2($($arg),*) },
+                _ => body($($arg),*),
+            }
+        }
+    };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

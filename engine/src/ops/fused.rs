@@ -69,13 +69,14 @@ pub struct BatchStats<'a, T> {
     pub inv_std: &'a mut [T],
 }
 
+crate::per_isa! {
 /// Training forward of `BatchNorm(ReLU(z + b))` for a block of features.
 ///
 /// `act` holds `z = x W^T` (feature-major, `[features, n]`) on entry and the
 /// activation `a = relu(z + b)` on exit (the backward needs it); `out`
 /// receives `y = (a - mean) * inv_std * scale + shift`. NaN passes through
 /// ReLU, as in the engine's `relu`.
-pub fn bias_relu_batchnorm_train<T: Element>(
+pub fn bias_relu_batchnorm_train / bias_relu_batchnorm_train_on <T: Element> (
     act: &mut [T],
     out: &mut [T],
     p: LayerParams<'_, T>,
@@ -104,10 +105,12 @@ pub fn bias_relu_batchnorm_train<T: Element>(
         stats.inv_std[f] = inv_std;
     }
 }
+}
 
+crate::per_isa! {
 /// Inference forward `(relu(z + b) - running_mean) / sqrt(running_var + eps)
 /// * scale + shift`, in place on a feature-major block (`z` in, `y` out).
-pub fn bias_relu_batchnorm_eval<T: Element>(
+pub fn bias_relu_batchnorm_eval / bias_relu_batchnorm_eval_on <T: Element> (
     act: &mut [T],
     p: LayerParams<'_, T>,
     running_mean: &[T],
@@ -125,6 +128,7 @@ pub fn bias_relu_batchnorm_eval<T: Element>(
         }
     }
 }
+}
 
 /// Gradients of one hidden layer's per-feature parameters, each `[features]`.
 #[derive(Debug)]
@@ -137,6 +141,7 @@ pub struct LayerGrads<'a, T> {
     pub shift: &'a mut [T],
 }
 
+crate::per_isa! {
 /// Backward of [`bias_relu_batchnorm_train`] for a block of features.
 ///
 /// `grad` holds `d loss / d y` on entry and `d loss / d z` on exit (the
@@ -150,7 +155,7 @@ pub struct LayerGrads<'a, T> {
 /// da = scale * inv_std * (dy - d shift / n - xhat * d scale / n)
 /// dz = da where a > 0, else 0        d bias = sum(dz)
 /// ```
-pub fn bias_relu_batchnorm_backward<T: Element>(
+pub fn bias_relu_batchnorm_backward / bias_relu_batchnorm_backward_on <T: Element> (
     grad: &mut [T],
     act: &[T],
     p: LayerParams<'_, T>,
@@ -176,21 +181,26 @@ pub fn bias_relu_batchnorm_backward<T: Element>(
         g.bias[f] = lane_sum(dy, dy, |d, _| d);
     }
 }
+}
 
+crate::per_isa! {
 /// Adds `bias[f]` to row `f` of a feature-major block (the output layer,
 /// which has no ReLU or BatchNorm).
-pub fn add_row_bias<T: Element>(out: &mut [T], bias: &[T], n: usize) {
+pub fn add_row_bias / add_row_bias_on <T: Element> (out: &mut [T], bias: &[T], n: usize) {
     for (row, &b) in out.chunks_exact_mut(n).zip(bias) {
         row.iter_mut().for_each(|v| *v = *v + b);
     }
 }
+}
 
+crate::per_isa! {
 /// `out[f] = sum of row f` for a feature-major block (the bias gradient of
 /// the output layer).
-pub fn row_sums<T: Element>(x: &[T], out: &mut [T], n: usize) {
+pub fn row_sums / row_sums_on <T: Element> (x: &[T], out: &mut [T], n: usize) {
     for (o, row) in out.iter_mut().zip(x.chunks_exact(n)) {
         *o = lane_sum(row, row, |v, _| v);
     }
+}
 }
 
 #[cfg(test)]
@@ -238,5 +248,63 @@ mod tests {
         // Feature 1: z + b = 0 everywhere, so relu gives 0, var 0, y = shift.
         assert_eq!(&act[4..], &[0.0; 4]);
         assert!(out[4..].iter().all(|&y| y == -1.0));
+    }
+
+    /// Every kernel gives the same bits on every available instruction set
+    /// (the policy of `crate::isa`: only the GEMM's bits depend on it), in
+    /// f32 and f64, on a block whose rows are not a multiple of any register.
+    #[test]
+    fn every_isa_gives_the_same_bits() {
+        fn run<T: Element>(isa: crate::isa::Isa) -> Vec<u64> {
+            let (features, n) = (13, 131);
+            let mut rng = crate::Rng::new(11);
+            let mut draw = |len: usize| -> Vec<T> { (0..len).map(|_| T::from_f64(rng.normal())).collect() };
+            let (z, dy) = (draw(features * n), draw(features * n));
+            let (bias, scale, shift) = (draw(features), draw(features), draw(features));
+            let p = LayerParams {
+                bias: &bias,
+                scale: &scale,
+                shift: &shift,
+            };
+            let (mut act, mut out) = (z.clone(), vec![T::zero(); features * n]);
+            let mut st = [
+                vec![T::zero(); features],
+                vec![T::zero(); features],
+                vec![T::zero(); features],
+            ];
+            let [mean, var, inv_std] = &mut st;
+            let stats = BatchStats { mean, var, inv_std };
+            bias_relu_batchnorm_train_on(isa, &mut act, &mut out, p, stats, n, 1e-5);
+            let mut grad = dy.clone();
+            let mut g = [
+                vec![T::zero(); features],
+                vec![T::zero(); features],
+                vec![T::zero(); features],
+            ];
+            let [gb, gs, gh] = &mut g;
+            let grads = LayerGrads {
+                bias: gb,
+                scale: gs,
+                shift: gh,
+            };
+            bias_relu_batchnorm_backward_on(isa, &mut grad, &act, p, &st[0], &st[2], grads, n);
+            let mut eval = z.clone();
+            bias_relu_batchnorm_eval_on(isa, &mut eval, p, &st[0], &st[1], n, 1e-5);
+            let mut biased = z.clone();
+            add_row_bias_on(isa, &mut biased, &bias, n);
+            let mut sums = vec![T::zero(); features];
+            row_sums_on(isa, &dy, &mut sums, n);
+            [act, out, grad, eval, biased, sums]
+                .iter()
+                .chain(st.iter())
+                .chain(g.iter())
+                .flatten()
+                .map(|v| Element::to_f64(*v).to_bits())
+                .collect()
+        }
+        for isa in crate::isa::Isa::available() {
+            assert_eq!(run::<f32>(isa), run::<f32>(crate::isa::Isa::Scalar), "f32 on {isa}");
+            assert_eq!(run::<f64>(isa), run::<f64>(crate::isa::Isa::Scalar), "f64 on {isa}");
+        }
     }
 }

@@ -224,6 +224,29 @@ fn eval_reproduces_the_training_score() {
 }
 
 #[test]
+fn an_instruction_set_the_cpu_lacks_or_nobody_knows_is_a_usage_error() {
+    for isa in ["avx9000", "sse9"] {
+        let o = Command::new(env!("CARGO_BIN_EXE_ferrograd"))
+            .env("FERROGRAD_ISA", isa)
+            .args(["optimizers"])
+            .output()
+            .unwrap();
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{isa}: {err}");
+        assert!(
+            err.starts_with("error:") && err.contains(isa) && err.contains("avx2"),
+            "{err}"
+        );
+    }
+    let o = Command::new(env!("CARGO_BIN_EXE_ferrograd"))
+        .env("FERROGRAD_ISA", "portable")
+        .args(["optimizers"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+}
+
+#[test]
 fn bad_usage_is_one_error_line_and_exit_code_2() {
     let tmp = tempfile::tempdir().unwrap();
     let model = tmp.path().join("init.safetensors");
@@ -590,12 +613,13 @@ fn a_checkpoint_resumes_in_another_dtype_from_the_same_state() {
         json(text.lines().last().unwrap())["train_loss"].as_f64().unwrap()
     };
     let (f32_loss, f64_loss) = (resumed("f32"), resumed("f64"));
-    // From the same state one epoch of f32 rounding moves the loss by about
-    // 1e-8 relative (measured); an f64 resume that dropped or misread the
-    // f32 optimizer state moved it by 20%.
+    // From the same state one epoch of f32 rounding moves the loss a little
+    // (measured: under 1e-4 relative with the AVX2 GEMM, 1.2e-4 with the
+    // AVX-512 one, whose f32 sums round differently); an f64 resume that
+    // dropped or misread the f32 optimizer state moved it by 20%.
     let rel = (f32_loss - f64_loss).abs() / f64_loss.abs();
     assert!(
-        rel < 1e-4,
+        rel < 1e-3,
         "f32 resume {f32_loss} vs f64 resume {f64_loss} (rel {rel:e})"
     );
 }

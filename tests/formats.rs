@@ -50,8 +50,18 @@ fn bits(model: &Mlp) -> Vec<Vec<u32>> {
         .collect()
 }
 
+/// Runs the binary in the portable mode (`FERROGRAD_ISA=avx2`): the
+/// training fixtures were computed on an AVX2 host, and a run that resumes or
+/// repeats them must use the same GEMM kernels to meet them bit for bit (an
+/// AVX-512 host's own kernels add in another order; see engine::isa).
 fn ferrograd(args: &[&str]) -> Output {
+    ferrograd_on("avx2", args)
+}
+
+/// Runs the binary with `FERROGRAD_ISA=isa`.
+fn ferrograd_on(isa: &str, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_ferrograd"))
+        .env("FERROGRAD_ISA", isa)
         .args(args)
         .output()
         .expect("the ferrograd binary runs")
@@ -102,6 +112,54 @@ fn model_files_of_every_version_load_to_the_same_model() {
         std::fs::read(&again).unwrap() == std::fs::read(fixture("model/v1.safetensors")).unwrap(),
         "this build writes model files differently from the committed version 1"
     );
+}
+
+/// The fixtures' command, stopped after its second epoch as they were, on
+/// `isa`; the saved model's bits.
+fn fixture_run_on(isa: &str, dir: &Path) -> Vec<Vec<u32>> {
+    let args = [
+        "train",
+        "--quiet",
+        "--n-hidden",
+        "1",
+        "--seed",
+        "3",
+        "--max-epochs",
+        "3",
+        "--checkpoint-every",
+        "1",
+        "--stop-after",
+        "2",
+        "--optimizer",
+        "lion",
+        "--hp",
+        "lr=0.0003",
+        "--out",
+        path_str(dir),
+    ];
+    let o = ferrograd_on(isa, &args);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{isa}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    bits(&loaded(&dir.join("model.safetensors")))
+}
+
+/// The portable mode reproduces, on any x86-64 host with AVX2 (an AVX-512
+/// one included), the model an AVX2 host wrote, bit for bit. On an AVX-512
+/// host the native kernels give other bits (the task's output layer, 2
+/// outputs, goes through a kernel that sums along k in 16 lanes instead of 8),
+/// which is why the pinned results need the portable mode there.
+#[test]
+fn the_portable_mode_reproduces_the_avx2_fixture_bit_for_bit() {
+    let tmp = tempfile::tempdir().unwrap();
+    let want = bits(&loaded(&fixture("model/v1.safetensors")));
+    assert_eq!(fixture_run_on("avx2", &tmp.path().join("avx2")), want);
+    if ferrograd::engine::Isa::Avx512.is_available() {
+        assert_ne!(fixture_run_on("avx512", &tmp.path().join("avx512")), want);
+    }
 }
 
 #[test]

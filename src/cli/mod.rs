@@ -101,6 +101,11 @@ pub fn run() -> i32 {
             return 0;
         }
     };
+    // A FERROGRAD_ISA this CPU cannot honour is a usage error, not a
+    // silent fall-back to another instruction set (and other numbers).
+    if let Err(e) = ferrograd::engine::isa::from_env() {
+        return usage(e.to_string());
+    }
     match cli.command {
         Command::Gradcheck(args) => gradcheck::run(&args),
         Command::Train(args) => train::run(&args),

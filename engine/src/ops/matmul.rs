@@ -272,11 +272,29 @@ fn view<T: CpuSlice>(t: &Tensor, transposed: bool) -> MatRef<'_, T> {
     }
 }
 
+/// Products of at least this many multiply-adds (`m * k * n`) on the general
+/// path ([`Tensor::matmul_t`]) share their tiles among the rayon pool's
+/// threads; smaller ones, where waking a worker costs more than it saves, run
+/// on the calling thread (`bench/RESULTS.md`, issue 26). The bits are the same.
+pub const GENERAL_PARALLEL_MIN: usize = 1 << 22;
+
+/// How many threads a general-path product of `work` multiply-adds uses:
+/// the pool's, when the product is large enough and the caller is not inside
+/// an owned region (whose joins already keep both cores busy).
+fn general_threads(work: usize) -> usize {
+    if work >= GENERAL_PARALLEL_MIN && crate::ops::pair_role_is_outside() {
+        rayon::current_num_threads()
+    } else {
+        1
+    }
+}
+
 /// `op(a) * op(b)` into a fresh buffer of `count` (the checked `m * n`) values.
 fn matmul_kernel<T: CpuSlice>(a: &Tensor, ta: bool, b: &Tensor, tb: bool, count: usize) -> Result<Tensor> {
     let (va, vb) = (view::<T>(a, ta), view::<T>(b, tb));
     let mut out = alloc::filled("matmul", count, T::zero())?;
-    gemm_into(&mut out, va, vb, false);
+    let threads = general_threads(va.rows * va.cols * vb.cols);
+    gemm_into_with(&mut out, va, vb, false, crate::isa::active(), threads);
     Ok(Tensor::from_typed(out, Shape::new([va.rows, vb.cols])))
 }
 

@@ -29,6 +29,12 @@ pub(crate) fn pair_is_awake() -> bool {
     pair::role() == pair::Role::Owner
 }
 
+/// Whether this thread is outside every owned region (neither the pair
+/// helper's owner nor the helper itself).
+pub(crate) fn pair_role_is_outside() -> bool {
+    pair::role() == pair::Role::Outside
+}
+
 use crate::Shape;
 use std::cell::Cell;
 

@@ -171,16 +171,17 @@ pub fn set(isa: Isa) -> Result<()> {
 macro_rules! per_isa {
     (
         $(#[$meta:meta])*
-        pub fn $name:ident / $on:ident <$T:ident: $bound:path> ( $($arg:ident : $ty:ty),* $(,)? ) $body:block
+        $vis:vis fn $name:ident / $on:ident <$T:ident: $bound:path> ( $($arg:ident : $ty:ty),* $(,)? ) $body:block
     ) => {
         $(#[$meta])*
-        pub fn $name<$T: $bound>($($arg: $ty),*) {
+        $vis fn $name<$T: $bound>($($arg: $ty),*) {
             $on($crate::isa::active(), $($arg),*)
         }
 
         /// The same kernel compiled for the instruction set `isa` (the same
         /// bits on each). Panics if this CPU cannot run `isa`.
-        pub fn $on<$T: $bound>(isa: $crate::isa::Isa, $($arg: $ty),*) {
+        #[allow(dead_code, clippy::too_many_arguments)]
+        $vis fn $on<$T: $bound>(isa: $crate::isa::Isa, $($arg: $ty),*) {
             #[inline(always)]
             fn body<$T: $bound>($($arg: $ty),*) $body
             #[cfg(target_arch = "x86_64")]

@@ -148,18 +148,15 @@ fn fixture_run_on(isa: &str, dir: &Path) -> Vec<Vec<u32>> {
 }
 
 /// The portable mode reproduces, on any x86-64 host with AVX2 (an AVX-512
-/// one included), the model an AVX2 host wrote, bit for bit. On an AVX-512
-/// host the native kernels give other bits (the task's output layer, 2
-/// outputs, goes through a kernel that sums along k in 16 lanes instead of 8),
-/// which is why the pinned results need the portable mode there.
+/// one included), the model an AVX2 host wrote, bit for bit. (This short
+/// track-1 run happens to take no product whose bits differ between the
+/// two kernels, so on an AVX-512 host its native run matches too; the task's
+/// track 4 does not: 756,802 against 766,078 on seed 0, README.)
 #[test]
 fn the_portable_mode_reproduces_the_avx2_fixture_bit_for_bit() {
     let tmp = tempfile::tempdir().unwrap();
     let want = bits(&loaded(&fixture("model/v1.safetensors")));
     assert_eq!(fixture_run_on("avx2", &tmp.path().join("avx2")), want);
-    if ferrograd::engine::Isa::Avx512.is_available() {
-        assert_ne!(fixture_run_on("avx512", &tmp.path().join("avx512")), want);
-    }
 }
 
 #[test]

@@ -18,6 +18,8 @@
 #   ROUNDS   runs per framework and track; the table shows the median of the
 #            per-run medians (runs alternate between the two frameworks)
 #                                                   default 3
+#   FERROGRAD_ISA  ferrograd's GEMM kernels (avx512, avx2, native: the
+#            default); the table's ISA column says which ran
 #   QUIET    1: run each measurement through bench/quiet.py (top priority,
 #            rerun when another process took CPU meanwhile); 0: run directly
 #                                                   default 1
@@ -88,8 +90,16 @@ def load(name):
         return [json.loads(l) for l in fh if l.strip().startswith("{")]
 print(f"\nTask protocol per-epoch time, {threads} threads, batch 128, Adam lr 1e-3 clip 1, f32;")
 print(f"median over {rounds} run(s) of each run's median over {epochs} epochs. Raw lines: {out}\n")
-print("| track | ferrograd ms/epoch | PyTorch ms/epoch | ratio ferrograd/PyTorch | ferrograd GEMM GFLOP/s | PyTorch GEMM GFLOP/s | model GFLOP/epoch |")
-print("|---:|---:|---:|---:|---:|---:|---:|")
+def cpu():
+    info = open("/proc/cpuinfo").read().split("\n\n")[0]
+    field = lambda k: next((l.split(":", 1)[1].strip() for l in info.splitlines() if l.startswith(k)), "?")
+    simd = [f for f in field("flags").split() if f.startswith(("avx", "fma", "amx"))]
+    return f"{field('model name')}; {' '.join(simd)}"
+print(f"Host: {cpu()}")
+print("floor = model GFLOP/epoch / (threads x ferrograd's one-thread GEMM rate): the epoch if it were")
+print("nothing but GEMMs at that rate on every core; epoch/floor says how close the step comes to it.\n")
+print("| track | ISA | ferrograd ms/epoch | PyTorch ms/epoch | ratio ferrograd/PyTorch | ferrograd GEMM GFLOP/s (1 thread) | PyTorch GEMM GFLOP/s | model GFLOP/epoch | GEMM-bound floor ms | epoch/floor |")
+print("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
 for t in tracks:
     fg, pt = load(f"ferrograd_{t}.jsonl"), load(f"pytorch_{t}.jsonl")
     f = statistics.median(r["ms_per_epoch_median"] for r in fg)
@@ -97,9 +107,11 @@ for t in tracks:
     fgg = statistics.median(r["gemm_gflops"] for r in fg)
     ptg = statistics.median(r["gemm_gflops"] for r in pt)
     flops = fg[0]["flops_per_epoch"] / 1e9
-    print(f"| {t} | {f:.2f} | {p:.2f} | {f / p:.2f} | {fgg:.0f} | {ptg:.0f} | {flops:.2f} |")
+    floor = flops / (fgg * int(threads)) * 1e3
+    isa = fg[0].get("isa", "?")
+    print(f"| {t} | {isa} | {f:.2f} | {p:.2f} | {f / p:.2f} | {fgg:.0f} | {ptg:.0f} | {flops:.2f} | {floor:.2f} | {f / floor:.2f} |")
 print(f"\n{pt[0]['framework']}; GEMM = 128x256x256 with the weight read transposed, each framework's own call:")
-print(f"PyTorch's torch.mm on {threads} threads; ferrograd's Tensor::matmul_t on one thread (the training step runs")
+print(f"PyTorch's torch.mm on {threads} threads; ferrograd's gemm_into on one thread (the training step runs")
 print("two half-size GEMMs side by side on the two cores instead of threading each GEMM).")
 busy = os.path.join(out, "busy.txt")
 if os.path.exists(busy):

@@ -13,7 +13,9 @@
 //! does the same number of epochs; each epoch still validates and keeps the
 //! best model, as the protocol does.
 
-use ferrograd::engine::{DType, Rng, Tensor};
+use ferrograd::engine::isa;
+use ferrograd::engine::ops::matmul::{gemm_into, MatRef};
+use ferrograd::engine::Rng;
 use ferrograd::optim::{catalog, HyperParams};
 use ferrograd::train::{TaskConfig, Trainer};
 use ferrograd_bench::{flops_per_epoch, median, peak_rss_bytes, task_widths};
@@ -64,18 +66,22 @@ fn parse() -> Result<Args, String> {
     Ok(a)
 }
 
-/// GFLOP/s of the engine's `matmul_t` at 128x256x256 (a hidden layer's
-/// forward on a batch of 128, weight read transposed): median of 21 rounds
-/// of 50 calls.
+/// GFLOP/s of the engine's GEMM at 128x256x256 (a hidden layer's forward on
+/// a batch of 128, weight read transposed) on one thread with the active
+/// instruction set, as the fused step calls it (each of its two halves runs on
+/// one core): median of 21 rounds of 50 calls.
 fn gemm_gflops() -> f64 {
     let mut rng = Rng::new(1);
-    let x = Tensor::rand_normal([128, 256], 0.0, 1.0, DType::F32, &mut rng).expect("valid shape");
-    let w = Tensor::rand_normal([256, 256], 0.0, 1.0, DType::F32, &mut rng).expect("valid shape");
+    let x: Vec<f32> = (0..128 * 256).map(|_| rng.normal() as f32).collect();
+    let w: Vec<f32> = (0..256 * 256).map(|_| rng.normal() as f32).collect();
+    let mut c = vec![0.0f32; 128 * 256];
+    let (a, b) = (MatRef::row_major(&x, 128, 256), MatRef::row_major(&w, 256, 256).t());
     let mut rounds = Vec::new();
     for _ in 0..21 {
         let t = Instant::now();
         for _ in 0..50 {
-            std::hint::black_box(x.matmul_t(false, &w, true).expect("shapes match"));
+            gemm_into(&mut c, a, b, false);
+            std::hint::black_box(&mut c);
         }
         rounds.push(t.elapsed().as_secs_f64() / 50.0);
     }
@@ -132,7 +138,7 @@ fn main() {
         println!(
             "{{\"framework\":\"ferrograd\",\"n_hidden\":{},\"batch\":{},\"threads\":{},\"epochs\":{},\
              \"ms_per_epoch_median\":{:.4},\"ms_per_epoch_min\":{:.4},\"flops_per_epoch\":{},\
-             \"gemm_gflops\":{:.2},\"peak_rss_mib\":{:.1},\"last_val_loss\":{}}}",
+             \"gemm_gflops\":{:.2},\"peak_rss_mib\":{:.1},\"last_val_loss\":{},\"isa\":\"{}\"}}",
             args.n_hidden,
             args.batch,
             args.threads,
@@ -142,12 +148,13 @@ fn main() {
             flops,
             gemm,
             peak,
-            last_val
+            last_val,
+            isa::active()
         );
     } else {
         println!(
             "track {} batch {} threads {}: {:.2} ms/epoch median (min {:.2}) over {} epochs; \
-             {:.3} GFLOP/epoch = {:.1} GFLOP/s; GEMM 128x256x256 {:.1} GFLOP/s; peak RSS {:.1} MiB; val {:.5}",
+             {:.3} GFLOP/epoch = {:.1} GFLOP/s; GEMM 128x256x256 {:.1} GFLOP/s; peak RSS {:.1} MiB; val {:.5}; {}",
             args.n_hidden,
             args.batch,
             args.threads,
@@ -158,7 +165,8 @@ fn main() {
             flops / per_epoch / 1e9,
             gemm,
             peak,
-            last_val
+            last_val,
+            isa::active()
         );
     }
 }

@@ -1,7 +1,8 @@
 //! The engine's GEMM per instruction set and thread count, at the task's
 //! shapes and 1024^3, in one process: every variant of a shape runs once per
 //! round, the rounds alternate through the variants, and each figure is the
-//! median over rounds (so a noisy minute hits every variant alike).
+//! median over rounds of each round's median call (so a noisy minute hits
+//! every variant alike).
 //!
 //! ```text
 //! cargo run --release -p ferrograd-bench --bin gemm_isa -- [--rounds 15] [--json]
@@ -35,16 +36,22 @@ fn id((m, k, n, ta, tb): (usize, usize, usize, bool, bool)) -> String {
     format!("{m}x{k}x{n}{ops}")
 }
 
-/// Seconds per call of one variant: the mean over enough calls to fill ~40 ms.
+/// Seconds per call of one variant: the median over the calls of ~40 ms
+/// (at least 3), each timed alone, as bench/gemm_peer.py times PyTorch, so
+/// that a call the scheduler interrupted is an outlier, not a share of the
+/// figure.
 fn seconds_per_call(a: MatRef<'_, f32>, b: MatRef<'_, f32>, c: &mut [f32], isa: Isa, threads: usize) -> f64 {
     let flops = 2.0 * (a.n_rows() * a.n_cols() * b.n_cols()) as f64;
-    let calls = ((4e9 / flops) as usize).clamp(1, 2000);
-    let t = Instant::now();
-    for _ in 0..calls {
-        gemm_into_with(c, a, b, false, isa, threads);
-        std::hint::black_box(&mut *c);
-    }
-    t.elapsed().as_secs_f64() / calls as f64
+    let calls = ((4e9 / flops) as usize).clamp(3, 2000);
+    let times: Vec<f64> = (0..calls)
+        .map(|_| {
+            let t = Instant::now();
+            gemm_into_with(c, a, b, false, isa, threads);
+            std::hint::black_box(&mut *c);
+            t.elapsed().as_secs_f64()
+        })
+        .collect();
+    median(&times)
 }
 
 fn main() {

@@ -1,7 +1,10 @@
 //! Matrix multiplication on the CPU through the `gemm` crate's packed,
 //! register-blocked GEMM (chosen over `matrixmultiply` by the figures in
-//! `bench/RESULTS.md`), single-threaded so the second core stays free. Transposed operands are passed as strides,
-//! never copied.
+//! `bench/RESULTS.md`), with the kernels of the instruction set that
+//! [`crate::isa`] chose. The fused training step calls it on one thread per
+//! half-layer; [`Tensor::matmul_t`] shares large products among the pool's
+//! threads (the same bits). Transposed operands are passed as strides, never
+//! copied.
 
 use crate::isa::Isa;
 use crate::storage::CpuSlice;

@@ -305,7 +305,7 @@ impl TaskOptimizer for Scheduled {
     }
 
     fn step(&mut self, params: &[Tensor], grads: &[Tensor], ctx: &StepContext) -> Result<Vec<Tensor>> {
-        let lr = self.schedule.lr(ctx.step as u64 + 1, ctx);
+        let lr = self.schedule.lr((ctx.step as u64).saturating_add(1), ctx);
         let directions = self.direction.step(params, grads, ctx)?;
         let mut updates = self.scale(directions, params, lr)?;
         if ctx.step == 0 && self.spread > 0.0 {

@@ -64,12 +64,12 @@ type VarFn = fn(&Var) -> Result<Var>;
 
 /// `log(1 + e^x)`, straight from the definition.
 fn softplus_naive(x: &Var) -> Result<Var> {
-    Ok(x.exp().add_scalar(1.0).log())
+    x.exp()?.add_scalar(1.0)?.log()
 }
 
 /// `max(x, 0) + log(1 + e^-|x|)`: the textbook stable form.
 fn softplus_stable(x: &Var) -> Result<Var> {
-    x.relu().add(&x.abs().neg().exp().add_scalar(1.0).log())
+    x.relu()?.add(&x.abs()?.neg()?.exp()?.add_scalar(1.0)?.log()?)
 }
 
 /// `x > 0 ? x + log(1 + e^-x) : log(1 + e^x)`, each branch fed an input
@@ -78,12 +78,12 @@ fn softplus_stable(x: &Var) -> Result<Var> {
 /// is NaN: without the inner `where`s, a large x would overflow the unused
 /// branch's `exp(x)` and poison the gradient.
 fn softplus_safe(x: &Var) -> Result<Var> {
-    let positive = x.value().gt_scalar(0.0); // a constant 1/0 mask
-    let zero = Var::constant(x.value().zeros_like());
+    let positive = x.value().gt_scalar(0.0)?; // a constant 1/0 mask
+    let zero = Var::constant(x.value().zeros_like()?);
     let x_pos = Var::where_mask(&positive, x, &zero)?; // x where x > 0, else 0
     let x_neg = Var::where_mask(&positive, &zero, x)?; // x where x <= 0, else 0
-    let right = x_pos.add(&x_pos.neg().exp().add_scalar(1.0).log())?;
-    let left = x_neg.exp().add_scalar(1.0).log();
+    let right = x_pos.add(&x_pos.neg()?.exp()?.add_scalar(1.0)?.log()?)?;
+    let left = x_neg.exp()?.add_scalar(1.0)?.log()?;
     Var::where_mask(&positive, &right, &left)
 }
 
@@ -91,9 +91,9 @@ fn softplus_safe(x: &Var) -> Result<Var> {
 /// `delta (|r| - delta / 2)`. Its derivative is continuous (it is `r` clipped
 /// to `[-delta, delta]`), so the gradient check passes even at `|r| = delta`.
 fn huber(r: &Var, delta: f64) -> Result<Var> {
-    let outside = r.value().abs().gt_scalar(delta);
-    let quadratic = r.square().mul_scalar(0.5);
-    let linear = r.abs().sub_scalar(0.5 * delta).mul_scalar(delta);
+    let outside = r.value().abs()?.gt_scalar(delta)?;
+    let quadratic = r.square()?.mul_scalar(0.5)?;
+    let linear = r.abs()?.sub_scalar(0.5 * delta)?.mul_scalar(delta)?;
     Var::where_mask(&outside, &linear, &quadratic)
 }
 
@@ -112,21 +112,24 @@ impl PrimitiveOp for LogCosh {
 
     /// `|x| + log(1 + e^(-2|x|)) - log 2`: no overflow for large `|x|`.
     fn forward(&self, inputs: &[Tensor]) -> Result<Tensor> {
-        let magnitude = inputs[0].unary(UnaryOp::Abs);
+        let magnitude = inputs[0].unary(UnaryOp::Abs)?;
         let tail = magnitude
-            .mul_scalar(-2.0)
-            .unary(UnaryOp::Exp)
-            .add_scalar(1.0)
-            .unary(UnaryOp::Log);
-        magnitude.add(&tail.add_scalar(-std::f64::consts::LN_2))
+            .mul_scalar(-2.0)?
+            .unary(UnaryOp::Exp)?
+            .add_scalar(1.0)?
+            .unary(UnaryOp::Log)?;
+        magnitude.add(&tail.add_scalar(-std::f64::consts::LN_2)?)
     }
 
     fn backward(&self, inputs: &[Var], _out: &Var, grad: &Var) -> Result<Vec<Option<Var>>> {
-        Ok(vec![Some(grad.mul(&inputs[0].tanh())?)])
+        Ok(vec![Some(grad.mul(&inputs[0].tanh()?)?)])
     }
 
     fn jvp(&self, inputs: &[Var], _out: &Var, tangents: &[Option<Var>]) -> Option<Result<Option<Var>>> {
-        let slope = inputs[0].tanh().mul_scalar(self.jvp_scale);
+        let slope = match inputs[0].tanh().and_then(|t| t.mul_scalar(self.jvp_scale)) {
+            Ok(slope) => slope,
+            Err(e) => return Some(Err(e)),
+        };
         Some(tangents[0].as_ref().map(|t| t.mul(&slope)).transpose())
     }
 }
@@ -189,8 +192,8 @@ fn sigmoid(x: f64) -> f64 {
 /// Gradients of `sum(f(x))` at the given points (so each is `f'(x_i)`).
 fn derivative(f: VarFn, points: &[f64]) -> Result<Vec<f64>> {
     let x = Var::parameter(Tensor::from_vec(points.to_vec(), [points.len()])?);
-    let grads = f(&x)?.sum_all().backward()?;
-    Ok(grads.get(&x).expect("x is a parameter").to_vec::<f64>())
+    let grads = f(&x)?.sum_all()?.backward()?;
+    grads.get(&x).expect("x is a parameter").to_vec::<f64>()
 }
 
 /// The three softplus versions and their reports at random points and at 0.
@@ -330,9 +333,9 @@ mod tests {
     fn values_agree_where_all_three_are_finite() {
         let points = [-30.0, -2.0, -1e-3, 0.0, 1e-3, 0.7, 5.0, 30.0];
         let x = Var::constant(Tensor::from_vec(points.to_vec(), [points.len()]).unwrap());
-        let naive = softplus_naive(&x).unwrap().value().to_vec::<f64>();
+        let naive = softplus_naive(&x).unwrap().value().to_vec::<f64>().unwrap();
         for f in [softplus_stable, softplus_safe] {
-            for (a, b) in f(&x).unwrap().value().to_vec::<f64>().iter().zip(&naive) {
+            for (a, b) in f(&x).unwrap().value().to_vec::<f64>().unwrap().iter().zip(&naive) {
                 assert!((a - b).abs() <= 1e-12 * b.abs().max(1.0), "{a} vs {b}");
             }
         }

@@ -54,8 +54,8 @@ impl Transform for SignMomentum {
     fn update(&mut self, grads: Vec<Tensor>, _info: &StepInfo<'_>) -> Result<Vec<Tensor>> {
         let mut out = Vec::with_capacity(grads.len());
         for (i, g) in grads.iter().enumerate() {
-            let m = ema(self.m.get(i, g), g, self.beta)?;
-            out.push(m.sign()); // -1, 0 or 1 per element; 0 where m is 0 (frozen tensors)
+            let m = ema(self.m.get(i, g)?, g, self.beta)?;
+            out.push(m.sign()?); // -1, 0 or 1 per element; 0 where m is 0 (frozen tensors)
             self.m.set(i, m);
         }
         Ok(out)
@@ -222,18 +222,18 @@ mod tests {
         let u = a
             .step(std::slice::from_ref(&p), std::slice::from_ref(&g), &ctx)
             .unwrap();
-        assert_eq!(u[0].to_vec::<f32>(), vec![-0.1, 0.1, 0.0]);
+        assert_eq!(u[0].to_vec::<f32>().unwrap(), vec![-0.1, 0.1, 0.0]);
 
         let mut b = sign_momentum(0.1, 0.9);
         b.init_state(0, &ModelLayout::any(&shapes)).unwrap();
         b.load_state(&a.state()).unwrap();
-        let g2 = g.neg().mul_scalar(0.05);
+        let g2 = g.neg().unwrap().mul_scalar(0.05).unwrap();
         let ua = a
             .step(std::slice::from_ref(&p), std::slice::from_ref(&g2), &ctx)
             .unwrap();
         let ub = b
             .step(std::slice::from_ref(&p), std::slice::from_ref(&g2), &ctx)
             .unwrap();
-        assert_eq!(ua[0].to_vec::<f32>(), ub[0].to_vec::<f32>());
+        assert_eq!(ua[0].to_vec::<f32>().unwrap(), ub[0].to_vec::<f32>().unwrap());
     }
 }

@@ -37,23 +37,23 @@ fn run() -> ferrograd::Result<Outcome> {
     let (xv, tv) = (Var::constant(x.clone()), Var::constant(t.clone()));
 
     // 3. A function: every op on Vars is recorded on the tape.
-    let loss = xv.matmul(&w)?.sub(&tv)?.square().mean_all();
+    let loss = xv.matmul(&w)?.sub(&tv)?.square()?.mean_all()?;
     println!("loss = mean((x w - t)^2) = {:.6}", loss.value().to_scalar()?);
 
     // 4. backward: one reverse sweep gives the gradient of every parameter.
     let grads = loss.backward()?;
-    let grad = grads.get(&w).expect("w is a parameter").to_vec::<f64>();
+    let grad = grads.get(&w).expect("w is a parameter").to_vec::<f64>()?;
     println!("dloss/dw (reverse mode)      = {grad:?}");
 
     // The same gradient by hand: 2/n X^T (X w - t).
     let residual = x.matmul(w.value())?.sub(&t)?;
-    let by_hand = x.t()?.matmul(&residual)?.mul_scalar(2.0 / 3.0).to_vec::<f64>();
+    let by_hand = x.t()?.matmul(&residual)?.mul_scalar(2.0 / 3.0)?.to_vec::<f64>()?;
     println!("dloss/dw (by hand, 2/n X^T r) = {by_hand:?}");
 
     // 5. gradcheck: compares backward with central finite differences in f64.
     let check = gradcheck(
-        |v| Ok(v[0].matmul(&v[1])?.sub(&v[2])?.square().mean_all()),
-        &[x, w.value().clone(), t.to_dtype(DType::F64)],
+        |v| v[0].matmul(&v[1])?.sub(&v[2])?.square()?.mean_all(),
+        &[x, w.value().clone(), t.to_dtype(DType::F64)?],
         &GradcheckOptions::default(),
     )?;
     println!("gradcheck: {check}");

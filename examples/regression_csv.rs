@@ -120,7 +120,7 @@ fn train_step(
     // The optimizer wants one gradient per tensor: zeros where there is none.
     let grads: Vec<Tensor> = vars
         .iter()
-        .map(|v| grads.get(v).cloned().unwrap_or_else(|| v.value().zeros_like()))
+        .map(|v| grads.get(v).cloned().unwrap_or_else(|| v.value().zeros_like().unwrap()))
         .collect();
     model.set_running_stats(running_stats)?;
     let updates = optimizer.step(&model.tensors(), &grads, ctx)?;
@@ -153,7 +153,7 @@ fn run(config: &Config) -> ferrograd::Result<Outcome> {
     optimizer.init_state(config.seed, &model.layout())?;
 
     let mean = train.targets.mean(None, false)?;
-    let baseline = val.targets.sub(&mean)?.square().mean(None, false)?.to_scalar()?;
+    let baseline = val.targets.sub(&mean)?.square()?.mean(None, false)?.to_scalar()?;
     println!(
         "baseline (predict the training mean): val MSE {baseline:.5}; noise floor {:.5}",
         NOISE_STD * NOISE_STD
@@ -209,7 +209,7 @@ fn run(config: &Config) -> ferrograd::Result<Outcome> {
     // The kept model on three fresh points, against the noise-free formula.
     let probe = [(-1.0, 0.5), (0.3, -1.2), (1.5, 1.5)];
     let x = Tensor::from_vec(probe.iter().flat_map(|&(a, b)| [a, b]).collect::<Vec<f64>>(), [3, 2])?;
-    let predicted = best.predict(&x)?.to_vec::<f64>();
+    let predicted = best.predict(&x)?.to_vec::<f64>()?;
     for ((x1, x2), p) in probe.iter().zip(predicted) {
         let truth = (1.5f64 * x1).sin() * x2.cos() + 0.25 * x1 * x2;
         println!("f({x1:>4}, {x2:>4}) = {truth:>8.4}, model says {p:>8.4}");

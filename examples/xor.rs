@@ -48,7 +48,7 @@ struct Outcome {
 
 fn forward(x: &Var, layers: &[Var; 4]) -> ferrograd::Result<Var> {
     let [w1, b1, w2, b2] = layers;
-    let hidden = Linear::forward(x, w1, b1)?.tanh();
+    let hidden = Linear::forward(x, w1, b1)?.tanh()?;
     Ok(Linear::forward(&hidden, w2, b2)?)
 }
 
@@ -65,12 +65,12 @@ fn run(config: &Config) -> ferrograd::Result<Outcome> {
     println!("epoch       loss");
     for epoch in 0..config.epochs {
         let vars = params.clone().map(Var::parameter);
-        let loss = forward(&x, &vars)?.sub(&y)?.square().mean_all();
+        let loss = forward(&x, &vars)?.sub(&y)?.square()?.mean_all()?;
         // One gradient per parameter, or an error naming one that got none.
         let grads = loss.gradients_of(&vars)?;
         // Gradient descent: plain tensor arithmetic, nothing is recorded.
         for (p, g) in params.iter_mut().zip(&grads) {
-            *p = p.sub(&g.mul_scalar(config.lr))?;
+            *p = p.sub(&g.mul_scalar(config.lr)?)?;
         }
         losses.push(loss.value().to_scalar()?);
         if epoch % (config.epochs / 10).max(1) == 0 || epoch + 1 == config.epochs {
@@ -79,7 +79,7 @@ fn run(config: &Config) -> ferrograd::Result<Outcome> {
     }
 
     let vars = params.map(Var::constant);
-    let predictions = forward(&x, &vars)?.value().to_vec::<f64>();
+    let predictions = forward(&x, &vars)?.value().to_vec::<f64>()?;
     for (i, p) in predictions.iter().enumerate() {
         let (a, b) = (INPUTS[2 * i], INPUTS[2 * i + 1]);
         println!("{a} xor {b} = {p:.3}  (target {})", TARGETS[i]);

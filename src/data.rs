@@ -76,7 +76,7 @@ impl Batch {
     /// The targets read as class labels (for `nn::cross_entropy`): each
     /// must be a whole number `>= 0`.
     pub fn classes(&self) -> Result<Vec<usize>> {
-        let values = self.targets.to_dtype(crate::engine::DType::F64).to_vec::<f64>();
+        let values = self.targets.to_vec::<f64>()?;
         values
             .into_iter()
             .enumerate()
@@ -229,7 +229,7 @@ mod tests {
         let batches = numbered(5, 2).epoch().unwrap();
         let indices: Vec<Vec<usize>> = batches.iter().map(|b| b.indices.clone()).collect();
         assert_eq!(indices, vec![vec![0, 1], vec![2, 3], vec![4]]);
-        assert_eq!(batches[1].features.to_vec::<f64>(), vec![2.0, 3.0]);
+        assert_eq!(batches[1].features.to_vec::<f64>().unwrap(), vec![2.0, 3.0]);
         assert_eq!(batches[1].classes().unwrap(), vec![2, 0]);
     }
 
@@ -258,7 +258,7 @@ mod tests {
                 for (x, y) in ea.iter().zip(&eb) {
                     prop_assert_eq!(&x.indices, &y.indices);
                     prop_assert!(x.len() == batch || (!drop && x.len() < batch));
-                    let features: Vec<usize> = x.features.to_vec::<f64>().iter().map(|&v| v as usize).collect();
+                    let features: Vec<usize> = x.features.to_vec::<f64>().unwrap().iter().map(|&v| v as usize).collect();
                     prop_assert_eq!(&features, &x.indices);
                     seen.extend(&x.indices);
                 }

@@ -27,11 +27,11 @@ pub const TENSOR_ORDER_KEY: &str = "ferrograd.tensor_order";
 pub type Metadata = HashMap<String, String>;
 
 /// Little-endian bytes of a tensor's elements.
-fn tensor_bytes(t: &Tensor) -> Vec<u8> {
-    match t.dtype() {
-        DType::F32 => bytes::to_le_bytes(&t.to_vec::<f32>()).into_owned(),
-        DType::F64 => bytes::to_le_bytes(&t.to_vec::<f64>()).into_owned(),
-    }
+fn tensor_bytes(t: &Tensor) -> Result<Vec<u8>> {
+    Ok(match t.dtype() {
+        DType::F32 => bytes::to_le_bytes(&t.to_vec::<f32>()?).into_owned(),
+        DType::F64 => bytes::to_le_bytes(&t.to_vec::<f64>()?).into_owned(),
+    })
 }
 
 /// Serialises named tensors (and string metadata) to safetensors bytes.
@@ -47,9 +47,9 @@ pub fn to_safetensors_bytes(
             } else {
                 Dtype::F64
             };
-            (name.clone(), dtype, t.dims().to_vec(), tensor_bytes(t))
+            Ok((name.clone(), dtype, t.dims().to_vec(), tensor_bytes(t)?))
         })
-        .collect();
+        .collect::<Result<_>>()?;
     let views = buffers
         .iter()
         .map(|(name, dtype, shape, bytes)| {

@@ -16,10 +16,10 @@
 //!
 //! let w = Var::parameter(Tensor::from_vec(vec![0.5f64, -0.25, 1.0, 2.0], [2, 2])?);
 //! let x = Var::constant(Tensor::from_vec(vec![1.0f64, 2.0], [1, 2])?);
-//! let loss = x.matmul(&w)?.tanh().square().sum_all();
+//! let loss = x.matmul(&w)?.tanh()?.square()?.sum_all()?;
 //! let grads = loss.backward()?;
 //! assert_eq!(grads.get(&w).unwrap().dims(), &[2, 2]);
-//! let report = gradcheck(|v| v[0].matmul(&v[1])?.tanh().square().sum(None, false),
+//! let report = gradcheck(|v| v[0].matmul(&v[1])?.tanh()?.square()?.sum(None, false),
 //!                        &[x.value().clone(), w.value().clone()], &GradcheckOptions::default())?;
 //! assert!(report.passed, "{report}");
 //! # Ok::<(), ferrograd::engine::Error>(())

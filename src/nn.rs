@@ -101,15 +101,15 @@ impl BatchNorm1d {
         }
         let mean = x.mean(Some(&[0]), false)?;
         let var = x.var(Some(&[0]), false, false)?;
-        let normalised = x.sub(&mean)?.mul(&var.add_scalar(BN_EPS).rsqrt())?;
+        let normalised = x.sub(&mean)?.mul(&var.add_scalar(BN_EPS)?.rsqrt()?)?;
         let y = normalised.mul(scale)?.add(shift)?;
-        let unbiased = var.value().mul_scalar(n as f64 / (n - 1) as f64);
+        let unbiased = var.value().mul_scalar(n as f64 / (n - 1) as f64)?;
         Ok((y, mean.value().clone(), unbiased))
     }
 
     /// Inference mode: normalise with the running statistics.
     pub fn forward_eval(&self, x: &Var, scale: &Var, shift: &Var) -> Result<Var> {
-        let inv_std = self.running_var.add_scalar(BN_EPS).rsqrt();
+        let inv_std = self.running_var.add_scalar(BN_EPS)?.rsqrt()?;
         x.sub(&Var::constant(self.running_mean.clone()))?
             .mul(&Var::constant(inv_std))?
             .mul(scale)?
@@ -120,8 +120,8 @@ impl BatchNorm1d {
 /// `(1 - momentum) * running + momentum * batch`.
 fn blend(running: &Tensor, batch: &Tensor) -> Result<Tensor> {
     running
-        .mul_scalar(1.0 - BN_MOMENTUM)
-        .add(&batch.mul_scalar(BN_MOMENTUM))
+        .mul_scalar(1.0 - BN_MOMENTUM)?
+        .add(&batch.mul_scalar(BN_MOMENTUM)?)
 }
 
 /// An activation function between layers.
@@ -143,7 +143,7 @@ pub enum Activation {
 
 impl Activation {
     /// Applies the activation.
-    pub fn apply(self, x: &Var) -> Var {
+    pub fn apply(self, x: &Var) -> Result<Var> {
         match self {
             Activation::Relu => x.relu(),
             Activation::LeakyRelu(s) => x.leaky_relu(s),
@@ -445,7 +445,7 @@ impl Mlp {
             if i + 1 == n_lin {
                 break;
             }
-            h = self.activation.apply(&h);
+            h = self.activation.apply(&h)?;
             let (scale, shift) = (&vars[bn_base + 4 * i], &vars[bn_base + 4 * i + 1]);
             h = normalise(&self.norms[i], &h, scale, shift)?;
         }
@@ -571,14 +571,14 @@ impl Mlp {
 /// of them first).
 pub fn mse(prediction: &Var, target: &Var) -> Result<Var> {
     same_shape("mse", prediction, target)?;
-    Ok(prediction.sub(target)?.square().mean_all())
+    prediction.sub(target)?.square()?.mean_all()
 }
 
 /// Sum of squared errors: the loss whose gradient the task hands to the
 /// optimizer. Shapes must match, as in [`mse`].
 pub fn sse(prediction: &Var, target: &Var) -> Result<Var> {
     same_shape("sse", prediction, target)?;
-    Ok(prediction.sub(target)?.square().sum_all())
+    prediction.sub(target)?.square()?.sum_all()
 }
 
 /// A loss's prediction and target must line up element for element.
@@ -597,7 +597,7 @@ fn same_shape(op: &'static str, prediction: &Var, target: &Var) -> Result<()> {
 
 /// Softmax cross-entropy of `logits: [n, classes]` against class labels, averaged.
 pub fn cross_entropy(logits: &Var, labels: &[usize]) -> Result<Var> {
-    Ok(logits.log_softmax(-1)?.gather(labels)?.mean_all().neg())
+    logits.log_softmax(-1)?.gather(labels)?.mean_all()?.neg()
 }
 
 #[cfg(test)]
@@ -656,7 +656,7 @@ mod tests {
         let mut b = Mlp::task(1, 2, 2, DType::F32, &mut Rng::new(1)).unwrap();
         b.copy_from(&a).unwrap();
         for (x, y) in a.tensors().iter().zip(b.tensors()) {
-            assert_eq!(x.to_vec::<f32>(), y.to_vec::<f32>());
+            assert_eq!(x.to_vec::<f32>().unwrap(), y.to_vec::<f32>().unwrap());
             assert!(!x.same_storage(&y));
         }
         let deeper = Mlp::task(1, 2, 3, DType::F32, &mut Rng::new(0)).unwrap();
@@ -667,10 +667,10 @@ mod tests {
     fn linear_init_is_within_the_task_bound() {
         let l = Linear::new(256, 256, DType::F64, &mut Rng::new(1)).unwrap();
         let bound = 0.5 * (2.0f64 / 512.0).sqrt();
-        let w = l.weight.to_vec::<f64>();
+        let w = l.weight.to_vec::<f64>().unwrap();
         assert!(w.iter().all(|x| x.abs() <= bound));
         assert!(w.iter().any(|x| x.abs() > 0.9 * bound));
-        assert!(l.bias.to_vec::<f64>().iter().all(|&b| b == 0.0));
+        assert!(l.bias.to_vec::<f64>().unwrap().iter().all(|&b| b == 0.0));
     }
 
     /// Plain loops, independent of the tensor code: the training-mode pass
@@ -681,8 +681,8 @@ mod tests {
         let mut layers = Vec::new();
         for (i, norm) in model.norms.iter().enumerate() {
             let (w, b) = (
-                model.linears[i].weight.to_vec::<f64>(),
-                model.linears[i].bias.to_vec::<f64>(),
+                model.linears[i].weight.to_vec::<f64>().unwrap(),
+                model.linears[i].bias.to_vec::<f64>().unwrap(),
             );
             let fan_in = rows[0].len();
             let h: Vec<Vec<f64>> = rows
@@ -693,7 +693,7 @@ mod tests {
                         .collect()
                 })
                 .collect();
-            let (scale, shift) = (norm.scale.to_vec::<f64>(), norm.shift.to_vec::<f64>());
+            let (scale, shift) = (norm.scale.to_vec::<f64>().unwrap(), norm.shift.to_vec::<f64>().unwrap());
             let n = h.len() as f64;
             rows = h.clone();
             for j in 0..b.len() {
@@ -729,7 +729,10 @@ mod tests {
         let n = x.len() as f64;
         for (layer, h) in hidden_activations_by_hand(&model, &x).iter().enumerate() {
             let norm = &recalibrated.norms[layer];
-            let (means, vars) = (norm.running_mean.to_vec::<f64>(), norm.running_var.to_vec::<f64>());
+            let (means, vars) = (
+                norm.running_mean.to_vec::<f64>().unwrap(),
+                norm.running_var.to_vec::<f64>().unwrap(),
+            );
             for j in 0..means.len() {
                 let mean = h.iter().map(|r| r[j]).sum::<f64>() / n;
                 let unbiased = h.iter().map(|r| (r[j] - mean).powi(2)).sum::<f64>() / (n - 1.0);
@@ -747,10 +750,10 @@ mod tests {
         }
         // The weights are the model's, and the model itself is untouched.
         assert_eq!(
-            recalibrated.linears[1].weight.to_vec::<f64>(),
-            model.linears[1].weight.to_vec::<f64>()
+            recalibrated.linears[1].weight.to_vec::<f64>().unwrap(),
+            model.linears[1].weight.to_vec::<f64>().unwrap()
         );
-        assert_eq!(model.norms[0].running_var.to_vec::<f64>(), vec![1.0; 5]);
+        assert_eq!(model.norms[0].running_var.to_vec::<f64>().unwrap(), vec![1.0; 5]);
     }
 
     #[test]
@@ -765,7 +768,7 @@ mod tests {
             .iter()
             .map(|v| (v - 3.0) / (3.5f64 + 1e-5).sqrt())
             .collect();
-        for (a, b) in y.value().to_vec::<f64>().iter().zip(expect) {
+        for (a, b) in y.value().to_vec::<f64>().unwrap().iter().zip(expect) {
             assert!((a - b).abs() < 1e-12);
         }
         assert!((mean.to_scalar().unwrap() - 0.3).abs() < 1e-12);

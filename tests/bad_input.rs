@@ -154,9 +154,9 @@ fn running_statistics_of_the_wrong_count_or_shape_are_refused_and_nothing_change
     assert!(before
         .iter()
         .zip(&after)
-        .all(|(a, b)| a.to_vec::<f64>() == b.to_vec::<f64>()));
+        .all(|(a, b)| a.to_vec::<f64>().unwrap() == b.to_vec::<f64>().unwrap()));
     model.set_running_stats(vec![one.clone(); 4]).unwrap();
-    assert_eq!(model.norms[1].running_var.to_vec::<f64>(), vec![1.0; 8]);
+    assert_eq!(model.norms[1].running_var.to_vec::<f64>().unwrap(), vec![1.0; 8]);
 }
 
 #[test]

@@ -38,7 +38,13 @@ fn gpu(test: &str) -> Option<Device> {
 fn assert_same(what: &str, gpu: &Tensor, cpu: &Tensor, dev: Device) {
     assert_eq!(gpu.device(), dev, "{what}: left the GPU");
     assert_eq!(gpu.shape(), cpu.shape(), "{what}: shape");
-    for (i, (a, b)) in gpu.to_vec_f64().iter().zip(cpu.to_vec_f64()).enumerate() {
+    for (i, (a, b)) in gpu
+        .to_vec_f64()
+        .unwrap()
+        .iter()
+        .zip(cpu.to_vec_f64().unwrap())
+        .enumerate()
+    {
         // max_relative 0: exactly `a == b || |a - b| <= ATOL + RTOL |b|`.
         let tol = ATOL + RTOL * b.abs();
         assert!(
@@ -57,6 +63,7 @@ fn projected(f: VarFnRef<'_>, inputs: &[Tensor], r: &Tensor) -> f64 {
             .mul(r)
             .expect("same shape")
             .sum_all()
+            .unwrap()
             .to_scalar()
             .expect("scalar")
     })
@@ -67,10 +74,10 @@ fn gradients(f: VarFnRef<'_>, inputs: &[Tensor], r: &Tensor) -> (Tensor, Vec<Ten
     let params: Vec<Var> = inputs.iter().cloned().map(Var::parameter).collect();
     let out = f(&params).expect("the case evaluates");
     let loss = out.mul(&Var::constant(r.clone())).expect("same shape").sum_all();
-    let grads = loss.backward().expect("backward");
+    let grads = loss.unwrap().backward().expect("backward");
     let per_input = params
         .iter()
-        .map(|p| grads.get(p).cloned().unwrap_or_else(|| p.value().zeros_like()))
+        .map(|p| grads.get(p).cloned().unwrap_or_else(|| p.value().zeros_like().unwrap()))
         .collect();
     (out.value().clone(), per_input)
 }
@@ -85,7 +92,12 @@ fn check_case(entry: &OpEntry, seed: u64, dev: Device) -> usize {
     let f: VarFnRef<'_> = &case.apply;
     let options: GradcheckOptions = options_for(entry, seed);
 
-    let cpu_inputs: Vec<Tensor> = case.inputs.iter().map(|t| t.to_dtype(DType::F64)).collect();
+    let cpu_inputs: Vec<Tensor> = case
+        .inputs
+        .iter()
+        .map(|t| t.to_dtype(DType::F64))
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .unwrap();
     let gpu_inputs: Vec<Tensor> = cpu_inputs.iter().map(|t| t.to_device(dev).unwrap()).collect();
     let cpu_out_shape = no_grad(|| {
         let vars: Vec<Var> = cpu_inputs.iter().cloned().map(Var::constant).collect();
@@ -104,8 +116,8 @@ fn check_case(entry: &OpEntry, seed: u64, dev: Device) -> usize {
     // Central differences of the GPU function against the GPU gradients.
     let mut checked = 0;
     for (i, input) in cpu_inputs.iter().enumerate() {
-        let base = input.to_vec_f64();
-        let analytic = gpu_grads[i].to_vec_f64();
+        let base = input.to_vec_f64().unwrap();
+        let analytic = gpu_grads[i].to_vec_f64().unwrap();
         for (j, &a) in analytic.iter().enumerate() {
             let at = |delta: f64| {
                 let mut values = base.clone();

@@ -191,7 +191,13 @@ fn assert_close(what: &str, got: &Tensor, want: &Tensor, (atol, rtol): (f64, f64
         assert_eq!(got.device(), dev, "{what}: left the GPU");
     }
     assert_eq!(got.shape(), want.shape(), "{what}: shape");
-    for (k, (a, b)) in got.to_vec_f64().iter().zip(want.to_vec_f64()).enumerate() {
+    for (k, (a, b)) in got
+        .to_vec_f64()
+        .unwrap()
+        .iter()
+        .zip(want.to_vec_f64().unwrap())
+        .enumerate()
+    {
         assert!(
             approx::abs_diff_eq!(*a, b, epsilon = atol + rtol * b.abs()),
             "{what}[{k}]: {a} vs cpu {b} (atol {atol:e}, rtol {rtol:e})"

@@ -183,7 +183,7 @@ fn optimizers_without_a_fused_kernel_and_with_queries_train_on_the_gpu() {
             (300..428).collect(),
         ];
         let running = |t: &Trainer| {
-            let bits = |x: &ferrograd::engine::Tensor| x.to_device(Device::Cpu).unwrap().to_vec_f64();
+            let bits = |x: &ferrograd::engine::Tensor| x.to_device(Device::Cpu).unwrap().to_vec_f64().unwrap();
             t.model
                 .norms
                 .iter()
@@ -204,8 +204,14 @@ fn optimizers_without_a_fused_kernel_and_with_queries_train_on_the_gpu() {
         }
         for i in 0..cpu.model.tensor_count() {
             let role = cpu.model.role(i);
-            let c = cpu.model.tensor(role).to_vec_f64();
-            let g = gpu.model.tensor(role).to_device(Device::Cpu).unwrap().to_vec_f64();
+            let c = cpu.model.tensor(role).to_vec_f64().unwrap();
+            let g = gpu
+                .model
+                .tensor(role)
+                .to_device(Device::Cpu)
+                .unwrap()
+                .to_vec_f64()
+                .unwrap();
             // Relative to the tensor's largest value, or absolute below 1 (the
             // noise-driven bias above is all noise, of size lr).
             let scale = c.iter().fold(1.0f64, |m, v| m.max(v.abs()));
@@ -280,7 +286,7 @@ fn moving_a_cpu_trainer_to_the_cpu_changes_no_bit() {
     assert_eq!(a.train_loss.to_bits(), b.train_loss.to_bits());
     assert_eq!(a.val_loss.to_bits(), b.val_loss.to_bits());
     for (x, y) in plain.model.tensors().iter().zip(moved.model.tensors()) {
-        assert_eq!(x.to_vec::<f32>(), y.to_vec::<f32>());
+        assert_eq!(x.to_vec::<f32>().unwrap(), y.to_vec::<f32>().unwrap());
     }
 }
 

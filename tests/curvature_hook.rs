@@ -17,7 +17,7 @@ fn gradient(model: &Mlp, x: &Var, y: &Var) -> Result<Vec<Tensor>> {
     let grads = nn::sse(&prediction, y)?.backward()?;
     Ok(vars
         .iter()
-        .map(|v| grads.get(v).cloned().unwrap_or_else(|| v.value().zeros_like()))
+        .map(|v| grads.get(v).cloned().unwrap_or_else(|| v.value().zeros_like().unwrap()))
         .collect())
 }
 
@@ -26,7 +26,7 @@ fn shifted(model: &Mlp, direction: &[Tensor], eps: f64) -> Result<Mlp> {
         .tensors()
         .iter()
         .zip(direction)
-        .map(|(t, d)| t.add(&d.mul_scalar(eps)))
+        .map(|(t, d)| t.add(&d.mul_scalar(eps)?))
         .collect::<Result<_>>()?;
     let mut moved = model.clone();
     moved.set_tensors(&tensors)?;
@@ -66,7 +66,7 @@ fn check_hook_against_finite_differences(frozen: usize, mode: HvpMode) {
             if model.is_trainable(role) {
                 v
             } else {
-                v.zeros_like()
+                v.zeros_like().unwrap()
             }
         })
         .collect();
@@ -76,10 +76,14 @@ fn check_hook_against_finite_differences(frozen: usize, mode: HvpMode) {
     // already leaves the quadratic regime).
     let norm = direction
         .iter()
-        .map(|d| d.square().sum_all().to_scalar().unwrap())
+        .map(|d| d.square().unwrap().sum_all().unwrap().to_scalar().unwrap())
         .sum::<f64>()
         .sqrt();
-    let direction: Vec<Tensor> = direction.iter().map(|d| d.div_scalar(norm)).collect();
+    let direction: Vec<Tensor> = direction
+        .iter()
+        .map(|d| d.div_scalar(norm))
+        .collect::<Result<Vec<_>>>()
+        .unwrap();
     let mut hook = BatchCurvature::new(&model, &x, &y).with_mode(mode);
     let hv = hook.hvp(&direction).unwrap();
     assert_eq!(hook.products(), 1);
@@ -90,14 +94,15 @@ fn check_hook_against_finite_differences(frozen: usize, mode: HvpMode) {
     let minus = gradient(&shifted(&model, &direction, -eps).unwrap(), &x, &y).unwrap();
     let mut scale = 1e-3f64;
     for h in &hv {
-        scale = h.to_vec_f64().iter().fold(scale, |m, v| m.max(v.abs()));
+        scale = h.to_vec_f64().unwrap().iter().fold(scale, |m, v| m.max(v.abs()));
     }
     for (k, ((h, p), m)) in hv.iter().zip(&plus).zip(&minus).enumerate() {
         for (i, ((a, p), m)) in h
             .to_vec_f64()
+            .unwrap()
             .iter()
-            .zip(p.to_vec_f64())
-            .zip(m.to_vec_f64())
+            .zip(p.to_vec_f64().unwrap())
+            .zip(m.to_vec_f64().unwrap())
             .enumerate()
         {
             let numeric = (p - m) / (2.0 * eps);
@@ -146,7 +151,7 @@ trait HvpOwned {
 
 impl HvpOwned for BatchCurvature<'_> {
     fn hvp_owned(mut self, v: &[Tensor]) -> Vec<Vec<f64>> {
-        self.hvp(v).unwrap().iter().map(Tensor::to_vec_f64).collect()
+        self.hvp(v).unwrap().iter().map(|t| t.to_vec_f64().unwrap()).collect()
     }
 }
 

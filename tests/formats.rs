@@ -46,7 +46,7 @@ fn bits(model: &Mlp) -> Vec<Vec<u32>> {
     model
         .tensors()
         .iter()
-        .map(|t| t.to_vec::<f32>().iter().map(|v| v.to_bits()).collect())
+        .map(|t| t.to_vec::<f32>().unwrap().iter().map(|v| v.to_bits()).collect())
         .collect()
 }
 

@@ -38,14 +38,14 @@ const BN_EPS: f64 = 1e-5;
 /// `target`. Inputs: `[x, w1, b1, gamma, beta, w2, b2]`.
 fn mlp_loss(v: &[Var], target: &Tensor) -> Result<Var> {
     let (x, w1, b1, gamma, beta, w2, b2) = (&v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6]);
-    let h = x.matmul(w1)?.add(b1)?.relu();
+    let h = x.matmul(w1)?.add(b1)?.relu()?;
     let mu = h.mean(Some(&[0]), true)?;
     let centered = h.sub(&mu)?;
-    let var = centered.square().mean(Some(&[0]), true)?;
-    let normed = centered.div(&var.add_scalar(BN_EPS).sqrt())?;
+    let var = centered.square()?.mean(Some(&[0]), true)?;
+    let normed = centered.div(&var.add_scalar(BN_EPS)?.sqrt()?)?;
     let bn = normed.mul(gamma)?.add(beta)?;
     let out = bn.matmul(w2)?.add(b2)?;
-    Ok(out.sub(&Var::constant(target.clone()))?.square().mean_all())
+    out.sub(&Var::constant(target.clone()))?.square()?.mean_all()
 }
 
 /// Draws MLP parameters whose first-layer pre-activations are all at least
@@ -59,9 +59,10 @@ fn mlp_inputs(seed: u64) -> (Vec<Tensor>, Tensor) {
         let w1 = normal(&[3, 5], 0.8, &mut rng);
         let b1 = normal(&[5], 0.3, &mut rng);
         let pre = x.matmul(&w1).unwrap().add(&b1).unwrap();
-        let away_from_kink = pre.to_vec_f64().iter().all(|z| z.abs() >= 0.05);
+        let away_from_kink = pre.to_vec_f64().unwrap().iter().all(|z| z.abs() >= 0.05);
         let min_var = pre
             .relu()
+            .unwrap()
             .var(Some(&[0]), false, false)
             .unwrap()
             .min(None, false)
@@ -112,7 +113,7 @@ fn mlp_with_batchnorm_passes_gradcheck_for_every_input() {
 // ----- (b) softmax cross-entropy ---------------------------------------------
 
 fn cross_entropy(logits: &Var, labels: &[usize]) -> Result<Var> {
-    Ok(logits.log_softmax(-1)?.gather(labels)?.neg().mean_all())
+    logits.log_softmax(-1)?.gather(labels)?.neg()?.mean_all()
 }
 
 #[test]
@@ -141,8 +142,8 @@ fn softmax_cross_entropy_passes_gradcheck() {
             .unwrap()
             .remove(&x)
             .unwrap();
-        let p = logits.softmax(-1).unwrap().to_vec_f64();
-        for (k, (&g, &pk)) in grad.to_vec_f64().iter().zip(&p).enumerate() {
+        let p = logits.softmax(-1).unwrap().to_vec_f64().unwrap();
+        for (k, (&g, &pk)) in grad.to_vec_f64().unwrap().iter().zip(&p).enumerate() {
             let onehot = if labels[k / c] == k % c { 1.0 } else { 0.0 };
             let want = (pk - onehot) / n as f64;
             prop_assert!(
@@ -240,19 +241,24 @@ fn run_chain(x: &Var, chain: &[Built]) -> Result<(Var, f64)> {
     let mut largest = 0.0f64;
     for b in chain {
         v = match b {
-            Built::Plain(Step::Tanh) => v.tanh(),
-            Built::Plain(Step::Sigmoid) => v.sigmoid(),
-            Built::Plain(Step::Sin) => v.sin(),
-            Built::Plain(Step::ExpSmall) => v.tanh().mul_scalar(0.5).exp(),
-            Built::Plain(Step::Square) => v.square(),
-            Built::Plain(Step::MulScalar(c)) => v.mul_scalar(*c),
+            Built::Plain(Step::Tanh) => v.tanh()?,
+            Built::Plain(Step::Sigmoid) => v.sigmoid()?,
+            Built::Plain(Step::Sin) => v.sin()?,
+            Built::Plain(Step::ExpSmall) => v.tanh()?.mul_scalar(0.5)?.exp()?,
+            Built::Plain(Step::Square) => v.square()?,
+            Built::Plain(Step::MulScalar(c)) => v.mul_scalar(*c)?,
             Built::Plain(Step::SoftmaxLast) => v.softmax(-1)?,
             Built::Plain(Step::SumKeepdim(axis)) => v.sum(Some(&[*axis as isize]), true)?,
             Built::Add(t) => v.add(&Var::constant(t.clone()))?,
             Built::Matmul(m) => v.matmul(&Var::constant(m.clone()))?,
             Built::Plain(s) => unreachable!("{s:?} is built with its constant"),
         };
-        largest = v.value().to_vec_f64().iter().fold(largest, |m, x| m.max(x.abs()));
+        largest = v
+            .value()
+            .to_vec_f64()
+            .unwrap()
+            .iter()
+            .fold(largest, |m, x| m.max(x.abs()));
     }
     Ok((v, largest))
 }
@@ -301,15 +307,15 @@ fn a_var_used_twice_accumulates_its_gradient() {
     let values = vec![-1.5f64, -0.25, 0.0, 0.5, 2.0, 3.75];
     let x = Var::parameter(Tensor::from_vec(values.clone(), [2, 3]).unwrap());
     // y = x*x + x, so dy/dx = 2x + 1 (x feeds mul twice and add once).
-    let y = x.mul(&x).unwrap().add(&x).unwrap().sum_all();
-    let grad = y.backward().unwrap().remove(&x).unwrap().to_vec_f64();
+    let y = x.mul(&x).unwrap().add(&x).unwrap().sum_all().unwrap();
+    let grad = y.backward().unwrap().remove(&x).unwrap().to_vec_f64().unwrap();
     let want: Vec<f64> = values.iter().map(|v| 2.0 * v + 1.0).collect();
     assert_eq!(grad, want);
 
     // The same through an intermediate used twice: z = h*h with h = 3x, dz/dx = 18x.
-    let h = x.mul_scalar(3.0);
-    let z = h.mul(&h).unwrap().sum_all();
-    let grad = z.backward().unwrap().remove(&x).unwrap().to_vec_f64();
+    let h = x.mul_scalar(3.0).unwrap();
+    let z = h.mul(&h).unwrap().sum_all().unwrap();
+    let grad = z.backward().unwrap().remove(&x).unwrap().to_vec_f64().unwrap();
     for (g, v) in grad.iter().zip(&values) {
         assert!(
             approx::abs_diff_eq!(*g, 18.0 * v, epsilon = 1e-12),
@@ -322,20 +328,20 @@ fn a_var_used_twice_accumulates_its_gradient() {
 #[test]
 fn no_grad_results_are_constants_and_recording_resumes() {
     let x = Var::parameter(Tensor::from_vec(vec![0.5f64, -1.0], [2]).unwrap());
-    let inside = no_grad(|| x.tanh().mul(&x).unwrap());
+    let inside = no_grad(|| x.tanh().unwrap().mul(&x).unwrap());
     assert!(!inside.requires_grad(), "a result computed under no_grad requires grad");
     assert!(inside.is_leaf(), "a result computed under no_grad recorded a node");
     assert!(
         ferrograd::autograd::is_grad_enabled(),
         "no_grad did not restore recording"
     );
-    let after = x.tanh();
+    let after = x.tanh().unwrap();
     assert!(
         after.requires_grad() && !after.is_leaf(),
         "recording did not resume after no_grad"
     );
     // Backward from a no_grad result reaches nothing.
-    let grads = inside.sum_all().backward().unwrap();
+    let grads = inside.sum_all().unwrap().backward().unwrap();
     assert!(grads.get(&x).is_none());
 }
 
@@ -345,17 +351,17 @@ fn detach_cuts_the_graph() {
     let x = Var::parameter(Tensor::from_vec(values.clone(), [3]).unwrap());
     let d = x.detach();
     assert!(!d.requires_grad() && d.is_leaf());
-    assert_eq!(d.value().to_vec_f64(), values);
+    assert_eq!(d.value().to_vec_f64().unwrap(), values);
 
     // Only through the detached side: no gradient at all.
-    let only_detached = d.square().sum_all();
+    let only_detached = d.square().unwrap().sum_all().unwrap();
     assert!(!only_detached.requires_grad());
     let grads = only_detached.backward().unwrap();
     assert!(grads.get(&x).is_none(), "backward through detach produced a gradient");
 
     // x * detach(x): the gradient is x (the detached factor is a constant), not 2x.
-    let mixed = x.mul(&d).unwrap().sum_all();
-    let grad = mixed.backward().unwrap().remove(&x).unwrap().to_vec_f64();
+    let mixed = x.mul(&d).unwrap().sum_all().unwrap();
+    let grad = mixed.backward().unwrap().remove(&x).unwrap().to_vec_f64().unwrap();
     assert_eq!(grad, values);
 }
 
@@ -364,7 +370,7 @@ fn detach_cuts_the_graph() {
 #[test]
 fn backward_on_a_non_scalar_is_an_error_not_a_panic() {
     let x = Var::parameter(Tensor::from_vec(vec![1.0f64, 2.0, 3.0, 4.0, 5.0, 6.0], [2, 3]).unwrap());
-    let y = x.tanh();
+    let y = x.tanh().unwrap();
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| y.backward().map(|_| ())));
     let err = match outcome {
         Ok(Err(e)) => e,

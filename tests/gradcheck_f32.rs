@@ -45,9 +45,16 @@ fn runner(cases: u32) -> TestRunner {
 fn compare(entry: &OpEntry, dims: &[usize], seed: u64) -> Result<(), TestCaseError> {
     let name = entry.name;
     let case = (entry.build)(dims, &mut Rng::new(seed));
-    let inputs32: Vec<Tensor> = case.inputs.iter().map(|t| t.to_dtype(DType::F32)).collect();
+    let inputs32: Vec<Tensor> = case
+        .inputs
+        .iter()
+        .map(|t| t.to_dtype(DType::F32))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
     // The same values as inputs32, exactly, in f64.
-    let inputs64: Vec<Tensor> = inputs32.iter().map(|t| t.to_dtype(DType::F64)).collect();
+    let inputs64: Vec<Tensor> = inputs32
+        .iter()
+        .map(|t| t.to_dtype(DType::F64))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
     let run = |inputs: &[Tensor]| {
         let vars: Vec<Var> = inputs.iter().cloned().map(Var::constant).collect();
         (case.apply)(&vars)
@@ -65,7 +72,7 @@ fn compare(entry: &OpEntry, dims: &[usize], seed: u64) -> Result<(), TestCaseErr
     prop_assert!(!out32.requires_grad(), "{name}: an op on constants requires grad");
     prop_assert_eq!(out32.dims(), out64.dims(), "{}: f32 and f64 shapes differ", name);
 
-    let (a, b) = (out32.value().to_vec_f64(), out64.value().to_vec_f64());
+    let (a, b) = (out32.value().to_vec_f64().unwrap(), out64.value().to_vec_f64().unwrap());
     if name == "cast" {
         // The entry is `x.to_dtype(F32).to_dtype(F64)`: both paths end in f64,
         // and since the inputs are already f32-representable the round trip
@@ -124,22 +131,22 @@ fn where_mask_f32_matches_f64() {
     let strategy = (prop::collection::vec(1usize..=4, 1..=3), any::<u64>());
     let result = runner(CASES).run(&strategy, |(dims, seed)| {
         let mut rng = Rng::new(seed);
-        let a = registry::real(&dims, &mut rng).to_dtype(DType::F32);
-        let b = registry::real(&dims[dims.len() - 1..], &mut rng).to_dtype(DType::F32);
+        let a = registry::real(&dims, &mut rng).to_dtype(DType::F32)?;
+        let b = registry::real(&dims[dims.len() - 1..], &mut rng).to_dtype(DType::F32)?;
         let mask = Tensor::rand_uniform(dims.clone(), 0.0, 1.0, DType::F32, &mut rng)
             .unwrap()
-            .gt_scalar(0.5);
+            .gt_scalar(0.5)?;
         let out32 = Var::where_mask(&mask, &Var::constant(a.clone()), &Var::constant(b.clone())).unwrap();
         let out64 = Var::where_mask(
-            &mask.to_dtype(DType::F64),
-            &Var::constant(a.to_dtype(DType::F64)),
-            &Var::constant(b.to_dtype(DType::F64)),
+            &mask.to_dtype(DType::F64)?,
+            &Var::constant(a.to_dtype(DType::F64).unwrap()),
+            &Var::constant(b.to_dtype(DType::F64).unwrap()),
         )
         .unwrap();
         prop_assert_eq!(out32.dtype(), DType::F32);
         prop_assert_eq!(out32.dims(), out64.dims());
         // A selection does no arithmetic: the results must be identical.
-        prop_assert_eq!(out32.value().to_vec_f64(), out64.value().to_vec_f64());
+        prop_assert_eq!(out32.value().to_vec_f64().unwrap(), out64.value().to_vec_f64().unwrap());
         Ok(())
     });
     if let Err(e) = result {

@@ -6,16 +6,23 @@ use proptest::prelude::*;
 
 /// A 2-layer tanh MLP's loss as a function of its flattened first-layer weights.
 fn mlp_loss(w1: &Var, x: &Tensor, w2: &Tensor, y: &Tensor, shape: [usize; 2]) -> Result<Var> {
-    let h = Var::constant(x.clone()).matmul(&w1.reshape(shape)?)?.tanh();
-    Ok(h.matmul(&Var::constant(w2.clone()))?
+    let h = Var::constant(x.clone()).matmul(&w1.reshape(shape)?)?.tanh()?;
+    h.matmul(&Var::constant(w2.clone()))?
         .sub(&Var::constant(y.clone()))?
-        .square()
-        .sum_all())
+        .square()?
+        .sum_all()
 }
 
 fn gradient(f: &dyn Fn(&Var) -> Result<Var>, x: &Tensor) -> Vec<f64> {
     let leaf = Var::parameter(x.clone());
-    f(&leaf).unwrap().backward().unwrap().get(&leaf).unwrap().to_vec_f64()
+    f(&leaf)
+        .unwrap()
+        .backward()
+        .unwrap()
+        .get(&leaf)
+        .unwrap()
+        .to_vec_f64()
+        .unwrap()
 }
 
 proptest! {
@@ -25,13 +32,13 @@ proptest! {
         let mut rng = Rng::new(seed);
         let mut normal = |s: &[usize]| Tensor::rand_normal(s.to_vec(), 0.0, 1.0, DType::F64, &mut rng).unwrap();
         let (x, w2, y) = (normal(&[batch, fan_in]), normal(&[hidden, 1]), normal(&[batch, 1]));
-        let w1 = normal(&[fan_in * hidden]).mul_scalar(0.5);
+        let w1 = normal(&[fan_in * hidden]).mul_scalar(0.5)?;
         let v = normal(&[fan_in * hidden]);
         let f = |w: &Var| mlp_loss(w, &x, &w2, &y, [fan_in, hidden]);
-        let analytic = hvp(f, &w1, &v).unwrap().to_vec_f64();
+        let analytic = hvp(f, &w1, &v).unwrap().to_vec_f64().unwrap();
         let eps = 1e-5;
-        let plus = gradient(&f, &w1.add(&v.mul_scalar(eps)).unwrap());
-        let minus = gradient(&f, &w1.sub(&v.mul_scalar(eps)).unwrap());
+        let plus = gradient(&f, &w1.add(&v.mul_scalar(eps)?).unwrap());
+        let minus = gradient(&f, &w1.sub(&v.mul_scalar(eps)?).unwrap());
         let scale = analytic.iter().fold(1e-3f64, |m, a| m.max(a.abs()));
         for (i, a) in analytic.iter().enumerate() {
             let numeric = (plus[i] - minus[i]) / (2.0 * eps);
@@ -51,7 +58,7 @@ fn hessian_of_a_quadratic_form_is_its_symmetrised_matrix() {
             .matmul(&col)?
             .sum(None, false)
     };
-    let h = hessian(f, &x).unwrap().to_vec::<f64>();
+    let h = hessian(f, &x).unwrap().to_vec::<f64>().unwrap();
     assert_eq!(h, vec![2.0, 1.5, 1.5, 6.0]);
 }
 
@@ -59,7 +66,7 @@ fn hessian_of_a_quadratic_form_is_its_symmetrised_matrix() {
 /// finite-difference Hessian, `[n, n]` row-major.
 fn finite_difference_hessian(f: &dyn Fn(&Var) -> Result<Var>, x: &Tensor, eps: f64) -> Vec<f64> {
     let n = x.numel();
-    let base = x.to_vec_f64();
+    let base = x.to_vec_f64().unwrap();
     let mut h = vec![0.0; n * n];
     for j in 0..n {
         let shifted = |delta: f64| {
@@ -97,9 +104,9 @@ fn hessian_of_softmax_cross_entropy_is_diag_p_minus_p_p_transposed() {
     let logits = Tensor::rand_normal([b * c], 0.0, 1.5, DType::F64, &mut Rng::new(7)).unwrap();
     let labels = [2usize, 0, 3];
     let f = |z: &Var| ferrograd::nn::cross_entropy(&z.reshape([b, c])?, &labels);
-    let h = hessian(f, &logits).unwrap().to_vec::<f64>();
+    let h = hessian(f, &logits).unwrap().to_vec::<f64>().unwrap();
 
-    let z = logits.to_vec::<f64>();
+    let z = logits.to_vec::<f64>().unwrap();
     let n = b * c;
     let mut want = vec![0.0; n * n];
     for row in 0..b {
@@ -136,7 +143,7 @@ fn hessian_of_an_mlp_with_batchnorm_matches_finite_differences() {
     let mut params = Tensor::rand_normal([n], 0.0, 0.7, DType::F64, &mut rng).unwrap();
     // BatchNorm's scale near 1, as at initialisation.
     let offset = hidden * fan_in + hidden;
-    let mut values = params.to_vec::<f64>();
+    let mut values = params.to_vec::<f64>().unwrap();
     for v in &mut values[offset..offset + hidden] {
         *v += 1.0;
     }
@@ -159,10 +166,10 @@ fn hessian_of_an_mlp_with_batchnorm_matches_finite_differences() {
         );
         let h = Linear::forward(&Var::constant(x.clone()), &w1.reshape([hidden, fan_in])?, &b1)?;
         let (h, _, _) = norm.forward_train(&h, &scale, &shift)?;
-        let out = Linear::forward(&h.tanh(), &w2.reshape([1, hidden])?, &b2)?;
+        let out = Linear::forward(&h.tanh()?, &w2.reshape([1, hidden])?, &b2)?;
         ferrograd::nn::sse(&out, &Var::constant(y.clone()))
     };
-    let h = hessian(f, &params).unwrap().to_vec::<f64>();
+    let h = hessian(f, &params).unwrap().to_vec::<f64>().unwrap();
     for i in 0..n {
         for j in 0..i {
             assert!(

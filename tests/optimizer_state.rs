@@ -87,7 +87,17 @@ impl Problem {
         self.params
             .iter()
             .zip(&self.curvature)
-            .map(|(p, a)| 0.5 * p.square().mul(a).unwrap().sum_all().to_scalar().unwrap())
+            .map(|(p, a)| {
+                0.5 * p
+                    .square()
+                    .unwrap()
+                    .mul(a)
+                    .unwrap()
+                    .sum_all()
+                    .unwrap()
+                    .to_scalar()
+                    .unwrap()
+            })
             .sum()
     }
 
@@ -122,7 +132,7 @@ fn context(step: usize, per_epoch: usize) -> StepContext {
 }
 
 fn bits(t: &Tensor) -> Vec<u64> {
-    t.to_vec_f64().iter().map(|v| v.to_bits()).collect()
+    t.to_vec_f64().unwrap().iter().map(|v| v.to_bits()).collect()
 }
 
 /// Runs `total` steps uninterrupted, and `k` steps + save + fresh optimizer
@@ -277,7 +287,7 @@ fn a_clipped_adam_saved_as_adam_before_the_rename_is_read_as_clipped_adam() {
         params: p.params.clone(),
         curvature: p.curvature.clone(),
     };
-    let bits = |t: &[Tensor]| t.iter().map(|x| x.to_vec::<f64>()).collect::<Vec<_>>();
+    let bits = |t: &[Tensor]| t.iter().map(|x| x.to_vec::<f64>().unwrap()).collect::<Vec<_>>();
     let a = p.step(opt.as_mut(), &StepContext::default());
     let b = q.step(restored.as_mut(), &StepContext::default());
     assert_eq!(bits(&a), bits(&b));

@@ -33,7 +33,7 @@ impl TaskOptimizer for Scripted {
     fn query_at_params(&mut self, params: &[Tensor], _ctx: &StepContext) -> Result<Option<Vec<Tensor>>> {
         Ok(self
             .query_shift
-            .map(|s| params.iter().map(|p| p.add_scalar(s)).collect()))
+            .map(|s| params.iter().map(|p| p.add_scalar(s).unwrap()).collect()))
     }
     fn step(&mut self, params: &[Tensor], grads: &[Tensor], ctx: &StepContext) -> Result<Vec<Tensor>> {
         let mut log = self.log.lock().unwrap();
@@ -82,8 +82,8 @@ fn updates_are_added_to_trainable_tensors_only() {
     let steps = 8.0; // 1000 samples in batches of 128
     for role in before.roles() {
         let (b, a) = (
-            before.tensor(role).to_vec::<f64>(),
-            trainer.model.tensor(role).to_vec::<f64>(),
+            before.tensor(role).to_vec::<f64>().unwrap(),
+            trainer.model.tensor(role).to_vec::<f64>().unwrap(),
         );
         if before.is_trainable(role) {
             for (x, y) in b.iter().zip(&a) {
@@ -113,7 +113,7 @@ fn frozen_tensors_get_zero_gradients_and_never_change() {
     for grads in &log.grads_seen {
         assert_eq!(grads.len(), roles.len(), "the optimizer sees every tensor");
         for (role, g) in roles.iter().zip(grads) {
-            let all_zero = g.to_vec::<f64>().iter().all(|&v| v == 0.0);
+            let all_zero = g.to_vec::<f64>().unwrap().iter().all(|&v| v == 0.0);
             assert_eq!(all_zero, !first.is_trainable(*role), "{role:?}");
         }
     }
@@ -124,8 +124,8 @@ fn frozen_tensors_get_zero_gradients_and_never_change() {
             continue;
         }
         assert_eq!(
-            first.tensor(*role).to_vec::<f64>(),
-            trainer.model.tensor(*role).to_vec::<f64>()
+            first.tensor(*role).to_vec::<f64>().unwrap(),
+            trainer.model.tensor(*role).to_vec::<f64>().unwrap()
         );
     }
 }
@@ -159,21 +159,21 @@ fn query_at_params_gradients_come_from_the_probe_and_the_model_is_restored() {
     // Params and running statistics are exactly restored (the update is 0).
     for role in before.roles() {
         assert_eq!(
-            before.tensor(role).to_vec::<f64>(),
-            trainer.model.tensor(role).to_vec::<f64>(),
+            before.tensor(role).to_vec::<f64>().unwrap(),
+            trainer.model.tensor(role).to_vec::<f64>().unwrap(),
             "{role:?} not restored"
         );
     }
     // The params passed to step are the current ones, not the probe's.
     let log = log.lock().unwrap();
     for (p, q) in log.params_seen[0].iter().zip(before.tensors()) {
-        assert_eq!(p.to_vec::<f64>(), q.to_vec::<f64>());
+        assert_eq!(p.to_vec::<f64>().unwrap(), q.to_vec::<f64>().unwrap());
     }
     // The first gradient equals the gradient computed directly at the shifted
     // params, and differs from the gradient at the current params.
     let (plain, plain_log) = scripted(0.0, None);
     let mut reference = Trainer::new(quick_config(1), plain).unwrap();
-    let shifted: Vec<Tensor> = before.tensors().iter().map(|t| t.add_scalar(0.05)).collect();
+    let shifted: Vec<Tensor> = before.tensors().iter().map(|t| t.add_scalar(0.05).unwrap()).collect();
     let (unshifted_opt, unshifted_log) = scripted(0.0, None);
     let mut unshifted = Trainer::new(quick_config(1), unshifted_opt).unwrap();
     reference.model.set_tensors(&shifted).unwrap();
@@ -183,8 +183,14 @@ fn query_at_params_gradients_come_from_the_probe_and_the_model_is_restored() {
     let direct = &plain_log.lock().unwrap().grads_seen[0];
     let current = &unshifted_log.lock().unwrap().grads_seen[0];
     let w0 = 0;
-    assert_eq!(probe_grads[w0].to_vec::<f64>(), direct[w0].to_vec::<f64>());
-    assert_ne!(probe_grads[w0].to_vec::<f64>(), current[w0].to_vec::<f64>());
+    assert_eq!(
+        probe_grads[w0].to_vec::<f64>().unwrap(),
+        direct[w0].to_vec::<f64>().unwrap()
+    );
+    assert_ne!(
+        probe_grads[w0].to_vec::<f64>().unwrap(),
+        current[w0].to_vec::<f64>().unwrap()
+    );
 }
 
 #[test]
@@ -206,7 +212,11 @@ fn same_seed_same_numbers_different_seed_different_numbers() {
             .collect();
         (
             losses,
-            t.model.tensors().iter().map(|x| x.to_vec::<f32>()).collect::<Vec<_>>(),
+            t.model
+                .tensors()
+                .iter()
+                .map(|x| x.to_vec::<f32>().unwrap())
+                .collect::<Vec<_>>(),
         )
     };
     let (a, b, c) = (run(3), run(3), run(4));
@@ -226,7 +236,7 @@ fn a_non_finite_loss_stops_with_the_epoch_and_step() {
     let message = err.to_string();
     assert!(message.contains("epoch") && message.contains("step"), "{message}");
     assert!(
-        trainer.best_model.tensors().iter().all(|t| t.all_finite()),
+        trainer.best_model.tensors().iter().all(|t| t.all_finite().unwrap()),
         "the kept model stays intact"
     );
 }

@@ -58,7 +58,7 @@ fn a_pytorch_state_dict_loads_and_predicts_pytorchs_outputs() {
     // float32 on both sides: the outputs (below 0.5) agreed within 1e-6 when
     // this test was written; 1e-5 leaves room for another summation order
     // in the matrix product.
-    for (i, (got, want)) in y.to_vec::<f32>().iter().zip(&want).enumerate() {
+    for (i, (got, want)) in y.to_vec::<f32>().unwrap().iter().zip(&want).enumerate() {
         assert!(
             approx::abs_diff_eq!(f64::from(*got), want, epsilon = 1e-5),
             "output {i}: ferrograd {got}, PyTorch {want}"

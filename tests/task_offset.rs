@@ -44,7 +44,7 @@ fn mean_bound(largest_output: f64) -> f64 {
 
 /// Column means of `[rows, 2]` predictions, and the largest magnitude.
 fn column_means(prediction: &Tensor) -> ([f64; 2], f64) {
-    let values = prediction.to_vec::<f32>();
+    let values = prediction.to_vec::<f32>().unwrap();
     let rows = values.len() / 2;
     let mut means = [0.0; 2];
     for (i, v) in values.iter().enumerate() {

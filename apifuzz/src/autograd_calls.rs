@@ -55,8 +55,8 @@ fn var_op(g: &mut Gen, s: &mut CaseStats, a: &Var, b: &Var) -> Option<Var> {
         6 => s.call(format!("{sa}.index_select({idx:?})"), || a.index_select(&idx)),
         7 => s.call(format!("{sa}.scatter({idx:?}, {n})"), || a.scatter(&idx, n)),
         8 => s.call(format!("{sa}.pad_zeros({ax}, {n}, 1)"), || a.pad_zeros(ax, n, 1)),
-        _ => s.infallible(format!("{sa}.tanh().pow_scalar({c}).sum_all()"), || {
-            a.tanh().pow_scalar(c).sum_all()
+        _ => s.call(format!("{sa}.tanh().pow_scalar({c}).sum_all()"), || {
+            a.tanh()?.pow_scalar(c)?.sum_all()
         }),
     }
 }
@@ -64,7 +64,14 @@ fn var_op(g: &mut Gen, s: &mut CaseStats, a: &Var, b: &Var) -> Option<Var> {
 /// Backward from `out` (summed to a scalar), sometimes recording the
 /// backward pass and differentiating again.
 fn backward(g: &mut Gen, s: &mut CaseStats, out: &Var) {
-    let loss = if g.chance(0.8) { out.sum_all() } else { out.clone() };
+    let loss = if g.chance(0.8) {
+        match s.call(format!("Var{:?}.sum_all()", out.dims()), || out.sum_all()) {
+            Some(loss) => loss,
+            None => return,
+        }
+    } else {
+        out.clone()
+    };
     let create = g.chance(0.4);
     let desc = format!("Var{:?}.backward_with({create})", loss.dims());
     let Some(grads) = s.call(desc, || loss.backward_with(create)) else {
@@ -73,7 +80,7 @@ fn backward(g: &mut Gen, s: &mut CaseStats, out: &Var) {
     if create {
         if let Some(gv) = grads.get_var(out).cloned() {
             s.call(format!("grad Var{:?}.square().sum_all().backward()", gv.dims()), || {
-                gv.square().sum_all().backward().map(|g| g.len())
+                gv.square()?.sum_all()?.backward().map(|g| g.len())
             });
         }
     }
@@ -97,8 +104,8 @@ fn check(g: &mut Gen, s: &mut CaseStats) {
         gradcheck(
             |v| match which {
                 0 => v[0].mul(&v[1])?.sum(None, false),
-                1 => v[0].matmul(&v[1])?.tanh().sum(None, false),
-                _ => v[0].logsumexp(None, false)?.add(&v[1].sum_all()),
+                1 => v[0].matmul(&v[1])?.tanh()?.sum(None, false),
+                _ => v[0].logsumexp(None, false)?.add(&v[1].sum_all()?),
             },
             &inputs,
             &options,
@@ -110,10 +117,17 @@ fn check(g: &mut Gen, s: &mut CaseStats) {
 /// A Hessian-vector product of a random function.
 fn second_order(g: &mut Gen, s: &mut CaseStats) {
     let x = small_tensor(g);
-    let v = if g.chance(0.8) { x.ones_like() } else { small_tensor(g) };
+    let v = if g.chance(0.8) {
+        match s.call(format!("Tensor{:?}.ones_like()", x.dims()), || x.ones_like()) {
+            Some(v) => v,
+            None => return,
+        }
+    } else {
+        small_tensor(g)
+    };
     let desc = format!("hvp(x {:?}, v {:?})", x.dims(), v.dims());
     s.call(desc, || {
-        hvp(|x| Ok(x.tanh().square().sum_all()), &x, &v).map(|h| h.numel())
+        hvp(|x| x.tanh()?.square()?.sum_all(), &x, &v).map(|h| h.numel())
     });
 }
 
@@ -131,7 +145,7 @@ fn deep_chain(g: &mut Gen, s: &mut CaseStats) {
             let x = Var::parameter(Tensor::scalar(0.5, ferrograd::engine::DType::F64));
             let mut y = x.clone();
             for _ in 0..len {
-                y = y.add_scalar(1e-6);
+                y = y.add_scalar(1e-6).unwrap();
             }
             let r = if backward { y.backward().map(|g| g.len()) } else { Ok(0) };
             drop(y);

@@ -110,21 +110,21 @@ fn op(g: &mut Gen, s: &mut CaseStats, a: &Tensor, b: &Tensor) -> Option<Tensor> 
 fn elementwise(g: &mut Gen, s: &mut CaseStats, a: &Tensor, b: &Tensor, sa: &str, sb: &str) -> Option<Tensor> {
     let c = g.float();
     match g.below(8) {
-        0 => s.infallible(format!("{sa}.exp().log().sqrt().tanh()"), || {
-            a.exp().log().sqrt().tanh()
+        0 => s.call(format!("{sa}.exp().log().sqrt().tanh()"), || {
+            a.exp()?.log()?.sqrt()?.tanh()
         }),
-        1 => s.infallible(format!("{sa}.pow_scalar({c}).recip().gelu()"), || {
-            a.pow_scalar(c).recip().gelu()
+        1 => s.call(format!("{sa}.pow_scalar({c}).recip().gelu()"), || {
+            a.pow_scalar(c)?.recip()?.gelu()
         }),
         2 => s.call(format!("{sa}.clamp({c}, {})", -c), || a.clamp(c, -c)),
         3 => s.call(format!("{sa}.add({sb})"), || a.add(b)),
         4 => s.call(format!("{sa}.pow({sb})"), || a.pow(b)),
         5 => s.call(format!("{sa}.div({sb}).maximum({sa})"), || a.div(b)?.maximum(a)),
         6 => s.call(format!("Tensor::where_cond({sa}.gt_scalar({c}), {sa}, {sb})"), || {
-            Tensor::where_cond(&a.gt_scalar(c), a, b)
+            Tensor::where_cond(&a.gt_scalar(c)?, a, b)
         }),
-        _ => s.infallible(format!("{sa}.leaky_relu({c}).maximum_scalar({c})"), || {
-            a.leaky_relu(c).maximum_scalar(c)
+        _ => s.call(format!("{sa}.leaky_relu({c}).maximum_scalar({c})"), || {
+            a.leaky_relu(c)?.maximum_scalar(c)
         }),
     }
 }
@@ -223,10 +223,10 @@ fn read_op(g: &mut Gen, s: &mut CaseStats, a: &Tensor, b: &Tensor, sa: &str) -> 
             let mut t = a.clone();
             t.add_assign(b).map(|()| t)
         }),
-        _ => s.infallible(format!("{sa}.to_dtype({dt:?}).to_vec_f64()"), || {
-            let t = a.to_dtype(dt);
-            let _ = t.to_vec_f64();
-            t
+        _ => s.call(format!("{sa}.to_dtype({dt:?}).to_vec_f64()"), || {
+            let t = a.to_dtype(dt)?;
+            t.to_vec_f64()?;
+            Ok::<_, ferrograd::engine::Error>(t)
         }),
     }
 }

@@ -94,7 +94,7 @@ fn mlp(g: &mut Gen, s: &mut CaseStats) {
     if g.chance(0.4) {
         vars.truncate(g.below(vars.len() + 1));
     }
-    let x = Var::constant(small_tensor(g).to_dtype(DType::F32));
+    let x = Var::constant(small_tensor(g).to_dtype(DType::F32).unwrap());
     let training = g.chance(0.5);
     let desc = format!(
         "Mlp({widths:?}).forward({:?}, {} vars, {training})",

@@ -111,7 +111,7 @@ fn perturb(g: &mut Gen, grads: &mut Vec<Tensor>) -> &'static str {
             "one extra"
         }
         2 => {
-            grads[0] = grads[0].to_dtype(other(grads[0].dtype()));
+            grads[0] = grads[0].to_dtype(other(grads[0].dtype())).unwrap();
             "first of the other dtype"
         }
         3 => {
@@ -119,7 +119,7 @@ fn perturb(g: &mut Gen, grads: &mut Vec<Tensor>) -> &'static str {
             "first of another shape"
         }
         _ => {
-            grads[0] = grads[0].mul_scalar(f64::NAN);
+            grads[0] = grads[0].mul_scalar(f64::NAN).unwrap();
             "first NaN"
         }
     }
@@ -177,7 +177,7 @@ fn perturb_state(g: &mut Gen, state: &mut OptimizerState) -> String {
             format!("tensor {k} of another shape")
         }
         (1, Some(k), _) => {
-            let t = state.tensors[&k].to_dtype(other(state.tensors[&k].dtype()));
+            let t = state.tensors[&k].to_dtype(other(state.tensors[&k].dtype())).unwrap();
             state.tensors.insert(k.clone(), t);
             format!("tensor {k} of the other dtype")
         }

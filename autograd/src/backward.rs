@@ -24,6 +24,15 @@ impl Gradients {
         self.grads.get(&var.id()).map(Var::value)
     }
 
+    /// The gradient of `var`, or zeros shaped like it where the loss does not
+    /// depend on it (an error only if the zeros cannot be allocated).
+    pub fn get_or_zeros(&self, var: &Var) -> Result<Tensor> {
+        match self.get(var) {
+            Some(g) => Ok(g.clone()),
+            None => var.value().zeros_like(),
+        }
+    }
+
     /// The gradient of `var` as a `Var` (differentiable when the backward
     /// pass was recorded with `create_graph`).
     pub fn get_var(&self, var: &Var) -> Option<&Var> {
@@ -144,7 +153,7 @@ impl Var {
         }
         let _mode = set_grad_enabled(create_graph);
         // `ones_like`: the seed lives on the loss's device.
-        let seed = Var::constant(self.value().ones_like());
+        let seed = Var::constant(self.value().ones_like()?);
         self.backward_from(seed)
     }
 
@@ -194,17 +203,17 @@ fn input_grads(node: &Node, out: &Var, g: &Var) -> Result<Vec<Option<Var>>> {
         // ----- unary --------------------------------------------------------
         Op::Unary(kind) => one(unary_grad(*kind, x, g)?),
         Op::LeakyRelu(slope) => {
-            let positive = x.value().gt_scalar(0.0);
-            let scale = positive.mul_scalar(1.0 - slope).add_scalar(*slope);
+            let positive = x.value().gt_scalar(0.0)?;
+            let scale = positive.mul_scalar(1.0 - slope)?.add_scalar(*slope)?;
             one(g.mul(&constant(scale))?)
         }
         Op::Clamp(lo, hi) => {
-            let inside = x.value().gt_scalar(*lo).mul(&x.value().lt_scalar(*hi))?;
+            let inside = x.value().gt_scalar(*lo)?.mul(&x.value().lt_scalar(*hi)?)?;
             one(g.mul(&constant(inside))?)
         }
         Op::AddScalar(_) => one(g.clone()),
-        Op::MulScalar(c) => one(g.mul_scalar(*c)),
-        Op::PowScalar(p) => one(g.mul(&x.pow_scalar(p - 1.0))?.mul_scalar(*p)),
+        Op::MulScalar(c) => one(g.mul_scalar(*c)?),
+        Op::PowScalar(p) => one(g.mul(&x.pow_scalar(p - 1.0)?)?.mul_scalar(*p)?),
         // ----- binary (gradients summed back to each input's shape) --------
         Op::Binary(kind) => {
             let y = &node.inputs[1];
@@ -217,7 +226,7 @@ fn input_grads(node: &Node, out: &Var, g: &Var) -> Result<Vec<Option<Var>>> {
         Op::Where(mask) => {
             let y = &node.inputs[1];
             let keep = constant(mask.clone());
-            let drop = constant(mask.neg().add_scalar(1.0));
+            let drop = constant(mask.neg()?.add_scalar(1.0)?);
             Ok(vec![
                 Some(g.mul(&keep)?.sum_to(x.shape().clone())?),
                 Some(g.mul(&drop)?.sum_to(y.shape().clone())?),
@@ -252,7 +261,7 @@ fn input_grads(node: &Node, out: &Var, g: &Var) -> Result<Vec<Option<Var>>> {
         }
         Op::LogSumExp { axes, keepdim } => {
             let ax: Vec<isize> = axes.iter().map(|&a| a as isize).collect();
-            let weights = x.sub(&x.logsumexp(Some(&ax), true)?)?.exp();
+            let weights = x.sub(&x.logsumexp(Some(&ax), true)?)?.exp()?;
             one(unreduce(g, x.shape(), axes, *keepdim)?.mul(&weights)?)
         }
         Op::Softmax(axis) => {
@@ -294,7 +303,7 @@ fn input_grads(node: &Node, out: &Var, g: &Var) -> Result<Vec<Option<Var>>> {
         Op::IndexAdd(indices) => one(g.index_select(indices)?),
         Op::Gather(labels) => one(g.scatter(labels, x.dims()[1])?),
         Op::Scatter(labels) => one(g.gather(labels)?),
-        Op::Cast => one(g.to_dtype(x.dtype())),
+        Op::Cast => one(g.to_dtype(x.dtype())?),
         Op::Custom(op) => crate::custom::input_grads(op.as_ref(), &node.inputs, out, g),
     }
 }
@@ -302,28 +311,28 @@ fn input_grads(node: &Node, out: &Var, g: &Var) -> Result<Vec<Option<Var>>> {
 /// `dy/dx * g` for the parameterless unary ops.
 fn unary_grad(kind: OpKind, x: &Var, g: &Var) -> Result<Var> {
     match kind {
-        OpKind::Neg => Ok(g.neg()),
-        OpKind::Abs => g.mul(&x.sign()),
-        OpKind::Exp => g.mul(&x.exp()),
+        OpKind::Neg => Ok(g.neg()?),
+        OpKind::Abs => g.mul(&x.sign()?),
+        OpKind::Exp => g.mul(&x.exp()?),
         OpKind::Log => g.div(x),
-        OpKind::Sqrt => Ok(g.mul(&x.rsqrt())?.mul_scalar(0.5)),
-        OpKind::Rsqrt => Ok(g.mul(&x.rsqrt().div(x)?)?.mul_scalar(-0.5)),
-        OpKind::Square => Ok(g.mul(x)?.mul_scalar(2.0)),
-        OpKind::Recip => Ok(g.mul(&x.recip().square())?.neg()),
-        OpKind::Relu => g.mul(&constant(x.value().gt_scalar(0.0))),
+        OpKind::Sqrt => Ok(g.mul(&x.rsqrt()?)?.mul_scalar(0.5)?),
+        OpKind::Rsqrt => Ok(g.mul(&x.rsqrt()?.div(x)?)?.mul_scalar(-0.5)?),
+        OpKind::Square => Ok(g.mul(x)?.mul_scalar(2.0)?),
+        OpKind::Recip => Ok(g.mul(&x.recip()?.square()?)?.neg()?),
+        OpKind::Relu => g.mul(&constant(x.value().gt_scalar(0.0)?)),
         OpKind::Sigmoid => {
-            let s = x.sigmoid();
-            g.mul(&s.mul(&s.neg().add_scalar(1.0))?)
+            let s = x.sigmoid()?;
+            g.mul(&s.mul(&s.neg()?.add_scalar(1.0)?)?)
         }
-        OpKind::Tanh => g.mul(&x.tanh().square().neg().add_scalar(1.0)),
+        OpKind::Tanh => g.mul(&x.tanh()?.square()?.neg()?.add_scalar(1.0)?),
         OpKind::Gelu => g.mul(&gelu_derivative(x)?),
         OpKind::Silu => {
             // d/dx x*s(x) = s (1 + x (1 - s))
-            let s = x.sigmoid();
-            g.mul(&s.mul(&x.mul(&s.neg().add_scalar(1.0))?.add_scalar(1.0))?)
+            let s = x.sigmoid()?;
+            g.mul(&s.mul(&x.mul(&s.neg()?.add_scalar(1.0)?)?.add_scalar(1.0)?)?)
         }
-        OpKind::Sin => g.mul(&x.cos()),
-        OpKind::Cos => Ok(g.mul(&x.sin())?.neg()),
+        OpKind::Sin => g.mul(&x.cos()?),
+        OpKind::Cos => Ok(g.mul(&x.sin()?)?.neg()?),
         other => unreachable!("{} has no parameterless unary rule", other.name()),
     }
 }
@@ -332,11 +341,15 @@ fn unary_grad(kind: OpKind, x: &Var, g: &Var) -> Result<Var> {
 /// `0.5 (1 + t) + 0.5 x (1 - t^2) c (1 + 3 a x^2)`.
 pub(crate) fn gelu_derivative(x: &Var) -> Result<Var> {
     use ferrograd_engine::ops::elementwise::{GELU_A, GELU_C};
-    let u = x.add(&x.pow_scalar(3.0).mul_scalar(GELU_A))?.mul_scalar(GELU_C);
-    let t = u.tanh();
-    let du = x.square().mul_scalar(3.0 * GELU_A).add_scalar(1.0).mul_scalar(GELU_C);
-    let left = t.add_scalar(1.0).mul_scalar(0.5);
-    let right = x.mul(&t.square().neg().add_scalar(1.0))?.mul(&du)?.mul_scalar(0.5);
+    let u = x.add(&x.pow_scalar(3.0)?.mul_scalar(GELU_A)?)?.mul_scalar(GELU_C)?;
+    let t = u.tanh()?;
+    let du = x
+        .square()?
+        .mul_scalar(3.0 * GELU_A)?
+        .add_scalar(1.0)?
+        .mul_scalar(GELU_C)?;
+    let left = t.add_scalar(1.0)?.mul_scalar(0.5)?;
+    let right = x.mul(&t.square()?.neg()?.add_scalar(1.0)?)?.mul(&du)?.mul_scalar(0.5)?;
     left.add(&right)
 }
 
@@ -344,13 +357,13 @@ pub(crate) fn gelu_derivative(x: &Var) -> Result<Var> {
 fn binary_grads(kind: OpKind, a: &Var, b: &Var, g: &Var) -> Result<(Var, Var)> {
     match kind {
         OpKind::Add => Ok((g.clone(), g.clone())),
-        OpKind::Sub => Ok((g.clone(), g.neg())),
+        OpKind::Sub => Ok((g.clone(), g.neg()?)),
         OpKind::Mul => Ok((g.mul(b)?, g.mul(a)?)),
-        OpKind::Div => Ok((g.div(b)?, g.mul(a)?.div(&b.square())?.neg())),
+        OpKind::Div => Ok((g.div(b)?, g.mul(a)?.div(&b.square()?)?.neg()?)),
         OpKind::Pow => {
             // d/da a^b = b a^(b-1);  d/db a^b = a^b ln a
-            let ga = g.mul(b)?.mul(&a.pow(&b.sub_scalar(1.0))?)?;
-            let gb = g.mul(&a.pow(b)?)?.mul(&a.log())?;
+            let ga = g.mul(b)?.mul(&a.pow(&b.sub_scalar(1.0)?)?)?;
+            let gb = g.mul(&a.pow(b)?)?.mul(&a.log()?)?;
             Ok((ga, gb))
         }
         OpKind::Maximum | OpKind::Minimum => {
@@ -359,7 +372,7 @@ fn binary_grads(kind: OpKind, a: &Var, b: &Var, g: &Var) -> Result<(Var, Var)> {
             } else {
                 a.value().le(b.value())?
             };
-            let b_wins = a_wins.neg().add_scalar(1.0);
+            let b_wins = a_wins.neg()?.add_scalar(1.0)?;
             Ok((g.mul(&constant(a_wins))?, g.mul(&constant(b_wins))?))
         }
         other => unreachable!("{} is not a binary op", other.name()),

@@ -54,7 +54,7 @@ impl Var {
         }
         let values: Vec<Tensor> = inputs.iter().map(|v| v.value().clone()).collect();
         let value = op.forward(&values)?;
-        Ok(Var::from_op(value, Op::Custom(op), inputs.to_vec()))
+        Var::from_op(value, Op::Custom(op), inputs.to_vec())
     }
 }
 
@@ -111,11 +111,11 @@ fn tangent_by_double_vjp(
     tangents: &[Option<Var>],
 ) -> Result<Option<Var>> {
     let _recording = set_grad_enabled(true);
-    let u = Var::parameter(out.value().zeros_like());
+    let u = Var::parameter(out.value().zeros_like()?);
     let mut pairing: Option<Var> = None;
     for (grad, tangent) in input_grads(op, inputs, out, &u)?.into_iter().zip(tangents) {
         if let (Some(g), Some(t)) = (grad, tangent) {
-            let term = g.mul(t)?.sum_all();
+            let term = g.mul(t)?.sum_all()?;
             pairing = Some(match pairing {
                 Some(total) => total.add(&term)?,
                 None => term,
@@ -126,7 +126,9 @@ fn tangent_by_double_vjp(
         return Ok(None);
     };
     let grads = pairing.backward()?;
-    Ok(Some(Var::constant(
-        grads.get(&u).cloned().unwrap_or_else(|| out.value().zeros_like()),
-    )))
+    let tangent = match grads.get(&u) {
+        Some(t) => t.clone(),
+        None => out.value().zeros_like()?,
+    };
+    Ok(Some(Var::constant(tangent)))
 }

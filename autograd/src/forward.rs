@@ -42,9 +42,9 @@ fn engine_binary(kind: OpKind) -> BinaryOp {
 }
 
 impl Var {
-    fn unary_kind(&self, kind: OpKind) -> Var {
+    fn unary_kind(&self, kind: OpKind) -> Result<Var> {
         Var::from_op(
-            self.value().unary(engine_unary(kind)),
+            self.value().unary(engine_unary(kind))?,
             Op::Unary(kind),
             vec![self.clone()],
         )
@@ -52,14 +52,14 @@ impl Var {
 
     fn binary_kind(&self, rhs: &Var, kind: OpKind) -> Result<Var> {
         let value = self.value().binary(rhs.value(), engine_binary(kind))?;
-        Ok(Var::from_op(value, Op::Binary(kind), vec![self.clone(), rhs.clone()]))
+        Var::from_op(value, Op::Binary(kind), vec![self.clone(), rhs.clone()])
     }
 }
 
 macro_rules! unary_vars {
     ($($(#[$doc:meta])* $name:ident => $kind:ident;)*) => {
         impl Var {
-            $($(#[$doc])* pub fn $name(&self) -> Var { self.unary_kind(OpKind::$kind) })*
+            $($(#[$doc])* pub fn $name(&self) -> Result<Var> { self.unary_kind(OpKind::$kind) })*
         }
     };
 }
@@ -124,47 +124,47 @@ binary_vars! {
 
 impl Var {
     /// `-1, 0, 1` by sign: piecewise constant, so the result is a constant.
-    pub fn sign(&self) -> Var {
-        Var::constant(self.value().sign())
+    pub fn sign(&self) -> Result<Var> {
+        Ok(Var::constant(self.value().sign()?))
     }
 
     /// Leaky ReLU with negative slope `slope`.
-    pub fn leaky_relu(&self, slope: f64) -> Var {
-        Var::from_op(self.value().leaky_relu(slope), Op::LeakyRelu(slope), vec![self.clone()])
+    pub fn leaky_relu(&self, slope: f64) -> Result<Var> {
+        Var::from_op(
+            self.value().leaky_relu(slope)?,
+            Op::LeakyRelu(slope),
+            vec![self.clone()],
+        )
     }
 
     /// Clamps into `[lo, hi]` (gradient 1 inside, 0 outside).
     pub fn clamp(&self, lo: f64, hi: f64) -> Result<Var> {
-        Ok(Var::from_op(
-            self.value().clamp(lo, hi)?,
-            Op::Clamp(lo, hi),
-            vec![self.clone()],
-        ))
+        Var::from_op(self.value().clamp(lo, hi)?, Op::Clamp(lo, hi), vec![self.clone()])
     }
 
     /// `x + c`
-    pub fn add_scalar(&self, c: f64) -> Var {
-        Var::from_op(self.value().add_scalar(c), Op::AddScalar(c), vec![self.clone()])
+    pub fn add_scalar(&self, c: f64) -> Result<Var> {
+        Var::from_op(self.value().add_scalar(c)?, Op::AddScalar(c), vec![self.clone()])
     }
 
     /// `x - c`
-    pub fn sub_scalar(&self, c: f64) -> Var {
+    pub fn sub_scalar(&self, c: f64) -> Result<Var> {
         self.add_scalar(-c)
     }
 
     /// `x * c`
-    pub fn mul_scalar(&self, c: f64) -> Var {
-        Var::from_op(self.value().mul_scalar(c), Op::MulScalar(c), vec![self.clone()])
+    pub fn mul_scalar(&self, c: f64) -> Result<Var> {
+        Var::from_op(self.value().mul_scalar(c)?, Op::MulScalar(c), vec![self.clone()])
     }
 
     /// `x / c`
-    pub fn div_scalar(&self, c: f64) -> Var {
+    pub fn div_scalar(&self, c: f64) -> Result<Var> {
         self.mul_scalar(1.0 / c)
     }
 
     /// `x ^ p`
-    pub fn pow_scalar(&self, p: f64) -> Var {
-        Var::from_op(self.value().pow_scalar(p), Op::PowScalar(p), vec![self.clone()])
+    pub fn pow_scalar(&self, p: f64) -> Result<Var> {
+        Var::from_op(self.value().pow_scalar(p)?, Op::PowScalar(p), vec![self.clone()])
     }
 
     /// `mask ? a : b` with a constant mask (non-zero selects `a`); all three broadcast.
@@ -174,7 +174,7 @@ impl Var {
         let value = Tensor::where_cond(mask, a.value(), b.value())?;
         let zero = Tensor::scalar(0.0, mask.dtype()).to_device(mask.device())?;
         let mask01 = mask.ne(&zero)?;
-        Ok(Var::from_op(value, Op::Where(mask01), vec![a.clone(), b.clone()]))
+        Var::from_op(value, Op::Where(mask01), vec![a.clone(), b.clone()])
     }
 
     /// Matrix product of `[m, k]` and `[k, n]`.
@@ -185,44 +185,44 @@ impl Var {
     /// `op(self) * op(rhs)`, transposes read through strides.
     pub fn matmul_t(&self, transpose_a: bool, rhs: &Var, transpose_b: bool) -> Result<Var> {
         let value = self.value().matmul_t(transpose_a, rhs.value(), transpose_b)?;
-        Ok(Var::from_op(
+        Var::from_op(
             value,
             Op::Matmul {
                 transpose_a,
                 transpose_b,
             },
             vec![self.clone(), rhs.clone()],
-        ))
+        )
     }
 
     /// Sum over `axes` (all if `None`).
     pub fn sum(&self, axes: Option<&[isize]>, keepdim: bool) -> Result<Var> {
         let resolved = self.shape().axes("sum", axes)?;
         let value = self.value().sum(axes, keepdim)?;
-        Ok(Var::from_op(
+        Var::from_op(
             value,
             Op::Sum {
                 axes: resolved,
                 keepdim,
             },
             vec![self.clone()],
-        ))
+        )
     }
 
     /// Sum of every element, as a scalar.
-    pub fn sum_all(&self) -> Var {
-        self.sum(None, false).expect("summing all axes cannot fail")
+    pub fn sum_all(&self) -> Result<Var> {
+        self.sum(None, false)
     }
 
     /// Mean over `axes` (all if `None`): a sum, then a scale.
     pub fn mean(&self, axes: Option<&[isize]>, keepdim: bool) -> Result<Var> {
         let count = self.value().reduced_count("mean", axes)?;
-        Ok(self.sum(axes, keepdim)?.div_scalar(count as f64))
+        self.sum(axes, keepdim)?.div_scalar(count as f64)
     }
 
     /// Mean of every element, as a scalar.
-    pub fn mean_all(&self) -> Var {
-        self.mean(None, false).expect("averaging all axes cannot fail")
+    pub fn mean_all(&self) -> Result<Var> {
+        self.mean(None, false)
     }
 
     /// Variance over `axes`, biased (n) or unbiased (n - 1), composed from
@@ -237,7 +237,7 @@ impl Var {
             ));
         }
         let centered = self.sub(&self.mean(axes, true)?)?;
-        Ok(centered.square().sum(axes, keepdim)?.div_scalar((count - ddof) as f64))
+        centered.square()?.sum(axes, keepdim)?.div_scalar((count - ddof) as f64)
     }
 
     fn extremum(&self, axes: Option<&[isize]>, keepdim: bool, is_max: bool) -> Result<Var> {
@@ -247,7 +247,7 @@ impl Var {
         } else {
             self.value().min(axes, keepdim)?
         };
-        Ok(Var::from_op(
+        Var::from_op(
             value,
             Op::Extremum {
                 is_max,
@@ -255,7 +255,7 @@ impl Var {
                 keepdim,
             },
             vec![self.clone()],
-        ))
+        )
     }
 
     /// Maximum over `axes`; the gradient is shared equally among tied maxima.
@@ -272,70 +272,50 @@ impl Var {
     pub fn logsumexp(&self, axes: Option<&[isize]>, keepdim: bool) -> Result<Var> {
         let resolved = self.shape().axes("logsumexp", axes)?;
         let value = self.value().logsumexp(axes, keepdim)?;
-        Ok(Var::from_op(
+        Var::from_op(
             value,
             Op::LogSumExp {
                 axes: resolved,
                 keepdim,
             },
             vec![self.clone()],
-        ))
+        )
     }
 
     /// softmax along `axis`.
     pub fn softmax(&self, axis: isize) -> Result<Var> {
         let a = self.shape().axis("softmax", axis)?;
-        Ok(Var::from_op(
-            self.value().softmax(axis)?,
-            Op::Softmax(a),
-            vec![self.clone()],
-        ))
+        Var::from_op(self.value().softmax(axis)?, Op::Softmax(a), vec![self.clone()])
     }
 
     /// log_softmax along `axis`.
     pub fn log_softmax(&self, axis: isize) -> Result<Var> {
         let a = self.shape().axis("log_softmax", axis)?;
-        Ok(Var::from_op(
-            self.value().log_softmax(axis)?,
-            Op::LogSoftmax(a),
-            vec![self.clone()],
-        ))
+        Var::from_op(self.value().log_softmax(axis)?, Op::LogSoftmax(a), vec![self.clone()])
     }
 
     /// The same elements with another shape.
     pub fn reshape(&self, shape: impl Into<Shape>) -> Result<Var> {
-        Ok(Var::from_op(
-            self.value().reshape(shape)?,
-            Op::Reshape,
-            vec![self.clone()],
-        ))
+        Var::from_op(self.value().reshape(shape)?, Op::Reshape, vec![self.clone()])
     }
 
     /// Removes a size-1 axis.
     pub fn squeeze(&self, axis: isize) -> Result<Var> {
-        Ok(Var::from_op(
-            self.value().squeeze(axis)?,
-            Op::Reshape,
-            vec![self.clone()],
-        ))
+        Var::from_op(self.value().squeeze(axis)?, Op::Reshape, vec![self.clone()])
     }
 
     /// Inserts a size-1 axis.
     pub fn unsqueeze(&self, axis: isize) -> Result<Var> {
-        Ok(Var::from_op(
-            self.value().unsqueeze(axis)?,
-            Op::Reshape,
-            vec![self.clone()],
-        ))
+        Var::from_op(self.value().unsqueeze(axis)?, Op::Reshape, vec![self.clone()])
     }
 
     /// Reorders axes: output axis `i` is input axis `axes[i]`.
     pub fn permute(&self, axes: &[usize]) -> Result<Var> {
-        Ok(Var::from_op(
+        Var::from_op(
             self.value().permute(axes)?,
             Op::Permute(axes.to_vec()),
             vec![self.clone()],
-        ))
+        )
     }
 
     /// Swaps two axes.
@@ -348,11 +328,7 @@ impl Var {
 
     /// Broadcasts to `shape`.
     pub fn broadcast_to(&self, shape: impl Into<Shape>) -> Result<Var> {
-        Ok(Var::from_op(
-            self.value().broadcast_to(shape)?,
-            Op::BroadcastTo,
-            vec![self.clone()],
-        ))
+        Var::from_op(self.value().broadcast_to(shape)?, Op::BroadcastTo, vec![self.clone()])
     }
 
     /// Sums down to `shape` (the adjoint of broadcasting).
@@ -361,7 +337,7 @@ impl Var {
         if &shape == self.shape() {
             return Ok(self.clone());
         }
-        Ok(Var::from_op(self.value().sum_to(shape)?, Op::SumTo, vec![self.clone()]))
+        Var::from_op(self.value().sum_to(shape)?, Op::SumTo, vec![self.clone()])
     }
 
     /// Joins along `axis`.
@@ -369,71 +345,67 @@ impl Var {
         let tensors: Vec<Tensor> = vars.iter().map(|v| v.value().clone()).collect();
         let value = Tensor::concat(&tensors, axis)?;
         let a = vars[0].shape().axis("concat", axis)?;
-        Ok(Var::from_op(value, Op::Concat(a), vars.to_vec()))
+        Var::from_op(value, Op::Concat(a), vars.to_vec())
     }
 
     /// The slice `start..start+len` along `axis`.
     pub fn narrow(&self, axis: isize, start: usize, len: usize) -> Result<Var> {
         let a = self.shape().axis("narrow", axis)?;
-        Ok(Var::from_op(
+        Var::from_op(
             self.value().narrow(axis, start, len)?,
             Op::Narrow { axis: a, start },
             vec![self.clone()],
-        ))
+        )
     }
 
     /// Zero padding along `axis`.
     pub fn pad_zeros(&self, axis: isize, before: usize, after: usize) -> Result<Var> {
         let a = self.shape().axis("pad_zeros", axis)?;
         let value = self.value().pad_zeros(axis, before, after)?;
-        Ok(Var::from_op(
-            value,
-            Op::PadZeros { axis: a, before },
-            vec![self.clone()],
-        ))
+        Var::from_op(value, Op::PadZeros { axis: a, before }, vec![self.clone()])
     }
 
     /// Rows listed in `indices`.
     pub fn index_select(&self, indices: &[usize]) -> Result<Var> {
-        Ok(Var::from_op(
+        Var::from_op(
             self.value().index_select(indices)?,
             Op::IndexSelect(indices.to_vec()),
             vec![self.clone()],
-        ))
+        )
     }
 
     /// Rows added into `rows` zero rows at `indices`.
     pub fn index_add(&self, indices: &[usize], rows: usize) -> Result<Var> {
-        Ok(Var::from_op(
+        Var::from_op(
             self.value().index_add(indices, rows)?,
             Op::IndexAdd(indices.to_vec()),
             vec![self.clone()],
-        ))
+        )
     }
 
     /// `x[i, labels[i]]` for a `[n, c]` matrix.
     pub fn gather(&self, labels: &[usize]) -> Result<Var> {
-        Ok(Var::from_op(
+        Var::from_op(
             self.value().gather(labels)?,
             Op::Gather(labels.to_vec()),
             vec![self.clone()],
-        ))
+        )
     }
 
     /// The `[n, classes]` matrix with `self[i]` at `(i, labels[i])`.
     pub fn scatter(&self, labels: &[usize], classes: usize) -> Result<Var> {
-        Ok(Var::from_op(
+        Var::from_op(
             self.value().scatter(labels, classes)?,
             Op::Scatter(labels.to_vec()),
             vec![self.clone()],
-        ))
+        )
     }
 
     /// The same values in another dtype; gradients are cast back.
-    pub fn to_dtype(&self, dtype: DType) -> Var {
+    pub fn to_dtype(&self, dtype: DType) -> Result<Var> {
         if dtype == self.dtype() {
-            return self.clone();
+            return Ok(self.clone());
         }
-        Var::from_op(self.value().to_dtype(dtype), Op::Cast, vec![self.clone()])
+        Var::from_op(self.value().to_dtype(dtype)?, Op::Cast, vec![self.clone()])
     }
 }

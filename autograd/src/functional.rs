@@ -47,8 +47,8 @@ fn check_directions(op: &'static str, what: &str, inputs: &[Tensor], given: &[Te
 ///
 /// // f(x) = x^2 at x = 3, along v = 1: (9, 6).
 /// let x = Tensor::from_vec(vec![3.0f64], [1])?;
-/// let (y, dy) = jvp(|v| Ok(v[0].square()), &[x.clone()], &[x.ones_like()])?;
-/// assert_eq!((y.to_vec::<f64>(), dy.to_vec::<f64>()), (vec![9.0], vec![6.0]));
+/// let (y, dy) = jvp(|v| v[0].square(), &[x.clone()], &[x.ones_like()?])?;
+/// assert_eq!((y.to_vec::<f64>()?, dy.to_vec::<f64>()?), (vec![9.0], vec![6.0]));
 /// # Ok::<(), ferrograd_engine::Error>(())
 /// ```
 pub fn jvp(f: impl Fn(&[Var]) -> Result<Var>, primals: &[Tensor], tangents: &[Tensor]) -> Result<(Tensor, Tensor)> {
@@ -57,12 +57,12 @@ pub fn jvp(f: impl Fn(&[Var]) -> Result<Var>, primals: &[Tensor], tangents: &[Te
         let duals: Vec<Var> = primals
             .iter()
             .zip(tangents)
-            .map(|(p, t)| Var::constant(p.clone()).with_tangent(&Var::constant(t.to_dtype(p.dtype()))))
+            .map(|(p, t)| Var::constant(p.clone()).with_tangent(&Var::constant(t.to_dtype(p.dtype())?)))
             .collect::<Result<_>>()?;
         let out = f(&duals)?;
         let tangent = match out.tangent() {
             Some(t) => t.value().clone(),
-            None => out.value().zeros_like(), // f does not depend on its inputs
+            None => out.value().zeros_like()?, // f does not depend on its inputs
         };
         Ok((out.value().clone(), tangent))
     })
@@ -80,8 +80,8 @@ pub fn jvp(f: impl Fn(&[Var]) -> Result<Var>, primals: &[Tensor], tangents: &[Te
 /// let a = Tensor::from_vec(vec![2.0f64], [1])?;
 /// let b = Tensor::from_vec(vec![5.0f64], [1])?;
 /// let (_, grads) = vjp(|v| v[0].mul(&v[1]), &[a, b], &Tensor::from_vec(vec![1.0f64], [1])?)?;
-/// assert_eq!(grads[0].to_vec::<f64>(), vec![5.0]);
-/// assert_eq!(grads[1].to_vec::<f64>(), vec![2.0]);
+/// assert_eq!(grads[0].to_vec::<f64>()?, vec![5.0]);
+/// assert_eq!(grads[1].to_vec::<f64>()?, vec![2.0]);
 /// # Ok::<(), ferrograd_engine::Error>(())
 /// ```
 pub fn vjp(f: impl Fn(&[Var]) -> Result<Var>, primals: &[Tensor], cotangent: &Tensor) -> Result<(Tensor, Vec<Tensor>)> {
@@ -96,12 +96,15 @@ pub fn vjp(f: impl Fn(&[Var]) -> Result<Var>, primals: &[Tensor], cotangent: &Te
             hint: "the cotangent must have the function's output shape",
         });
     }
-    let weighted = out.mul(&Var::constant(cotangent.to_dtype(out.dtype())))?.sum_all();
+    let weighted = out.mul(&Var::constant(cotangent.to_dtype(out.dtype())?))?.sum_all()?;
     let grads = weighted.backward()?;
     let pulled = leaves
         .iter()
-        .map(|leaf| grads.get(leaf).cloned().unwrap_or_else(|| leaf.value().zeros_like()))
-        .collect();
+        .map(|leaf| match grads.get(leaf) {
+            Some(g) => Ok(g.clone()),
+            None => leaf.value().zeros_like(),
+        })
+        .collect::<Result<Vec<_>>>()?;
     Ok((out.value().clone(), pulled))
 }
 
@@ -132,9 +135,9 @@ pub fn jacfwd(f: impl Fn(&Var) -> Result<Var>, x: &Tensor) -> Result<Tensor> {
     let (m, n) = (out_dims.iter().product::<usize>(), x.numel());
     let mut jacobian = vec![0.0; m * n];
     for j in 0..n {
-        let direction = basis(x.dims(), j)?.to_dtype(x.dtype());
+        let direction = basis(x.dims(), j)?.to_dtype(x.dtype())?;
         let (_, column) = jvp(|v| f(&v[0]), std::slice::from_ref(x), &[direction])?;
-        for (i, value) in column.to_vec_f64().into_iter().enumerate() {
+        for (i, value) in column.to_vec_f64()?.into_iter().enumerate() {
             jacobian[i * n + j] = value;
         }
     }
@@ -149,9 +152,9 @@ pub fn jacrev(f: impl Fn(&Var) -> Result<Var>, x: &Tensor) -> Result<Tensor> {
     let m = out_dims.iter().product::<usize>();
     let mut jacobian = Vec::with_capacity(m * x.numel());
     for i in 0..m {
-        let cotangent = basis(&out_dims, i)?.to_dtype(x.dtype());
+        let cotangent = basis(&out_dims, i)?.to_dtype(x.dtype())?;
         let (_, row) = vjp(|v| f(&v[0]), std::slice::from_ref(x), &cotangent)?;
-        jacobian.extend(row[0].to_vec_f64());
+        jacobian.extend(row[0].to_vec_f64()?);
     }
     assemble(jacobian, &out_dims, x.dims(), x.dtype())
 }

@@ -89,7 +89,7 @@ impl std::fmt::Display for GradcheckReport {
 fn projected(f: &dyn Fn(&[Var]) -> Result<Var>, inputs: &[Tensor], r: &Tensor) -> Result<f64> {
     no_grad(|| {
         let vars: Vec<Var> = inputs.iter().cloned().map(Var::constant).collect();
-        f(&vars)?.value().mul(r)?.sum_all().to_scalar()
+        f(&vars)?.value().mul(r)?.sum_all()?.to_scalar()
     })
 }
 
@@ -111,10 +111,13 @@ pub fn gradcheck(
     inputs: &[Tensor],
     options: &GradcheckOptions,
 ) -> Result<GradcheckReport> {
-    let inputs: Vec<Tensor> = inputs.iter().map(|t| t.to_dtype(DType::F64)).collect();
+    let inputs: Vec<Tensor> = inputs
+        .iter()
+        .map(|t| t.to_dtype(DType::F64))
+        .collect::<Result<Vec<_>>>()?;
     let params: Vec<Var> = inputs.iter().cloned().map(Var::parameter).collect();
     let out = f(&params)?;
-    if !out.value().all_finite() {
+    if !out.value().all_finite()? {
         return Err(Error::NonFinite {
             what: "gradcheck: the function's output".into(),
             value: f64::NAN,
@@ -122,7 +125,7 @@ pub fn gradcheck(
     }
     let mut rng = Rng::new(options.seed);
     let r = Tensor::rand_normal(out.shape().clone(), 0.0, 1.0, DType::F64, &mut rng)?;
-    let loss = out.mul(&Var::constant(r.clone()))?.sum_all();
+    let loss = out.mul(&Var::constant(r.clone()))?.sum_all()?;
     let grads = loss.backward()?;
 
     let mut report = GradcheckReport {
@@ -135,10 +138,10 @@ pub fn gradcheck(
     let mut worst_score = f64::NEG_INFINITY;
     for (i, (input, param)) in inputs.iter().zip(&params).enumerate() {
         let analytic = match grads.get(param) {
-            Some(g) => g.to_vec_f64(),
+            Some(g) => g.to_vec_f64()?,
             None => vec![0.0; input.numel()],
         };
-        let base = input.to_vec_f64();
+        let base = input.to_vec_f64()?;
         for (j, &a) in analytic.iter().enumerate() {
             let numeric = central_difference(&f, &inputs, i, &base, j, &r, options)?;
             let abs = (a - numeric).abs();
@@ -195,7 +198,10 @@ pub fn gradgradcheck(
     inputs: &[Tensor],
     options: &GradcheckOptions,
 ) -> Result<GradcheckReport> {
-    let inputs: Vec<Tensor> = inputs.iter().map(|t| t.to_dtype(DType::F64)).collect();
+    let inputs: Vec<Tensor> = inputs
+        .iter()
+        .map(|t| t.to_dtype(DType::F64))
+        .collect::<Result<Vec<_>>>()?;
     let mut rng = Rng::new(options.seed ^ 0x5EC0_4D0D);
     let out_shape = no_grad(|| {
         let vars: Vec<Var> = inputs.iter().cloned().map(Var::constant).collect();
@@ -220,12 +226,12 @@ pub fn gradgradcheck(
                 }
             })
             .collect();
-        let loss = f(&leaves)?.mul(&Var::constant(r.clone()))?.sum_all();
+        let loss = f(&leaves)?.mul(&Var::constant(r.clone()))?.sum_all()?;
         let grads = loss.backward_with(true)?;
         let mut total = Var::constant(Tensor::scalar(0.0, DType::F64));
         for (leaf, w) in leaves.iter().zip(&weights) {
             if let Some(g) = grads.get_var(leaf) {
-                total = total.add(&g.mul(&Var::constant(w.clone()))?.sum_all())?;
+                total = total.add(&g.mul(&Var::constant(w.clone()))?.sum_all()?)?;
             }
         }
         Ok(total)

@@ -35,11 +35,12 @@
 //!    the inputs require gradients, the tangent is itself a recorded `Var`,
 //!    so a tangent can be differentiated in reverse (reverse-over-forward).
 //!
-//! A rule can fail only through a bug in the rule: inputs and their tangents
-//! always agree in shape, dtype and device, because `Var::with_tangent`
-//! checks the leaves, every built-in rule preserves it, and a user-defined
-//! primitive's tangent is checked against its output. `Var::from_op` is
-//! infallible, so such a bug panics with the op's name.
+//! A rule's shapes cannot disagree: inputs and their tangents always agree
+//! in shape, dtype and device, because `Var::with_tangent` checks the
+//! leaves, every built-in rule preserves it, and a user-defined primitive's
+//! tangent is checked against its output. A rule can still fail as any op
+//! can (a GPU out of memory); the error then comes back from the op that
+//! ran the rule.
 
 use crate::op::{Op, OpKind};
 use crate::Var;
@@ -73,19 +74,12 @@ pub(crate) fn tangents_flow(inputs: &[Var]) -> bool {
     !SUSPENDED.with(Cell::get) && inputs.iter().any(|v| v.tangent().is_some())
 }
 
-/// The tangent of `out = op(inputs)`, from the inputs' tangents.
-pub(crate) fn output_tangent(op: &Op, inputs: &[Var], out: &Var) -> Option<Var> {
+/// The tangent of `out = op(inputs)`, from the inputs' tangents (an error
+/// only if one of the rule's ops fails, as any op can on a GPU).
+pub(crate) fn output_tangent(op: &Op, inputs: &[Var], out: &Var) -> Result<Option<Var>> {
     let _suspended = suspend_tangents();
     let tangents: Vec<Option<Var>> = inputs.iter().map(|v| v.tangent().cloned()).collect();
-    tangent_rule(op, inputs, out, &tangents).unwrap_or_else(|e| {
-        let name = match op {
-            Op::Custom(custom) => custom.name(),
-            _ => op.kind().name(),
-        };
-        panic!(
-            "the forward rule of `{name}` failed ({e}); inputs and tangents always agree, so this is a bug in the rule"
-        )
-    })
+    tangent_rule(op, inputs, out, &tangents)
 }
 
 /// A constant `Var` (masks and other values the rule does not differentiate).
@@ -130,17 +124,17 @@ pub(crate) fn tangent_rule(op: &Op, inputs: &[Var], out: &Var, tangents: &[Optio
         // ----- unary --------------------------------------------------------
         Op::Unary(kind) => map(tx, |t| unary_tangent(*kind, x, out, t)),
         Op::LeakyRelu(slope) => {
-            let positive = x.value().gt_scalar(0.0);
-            let scale = positive.mul_scalar(1.0 - slope).add_scalar(*slope);
+            let positive = x.value().gt_scalar(0.0)?;
+            let scale = positive.mul_scalar(1.0 - slope)?.add_scalar(*slope)?;
             map(tx, |t| t.mul(&constant(scale)))
         }
         Op::Clamp(lo, hi) => {
-            let inside = x.value().gt_scalar(*lo).mul(&x.value().lt_scalar(*hi))?;
+            let inside = x.value().gt_scalar(*lo)?.mul(&x.value().lt_scalar(*hi)?)?;
             map(tx, |t| t.mul(&constant(inside)))
         }
         Op::AddScalar(_) => Ok(tx.clone()),
-        Op::MulScalar(c) => map(tx, |t| Ok(t.mul_scalar(*c))),
-        Op::PowScalar(p) => map(tx, |t| Ok(t.mul(&x.pow_scalar(p - 1.0))?.mul_scalar(*p))),
+        Op::MulScalar(c) => map(tx, |t| t.mul_scalar(*c)),
+        Op::PowScalar(p) => map(tx, |t| t.mul(&x.pow_scalar(p - 1.0)?)?.mul_scalar(*p)),
         // ----- binary (each input's tangent broadcast to the output) --------
         Op::Binary(kind) => {
             let t = binary_tangent(*kind, x, &inputs[1], out, tx, &tangents[1])?;
@@ -148,7 +142,7 @@ pub(crate) fn tangent_rule(op: &Op, inputs: &[Var], out: &Var, tangents: &[Optio
         }
         Op::Where(mask) => {
             let keep = constant(mask.clone());
-            let drop = constant(mask.neg().add_scalar(1.0));
+            let drop = constant(mask.neg()?.add_scalar(1.0)?);
             let t = sum_terms([map(tx, |t| t.mul(&keep)), map(&tangents[1], |t| t.mul(&drop))])?;
             fit(t, out.shape())
         }
@@ -176,7 +170,7 @@ pub(crate) fn tangent_rule(op: &Op, inputs: &[Var], out: &Var, tangents: &[Optio
             // d logsumexp = sum(softmax(x) * t) over the reduced axes.
             let kept = out.reshape(kept_shape(x.shape(), axes))?;
             map(tx, |t| {
-                let weights = x.sub(&kept)?.exp();
+                let weights = x.sub(&kept)?.exp()?;
                 t.mul(&weights)?.sum(Some(&signed(axes)), *keepdim)
             })
         }
@@ -187,7 +181,7 @@ pub(crate) fn tangent_rule(op: &Op, inputs: &[Var], out: &Var, tangents: &[Optio
         }),
         Op::LogSoftmax(axis) => map(tx, |t| {
             // dy = t - sum(softmax(x) * t), softmax(x) = exp(y)
-            let p = out.exp();
+            let p = out.exp()?;
             t.sub(&p.mul(t)?.sum(Some(&[*axis as isize]), true)?)
         }),
         // ----- shape: the same op applied to the tangent -------------------
@@ -205,7 +199,7 @@ pub(crate) fn tangent_rule(op: &Op, inputs: &[Var], out: &Var, tangents: &[Optio
         Op::IndexAdd(indices) => map(tx, |t| t.index_add(indices, out.dims()[0])),
         Op::Gather(labels) => map(tx, |t| t.gather(labels)),
         Op::Scatter(labels) => map(tx, |t| t.scatter(labels, out.dims()[1])),
-        Op::Cast => map(tx, |t| Ok(t.to_dtype(out.dtype()))),
+        Op::Cast => map(tx, |t| t.to_dtype(out.dtype())),
         Op::Custom(op) => crate::custom::output_tangent(op.as_ref(), inputs, out, tangents),
     }
 }
@@ -226,25 +220,25 @@ fn kept_shape(shape: &Shape, axes: &[usize]) -> Vec<usize> {
 /// where that is cheaper than recomputing.
 fn unary_tangent(kind: OpKind, x: &Var, y: &Var, t: &Var) -> Result<Var> {
     match kind {
-        OpKind::Neg => Ok(t.neg()),
-        OpKind::Abs => t.mul(&x.sign()),
+        OpKind::Neg => Ok(t.neg()?),
+        OpKind::Abs => t.mul(&x.sign()?),
         OpKind::Exp => t.mul(y),
         OpKind::Log => t.div(x),
-        OpKind::Sqrt => Ok(t.div(y)?.mul_scalar(0.5)), // 1 / (2 sqrt x)
-        OpKind::Rsqrt => Ok(t.mul(&y.div(x)?)?.mul_scalar(-0.5)), // -x^(-3/2) / 2
-        OpKind::Square => Ok(t.mul(x)?.mul_scalar(2.0)),
-        OpKind::Recip => Ok(t.mul(&y.square())?.neg()),
-        OpKind::Relu => t.mul(&constant(x.value().gt_scalar(0.0))),
-        OpKind::Sigmoid => t.mul(&y.mul(&y.neg().add_scalar(1.0))?),
-        OpKind::Tanh => t.mul(&y.square().neg().add_scalar(1.0)),
+        OpKind::Sqrt => Ok(t.div(y)?.mul_scalar(0.5)?), // 1 / (2 sqrt x)
+        OpKind::Rsqrt => Ok(t.mul(&y.div(x)?)?.mul_scalar(-0.5)?), // -x^(-3/2) / 2
+        OpKind::Square => Ok(t.mul(x)?.mul_scalar(2.0)?),
+        OpKind::Recip => Ok(t.mul(&y.square()?)?.neg()?),
+        OpKind::Relu => t.mul(&constant(x.value().gt_scalar(0.0)?)),
+        OpKind::Sigmoid => t.mul(&y.mul(&y.neg()?.add_scalar(1.0)?)?),
+        OpKind::Tanh => t.mul(&y.square()?.neg()?.add_scalar(1.0)?),
         OpKind::Gelu => t.mul(&crate::backward::gelu_derivative(x)?),
         OpKind::Silu => {
             // d/dx x s(x) = s (1 + x (1 - s))
-            let s = x.sigmoid();
-            t.mul(&s.mul(&x.mul(&s.neg().add_scalar(1.0))?.add_scalar(1.0))?)
+            let s = x.sigmoid()?;
+            t.mul(&s.mul(&x.mul(&s.neg()?.add_scalar(1.0)?)?.add_scalar(1.0)?)?)
         }
-        OpKind::Sin => t.mul(&x.cos()),
-        OpKind::Cos => Ok(t.mul(&x.sin())?.neg()),
+        OpKind::Sin => t.mul(&x.cos()?),
+        OpKind::Cos => Ok(t.mul(&x.sin()?)?.neg()?),
         other => unreachable!("{} has no parameterless unary rule", other.name()),
     }
 }
@@ -253,14 +247,14 @@ fn unary_tangent(kind: OpKind, x: &Var, y: &Var, t: &Var) -> Result<Var> {
 fn binary_tangent(kind: OpKind, a: &Var, b: &Var, z: &Var, ta: &Option<Var>, tb: &Option<Var>) -> Result<Option<Var>> {
     match kind {
         OpKind::Add => sum_terms([Ok(ta.clone()), Ok(tb.clone())]),
-        OpKind::Sub => sum_terms([Ok(ta.clone()), map(tb, |t| Ok(t.neg()))]),
+        OpKind::Sub => sum_terms([Ok(ta.clone()), map(tb, |t| t.neg())]),
         OpKind::Mul => sum_terms([map(ta, |t| t.mul(b)), map(tb, |t| a.mul(t))]),
         // d(a / b) = (ta - z tb) / b
-        OpKind::Div => sum_terms([map(ta, |t| t.div(b)), map(tb, |t| Ok(z.mul(t)?.div(b)?.neg()))]),
+        OpKind::Div => sum_terms([map(ta, |t| t.div(b)), map(tb, |t| z.mul(t)?.div(b)?.neg())]),
         // d(a^b) = b a^(b-1) ta + a^b ln(a) tb
         OpKind::Pow => sum_terms([
-            map(ta, |t| t.mul(b)?.mul(&a.pow(&b.sub_scalar(1.0))?)),
-            map(tb, |t| t.mul(z)?.mul(&a.log())),
+            map(ta, |t| t.mul(b)?.mul(&a.pow(&b.sub_scalar(1.0)?)?)),
+            map(tb, |t| t.mul(z)?.mul(&a.log()?)),
         ]),
         OpKind::Maximum | OpKind::Minimum => {
             let a_wins = if kind == OpKind::Maximum {
@@ -268,7 +262,7 @@ fn binary_tangent(kind: OpKind, a: &Var, b: &Var, z: &Var, ta: &Option<Var>, tb:
             } else {
                 a.value().le(b.value())?
             };
-            let b_wins = a_wins.neg().add_scalar(1.0);
+            let b_wins = a_wins.neg()?.add_scalar(1.0)?;
             sum_terms([
                 map(ta, |t| t.mul(&constant(a_wins))),
                 map(tb, |t| t.mul(&constant(b_wins))),
@@ -286,7 +280,10 @@ fn concat_tangent(inputs: &[Var], tangents: &[Option<Var>], axis: usize) -> Resu
     let pieces: Vec<Var> = inputs
         .iter()
         .zip(tangents)
-        .map(|(x, t)| t.clone().unwrap_or_else(|| constant(x.value().zeros_like())))
-        .collect();
+        .map(|(x, t)| match t {
+            Some(t) => Ok(t.clone()),
+            None => Ok(constant(x.value().zeros_like()?)),
+        })
+        .collect::<Result<Vec<_>>>()?;
     Var::concat(&pieces, axis as isize).map(Some)
 }

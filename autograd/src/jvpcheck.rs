@@ -39,7 +39,7 @@ fn evaluate_along(
         let moved: Vec<Var> = inputs
             .iter()
             .zip(directions)
-            .map(|(x, v)| x.add(&v.mul_scalar(delta)).map(Var::constant))
+            .map(|(x, v)| x.add(&v.mul_scalar(delta)?).map(Var::constant))
             .collect::<Result<_>>()?;
         Ok(f(&moved)?.value().clone())
     })
@@ -58,10 +58,13 @@ pub fn jvpcheck(
     inputs: &[Tensor],
     options: &GradcheckOptions,
 ) -> Result<GradcheckReport> {
-    let inputs: Vec<Tensor> = inputs.iter().map(|t| t.to_dtype(DType::F64)).collect();
+    let inputs: Vec<Tensor> = inputs
+        .iter()
+        .map(|t| t.to_dtype(DType::F64))
+        .collect::<Result<Vec<_>>>()?;
     let directions = random_directions(&inputs, &mut Rng::new(options.seed ^ 0x4A56_5043))?;
     let (out, analytic) = jvp(&f, &inputs, &directions)?;
-    if !out.all_finite() {
+    if !out.all_finite()? {
         return Err(Error::NonFinite {
             what: "jvpcheck: the function's output".into(),
             value: f64::NAN,
@@ -69,9 +72,9 @@ pub fn jvpcheck(
     }
     let plus = evaluate_along(&f, &inputs, &directions, options.eps)?;
     let minus = evaluate_along(&f, &inputs, &directions, -options.eps)?;
-    let numeric = plus.sub(&minus)?.div_scalar(2.0 * options.eps);
+    let numeric = plus.sub(&minus)?.div_scalar(2.0 * options.eps)?;
     let mut comparison = Comparison::new(options);
-    comparison.add(0, &analytic, &numeric);
+    comparison.add(0, &analytic, &numeric)?;
     Ok(comparison.report)
 }
 
@@ -86,26 +89,29 @@ pub fn hvpcheck(
     inputs: &[Tensor],
     options: &GradcheckOptions,
 ) -> Result<GradcheckReport> {
-    let inputs: Vec<Tensor> = inputs.iter().map(|t| t.to_dtype(DType::F64)).collect();
+    let inputs: Vec<Tensor> = inputs
+        .iter()
+        .map(|t| t.to_dtype(DType::F64))
+        .collect::<Result<Vec<_>>>()?;
     let mut rng = Rng::new(options.seed ^ 0x4856_5043);
     let directions = random_directions(&inputs, &mut rng)?;
     let out = evaluate_along(&f, &inputs, &directions, 0.0)?;
     let r = Tensor::rand_normal(out.shape().clone(), 0.0, 1.0, DType::F64, &mut rng)?;
     let weights = Var::constant(r.clone());
-    let loss = |vars: &[Var]| Ok(f(vars)?.mul(&weights)?.sum_all());
+    let loss = |vars: &[Var]| f(vars)?.mul(&weights)?.sum_all();
     let analytic = hvp_of_inputs(loss, &inputs, &directions, HvpMode::ForwardOverReverse)?;
     let gradient_at = |delta: f64| -> Result<Vec<Tensor>> {
         let moved: Vec<Tensor> = inputs
             .iter()
             .zip(&directions)
-            .map(|(x, v)| x.add(&v.mul_scalar(delta)))
+            .map(|(x, v)| x.add(&v.mul_scalar(delta)?))
             .collect::<Result<_>>()?;
         Ok(vjp(&f, &moved, &r)?.1)
     };
     let (plus, minus) = (gradient_at(options.eps)?, gradient_at(-options.eps)?);
     let mut comparison = Comparison::new(options);
     for (i, (hv, (p, m))) in analytic.iter().zip(plus.iter().zip(&minus)).enumerate() {
-        comparison.add(i, hv, &p.sub(m)?.div_scalar(2.0 * options.eps));
+        comparison.add(i, hv, &p.sub(m)?.div_scalar(2.0 * options.eps)?)?;
     }
     Ok(comparison.report)
 }
@@ -136,11 +142,16 @@ impl<'a> Comparison<'a> {
 
     /// Compares one tensor's elements (same shapes); `input` names it in
     /// the report.
-    fn add(&mut self, input: usize, analytic: &Tensor, numeric: &Tensor) {
+    fn add(&mut self, input: usize, analytic: &Tensor, numeric: &Tensor) -> Result<()> {
         let (atol, rtol) = (self.options.atol, self.options.rtol);
         let report = &mut self.report;
         report.checked += numeric.numel();
-        for (j, (a, n)) in analytic.to_vec_f64().into_iter().zip(numeric.to_vec_f64()).enumerate() {
+        for (j, (a, n)) in analytic
+            .to_vec_f64()?
+            .into_iter()
+            .zip(numeric.to_vec_f64()?)
+            .enumerate()
+        {
             let abs = (a - n).abs();
             let score = abs / (atol + rtol * n.abs());
             let score = if score.is_nan() { f64::INFINITY } else { score };
@@ -157,6 +168,7 @@ impl<'a> Comparison<'a> {
                 });
             }
         }
+        Ok(())
     }
 }
 
@@ -193,7 +205,7 @@ impl std::fmt::Display for DotProductReport {
 /// `(sum(a * b), sum(|a * b|))`.
 fn inner(a: &Tensor, b: &Tensor) -> Result<(f64, f64)> {
     let product = a.mul(b)?;
-    Ok((product.sum_all().to_scalar()?, product.abs().sum_all().to_scalar()?))
+    Ok((product.sum_all()?.to_scalar()?, product.abs()?.sum_all()?.to_scalar()?))
 }
 
 /// The dot-product test of forward against reverse mode for `f` at `inputs`
@@ -207,16 +219,19 @@ pub fn dot_product_check(
     seed: u64,
     tolerance: f64,
 ) -> Result<DotProductReport> {
-    let inputs: Vec<Tensor> = inputs.iter().map(|t| t.to_dtype(DType::F64)).collect();
+    let inputs: Vec<Tensor> = inputs
+        .iter()
+        .map(|t| t.to_dtype(DType::F64))
+        .collect::<Result<Vec<_>>>()?;
     let mut rng = Rng::new(seed ^ 0xD07_D07);
     let v = random_directions(&inputs, &mut rng)?;
     let (out, jv) = jvp(&f, &inputs, &v)?;
     let u = Tensor::rand_normal(out.shape().clone(), 0.0, 1.0, DType::F64, &mut rng)?;
     let (_, jtu) = vjp(&f, &inputs, &u)?;
-    let (forward, forward_size) = inner(&jv.to_dtype(DType::F64), &u)?;
+    let (forward, forward_size) = inner(&jv.to_dtype(DType::F64)?, &u)?;
     let (mut reverse, mut reverse_size) = (0.0, 0.0);
     for (vi, gi) in v.iter().zip(&jtu) {
-        let (value, size) = inner(vi, &gi.to_dtype(DType::F64))?;
+        let (value, size) = inner(vi, &gi.to_dtype(DType::F64)?)?;
         reverse += value;
         reverse_size += size;
     }
@@ -289,7 +304,10 @@ pub fn gradcheck_fast(
     projections: usize,
     mode: Mode,
 ) -> Result<FastCheckReport> {
-    let inputs: Vec<Tensor> = inputs.iter().map(|t| t.to_dtype(DType::F64)).collect();
+    let inputs: Vec<Tensor> = inputs
+        .iter()
+        .map(|t| t.to_dtype(DType::F64))
+        .collect::<Result<Vec<_>>>()?;
     let mut rng = Rng::new(options.seed ^ 0xFA57);
     let mut report = FastCheckReport {
         passed: true,
@@ -316,12 +334,12 @@ fn one_projection(
     let out = evaluate_along(f, inputs, &v, 0.0)?;
     let u = Tensor::rand_normal(out.shape().clone(), 0.0, 1.0, DType::F64, rng)?;
     let analytic = if mode == Mode::Forward {
-        inner(&jvp(f, inputs, &v)?.1.to_dtype(DType::F64), &u)?.0
+        inner(&jvp(f, inputs, &v)?.1.to_dtype(DType::F64)?, &u)?.0
     } else {
         let (_, pulled) = vjp(f, inputs, &u)?;
         let mut total = 0.0;
         for (vi, gi) in v.iter().zip(&pulled) {
-            total += inner(vi, &gi.to_dtype(DType::F64))?.0;
+            total += inner(vi, &gi.to_dtype(DType::F64)?)?.0;
         }
         total
     };

@@ -15,11 +15,11 @@
 //! use ferrograd_engine::Tensor;
 //!
 //! let x = Var::parameter(Tensor::from_vec(vec![0.5f64, -1.0, 2.0], [3])?);
-//! let y = x.tanh().mul(&x)?.sum_all();          // y = sum(x * tanh(x))
+//! let y = x.tanh()?.mul(&x)?.sum_all()?;        // y = sum(x * tanh(x))
 //! let grads = y.backward()?;
-//! println!("dy/dx = {:?}", grads.get(&x).unwrap().to_vec::<f64>());
+//! println!("dy/dx = {:?}", grads.get(&x).unwrap().to_vec::<f64>()?);
 //!
-//! let report = gradcheck(|v| Ok(v[0].tanh().mul(&v[0])?), &[x.value().clone()], &GradcheckOptions::default())?;
+//! let report = gradcheck(|v| v[0].tanh()?.mul(&v[0]), &[x.value().clone()], &GradcheckOptions::default())?;
 //! assert!(report.passed);
 //! # Ok::<(), ferrograd_engine::Error>(())
 //! ```

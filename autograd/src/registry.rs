@@ -119,10 +119,10 @@ fn random_axes(rank: usize, rng: &mut Rng) -> Vec<isize> {
     }
 }
 
-fn unary(inputs: Vec<Tensor>, f: fn(&Var) -> Var) -> Case {
+fn unary(inputs: Vec<Tensor>, f: fn(&Var) -> Result<Var>) -> Case {
     Case {
         inputs,
-        apply: Box::new(move |v| Ok(f(&v[0]))),
+        apply: Box::new(move |v| f(&v[0])),
     }
 }
 
@@ -143,6 +143,7 @@ fn separated_pair(dims: &[usize], rng: &mut Rng) -> Vec<Tensor> {
             .sub(&b)
             .expect("broadcastable")
             .abs()
+            .expect("a CPU op")
             .min(None, false)
             .expect("non-empty");
         if gap.to_scalar().expect("scalar") > 0.02 {
@@ -216,13 +217,13 @@ fn unary_entries() -> Vec<OpEntry> {
             let p = [-1.5, 0.5, 2.0, 3.0][r.below(4)];
             Case {
                 inputs: vec![positive(d, r)],
-                apply: Box::new(move |v| Ok(v[0].pow_scalar(p))),
+                apply: Box::new(move |v| v[0].pow_scalar(p)),
             }
         }),
         OpEntry {
             name: "cast",
             kind: OpKind::Cast,
-            build: |d, r| unary(vec![real(d, r)], |x| x.to_dtype(DType::F32).to_dtype(DType::F64)),
+            build: |d, r| unary(vec![real(d, r)], |x| x.to_dtype(DType::F32)?.to_dtype(DType::F64)),
             // f32 rounding is a step function at 1e-7 scale: use a wide step.
             tolerance: Some((1e-2, 1e-4, 1e-3)),
             // J v rounds v to f32 and J^T u rounds u: the two inner products
@@ -258,7 +259,8 @@ fn binary_entries() -> Vec<OpEntry> {
             let mask_shape = broadcast_partner(d, r);
             let mask = Tensor::rand_uniform(mask_shape, 0.0, 1.0, DType::F64, r)
                 .expect("valid")
-                .gt_scalar(0.5);
+                .gt_scalar(0.5)
+                .expect("a CPU op");
             Case {
                 inputs: vec![real(&sa, r), real(&sb, r)],
                 apply: Box::new(move |v| Var::where_mask(&mask, &v[0], &v[1])),
@@ -305,7 +307,7 @@ fn reduction_entries() -> Vec<OpEntry> {
     fn axis_op(d: &[usize], r: &mut Rng, f: fn(&Var, isize) -> Result<Var>) -> Case {
         let axis = r.below(d.len()) as isize - if r.below(2) == 0 { d.len() as isize } else { 0 };
         Case {
-            inputs: vec![real(d, r).mul_scalar(2.0)],
+            inputs: vec![real(d, r).mul_scalar(2.0).expect("a CPU op")],
             apply: Box::new(move |v| f(&v[0], axis)),
         }
     }
@@ -473,15 +475,15 @@ impl PrimitiveOp for SoftplusPrimitive {
     }
 
     fn forward(&self, inputs: &[Tensor]) -> Result<Tensor> {
-        Ok(inputs[0].unary(UnaryOp::Exp).add_scalar(1.0).unary(UnaryOp::Log))
+        inputs[0].unary(UnaryOp::Exp)?.add_scalar(1.0)?.unary(UnaryOp::Log)
     }
 
     fn backward(&self, inputs: &[Var], _out: &Var, grad: &Var) -> Result<Vec<Option<Var>>> {
-        Ok(vec![Some(grad.mul(&inputs[0].sigmoid())?)])
+        Ok(vec![Some(grad.mul(&inputs[0].sigmoid()?)?)])
     }
 
     fn jvp(&self, inputs: &[Var], _out: &Var, tangents: &[Option<Var>]) -> Option<Result<Option<Var>>> {
-        Some(tangents[0].as_ref().map(|t| t.mul(&inputs[0].sigmoid())).transpose())
+        Some(tangents[0].as_ref().map(|t| t.mul(&inputs[0].sigmoid()?)).transpose())
     }
 }
 
@@ -501,8 +503,8 @@ impl PrimitiveOp for ScaledSquarePrimitive {
 
     fn backward(&self, inputs: &[Var], _out: &Var, grad: &Var) -> Result<Vec<Option<Var>>> {
         let (a, b) = (&inputs[0], &inputs[1]);
-        let ga = grad.mul(&b.square())?.sum_to(a.shape().clone())?;
-        let gb = grad.mul(a)?.mul(b)?.mul_scalar(2.0).sum_to(b.shape().clone())?;
+        let ga = grad.mul(&b.square()?)?.sum_to(a.shape().clone())?;
+        let gb = grad.mul(a)?.mul(b)?.mul_scalar(2.0)?.sum_to(b.shape().clone())?;
         Ok(vec![Some(ga), Some(gb)])
     }
 }

@@ -67,7 +67,7 @@ pub fn hvp_of_inputs(
         .iter()
         .zip(directions)
         .map(|(x, v)| v.to_dtype(x.dtype()))
-        .collect();
+        .collect::<Result<Vec<_>>>()?;
     match mode {
         HvpMode::ReverseOverReverse => reverse_over_reverse(&f, inputs, &directions),
         HvpMode::ForwardOverReverse => forward_over_reverse(&f, inputs, &directions),
@@ -115,10 +115,13 @@ fn scalar_value(f: &dyn Fn(&[Var]) -> Result<Var>, leaves: &[Var]) -> Result<Var
 }
 
 /// Each leaf's entry of `per_leaf`, or zeros where it has none.
-fn or_zeros(leaves: &[Var], per_leaf: impl Fn(&Var) -> Option<Tensor>) -> Vec<Tensor> {
+fn or_zeros(leaves: &[Var], per_leaf: impl Fn(&Var) -> Option<Tensor>) -> Result<Vec<Tensor>> {
     leaves
         .iter()
-        .map(|leaf| per_leaf(leaf).unwrap_or_else(|| leaf.value().zeros_like()))
+        .map(|leaf| match per_leaf(leaf) {
+            Some(t) => Ok(t),
+            None => leaf.value().zeros_like(),
+        })
         .collect()
 }
 
@@ -130,7 +133,7 @@ fn reverse_over_reverse(f: &dyn Fn(&[Var]) -> Result<Var>, inputs: &[Tensor], v:
     let mut directional: Option<Var> = None;
     for (leaf, direction) in leaves.iter().zip(v) {
         if let Some(g) = grads.get_var(leaf) {
-            let term = g.mul(&Var::constant(direction.clone()))?.sum_all();
+            let term = g.mul(&Var::constant(direction.clone()))?.sum_all()?;
             directional = Some(match directional {
                 Some(total) => total.add(&term)?,
                 None => term,
@@ -138,10 +141,10 @@ fn reverse_over_reverse(f: &dyn Fn(&[Var]) -> Result<Var>, inputs: &[Tensor], v:
         }
     }
     let Some(directional) = directional else {
-        return Ok(or_zeros(&leaves, |_| None)); // f does not depend on x
+        return or_zeros(&leaves, |_| None); // f does not depend on x
     };
     let second = directional.backward()?;
-    Ok(or_zeros(&leaves, |leaf| second.get(leaf).cloned()))
+    or_zeros(&leaves, |leaf| second.get(leaf).cloned())
 }
 
 /// The tangent of `grad f(x + eps v)` at `eps = 0`: one forward pass with
@@ -154,9 +157,9 @@ fn forward_over_reverse(f: &dyn Fn(&[Var]) -> Result<Var>, inputs: &[Tensor], v:
         .map(|(x, direction)| Var::parameter(x.clone()).with_tangent(&Var::constant(direction.clone())))
         .collect::<Result<_>>()?;
     let grads = scalar_value(f, &leaves)?.backward()?;
-    Ok(or_zeros(&leaves, |leaf| {
+    or_zeros(&leaves, |leaf| {
         grads.get_var(leaf).and_then(Var::tangent).map(|t| t.value().clone())
-    }))
+    })
 }
 
 /// The full Hessian of the scalar `f` at `x`, as an `[n, n]` matrix with
@@ -169,10 +172,10 @@ pub fn hessian(f: impl Fn(&Var) -> Result<Var>, x: &Tensor) -> Result<Tensor> {
         let mut e = vec![0.0; n];
         e[j] = 1.0;
         let basis = Tensor::from_f64_slice(&e, x.shape().clone(), x.dtype())?;
-        columns.extend(hvp_with(&f, x, &basis, HvpMode::ForwardOverReverse)?.to_vec_f64());
+        columns.extend(hvp_with(&f, x, &basis, HvpMode::ForwardOverReverse)?.to_vec_f64()?);
     }
     // columns[j * n + i] = H[i, j]; H is symmetric, but transpose to be exact.
     Tensor::from_f64_slice(&columns, [n, n], DType::F64)?
         .t()
-        .map(|h| h.to_dtype(x.dtype()))
+        .map(|h| h.to_dtype(x.dtype()))?
 }

@@ -204,7 +204,7 @@ pub fn assert_entry_passes(entry: &OpEntry, cases: usize, order: Order, mode: Mo
 ///         kind: OpKind::MulScalar,
 ///         build: |dims, rng| Case {
 ///             inputs: vec![real(dims, rng)],
-///             apply: Box::new(|v| Ok(v[0].mul_scalar(2.0))),
+///             apply: Box::new(|v| v[0].mul_scalar(2.0)),
 ///         },
 ///         tolerance: None,
 ///         cross_mode_tolerance: None,

@@ -107,22 +107,23 @@ impl Var {
     ///
     /// If any input carries a tangent (and tangents are not suspended, as
     /// they are inside a forward rule), the result carries the tangent its
-    /// op's forward rule computes, whether or not recording is on.
-    pub(crate) fn from_op(value: Tensor, op: Op, inputs: Vec<Var>) -> Var {
+    /// op's forward rule computes, whether or not recording is on; the rule's
+    /// ops can fail like any op (a GPU out of memory), and so can this.
+    pub(crate) fn from_op(value: Tensor, op: Op, inputs: Vec<Var>) -> Result<Var> {
         let pushes_tangent = crate::jvp::tangents_flow(&inputs);
         if is_grad_enabled() && inputs.iter().any(Var::requires_grad) {
             let out = Var::new(value, true, Some(Node { op, inputs }));
             if pushes_tangent {
                 let node = out.node().expect("just recorded");
-                out.set_tangent(crate::jvp::output_tangent(&node.op, &node.inputs, &out));
+                out.set_tangent(crate::jvp::output_tangent(&node.op, &node.inputs, &out)?);
             }
-            out
+            Ok(out)
         } else {
             let out = Var::new(value, false, None);
             if pushes_tangent {
-                out.set_tangent(crate::jvp::output_tangent(&op, &inputs, &out));
+                out.set_tangent(crate::jvp::output_tangent(&op, &inputs, &out)?);
             }
-            out
+            Ok(out)
         }
     }
 
@@ -305,8 +306,8 @@ mod tests {
     #[test]
     fn dropping_the_root_frees_a_chain_it_alone_holds() {
         let x = leaf();
-        let a = x.add_scalar(1.0);
-        let b = a.mul_scalar(2.0);
+        let a = x.add_scalar(1.0).unwrap();
+        let b = a.mul_scalar(2.0).unwrap();
         let (watch_a, watch_b) = (watch(&a), watch(&b));
         drop(a);
         assert!(watch_a.upgrade().is_some(), "b still uses a");
@@ -319,7 +320,7 @@ mod tests {
     #[test]
     fn a_shared_input_is_freed_only_when_its_last_user_goes() {
         let x = leaf();
-        let shared = x.add_scalar(1.0).add_scalar(1.0);
+        let shared = x.add_scalar(1.0).unwrap().add_scalar(1.0).unwrap();
         let watch_shared = watch(&shared);
         let left = shared.mul_scalar(2.0);
         let right = shared.mul(&shared).unwrap();
@@ -347,10 +348,10 @@ mod tests {
     fn tangents_follow_the_product_rule_with_recording_on_or_off() {
         // d/deps of (x sin x) along t at x = 2: t (sin 2 + 2 cos 2).
         let t = Var::constant(Tensor::scalar(0.5, DType::F64));
-        let x = leaf().mul_scalar(2.0).with_tangent(&t).unwrap();
+        let x = leaf().mul_scalar(2.0).unwrap().with_tangent(&t).unwrap();
         let want = 0.5 * (2f64.sin() + 2.0 * 2f64.cos());
-        let recorded = x.mul(&x.sin()).unwrap();
-        let plain = no_grad(|| x.mul(&x.sin()).unwrap());
+        let recorded = x.mul(&x.sin().unwrap()).unwrap();
+        let plain = no_grad(|| x.mul(&x.sin().unwrap()).unwrap());
         for y in [recorded, plain] {
             let got = y.tangent().unwrap().value().to_scalar().unwrap();
             assert!(approx::abs_diff_eq!(got, want, epsilon = 1e-15), "{got} vs {want}");

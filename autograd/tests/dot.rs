@@ -11,7 +11,7 @@ fn the_picture_has_one_node_per_var_and_one_edge_per_input() {
     let x = Var::parameter(scalar(2.0));
     let y = Var::constant(scalar(3.0));
     let a = x.mul(&y).unwrap();
-    let loss = a.add(&x).unwrap().log();
+    let loss = a.add(&x).unwrap().log().unwrap();
     let dot = loss.to_dot();
     // x, y, mul, add, log; x is used twice but drawn once.
     assert_eq!(dot.matches("[label=").count(), 5, "{dot}");
@@ -28,7 +28,7 @@ fn the_picture_has_one_node_per_var_and_one_edge_per_input() {
 fn the_same_computation_gives_the_same_text() {
     let build = || {
         let w = Var::parameter(Tensor::from_vec(vec![1.0f64, 2.0, 3.0, 4.0], [2, 2]).unwrap());
-        w.matmul(&w).unwrap().tanh().sum_all().to_dot()
+        w.matmul(&w).unwrap().tanh().unwrap().sum_all().unwrap().to_dot()
     };
     assert_eq!(build(), build());
     assert!(build().contains("[2, 2]") || build().contains("[2,2]"), "{}", build());

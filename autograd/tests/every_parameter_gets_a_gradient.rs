@@ -10,7 +10,7 @@ fn vector(values: &[f64]) -> Tensor {
 
 /// loss = sum(w * x) + b, with gradient x for w and 1 for b.
 fn linear_loss(w: &Var, b: &Var, x: &Tensor) -> Var {
-    let wx = w.mul(&Var::constant(x.clone())).unwrap().sum_all();
+    let wx = w.mul(&Var::constant(x.clone())).unwrap().sum_all().unwrap();
     wx.add(b).unwrap()
 }
 
@@ -21,7 +21,7 @@ fn the_gradients_come_back_in_the_parameters_order() {
     let b = Var::parameter(Tensor::scalar(0.25, DType::F64));
     let grads = linear_loss(&w, &b, &x).gradients_of(&[b.clone(), w.clone()]).unwrap();
     assert_eq!(grads[0].to_scalar().unwrap(), 1.0);
-    assert_eq!(grads[1].to_vec::<f64>(), vec![1.0, 2.0, 3.0]);
+    assert_eq!(grads[1].to_vec::<f64>().unwrap(), vec![1.0, 2.0, 3.0]);
 }
 
 #[test]

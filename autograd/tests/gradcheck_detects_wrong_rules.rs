@@ -24,7 +24,7 @@ fn gradcheck_catches_a_gradient_off_by_a_small_factor() {
     // an error of 1e-3 itself passes, by that definition).
     let x = Tensor::from_vec(vec![0.9f64, -1.1, 1.7, 0.4], [4]).unwrap();
     let f = |v: &[ferrograd_autograd::Var]| {
-        let hidden = v[0].detach().mul(&v[0].detach())?.mul_scalar(1e-2);
+        let hidden = v[0].detach().mul(&v[0].detach())?.mul_scalar(1e-2)?;
         v[0].mul(&v[0])?.add(&hidden)
     };
     let report = gradcheck(f, &[x], &GradcheckOptions::default()).unwrap();

@@ -10,11 +10,17 @@ fn gradient_of_a_gradient_matches_the_second_derivative() {
     let xs = [0.3f64, -1.2, 2.0];
     let vs = [1.0f64, -0.5, 2.0];
     let x = Var::parameter(Tensor::from_vec(xs.to_vec(), [3]).unwrap());
-    let f = x.pow_scalar(3.0).add(&x.sin().mul(&x).unwrap()).unwrap().sum_all();
+    let f = x
+        .pow_scalar(3.0)
+        .unwrap()
+        .add(&x.sin().unwrap().mul(&x).unwrap())
+        .unwrap()
+        .sum_all()
+        .unwrap();
     let g = f.backward_with(true).unwrap().get_var(&x).unwrap().clone();
     let v = Var::constant(Tensor::from_vec(vs.to_vec(), [3]).unwrap());
-    let hv = g.mul(&v).unwrap().sum_all().backward().unwrap();
-    let got = hv.get(&x).unwrap().to_vec::<f64>();
+    let hv = g.mul(&v).unwrap().sum_all().unwrap().backward().unwrap();
+    let got = hv.get(&x).unwrap().to_vec::<f64>().unwrap();
     for i in 0..3 {
         let want = (6.0 * xs[i] - xs[i].sin() * xs[i] + 2.0 * xs[i].cos()) * vs[i];
         assert!(
@@ -77,7 +83,7 @@ fn hvpcheck_catches_a_wrong_second_derivative() {
     // its derivative (here, its tangent) wrong.
     let x = Tensor::from_vec(vec![0.7f64, -1.3, 2.0], [3]).unwrap();
     let r = hvpcheck(
-        |v| v[0].square().mul(&v[0].detach()),
+        |v| v[0].square()?.mul(&v[0].detach()),
         &[x],
         &GradcheckOptions::default(),
     )
@@ -92,7 +98,7 @@ fn gradgradcheck_catches_a_wrong_second_derivative() {
     // level; its derivative through the graph misses the detached factor.
     let x = Tensor::from_vec(vec![0.7f64, -1.3, 2.0], [3]).unwrap();
     let r = gradgradcheck(
-        |v| v[0].square().mul(&v[0].detach()),
+        |v| v[0].square()?.mul(&v[0].detach()),
         &[x],
         &GradcheckOptions::default(),
     )

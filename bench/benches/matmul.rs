@@ -137,7 +137,7 @@ macro_rules! kernels {
             const ZERO: $t = 0.0;
 
             fn from_tensor(t: &Tensor) -> Vec<$t> {
-                t.to_vec::<$t>()
+                t.to_vec::<$t>().unwrap()
             }
 
             fn to_f64(self) -> f64 {
@@ -254,7 +254,7 @@ fn bench_dtype<T: Kernels>(c: &mut Criterion) {
         // Every implementation must agree with the engine before it is timed.
         let want = at.matmul_t(case.ta, &bt, case.tb).unwrap();
         assert_eq!(want.dims(), &[case.m, case.n]);
-        let want = want.to_vec_f64();
+        let want = want.to_vec_f64().unwrap();
         T::mm(&case, &a, &b, &mut out);
         assert_close::<T>("matrixmultiply", &case, &out, &want);
         for par in [Parallelism::None, Parallelism::Rayon(2)] {

@@ -75,8 +75,8 @@ fn batchnorm(c: &mut Criterion) {
     let mut g = c.benchmark_group("batchnorm");
     g.throughput(Throughput::Elements((BATCH * WIDTH) as u64));
 
-    let z: Vec<f32> = normal(&[WIDTH, BATCH], &mut rng).to_vec();
-    let dy: Vec<f32> = normal(&[WIDTH, BATCH], &mut rng).to_vec();
+    let z: Vec<f32> = normal(&[WIDTH, BATCH], &mut rng).to_vec().unwrap();
+    let dy: Vec<f32> = normal(&[WIDTH, BATCH], &mut rng).to_vec().unwrap();
     let (bias, scale, shift) = (vec![0.1f32; WIDTH], vec![1.0f32; WIDTH], vec![0.0f32; WIDTH]);
     let (mut act, mut out, mut grad) = (z.clone(), vec![0.0f32; WIDTH * BATCH], dy.clone());
     let (mut mean, mut var, mut inv_std) = (vec![0.0f32; WIDTH], vec![0.0f32; WIDTH], vec![0.0f32; WIDTH]);
@@ -116,9 +116,9 @@ fn batchnorm(c: &mut Criterion) {
                 Var::parameter(Tensor::zeros([WIDTH], DType::F32).unwrap()),
             );
             let (sv, hv) = (Var::parameter(bn.scale.clone()), Var::parameter(bn.shift.clone()));
-            let h = xv.add(&bv).unwrap().relu();
+            let h = xv.add(&bv).unwrap().relu().unwrap();
             let (y, _, _) = bn.forward_train(&h, &sv, &hv).unwrap();
-            let loss = y.mul(&upstream).unwrap().sum_all();
+            let loss = y.mul(&upstream).unwrap().sum_all().unwrap();
             black_box(loss.backward().unwrap());
         })
     });

@@ -56,7 +56,13 @@ fn write_axis(out: &mut String, values: &[String], dims: &[usize], offset: usize
 
 impl fmt::Display for Tensor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let values: Vec<String> = self.to_vec_f64().into_iter().map(format_value).collect();
+        // A GPU tensor whose copy to the host fails cannot show its values.
+        let values: Vec<String> = self
+            .to_vec_f64()
+            .map_err(|_| fmt::Error)?
+            .into_iter()
+            .map(format_value)
+            .collect();
         let width = values.iter().map(String::len).max().unwrap_or(0);
         let mut body = String::new();
         write_axis(&mut body, &values, self.dims(), 0, 0, width);

@@ -9,7 +9,7 @@
 //! let a = Tensor::from_vec(vec![1.0f32, 2.0, 3.0, 4.0], [2, 2])?;
 //! let b = Tensor::ones([2], DType::F32)?;
 //! let c = a.add(&b)?.matmul(&a)?; // broadcasting, then a 2x2 product
-//! assert_eq!(c.to_vec::<f32>(), vec![11.0, 16.0, 19.0, 28.0]);
+//! assert_eq!(c.to_vec::<f32>()?, vec![11.0, 16.0, 19.0, 28.0]);
 //! # Ok::<(), ferrograd_engine::Error>(())
 //! ```
 #![deny(missing_docs)]

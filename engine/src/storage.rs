@@ -5,7 +5,7 @@
 use crate::{DType, Device, Element};
 
 /// A tensor's element buffer, contiguous and row-major.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, PartialEq)]
 pub enum Storage {
     /// f32 values in host memory.
     CpuF32(Vec<f32>),
@@ -50,6 +50,24 @@ impl Storage {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// A copy of the buffer on the same device, allocated fallibly: out of
+    /// memory is a typed error (`OutOfMemory` naming `op` on the host,
+    /// `DeviceOutOfMemory` on a GPU), never an abort (copy-on-write goes through here, so `Storage` has no `Clone`).
+    pub fn try_clone(&self, op: &'static str) -> crate::Result<Storage> {
+        Ok(match self {
+            Storage::CpuF32(v) => Storage::CpuF32(copy_vec(op, v)?),
+            Storage::CpuF64(v) => Storage::CpuF64(copy_vec(op, v)?),
+            #[cfg(feature = "cuda")]
+            Storage::Cuda(s) => Storage::Cuda(s.try_clone()?),
+        })
+    }
+}
+
+fn copy_vec<T: Copy>(op: &'static str, v: &[T]) -> crate::Result<Vec<T>> {
+    let mut out = crate::alloc::with_capacity(op, v.len())?;
+    out.extend_from_slice(v);
+    Ok(out)
 }
 
 /// Typed access to a CPU storage: lets kernels be written once, generic over

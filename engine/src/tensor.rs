@@ -131,30 +131,25 @@ impl Tensor {
         with_dtype!(dtype, T => Ok(Tensor::from_typed(alloc::filled(op, n, T::from_f64(value))?, shape)))
     }
 
-    /// Zeros with this tensor's shape and dtype.
-    pub fn zeros_like(&self) -> Tensor {
-        #[cfg(feature = "cuda")]
-        if self.is_cuda() {
-            return crate::cuda::ops::full_like(self, 0.0);
-        }
-        Tensor::same_size_filled("zeros_like", self.shape.clone(), 0.0, self.dtype())
+    /// Zeros with this tensor's shape, dtype and device (an error only if
+    /// memory runs out).
+    pub fn zeros_like(&self) -> Result<Tensor> {
+        self.full_like("zeros_like", 0.0)
     }
 
-    /// Ones with this tensor's shape and dtype.
-    pub fn ones_like(&self) -> Tensor {
-        #[cfg(feature = "cuda")]
-        if self.is_cuda() {
-            return crate::cuda::ops::full_like(self, 1.0);
-        }
-        Tensor::same_size_filled("ones_like", self.shape.clone(), 1.0, self.dtype())
+    /// Ones with this tensor's shape, dtype and device (an error only if
+    /// memory runs out).
+    pub fn ones_like(&self) -> Result<Tensor> {
+        self.full_like("ones_like", 1.0)
     }
 
-    /// Internal: [`Tensor::filled`] for the shape of a tensor that already
-    /// exists, whose count is known to be in range; only the allocation can
-    /// fail, and it panics then, as every op whose output is the size of
-    /// its input does when memory runs out.
-    fn same_size_filled(op: &'static str, shape: Shape, value: f64, dtype: DType) -> Tensor {
-        Tensor::filled(op, shape, value, dtype).unwrap_or_else(|e| panic!("{e}"))
+    /// Internal: `value` everywhere, with this tensor's shape, dtype and device.
+    fn full_like(&self, op: &'static str, value: f64) -> Result<Tensor> {
+        #[cfg(feature = "cuda")]
+        if self.is_cuda() {
+            return crate::cuda::ops::full_like(self, value);
+        }
+        Tensor::filled(op, self.shape.clone(), value, self.dtype())
     }
 
     /// `[start, start + step, ...)` up to (not including) `end`, as a 1-D tensor.
@@ -305,25 +300,23 @@ impl Tensor {
         T::slice(&self.storage).expect("kernel called with the wrong dtype")
     }
 
-    /// The elements converted to f64, row-major.
-    pub fn to_vec_f64(&self) -> Vec<f64> {
-        #[cfg(feature = "cuda")]
-        if self.is_cuda() {
-            return crate::cuda::ops::host_copy(self).to_vec_f64();
-        }
-        with_dtype!(self.dtype(), T => self.data::<T>().iter().map(|v| v.to_f64()).collect())
+    /// The elements converted to f64, row-major. Fails only for a GPU
+    /// tensor whose copy to the host fails.
+    pub fn to_vec_f64(&self) -> Result<Vec<f64>> {
+        self.to_vec::<f64>()
     }
 
-    /// The elements as `Vec<T>`, converting if the dtype differs.
-    pub fn to_vec<T: CpuSlice>(&self) -> Vec<T> {
+    /// The elements as `Vec<T>`, converting if the dtype differs. Fails only
+    /// for a GPU tensor whose copy to the host fails.
+    pub fn to_vec<T: CpuSlice>(&self) -> Result<Vec<T>> {
         #[cfg(feature = "cuda")]
         if self.is_cuda() {
-            return crate::cuda::ops::host_copy(self).to_vec();
+            return crate::cuda::ops::to_host(self)?.to_vec();
         }
-        match T::slice(&self.storage) {
+        Ok(match T::slice(&self.storage) {
             Some(s) => s.to_vec(),
-            None => self.to_vec_f64().into_iter().map(T::from_f64).collect(),
-        }
+            None => with_dtype!(self.dtype(), S => self.data::<S>().iter().map(|v| T::from_f64(v.to_f64())).collect()),
+        })
     }
 
     /// The single value of a one-element tensor, as f64.
@@ -338,7 +331,7 @@ impl Tensor {
                 ),
             ));
         }
-        Ok(self.to_vec_f64()[0])
+        Ok(self.to_vec_f64()?[0])
     }
 
     /// The element at a multi-index, as f64.
@@ -362,37 +355,43 @@ impl Tensor {
         }
         #[cfg(feature = "cuda")]
         if self.is_cuda() {
-            return Ok(self.to_vec_f64()[flat]);
+            return Ok(self.to_vec_f64()?[flat]);
         }
         Ok(with_dtype!(self.dtype(), T => self.data::<T>()[flat].to_f64()))
     }
 
-    /// Whether every element is finite.
-    pub fn all_finite(&self) -> bool {
+    /// Whether every element is finite (an error only for a GPU tensor
+    /// whose copy to the host fails).
+    pub fn all_finite(&self) -> Result<bool> {
         #[cfg(feature = "cuda")]
         if self.is_cuda() {
-            return self.to_vec_f64().iter().all(|v| v.is_finite());
+            return Ok(self.to_vec_f64()?.iter().all(|v| v.is_finite()));
         }
-        with_dtype!(self.dtype(), T => self.data::<T>().iter().all(|v| v.is_finite()))
+        Ok(with_dtype!(self.dtype(), T => self.data::<T>().iter().all(|v| v.is_finite())))
     }
 
     // ----- conversion -----------------------------------------------------
 
-    /// The same values in another dtype (a cheap clone if already `dtype`).
-    pub fn to_dtype(&self, dtype: DType) -> Tensor {
+    /// The same values in another dtype (a cheap clone if already `dtype`;
+    /// an error only if memory runs out).
+    pub fn to_dtype(&self, dtype: DType) -> Result<Tensor> {
         if dtype == self.dtype() {
-            return self.clone();
+            return Ok(self.clone());
         }
         #[cfg(feature = "cuda")]
         if self.is_cuda() {
-            return crate::cuda::ops::cast_or_panic(self, dtype);
+            return crate::cuda::ops::cast(self, dtype);
         }
         let storage = match (&*self.storage, dtype) {
-            (Storage::CpuF32(v), DType::F64) => Storage::CpuF64(v.iter().map(|&x| x as f64).collect()),
-            (Storage::CpuF64(v), DType::F32) => Storage::CpuF32(v.iter().map(|&x| x as f32).collect()),
+            (Storage::CpuF32(v), DType::F64) => {
+                Storage::CpuF64(alloc::collect("to_dtype", v.len(), v.iter().map(|&x| x as f64))?)
+            }
+            (Storage::CpuF64(v), DType::F32) => {
+                Storage::CpuF32(alloc::collect("to_dtype", v.len(), v.iter().map(|&x| x as f32))?)
+            }
             _ => unreachable!("same-dtype case returned above"),
         };
-        Tensor::from_parts(storage, self.shape.clone())
+        Ok(Tensor::from_parts(storage, self.shape.clone()))
     }
 
     /// This tensor on another device.
@@ -415,7 +414,7 @@ impl Tensor {
         #[cfg(feature = "cuda")]
         self.check_on_cpu("update_in_place")?;
         let dtype = self.dtype();
-        let storage = Arc::make_mut(&mut self.storage);
+        let storage = self.unique_storage("update_in_place")?;
         let slice = T::slice_mut(storage).ok_or(Error::DTypeMismatch {
             op: "update_in_place",
             lhs: dtype,
@@ -440,7 +439,7 @@ impl Tensor {
                 rhs: T::DTYPE,
             });
         }
-        Ok(T::slice_mut(Arc::make_mut(&mut self.storage)).expect("dtype checked above"))
+        Ok(T::slice_mut(self.unique_storage("as_mut_slice")?).expect("dtype checked above"))
     }
 
     /// Overwrites this tensor's elements with `src`'s (same shape and dtype),
@@ -460,7 +459,7 @@ impl Tensor {
         }
         #[cfg(feature = "cuda")]
         if self.is_cuda() {
-            return crate::cuda::ops::copy_from(Arc::make_mut(&mut self.storage), src);
+            return crate::cuda::ops::copy_from(self.unique_storage("copy_from")?, src);
         }
         crate::with_dtype!(self.dtype(), T => self.as_mut_slice::<T>()?.copy_from_slice(src.data::<T>()));
         Ok(())
@@ -481,7 +480,7 @@ impl Tensor {
         }
         #[cfg(feature = "cuda")]
         if self.is_cuda() {
-            return crate::cuda::ops::add_assign(Arc::make_mut(&mut self.storage), rhs);
+            return crate::cuda::ops::add_assign(self.unique_storage("add_assign")?, rhs);
         }
         crate::with_dtype!(self.dtype(), T => {
             let rhs = rhs.data::<T>();
@@ -504,10 +503,14 @@ impl Tensor {
         }
     }
 
-    /// Internal: the storage, copied first if shared (for in-place CUDA kernels).
-    #[cfg(feature = "cuda")]
-    pub(crate) fn storage_mut(&mut self) -> &mut Storage {
-        Arc::make_mut(&mut self.storage)
+    /// Internal: the storage for writing, copied first if another tensor
+    /// shares it (copy-on-write). The copy is allocated fallibly, so running
+    /// out of memory (host or device) is a typed error naming `op`.
+    pub(crate) fn unique_storage(&mut self, op: &'static str) -> Result<&mut Storage> {
+        if Arc::get_mut(&mut self.storage).is_none() {
+            self.storage = Arc::new(self.storage.try_clone(op)?);
+        }
+        Ok(Arc::get_mut(&mut self.storage).expect("the storage was just made unique"))
     }
 
     /// Internal: a tensor with the same buffer and a new shape of equal size.

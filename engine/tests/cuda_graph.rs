@@ -8,7 +8,7 @@ use ferrograd_engine::cuda::graph::Graph;
 use ferrograd_engine::{cuda, DType, Device, Error, Tensor};
 
 fn host(t: &Tensor) -> Vec<f64> {
-    t.to_device(Device::Cpu).unwrap().to_vec::<f64>()
+    t.to_device(Device::Cpu).unwrap().to_vec::<f64>().unwrap()
 }
 
 #[test]
@@ -47,7 +47,7 @@ fn an_upload_inside_a_recording_is_a_typed_error_and_the_device_still_works() {
         .unwrap()
         .to_device(gpu)
         .unwrap();
-    assert_eq!(host(&t.mul_scalar(3.0)), [3.0, 6.0]);
+    assert_eq!(host(&t.mul_scalar(3.0).unwrap()), [3.0, 6.0]);
 }
 
 #[test]

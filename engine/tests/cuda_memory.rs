@@ -29,7 +29,7 @@ fn an_impossible_allocation_is_a_typed_out_of_memory_error() {
         .unwrap()
         .to_device(Device::Cuda(ordinal))
         .unwrap();
-    assert_eq!(x.add(&x).unwrap().to_vec_f64(), vec![2.0; 3]);
+    assert_eq!(x.add(&x).unwrap().to_vec_f64().unwrap(), vec![2.0; 3]);
 }
 
 #[test]
@@ -87,6 +87,24 @@ fn fill_the_device() {
     // An op's output allocation fails as a typed error too.
     let a = held[0].reshape([512, 512]).unwrap();
     assert!(matches!(a.matmul(&a), Err(Error::DeviceOutOfMemory { .. })));
+    // So do the ops whose output is the size of their input, which used to
+    // panic: a unary map, a cast, zeros like it, and copy-on-write (writing
+    // a tensor whose buffer another one shares copies it first).
+    let oom = |r: Result<Tensor, Error>| matches!(r, Err(Error::DeviceOutOfMemory { .. }));
+    assert!(oom(a.exp()));
+    assert!(oom(a.to_dtype(DType::F64)));
+    assert!(oom(a.zeros_like()));
+    let mut shared = a.clone();
+    assert!(matches!(
+        shared.unary_in_place(ferrograd_engine::UnaryOp::Exp),
+        Err(Error::DeviceOutOfMemory { .. })
+    ));
+    assert!(matches!(shared.add_assign(&a), Err(Error::DeviceOutOfMemory { .. })));
+    assert_eq!(
+        a.to_vec_f64().unwrap(),
+        vec![0.0; 512 * 512],
+        "a failed write changed the shared buffer"
+    );
     // Dropping tensors caches their blocks; a different size needs the
     // cache given back to the driver first, which the engine does itself.
     let n = held.len();

@@ -38,6 +38,7 @@ fn random(rng: &mut Rng, len: usize, lo: f64, hi: f64) -> Vec<f64> {
     Tensor::rand_uniform([len], lo, hi, DType::F64, rng)
         .unwrap()
         .to_vec::<f64>()
+        .unwrap()
 }
 
 fn on(dev: Device, v: &[f64]) -> Tensor {
@@ -49,7 +50,7 @@ fn zeros(dev: Device, len: usize) -> Tensor {
 }
 
 fn host(t: &Tensor) -> Vec<f64> {
-    t.to_device(Device::Cpu).unwrap().to_vec::<f64>()
+    t.to_device(Device::Cpu).unwrap().to_vec::<f64>().unwrap()
 }
 
 fn matrix(dev: Device, v: &[f64], rows: usize, cols: usize) -> Tensor {

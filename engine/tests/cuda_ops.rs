@@ -58,10 +58,14 @@ fn check(what: &str, dev: Device, inputs: &[&Tensor], magnitude: Magnitude, op: 
     if dtype == DType::F64 {
         return assert_accurate(what, dtype, &g, &c, &c, None);
     }
-    let wide: Vec<Tensor> = inputs.iter().map(|t| t.to_dtype(DType::F64)).collect();
+    let wide: Vec<Tensor> = inputs
+        .iter()
+        .map(|t| t.to_dtype(DType::F64))
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .unwrap();
     let m = match magnitude {
         Magnitude::None => None,
-        Magnitude::OfAbs => Some(op(&wide.iter().map(Tensor::abs).collect::<Vec<_>>())),
+        Magnitude::OfAbs => Some(op(&wide.iter().map(|t| t.abs().unwrap()).collect::<Vec<_>>())),
         Magnitude::Custom(f) => Some(f(&wide)),
     };
     assert_accurate(what, dtype, &g, &c, &op(&wide), m.as_ref());
@@ -99,11 +103,15 @@ fn assert_accurate(
     assert_eq!(gpu.shape(), cpu.shape(), "{what}: shape");
     assert_eq!(gpu.dtype(), cpu.dtype(), "{what}: dtype");
     assert_eq!(reference.shape(), cpu.shape(), "{what}: reference shape");
-    let (g, c, r) = (gpu.to_vec_f64(), cpu.to_vec_f64(), reference.to_vec_f64());
+    let (g, c, r) = (
+        gpu.to_vec_f64().unwrap(),
+        cpu.to_vec_f64().unwrap(),
+        reference.to_vec_f64().unwrap(),
+    );
     let m = match magnitude {
         Some(m) => {
             assert_eq!(m.shape(), cpu.shape(), "{what}: magnitude shape");
-            m.to_vec_f64()
+            m.to_vec_f64().unwrap()
         }
         None => vec![0.0; c.len()],
     };
@@ -150,11 +158,18 @@ fn no_device_is_a_typed_error_and_a_real_one_round_trips() {
         let x = rand(&[5, 7], dtype, &mut rng);
         let g = x.to_device(dev).unwrap();
         assert_eq!(g.device(), dev);
-        assert_eq!(g.to_device(Device::Cpu).unwrap().to_vec_f64(), x.to_vec_f64());
-        assert_eq!(g.to_vec_f64(), x.to_vec_f64());
-        check("to_dtype", dev, &[&x], Magnitude::None, |t| t[0].to_dtype(DType::F64));
+        assert_eq!(
+            g.to_device(Device::Cpu).unwrap().to_vec_f64().unwrap(),
+            x.to_vec_f64().unwrap()
+        );
+        assert_eq!(g.to_vec_f64().unwrap(), x.to_vec_f64().unwrap());
+        check("to_dtype", dev, &[&x], Magnitude::None, |t| {
+            t[0].to_dtype(DType::F64).unwrap()
+        });
         assert_eq!(g.get(&[2, 3]).unwrap(), x.get(&[2, 3]).unwrap());
-        check("zeros_like", dev, &[&x], Magnitude::None, |t| t[0].zeros_like());
+        check("zeros_like", dev, &[&x], Magnitude::None, |t| {
+            t[0].zeros_like().unwrap()
+        });
     }
     assert!(Device::cuda(cuda::device_count() + 7).is_err());
 }
@@ -187,27 +202,35 @@ fn unary_ops_match_the_cpu() {
     let mut rng = Rng::new(2);
     for dtype in DTYPES {
         let x = rand(&[33, 65], dtype, &mut rng);
-        let xp = x.abs().add_scalar(0.1);
+        let xp = x.abs().unwrap().add_scalar(0.1).unwrap();
         let g = x.to_device(dev).unwrap();
         for op in ops {
-            check(&format!("{op:?}"), dev, &[&x], Magnitude::None, |t| t[0].unary(op));
+            check(&format!("{op:?}"), dev, &[&x], Magnitude::None, |t| {
+                t[0].unary(op).unwrap()
+            });
         }
         for op in positive {
-            check(&format!("{op:?}"), dev, &[&xp], Magnitude::None, |t| t[0].unary(op));
+            check(&format!("{op:?}"), dev, &[&xp], Magnitude::None, |t| {
+                t[0].unary(op).unwrap()
+            });
         }
         // In place, so compared directly, against the CPU's tanh and its f64 reference.
         let mut inplace = g.clone();
-        inplace.unary_in_place(UnaryOp::Tanh);
+        inplace.unary_in_place(UnaryOp::Tanh).unwrap();
         assert_accurate(
             "unary_in_place",
             dtype,
             &inplace,
-            &x.tanh(),
-            &x.to_dtype(DType::F64).tanh(),
+            &x.tanh().unwrap(),
+            &x.to_dtype(DType::F64).unwrap().tanh().unwrap(),
             None,
         );
         // No arithmetic: the clone's buffer must be bit for bit unchanged.
-        assert_eq!(g.to_vec_f64(), x.to_vec_f64(), "shared buffer untouched");
+        assert_eq!(
+            g.to_vec_f64().unwrap(),
+            x.to_vec_f64().unwrap(),
+            "shared buffer untouched"
+        );
     }
 }
 
@@ -220,9 +243,12 @@ fn clamp_on_the_gpu_keeps_nan() {
         let g = x.to_device(dev).unwrap();
         for (what, y) in [
             ("clamp", g.clamp(-1.0, 1.0).unwrap()),
-            ("maximum_scalar", g.maximum_scalar(-1.0).minimum_scalar(1.0)),
+            (
+                "maximum_scalar",
+                g.maximum_scalar(-1.0).unwrap().minimum_scalar(1.0).unwrap(),
+            ),
         ] {
-            let y = y.to_device(Device::Cpu).unwrap().to_vec_f64();
+            let y = y.to_device(Device::Cpu).unwrap().to_vec_f64().unwrap();
             assert!(y[0].is_nan(), "{what} {dtype}: NaN became {}", y[0]);
             assert_eq!(&y[1..], &[-1.0, 0.25, 1.0], "{what} {dtype}");
         }
@@ -262,7 +288,7 @@ fn binary_ops_broadcast_like_the_cpu() {
                     t[0].binary(&t[1], op).unwrap()
                 });
             }
-            let base = a.abs().add_scalar(0.5);
+            let base = a.abs().unwrap().add_scalar(0.5).unwrap();
             check("pow", dev, &[&base, &b], Magnitude::None, |t| {
                 t[0].binary(&t[1], BinaryOp::Pow).unwrap()
             });
@@ -272,7 +298,7 @@ fn binary_ops_broadcast_like_the_cpu() {
             rand(&[3, 4], dtype, &mut rng),
             rand(&[4], dtype, &mut rng),
         );
-        check("where", dev, &[&c, &t, &f], Magnitude::None, |t| {
+        check("where", dev, &[&c.unwrap(), &t, &f], Magnitude::None, |t| {
             Tensor::where_cond(&t[0], &t[1], &t[2]).unwrap()
         });
         let cpu_on_gpu = a_mismatch(dtype, dev);
@@ -334,7 +360,7 @@ fn reductions_and_softmax_match_the_cpu() {
                 // (x - max) - log(sum exp(x - max)): both terms are <= 0, so
                 // `u |r|` covers their rounding, but the log turns the sum's
                 // relative rounding error into an absolute one: magnitude 1.
-                let one = |t: &[Tensor]| t[0].ones_like();
+                let one = |t: &[Tensor]| t[0].ones_like().unwrap();
                 check("log_softmax", dev, &[&x], Magnitude::Custom(&one), |t| {
                     t[0].log_softmax(a).unwrap()
                 });
@@ -343,7 +369,10 @@ fn reductions_and_softmax_match_the_cpu() {
         }
         // Determinism: the same reduction twice gives the same bits.
         let x = rand(&[3, 100_000], dtype, &mut rng).to_device(dev).unwrap();
-        assert_eq!(x.sum_all().to_vec_f64(), x.sum_all().to_vec_f64());
+        assert_eq!(
+            x.sum_all().unwrap().to_vec_f64().unwrap(),
+            x.sum_all().unwrap().to_vec_f64().unwrap()
+        );
     }
 }
 
@@ -407,18 +436,18 @@ fn shape_and_index_ops_match_the_cpu() {
         // In place, so compared directly: x + x = 2x exactly, in f32 as in f64.
         let mut acc = g.clone();
         acc.add_assign(&g).unwrap();
-        let wide = x.to_dtype(DType::F64);
+        let wide = x.to_dtype(DType::F64).unwrap();
         assert_accurate(
             "add_assign",
             dtype,
             &acc,
-            &x.mul_scalar(2.0),
-            &wide.mul_scalar(2.0),
+            &x.mul_scalar(2.0).unwrap(),
+            &wide.mul_scalar(2.0).unwrap(),
             None,
         );
         // No arithmetic: a copy must be bit for bit.
         acc.copy_from(&g).unwrap();
-        assert_eq!(acc.to_vec_f64(), x.to_vec_f64(), "copy_from");
+        assert_eq!(acc.to_vec_f64().unwrap(), x.to_vec_f64().unwrap(), "copy_from");
     }
 }
 
@@ -450,7 +479,7 @@ fn bn_reference(x: &Tensor, scale: &Tensor, shift: &Tensor, dy: &Tensor) -> BnRe
     let nf = n as f64;
     let mean = x.mean(Some(&[0]), true).unwrap();
     let var = x.var(Some(&[0]), true, false).unwrap();
-    let inv_std = var.add_scalar(1e-5).rsqrt();
+    let inv_std = var.add_scalar(1e-5).unwrap().rsqrt().unwrap();
     let xhat = x.sub(&mean).unwrap().mul(&inv_std).unwrap();
     let y = xhat.mul(scale).unwrap().add(shift).unwrap();
     let unbiased = x.var(Some(&[0]), false, true).unwrap();
@@ -458,31 +487,35 @@ fn bn_reference(x: &Tensor, scale: &Tensor, shift: &Tensor, dy: &Tensor) -> BnRe
     let dscale = dy.mul(&xhat).unwrap().sum(Some(&[0]), false).unwrap();
     let k = scale.mul(&inv_std.reshape([c]).unwrap()).unwrap();
     let dx = dy
-        .sub(&dshift.div_scalar(nf))
+        .sub(&dshift.div_scalar(nf).unwrap())
         .unwrap()
-        .sub(&xhat.mul(&dscale.div_scalar(nf)).unwrap())
+        .sub(&xhat.mul(&dscale.div_scalar(nf).unwrap()).unwrap())
         .unwrap()
         .mul(&k)
         .unwrap();
     // The variance sums squares (no cancellation): it needs no magnitude.
-    let (abs_x, abs_dy) = (x.abs(), dy.abs());
+    let (abs_x, abs_dy) = (x.abs().unwrap(), dy.abs().unwrap());
     let mean_mag = abs_x.mean(Some(&[0]), true).unwrap();
     let xhat_mag = abs_x.add(&mean_mag).unwrap().mul(&inv_std).unwrap();
     let dshift_mag = abs_dy.sum(Some(&[0]), false).unwrap();
     let dscale_mag = abs_dy.mul(&xhat_mag).unwrap().sum(Some(&[0]), false).unwrap();
     BnReference {
-        y_mag: xhat_mag.mul(&scale.abs()).unwrap().add(&shift.abs()).unwrap(),
-        dx_mag: abs_dy
-            .add(&dshift_mag.div_scalar(nf))
+        y_mag: xhat_mag
+            .mul(&scale.abs().unwrap())
             .unwrap()
-            .add(&xhat_mag.mul(&dscale_mag.div_scalar(nf)).unwrap())
-            .unwrap()
-            .mul(&k.abs())
+            .add(&shift.abs().unwrap())
             .unwrap(),
-        running_mean_mag: mean_mag.reshape([c]).unwrap().mul_scalar(0.1),
+        dx_mag: abs_dy
+            .add(&dshift_mag.div_scalar(nf).unwrap())
+            .unwrap()
+            .add(&xhat_mag.mul(&dscale_mag.div_scalar(nf).unwrap()).unwrap())
+            .unwrap()
+            .mul(&k.abs().unwrap())
+            .unwrap(),
+        running_mean_mag: mean_mag.reshape([c]).unwrap().mul_scalar(0.1).unwrap(),
         mean_mag: mean_mag.reshape([c]).unwrap(),
-        running_mean: mean.reshape([c]).unwrap().mul_scalar(0.1),
-        running_var: unbiased.mul_scalar(0.1).add_scalar(0.9),
+        running_mean: mean.reshape([c]).unwrap().mul_scalar(0.1).unwrap(),
+        running_var: unbiased.mul_scalar(0.1).unwrap().add_scalar(0.9).unwrap(),
         mean: mean.reshape([c]).unwrap(),
         y,
         dshift,
@@ -496,7 +529,7 @@ fn bn_reference(x: &Tensor, scale: &Tensor, shift: &Tensor, dy: &Tensor) -> BnRe
 /// Inference-mode BatchNorm with running statistics, written with engine
 /// ops, and its magnitude (as in [`BnReference`]).
 fn bn_eval_reference(x: &Tensor, scale: &Tensor, shift: &Tensor, rm: &Tensor, rv: &Tensor) -> (Tensor, Tensor) {
-    let inv_std = rv.add_scalar(1e-5).sqrt();
+    let inv_std = rv.add_scalar(1e-5).unwrap().sqrt().unwrap();
     let y = x
         .sub(rm)
         .unwrap()
@@ -508,13 +541,14 @@ fn bn_eval_reference(x: &Tensor, scale: &Tensor, shift: &Tensor, rm: &Tensor, rv
         .unwrap();
     let mag = x
         .abs()
-        .add(&rm.abs())
+        .unwrap()
+        .add(&rm.abs().unwrap())
         .unwrap()
         .div(&inv_std)
         .unwrap()
-        .mul(&scale.abs())
+        .mul(&scale.abs().unwrap())
         .unwrap()
-        .add(&shift.abs())
+        .add(&shift.abs().unwrap())
         .unwrap();
     (y, mag)
 }
@@ -533,7 +567,7 @@ fn batchnorm_matches_its_definition() {
         let scale = rand(&[c], dtype, &mut rng);
         let shift = rand(&[c], dtype, &mut rng);
         let on = |t: &Tensor| t.to_device(dev).unwrap();
-        let wide = |t: &Tensor| t.to_dtype(DType::F64);
+        let wide = |t: &Tensor| t.to_dtype(DType::F64).unwrap();
         let check_bn = |what: &str, g: &Tensor, c: &Tensor, r: &Tensor, m: &Tensor| {
             assert_accurate(what, dtype, g, c, r, Some(m));
         };
@@ -579,13 +613,14 @@ fn random_fills_have_the_right_moments_and_repeat_by_seed() {
     };
     for dtype in DTYPES {
         let u = cuda::nn::rand_uniform(ordinal, [200_000], -1.0, 3.0, dtype, 42).unwrap();
-        let v = u.to_vec_f64();
+        let v = u.to_vec_f64().unwrap();
         assert!(v.iter().all(|&x| (-1.0..3.0).contains(&x)));
         let mean = v.iter().sum::<f64>() / v.len() as f64;
         assert!((mean - 1.0).abs() < 0.02, "uniform mean {mean}");
         let z = cuda::nn::rand_normal(ordinal, [200_000], 2.0, 0.5, dtype, 7)
             .unwrap()
-            .to_vec_f64();
+            .to_vec_f64()
+            .unwrap();
         let m = z.iter().sum::<f64>() / z.len() as f64;
         let s = (z.iter().map(|x| (x - m).powi(2)).sum::<f64>() / z.len() as f64).sqrt();
         assert!(
@@ -594,7 +629,8 @@ fn random_fills_have_the_right_moments_and_repeat_by_seed() {
         );
         let again = cuda::nn::rand_normal(ordinal, [200_000], 2.0, 0.5, dtype, 7)
             .unwrap()
-            .to_vec_f64();
+            .to_vec_f64()
+            .unwrap();
         assert_eq!(z, again);
     }
 }
@@ -700,7 +736,7 @@ fn fused_optimizers_follow_the_cpu_recurrences_step_by_step() {
         let (lr, wd) = (1e-2, 0.05);
         let params: Vec<Tensor> = shapes.iter().map(|s| rand(s, DType::F64, &mut rng)).collect();
         let mut gpu_params: Vec<Tensor> = params.iter().map(|p| p.to_device(dev).unwrap()).collect();
-        let mut cpu: Vec<Vec<f64>> = params.iter().map(|p| p.to_vec_f64()).collect();
+        let mut cpu: Vec<Vec<f64>> = params.iter().map(|p| p.to_vec_f64().unwrap()).collect();
         let mut state: Vec<Vec<[f64; 4]>> = cpu.iter().map(|p| vec![[0.0; 4]; p.len()]).collect();
         let mut opt = FusedOptimizer::new(rule, lr, wd);
         for t in 1..=5 {
@@ -708,11 +744,11 @@ fn fused_optimizers_follow_the_cpu_recurrences_step_by_step() {
             let ggrads: Vec<Tensor> = grads.iter().map(|g| g.to_device(dev).unwrap()).collect();
             let updates = opt.updates(&gpu_params, &ggrads).unwrap();
             for (i, g) in grads.iter().enumerate() {
-                let gv = g.to_vec_f64();
+                let gv = g.to_vec_f64().unwrap();
                 let want: Vec<f64> = (0..gv.len())
                     .map(|k| reference_step(rule, lr, wd, t, cpu[i][k], gv[k], &mut state[i][k]))
                     .collect();
-                let got = updates[i].to_vec_f64();
+                let got = updates[i].to_vec_f64().unwrap();
                 for (k, (a, b)) in got.iter().zip(&want).enumerate() {
                     assert!(
                         approx::abs_diff_eq!(a, b, epsilon = 1e-12 + 1e-10 * b.abs()),
@@ -740,7 +776,11 @@ fn fused_optimizers_follow_the_cpu_recurrences_step_by_step() {
             p.add_assign(u).unwrap();
         }
         for (a, b) in inplace.iter().zip(&again) {
-            assert_eq!(a.to_vec_f64(), b.to_vec_f64(), "{rule:?} in place vs updates");
+            assert_eq!(
+                a.to_vec_f64().unwrap(),
+                b.to_vec_f64().unwrap(),
+                "{rule:?} in place vs updates"
+            );
         }
     }
 }

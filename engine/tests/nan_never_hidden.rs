@@ -42,12 +42,12 @@ proptest! {
         let (lo, hi) = (a, a + width);
         for dtype in [DType::F64, DType::F32] {
             let t = Tensor::from_f64_slice(&x, [x.len()], dtype).unwrap();
-            let round = |v: f64| Tensor::from_f64_slice(&[v], [1], dtype).unwrap().to_vec_f64()[0];
-            let xr: Vec<f64> = t.to_vec_f64();
+            let round = |v: f64| Tensor::from_f64_slice(&[v], [1], dtype).unwrap().to_vec_f64().unwrap()[0];
+            let xr: Vec<f64> = t.to_vec_f64().unwrap();
             let (lo_r, hi_r) = (round(lo), round(hi));
-            agrees(&t.clamp(lo, hi).unwrap().to_vec_f64(), &xr, |v| v.max(lo_r).min(hi_r), "clamp");
-            agrees(&t.maximum_scalar(lo).to_vec_f64(), &xr, |v| v.max(lo_r), "maximum_scalar");
-            agrees(&t.minimum_scalar(hi).to_vec_f64(), &xr, |v| v.min(hi_r), "minimum_scalar");
+            agrees(&t.clamp(lo, hi).unwrap().to_vec_f64().unwrap(), &xr, |v| v.max(lo_r).min(hi_r), "clamp");
+            agrees(&t.maximum_scalar(lo)?.to_vec_f64().unwrap(), &xr, |v| v.max(lo_r), "maximum_scalar");
+            agrees(&t.minimum_scalar(hi)?.to_vec_f64().unwrap(), &xr, |v| v.min(hi_r), "minimum_scalar");
         }
     }
 
@@ -56,7 +56,7 @@ proptest! {
         let n = x.len().min(y.len());
         let (a, b) = (Tensor::from_vec(x[..n].to_vec(), [n]).unwrap(), Tensor::from_vec(y[..n].to_vec(), [n]).unwrap());
         for (name, got) in [("maximum", a.maximum(&b).unwrap()), ("minimum", a.minimum(&b).unwrap())] {
-            for (i, g) in got.to_vec::<f64>().into_iter().enumerate() {
+            for (i, g) in got.to_vec::<f64>().unwrap().into_iter().enumerate() {
                 let nan_in = x[i].is_nan() || y[i].is_nan();
                 prop_assert_eq!(g.is_nan(), nan_in, "{} element {}: {} vs {}", name, i, x[i], y[i]);
             }
@@ -68,7 +68,7 @@ proptest! {
         let t = Tensor::from_vec(x.clone(), [x.len()]).unwrap();
         let has_nan = x.iter().any(|v| v.is_nan());
         for reduced in [t.max(None, false).unwrap(), t.min(None, false).unwrap()] {
-            prop_assert_eq!(reduced.to_vec::<f64>()[0].is_nan(), has_nan);
+            prop_assert_eq!(reduced.to_vec::<f64>().unwrap()[0].is_nan(), has_nan);
         }
     }
 }

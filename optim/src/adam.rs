@@ -199,8 +199,8 @@ impl ClippedAdam {
             self.idle[i] = false;
             self.filled[i] = None;
         }
-        let ms = self.m.all_mut(grads);
-        let vs = self.v.all_mut(grads);
+        let ms = self.m.all_mut(grads)?;
+        let vs = self.v.all_mut(grads)?;
         let mut moments = ms.iter_mut().zip(vs.iter_mut()).enumerate();
         let mut tensors = Vec::with_capacity(trained.len());
         for (param, &i) in params.iter_mut().zip(trained) {
@@ -231,12 +231,12 @@ impl ClippedAdam {
     /// The off-CPU path: the chain's tensor operations, tensor by tensor.
     fn device_step(&mut self, grads: &[Tensor]) -> Result<()> {
         let corrections = adam_bias_corrections((self.beta1, self.beta2), self.count);
-        let ms = self.m.all_mut(grads);
-        let vs = self.v.all_mut(grads);
+        let ms = self.m.all_mut(grads)?;
+        let vs = self.v.all_mut(grads)?;
         for (i, ((g, m), v)) in grads.iter().zip(ms).zip(vs).enumerate() {
-            let mut g = g.unary(UnaryOp::Clamp(-self.clip, self.clip));
+            let mut g = g.unary(UnaryOp::Clamp(-self.clip, self.clip))?;
             adam_tensor_ops(&mut g, m, v, None, (self.beta1, self.beta2), corrections, self.eps)?;
-            self.updates[i] = g.unary(UnaryOp::MulScalar(-self.lr));
+            self.updates[i] = g.unary(UnaryOp::MulScalar(-self.lr))?;
             self.idle[i] = false;
             self.filled[i] = None;
         }
@@ -247,8 +247,8 @@ impl ClippedAdam {
     fn cpu_pass<T: CpuSlice>(&mut self, grads: &[Tensor]) -> Result<()> {
         let k = self.coefficients::<T>();
         let shortcut = k.zero_gradient_shortcut();
-        let ms = self.m.all_mut(grads);
-        let vs = self.v.all_mut(grads);
+        let ms = self.m.all_mut(grads)?;
+        let vs = self.v.all_mut(grads)?;
         let mut pieces: Vec<Piece<'_, T>> = Vec::with_capacity(grads.len() + 1);
         let per_tensor = grads
             .iter()
@@ -435,10 +435,10 @@ impl TaskOptimizer for ClippedAdam {
             match self.updates.get_mut(i) {
                 Some(u) if u.shape() == g.shape() && u.dtype() == g.dtype() && u.device() == g.device() => {}
                 Some(u) => {
-                    *u = g.zeros_like();
+                    *u = g.zeros_like()?;
                     self.filled[i] = None;
                 }
-                None => self.updates.push(g.zeros_like()),
+                None => self.updates.push(g.zeros_like()?),
             }
         }
         if grads.iter().any(|g| g.device() != Device::Cpu) {
@@ -534,7 +534,7 @@ mod tests {
     use ferrograd_engine::Rng;
 
     fn bits(t: &Tensor) -> Vec<u64> {
-        t.to_vec_f64().iter().map(|v| v.to_bits()).collect()
+        t.to_vec_f64().unwrap().iter().map(|v| v.to_bits()).collect()
     }
 
     /// The pass gives the same bits on every available instruction set,
@@ -623,7 +623,7 @@ mod tests {
                         } else {
                             let g = Tensor::rand_normal(s.clone(), 0.0, 1.0, dtype, &mut rng).unwrap();
                             // Some exact zeros inside a trained tensor.
-                            g.mul(&g.gt_scalar(-1.5)).unwrap()
+                            g.mul(&g.gt_scalar(-1.5).unwrap()).unwrap()
                         }
                     })
                     .collect();
@@ -748,7 +748,7 @@ mod tests {
     fn a_nan_gradient_is_not_clipped_into_an_ordinary_step() {
         let shapes = [Shape::new([3])];
         let g = Tensor::from_vec(vec![f64::NAN, 5.0, -0.5], [3]).unwrap();
-        let p = g.zeros_like();
+        let p = g.zeros_like().unwrap();
         let mut fused = ClippedAdam::new(1e-2, 0.9, 0.999, 1e-8, 1.0);
         let mut chain = clipped_adam(1e-2, 0.9, 0.999, 1e-8, 1.0);
         for opt in [&mut fused as &mut dyn TaskOptimizer, &mut chain] {
@@ -760,7 +760,8 @@ mod tests {
                     &StepContext::default(),
                 )
                 .unwrap()[0]
-                .to_vec::<f64>();
+                .to_vec::<f64>()
+                .unwrap();
             assert!(u[0].is_nan(), "{}: {u:?}", opt.name());
             assert!((u[1] + 1e-2).abs() < 1e-6 && (u[2] - 1e-2).abs() < 1e-6, "{u:?}");
         }
@@ -770,7 +771,7 @@ mod tests {
     fn state_round_trip_continues_identically() {
         let shapes = [Shape::new([3])];
         let g = Tensor::from_vec(vec![0.3f32, -2.0, 0.1], [3]).unwrap();
-        let p = g.zeros_like();
+        let p = g.zeros_like().unwrap();
         let ctx = StepContext::default();
         let mut a = clipped_adam(1e-3, 0.9, 0.999, 1e-8, 1.0);
         a.init_state(0, &ModelLayout::any(&shapes)).unwrap();
@@ -785,6 +786,6 @@ mod tests {
         let ub = b
             .step(std::slice::from_ref(&p), std::slice::from_ref(&g), &ctx)
             .unwrap();
-        assert_eq!(ua[0].to_vec::<f32>(), ub[0].to_vec::<f32>());
+        assert_eq!(ua[0].to_vec::<f32>().unwrap(), ub[0].to_vec::<f32>().unwrap());
     }
 }

@@ -211,9 +211,9 @@ impl Scheduled {
                 .zip(params)
                 .enumerate()
                 .map(|(i, (d, p))| {
-                    let u = d.mul_scalar(lr);
+                    let u = d.mul_scalar(lr)?;
                     if decayed(i) {
-                        u.add(&p.mul_scalar(-lr * wd))
+                        u.add(&p.mul_scalar(-lr * wd)?)
                     } else {
                         Ok(u)
                     }
@@ -225,8 +225,8 @@ impl Scheduled {
         for (i, (d, p)) in directions.iter().zip(params).enumerate() {
             match scaled.get_mut(i) {
                 Some(u) if u.shape() == d.shape() && u.dtype() == d.dtype() => {}
-                Some(u) => *u = d.zeros_like(),
-                None => scaled.push(d.zeros_like()),
+                Some(u) => *u = d.zeros_like()?,
+                None => scaled.push(d.zeros_like()?),
             }
             let wd = if decayed(i) { wd } else { 0.0 };
             match d.dtype() {
@@ -277,7 +277,7 @@ fn check_spreadable(w: &Shape, b: &Shape) -> Result<()> {
 /// that puts unit `i`'s kink `-b_i / w_i` at `-spread + spread (2 i + 1) / units`.
 pub fn spread_kinks(w: &Tensor, b: &Tensor, spread: f64) -> Result<Tensor> {
     check_spreadable(w.shape(), b.shape())?;
-    let (w_now, b_now) = (w.to_vec_f64(), b.to_vec_f64());
+    let (w_now, b_now) = (w.to_vec_f64()?, b.to_vec_f64()?);
     let units = b_now.len() as f64;
     let change: Vec<f64> = w_now
         .iter()
@@ -289,7 +289,7 @@ pub fn spread_kinks(w: &Tensor, b: &Tensor, spread: f64) -> Result<Tensor> {
         })
         .collect();
     Tensor::from_vec(change, b.shape().clone())?
-        .to_dtype(b.dtype())
+        .to_dtype(b.dtype())?
         .to_device(b.device())
 }
 
@@ -590,7 +590,7 @@ mod tests {
         fn spread_kinks_places_every_kink_on_the_grid(units in 1usize..300, seed in 0u64..1000, spread in 0.1f64..2.0) {
             let (w, b) = first_layer(units, seed);
             let moved = b.add(&spread_kinks(&w, &b, spread).unwrap()).unwrap();
-            let (w, moved) = (w.to_vec_f64(), moved.to_vec_f64());
+            let (w, moved) = (w.to_vec_f64().unwrap(), moved.to_vec_f64().unwrap());
             for i in 0..units {
                 let want = spread * ((2 * i + 1) as f64 / units as f64 - 1.0);
                 prop_assert!((-moved[i] / w[i] - want).abs() <= 1e-9 * (1.0 + 1.0 / w[i].abs()), "unit {i}");
@@ -647,17 +647,26 @@ mod tests {
             .iter()
             .map(|s| Tensor::rand_normal(s.clone(), 0.0, 1.0, DType::F64, &mut rng).unwrap())
             .collect();
-        let grads: Vec<Tensor> = params.iter().map(|p| p.mul_scalar(0.5)).collect();
+        let grads: Vec<Tensor> = params
+            .iter()
+            .map(|p| p.mul_scalar(0.5))
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .unwrap();
         for step in 0..20 {
             let c = ctx(step, 4);
             let query = opt.query_at_params(&params, &c).unwrap();
             let updates = opt.step(&params, &grads, &c).unwrap();
-            let moved = updates.iter().any(|u| u.to_vec_f64().iter().any(|&v| v != 0.0));
+            let moved = updates
+                .iter()
+                .any(|u| u.to_vec_f64().unwrap().iter().any(|&v| v != 0.0));
             if c.epoch < 3 {
                 assert!(query.is_none() && moved, "step {step}");
             } else {
                 let query = query.expect("a query once settled");
-                assert!(query.iter().zip(&params).all(|(q, p)| q.to_vec_f64() == p.to_vec_f64()));
+                assert!(query
+                    .iter()
+                    .zip(&params)
+                    .all(|(q, p)| q.to_vec_f64().unwrap() == p.to_vec_f64().unwrap()));
                 assert!(!moved, "step {step} moved the model after the horizon");
             }
         }
@@ -700,7 +709,7 @@ mod tests {
             let a = ours.step(&params, &grads, &ctx(step, 4)).unwrap();
             let b = theirs.step(&params, &grads, &ctx(step, 4)).unwrap();
             for (x, y) in a.iter().zip(&b) {
-                let bits = |t: &Tensor| t.to_vec_f64().iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+                let bits = |t: &Tensor| t.to_vec_f64().unwrap().iter().map(|v| v.to_bits()).collect::<Vec<_>>();
                 assert_eq!(bits(x), bits(y), "step {step}");
             }
         }

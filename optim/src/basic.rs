@@ -62,7 +62,7 @@ impl Transform for ClipByValue {
             ));
         }
         for u in &mut updates {
-            u.unary_in_place(UnaryOp::Clamp(-self.limit, self.limit));
+            u.unary_in_place(UnaryOp::Clamp(-self.limit, self.limit))?;
         }
         Ok(updates)
     }
@@ -84,11 +84,11 @@ impl Transform for ClipByNorm {
         updates
             .into_iter()
             .map(|u| {
-                let norm = u.square().sum_all().to_scalar()?.sqrt();
+                let norm = u.square()?.sum_all()?.to_scalar()?.sqrt();
                 Ok(if norm <= self.max_norm || norm == 0.0 {
                     u
                 } else {
-                    u.mul_scalar(self.max_norm / norm)
+                    u.mul_scalar(self.max_norm / norm)?
                 })
             })
             .collect()
@@ -106,7 +106,7 @@ pub struct ClipByGlobalNorm {
 pub fn global_norm(tensors: &[Tensor]) -> Result<f64> {
     let mut sum = 0.0;
     for t in tensors {
-        sum += t.square().sum_all().to_scalar()?;
+        sum += t.square()?.sum_all()?.to_scalar()?;
     }
     Ok(sum.sqrt())
 }
@@ -118,7 +118,7 @@ impl Transform for ClipByGlobalNorm {
             return Ok(updates);
         }
         let factor = self.max_norm / norm;
-        Ok(updates.iter().map(|u| u.mul_scalar(factor)).collect())
+        updates.iter().map(|u| u.mul_scalar(factor)).collect::<Result<Vec<_>>>()
     }
 }
 
@@ -143,7 +143,7 @@ impl Transform for ScaleByLr {
         let lr = self.schedule.lr(info.count, info.ctx);
         let mut updates = updates;
         for u in &mut updates {
-            u.unary_in_place(UnaryOp::MulScalar(-lr));
+            u.unary_in_place(UnaryOp::MulScalar(-lr))?;
         }
         Ok(updates)
     }
@@ -178,7 +178,7 @@ impl Transform for AddDecayedWeights {
             .enumerate()
             .map(|(i, u)| match &self.mask {
                 Some(mask) if !mask.get(i).copied().unwrap_or(true) => Ok(u),
-                _ => u.add(&info.params[i].mul_scalar(self.rate)),
+                _ => u.add(&info.params[i].mul_scalar(self.rate)?),
             })
             .collect()
     }
@@ -220,7 +220,7 @@ impl ScaleByAdam {
 
 /// `decay * old + (1 - decay) * new`.
 pub fn ema(old: &Tensor, new: &Tensor, decay: f64) -> Result<Tensor> {
-    old.mul_scalar(decay).add(&new.mul_scalar(1.0 - decay))
+    old.mul_scalar(decay)?.add(&new.mul_scalar(1.0 - decay)?)
 }
 
 /// The whole Adam step for one tensor, in one pass and in place: moments
@@ -366,10 +366,10 @@ impl Transform for ScaleByAdam {
     fn update(&mut self, mut grads: Vec<Tensor>, info: &StepInfo<'_>) -> Result<Vec<Tensor>> {
         let (c1, c2) = adam_bias_corrections((self.beta1, self.beta2), info.count);
         for (i, g) in grads.iter_mut().enumerate() {
-            let m = self.m.get_mut(i, g);
-            let v = self.v.get_mut(i, g);
+            let m = self.m.get_mut(i, g)?;
+            let v = self.v.get_mut(i, g)?;
             let v_max = if self.amsgrad {
-                Some(self.v_max.get_mut(i, g))
+                Some(self.v_max.get_mut(i, g)?)
             } else {
                 None
             };
@@ -424,7 +424,7 @@ pub(crate) fn adam_tensor_ops(
     eps: f64,
 ) -> Result<()> {
     *m = ema(m, g, b1)?;
-    *v = ema(v, &g.square(), b2)?;
+    *v = ema(v, &g.square()?, b2)?;
     let v_used = match v_max {
         Some(vm) => {
             *vm = vm.maximum(v)?;
@@ -432,7 +432,9 @@ pub(crate) fn adam_tensor_ops(
         }
         None => v,
     };
-    *g = m.div_scalar(c1).div(&v_used.div_scalar(c2).sqrt().add_scalar(eps))?;
+    *g = m
+        .div_scalar(c1)?
+        .div(&v_used.div_scalar(c2)?.sqrt()?.add_scalar(eps)?)?;
     Ok(())
 }
 
@@ -461,15 +463,15 @@ mod tests {
         let out = ClipByNorm { max_norm: 1.0 }
             .update(updates.clone(), &info(&updates, &ctx))
             .unwrap();
-        let a = out[0].to_vec::<f64>();
+        let a = out[0].to_vec::<f64>().unwrap();
         assert!((a[0] - 0.6).abs() < 1e-15 && (a[1] - 0.8).abs() < 1e-15, "{a:?}");
-        assert_eq!(out[1].to_vec::<f64>(), vec![0.3, -0.4]);
-        assert_eq!(out[2].to_vec::<f64>(), vec![0.0, 0.0]);
+        assert_eq!(out[1].to_vec::<f64>().unwrap(), vec![0.3, -0.4]);
+        assert_eq!(out[2].to_vec::<f64>().unwrap(), vec![0.0, 0.0]);
         // The global clip would have shrunk the small tensor too.
         let global = ClipByGlobalNorm { max_norm: 1.0 }
             .update(updates.clone(), &info(&updates, &ctx))
             .unwrap();
-        assert!(global[1].to_vec::<f64>()[0] < 0.3);
+        assert!(global[1].to_vec::<f64>().unwrap()[0] < 0.3);
     }
 
     fn adamw(wd: f64, lr: f64) -> ChainOptimizer {
@@ -493,7 +495,7 @@ mod tests {
         let (lr, wd) = (0.125, 0.25);
         let ctx = StepContext::default();
         let mut p = t(&[1.0, -3.7, 0.1234567, 1e-300, 12345.678]);
-        let zero = p.zeros_like();
+        let zero = p.zeros_like().unwrap();
         let mut opt = adamw(wd, lr);
         opt.init_state(0, &ModelLayout::any(&[Shape::new([5])])).unwrap();
         for _ in 0..5 {
@@ -501,8 +503,14 @@ mod tests {
                 .step(std::slice::from_ref(&p), std::slice::from_ref(&zero), &ctx)
                 .unwrap();
             let next = p.add(&u[0]).unwrap();
-            let expected = p.mul_scalar(1.0 - lr * wd);
-            let bits = |x: &Tensor| x.to_vec::<f64>().iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+            let expected = p.mul_scalar(1.0 - lr * wd).unwrap();
+            let bits = |x: &Tensor| {
+                x.to_vec::<f64>()
+                    .unwrap()
+                    .iter()
+                    .map(|v| v.to_bits())
+                    .collect::<Vec<_>>()
+            };
             assert_eq!(bits(&next), bits(&expected));
             p = next;
         }
@@ -518,7 +526,11 @@ mod tests {
             let u0 = without
                 .step(std::slice::from_ref(&p), std::slice::from_ref(&g), &ctx)
                 .unwrap();
-            let (uw, u0, pv) = (uw[0].to_vec::<f64>(), u0[0].to_vec::<f64>(), p.to_vec::<f64>());
+            let (uw, u0, pv) = (
+                uw[0].to_vec::<f64>().unwrap(),
+                u0[0].to_vec::<f64>().unwrap(),
+                p.to_vec::<f64>().unwrap(),
+            );
             for i in 0..5 {
                 let decay = uw[i] - u0[i];
                 assert!((decay + lr * wd * pv[i]).abs() <= 4.0 * f64::EPSILON * (1.0 + pv[i].abs()));
@@ -552,10 +564,14 @@ mod tests {
                     // The reference, op by op.
                     let t = step as i32;
                     let (c1, c2) = (1.0 - f64::powi(b1, t), 1.0 - f64::powi(b2, t));
-                    let m_new = ema(m.as_ref().unwrap_or(&g.zeros_like()), &g, b1).unwrap();
-                    let v_new = ema(v.as_ref().unwrap_or(&g.zeros_like()), &g.square(), b2).unwrap();
+                    let m_new = ema(m.as_ref().unwrap_or(&g.zeros_like().unwrap()), &g, b1).unwrap();
+                    let v_new = ema(v.as_ref().unwrap_or(&g.zeros_like().unwrap()), &g.square().unwrap(), b2).unwrap();
                     let v_used = if amsgrad {
-                        let vm = v_max.as_ref().unwrap_or(&g.zeros_like()).maximum(&v_new).unwrap();
+                        let vm = v_max
+                            .as_ref()
+                            .unwrap_or(&g.zeros_like().unwrap())
+                            .maximum(&v_new)
+                            .unwrap();
                         v_max = Some(vm.clone());
                         vm
                     } else {
@@ -563,9 +579,10 @@ mod tests {
                     };
                     let want = m_new
                         .div_scalar(c1)
-                        .div(&v_used.div_scalar(c2).sqrt().add_scalar(eps))
+                        .unwrap()
+                        .div(&v_used.div_scalar(c2).unwrap().sqrt().unwrap().add_scalar(eps).unwrap())
                         .unwrap();
-                    let bits = |x: &Tensor| x.to_vec_f64().iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+                    let bits = |x: &Tensor| x.to_vec_f64().unwrap().iter().map(|v| v.to_bits()).collect::<Vec<_>>();
                     assert_eq!(bits(&got), bits(&want), "{dtype} amsgrad={amsgrad} step {step}");
                     assert_eq!(bits(&fused.m.all()[0]), bits(&m_new));
                     assert_eq!(bits(&fused.v.all()[0]), bits(&v_new));
@@ -592,9 +609,13 @@ mod tests {
         opt.init_state(0, &ModelLayout::any(&[Shape::new([2])])).unwrap();
         let p = t(&[100.0, 0.01]);
         let u = opt
-            .step(std::slice::from_ref(&p), &[p.zeros_like()], &StepContext::default())
+            .step(
+                std::slice::from_ref(&p),
+                &[p.zeros_like().unwrap()],
+                &StepContext::default(),
+            )
             .unwrap();
-        for v in u[0].to_vec::<f64>() {
+        for v in u[0].to_vec::<f64>().unwrap() {
             assert!((v + lr).abs() < 1e-6, "{v}");
         }
     }

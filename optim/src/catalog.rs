@@ -173,7 +173,9 @@ mod tests {
             let ctx = crate::StepContext::default();
             opt.step(&p, &[Tensor::from_vec(vec![1.0f64], [1]).unwrap()], &ctx)
                 .unwrap();
-            opt.step(&p, &[Tensor::from_vec(vec![g2], [1]).unwrap()], &ctx).unwrap()[0].to_vec::<f64>()[0]
+            opt.step(&p, &[Tensor::from_vec(vec![g2], [1]).unwrap()], &ctx).unwrap()[0]
+                .to_vec::<f64>()
+                .unwrap()[0]
         };
         assert_eq!(
             run(100.0).to_bits(),
@@ -194,7 +196,9 @@ mod tests {
             let ctx = crate::StepContext::default();
             opt.step(&p, &[Tensor::from_vec(vec![1.0f64], [1]).unwrap()], &ctx)
                 .unwrap();
-            opt.step(&p, &[Tensor::from_vec(vec![g2], [1]).unwrap()], &ctx).unwrap()[0].to_vec::<f64>()[0]
+            opt.step(&p, &[Tensor::from_vec(vec![g2], [1]).unwrap()], &ctx).unwrap()[0]
+                .to_vec::<f64>()
+                .unwrap()[0]
         };
         assert_ne!(torch(100.0).to_bits(), torch(1.0).to_bits());
     }

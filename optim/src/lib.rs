@@ -18,7 +18,7 @@
 //! let grads = [Tensor::from_vec(vec![0.5f32, -0.5], [2])?];
 //! let updates = adam.step(&params, &grads, &StepContext::default())?;
 //! // Adam's first step moves each coordinate by lr against the gradient's sign.
-//! let u = updates[0].to_vec::<f32>();
+//! let u = updates[0].to_vec::<f32>()?;
 //! assert!((u[0] + 0.1).abs() < 1e-6 && (u[1] - 0.1).abs() < 1e-6);
 //! # Ok::<(), ferrograd_engine::Error>(())
 //! ```

@@ -108,33 +108,42 @@ pub struct Slots {
 }
 
 impl Slots {
-    /// The slot of parameter `i`, zero-initialised like `like` on first use.
-    pub fn get(&mut self, i: usize, like: &Tensor) -> &Tensor {
-        self.ensure(i, like);
-        &self.tensors[i]
+    /// The slot of parameter `i`, zero-initialised like `like` on first use
+    /// (an error only if the zeros cannot be allocated).
+    pub fn get(&mut self, i: usize, like: &Tensor) -> Result<&Tensor> {
+        self.ensure(i, like)?;
+        Ok(&self.tensors[i])
     }
 
     /// The slot of parameter `i` for updating in place (zero-initialised
     /// like `like` on first use).
-    pub fn get_mut(&mut self, i: usize, like: &Tensor) -> &mut Tensor {
-        self.ensure(i, like);
-        &mut self.tensors[i]
+    pub fn get_mut(&mut self, i: usize, like: &Tensor) -> Result<&mut Tensor> {
+        self.ensure(i, like)?;
+        Ok(&mut self.tensors[i])
     }
 
-    /// Replaces the slot of parameter `i`.
+    /// Replaces the slot of parameter `i` (creating the slots up to `i`
+    /// if they do not exist yet).
     pub fn set(&mut self, i: usize, value: Tensor) {
+        self.grow_to(i, value.dtype());
         self.tensors[i] = value;
     }
 
-    /// Creates zero slots shaped like `updates` if none exist yet.
-    fn ensure(&mut self, i: usize, like: &Tensor) {
+    /// Makes slots `0..=i` exist (empty placeholders of `dtype` where new).
+    fn grow_to(&mut self, i: usize, dtype: ferrograd_engine::DType) {
         if self.tensors.len() <= i {
-            let empty = || Tensor::zeros([0], like.dtype()).expect("an empty tensor allocates nothing");
+            let empty = || Tensor::zeros([0], dtype).expect("an empty tensor allocates nothing");
             self.tensors.resize_with(i + 1, empty);
         }
+    }
+
+    /// Creates zero slots shaped like `updates` if none exist yet.
+    fn ensure(&mut self, i: usize, like: &Tensor) -> Result<()> {
+        self.grow_to(i, like.dtype());
         if self.tensors[i].shape() != like.shape() || self.tensors[i].dtype() != like.dtype() {
-            self.tensors[i] = like.zeros_like();
+            self.tensors[i] = like.zeros_like()?;
         }
+        Ok(())
     }
 
     /// Every slot, by parameter index.
@@ -145,11 +154,11 @@ impl Slots {
     /// Every slot for updating in place, one per tensor of `like` (created
     /// or re-created as zeros shaped like it where missing or mismatched),
     /// so that a fused kernel can borrow all of them at once.
-    pub fn all_mut(&mut self, like: &[Tensor]) -> &mut [Tensor] {
+    pub fn all_mut(&mut self, like: &[Tensor]) -> Result<&mut [Tensor]> {
         for (i, t) in like.iter().enumerate() {
-            self.ensure(i, t);
+            self.ensure(i, t)?;
         }
-        &mut self.tensors[..like.len()]
+        Ok(&mut self.tensors[..like.len()])
     }
 
     /// Saves the slots as `{prefix}{name}.{i}`.

@@ -22,7 +22,7 @@ fn stepped(mut opt: ChainOptimizer) -> ChainOptimizer {
         .iter()
         .map(|s| Tensor::ones(s.clone(), DType::F64).unwrap())
         .collect();
-    let grads: Vec<Tensor> = params.iter().map(|p| p.mul_scalar(0.5)).collect();
+    let grads: Vec<Tensor> = params.iter().map(|p| p.mul_scalar(0.5).unwrap()).collect();
     opt.step(&params, &grads, &StepContext::default()).unwrap();
     opt
 }
@@ -31,9 +31,11 @@ fn stepped(mut opt: ChainOptimizer) -> ChainOptimizer {
 fn same(a: &OptimizerState, b: &OptimizerState) -> bool {
     a.counters == b.counters
         && a.tensors.len() == b.tensors.len()
-        && a.tensors
-            .iter()
-            .all(|(name, t)| b.tensors.get(name).is_some_and(|u| u.to_vec_f64() == t.to_vec_f64()))
+        && a.tensors.iter().all(|(name, t)| {
+            b.tensors
+                .get(name)
+                .is_some_and(|u| u.to_vec_f64().unwrap() == t.to_vec_f64().unwrap())
+        })
 }
 
 #[test]

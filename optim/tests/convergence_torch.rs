@@ -155,7 +155,7 @@ fn run(
         let params = [Tensor::from_vec(x.clone(), [n]).unwrap()];
         let grads = [Tensor::from_vec(grad, [n]).unwrap()];
         let updates = opt.step(&params, &grads, &ctx).unwrap();
-        for (xi, ui) in x.iter_mut().zip(updates[0].to_vec::<f64>()) {
+        for (xi, ui) in x.iter_mut().zip(updates[0].to_vec::<f64>().unwrap()) {
             *xi += ui;
         }
     }

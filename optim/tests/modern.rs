@@ -59,7 +59,7 @@ fn drive(opt: &mut dyn TaskOptimizer, params: &mut [Tensor], grad: &dyn Fn(&[Ten
 }
 
 fn assert_close(got: &Tensor, want: &[f64], what: &str) {
-    let got = got.to_vec::<f64>();
+    let got = got.to_vec::<f64>().unwrap();
     assert_eq!(got.len(), want.len(), "{what}: length");
     for (j, (g, w)) in got.iter().zip(want).enumerate() {
         assert!(
@@ -94,13 +94,20 @@ fn quad_start() -> Vec<Tensor> {
 }
 fn quad_f(p: &[Tensor]) -> f64 {
     p[0].to_vec::<f64>()
+        .unwrap()
         .iter()
         .zip(quad_a())
         .map(|(x, a)| 0.5 * a * x * x)
         .sum()
 }
 fn quad_grad(p: &[Tensor]) -> Vec<Tensor> {
-    let g: Vec<f64> = p[0].to_vec::<f64>().iter().zip(quad_a()).map(|(x, a)| a * x).collect();
+    let g: Vec<f64> = p[0]
+        .to_vec::<f64>()
+        .unwrap()
+        .iter()
+        .zip(quad_a())
+        .map(|(x, a)| a * x)
+        .collect();
     vec![vec64(&g)]
 }
 
@@ -109,11 +116,11 @@ fn rosen_start() -> Vec<Tensor> {
     vec![vec64(&[-1.2, 1.0])]
 }
 fn rosen_f(p: &[Tensor]) -> f64 {
-    let v = p[0].to_vec::<f64>();
+    let v = p[0].to_vec::<f64>().unwrap();
     (1.0 - v[0]).powi(2) + 100.0 * (v[1] - v[0] * v[0]).powi(2)
 }
 fn rosen_grad(p: &[Tensor]) -> Vec<Tensor> {
-    let v = p[0].to_vec::<f64>();
+    let v = p[0].to_vec::<f64>().unwrap();
     let (x, y) = (v[0], v[1]);
     vec![vec64(&[
         -2.0 * (1.0 - x) - 400.0 * x * (y - x * x),
@@ -353,12 +360,18 @@ fn check_schedule_free(adam: bool, hold_y: bool) {
     let mut params = vec![vec64(&p0)];
     opt.init_state(0, &ModelLayout::any(&shapes(&params))).unwrap();
     let grad = |q: &[Tensor]| -> Vec<Tensor> {
-        let g: Vec<f64> = q[0].to_vec::<f64>().iter().zip(a).map(|(y, a)| a * y).collect();
+        let g: Vec<f64> = q[0]
+            .to_vec::<f64>()
+            .unwrap()
+            .iter()
+            .zip(a)
+            .map(|(y, a)| a * y)
+            .collect();
         vec![vec64(&g)]
     };
     for k in 0..4u64 {
         let y: Vec<f64> = (0..3).map(|j| (1.0 - beta) * z[j] + beta * x[j]).collect();
-        let before = params[0].to_vec::<f64>();
+        let before = params[0].to_vec::<f64>().unwrap();
         let (query, update) = train_step(opt.as_mut(), &mut params, &grad).unwrap();
         match (&query, hold_y) {
             (Some(q), false) => assert_close(&q[0], &y, &format!("y at step {}", k + 1)),
@@ -461,7 +474,10 @@ fn newton_schulz_matches_a_plain_reference_and_nearly_orthogonalises() {
     // A diagonal input keeps its singular vectors; the quintic maps every
     // singular value into roughly [0.7, 1.2] (not exactly 1, by design).
     let d = mat64(&[2.0, 0.0, 0.0, 0.0, 0.3, 0.0], 2, 3);
-    let o = ferrograd_optim::modern::newton_schulz5(&d, 5).unwrap().to_vec::<f64>();
+    let o = ferrograd_optim::modern::newton_schulz5(&d, 5)
+        .unwrap()
+        .to_vec::<f64>()
+        .unwrap();
     assert!((0.7..1.2).contains(&o[0]) && (0.7..1.2).contains(&o[4]), "{o:?}");
     assert!([1, 2, 3, 5].iter().all(|&i| o[i] == 0.0), "{o:?}");
 }
@@ -636,9 +652,22 @@ fn muon_minimises_a_matrix_quadratic() {
         let n = rows * cols;
         let a: Vec<f64> = (0..n).map(|i| 0.5 + 4.5 * i as f64 / (n - 1) as f64).collect();
         let w0: Vec<f64> = (0..n).map(|i| 1.0 + 0.05 * i as f64).collect();
-        let f = |p: &[Tensor]| -> f64 { p[0].to_vec::<f64>().iter().zip(&a).map(|(w, a)| 0.5 * a * w * w).sum() };
+        let f = |p: &[Tensor]| -> f64 {
+            p[0].to_vec::<f64>()
+                .unwrap()
+                .iter()
+                .zip(&a)
+                .map(|(w, a)| 0.5 * a * w * w)
+                .sum()
+        };
         let grad = |p: &[Tensor]| -> Vec<Tensor> {
-            let g: Vec<f64> = p[0].to_vec::<f64>().iter().zip(&a).map(|(w, a)| a * w).collect();
+            let g: Vec<f64> = p[0]
+                .to_vec::<f64>()
+                .unwrap()
+                .iter()
+                .zip(&a)
+                .map(|(w, a)| a * w)
+                .collect();
             vec![mat64(&g, rows, cols)]
         };
         let mut p = vec![mat64(&w0, rows, cols)];
@@ -660,12 +689,20 @@ fn every_entry_runs_in_f32() {
             Tensor::ones([4], DType::F32).unwrap(),
         ];
         let f = |p: &[Tensor]| {
-            p[0].square().mul(&a).unwrap().sum_all().to_scalar().unwrap() + p[1].square().sum_all().to_scalar().unwrap()
+            p[0].square()
+                .unwrap()
+                .mul(&a)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .to_scalar()
+                .unwrap()
+                + p[1].square().unwrap().sum_all().unwrap().to_scalar().unwrap()
         };
-        let grad = |q: &[Tensor]| vec![q[0].mul(&a).unwrap(), q[1].mul_scalar(2.0)];
+        let grad = |q: &[Tensor]| vec![q[0].mul(&a).unwrap(), q[1].mul_scalar(2.0).unwrap()];
         let f0 = f(&p);
         drive(opt.as_mut(), &mut p, &grad, 300);
-        assert!(p.iter().all(Tensor::all_finite), "{}", info.name);
+        assert!(p.iter().all(|t| t.all_finite().unwrap()), "{}", info.name);
         assert!(f(&p) < f0, "{}: {} -> {}", info.name, f0, f(&p));
     }
 }
@@ -677,11 +714,17 @@ fn every_entry_runs_in_f32() {
 fn mixed_grad(p: &[Tensor]) -> Vec<Tensor> {
     let g0: Vec<f64> = p[0]
         .to_vec::<f64>()
+        .unwrap()
         .iter()
         .enumerate()
         .map(|(i, x)| (1.0 + i as f64 * 0.3) * x + x.powi(3) * 0.1)
         .collect();
-    let g1: Vec<f64> = p[1].to_vec::<f64>().iter().map(|x| x - 0.5 + x.sin()).collect();
+    let g1: Vec<f64> = p[1]
+        .to_vec::<f64>()
+        .unwrap()
+        .iter()
+        .map(|x| x - 0.5 + x.sin())
+        .collect();
     vec![mat64(&g0, 3, 4), vec64(&g1)]
 }
 
@@ -707,7 +750,13 @@ pub fn round_trip(name: &str, hps: &[(&str, f64)], k: usize) {
         let (qb, ub) = train_step(b.as_mut(), &mut pb, &mixed_grad).unwrap();
         let bits = |v: &[Tensor]| {
             v.iter()
-                .map(|t| t.to_vec::<f64>().iter().map(|x| x.to_bits()).collect::<Vec<_>>())
+                .map(|t| {
+                    t.to_vec::<f64>()
+                        .unwrap()
+                        .iter()
+                        .map(|x| x.to_bits())
+                        .collect::<Vec<_>>()
+                })
                 .collect::<Vec<_>>()
         };
         assert_eq!(

@@ -29,7 +29,10 @@ struct Exact<'a> {
 impl Curvature for Exact<'_> {
     fn hvp(&mut self, v: &[Tensor]) -> Result<Vec<Tensor>> {
         self.products += 1;
-        Ok(vec![vec64(&(self.problem.hvp)(&self.at, &v[0].to_vec::<f64>()))])
+        Ok(vec![vec64(&(self.problem.hvp)(
+            &self.at,
+            &v[0].to_vec::<f64>().unwrap(),
+        ))])
     }
 }
 
@@ -114,7 +117,7 @@ fn step(opt: &mut dyn TaskOptimizer, x: &mut [f64], problem: &Problem) -> usize 
     let updates = opt
         .step_with_curvature(&params, &grads, &mut curvature, &StepContext::default())
         .unwrap();
-    for (xi, u) in x.iter_mut().zip(updates[0].to_vec::<f64>()) {
+    for (xi, u) in x.iter_mut().zip(updates[0].to_vec::<f64>().unwrap()) {
         *xi += u;
     }
     curvature.products
@@ -155,7 +158,7 @@ fn hutchinson_is_exact_for_a_diagonal_hessian_and_unbiased_for_a_coupled_one() {
         products: 0,
     };
     let d = hutchinson_diagonal(&params, &[true], &mut rng, &mut exact).unwrap();
-    assert_eq!(d[0].to_vec::<f64>(), DIAGONAL.to_vec());
+    assert_eq!(d[0].to_vec::<f64>().unwrap(), DIAGONAL.to_vec());
 
     // Off-diagonal terms average out: E[u * (A u)] = diag(A).
     let problem = coupled_quadratic();
@@ -168,7 +171,9 @@ fn hutchinson_is_exact_for_a_diagonal_hessian_and_unbiased_for_a_coupled_one() {
     let samples = 4000;
     let mut mean = [0.0; 4];
     for _ in 0..samples {
-        let d = hutchinson_diagonal(&params, &[true], &mut rng, &mut exact).unwrap()[0].to_vec::<f64>();
+        let d = hutchinson_diagonal(&params, &[true], &mut rng, &mut exact).unwrap()[0]
+            .to_vec::<f64>()
+            .unwrap();
         for (m, v) in mean.iter_mut().zip(d) {
             *m += v / samples as f64;
         }
@@ -185,8 +190,8 @@ fn hutchinson_is_exact_for_a_diagonal_hessian_and_unbiased_for_a_coupled_one() {
 fn rademacher_probes_are_zero_on_unmasked_tensors() {
     let params = [vec64(&[1.0; 5]), vec64(&[1.0; 3])];
     let u = rademacher(&params, &[true, false], &mut Rng::new(1)).unwrap();
-    assert!(u[0].to_vec::<f64>().iter().all(|s| s.abs() == 1.0));
-    assert_eq!(u[1].to_vec::<f64>(), vec![0.0; 3]);
+    assert!(u[0].to_vec::<f64>().unwrap().iter().all(|s| s.abs() == 1.0));
+    assert_eq!(u[1].to_vec::<f64>().unwrap(), vec![0.0; 3]);
 }
 
 // ----- first steps against the papers' equations ----------------------------------

@@ -120,7 +120,7 @@ fn replay(name: &str, fixture: &Fixture) -> f64 {
         let grads = tensors(&gradient(&params, t), &shapes);
         let updates = opt.step(&tensors(&params, &shapes), &grads, &ctx).unwrap();
         for (p, u) in params.iter_mut().zip(&updates) {
-            for (x, d) in p.iter_mut().zip(u.to_vec::<f64>()) {
+            for (x, d) in p.iter_mut().zip(u.to_vec::<f64>().unwrap()) {
                 *x += d;
             }
         }

@@ -57,7 +57,7 @@ fn drive(opt: &mut dyn TaskOptimizer, params: &mut [Tensor], grad: &dyn Fn(&[Ten
 }
 
 fn assert_close(got: &Tensor, want: &[f64], what: &str) {
-    let got = got.to_vec::<f64>();
+    let got = got.to_vec::<f64>().unwrap();
     assert_eq!(got.len(), want.len(), "{what}: length");
     for (j, (g, w)) in got.iter().zip(want).enumerate() {
         assert!(
@@ -75,6 +75,7 @@ fn grad3(p: &[Tensor]) -> Vec<Tensor> {
     vec![vec64(
         &p[0]
             .to_vec::<f64>()
+            .unwrap()
             .iter()
             .zip(A3)
             .map(|(x, a)| a * x)
@@ -99,7 +100,7 @@ impl TaskOptimizer for Scripted {
         Ok(())
     }
     fn step(&mut self, params: &[Tensor], grads: &[Tensor], _: &StepContext) -> Result<Vec<Tensor>> {
-        let all = |v: &[Tensor]| v.iter().map(|t| t.to_vec::<f64>()).collect();
+        let all = |v: &[Tensor]| v.iter().map(|t| t.to_vec::<f64>().unwrap()).collect();
         self.seen.lock().unwrap().push((all(params), all(grads)));
         let u = self.updates[self.t]
             .iter()
@@ -238,7 +239,9 @@ fn sam_perturbs_the_inner_optimizers_query_point() {
     let ctx = StepContext::default();
     let mut prev: Option<Vec<f64>> = None;
     for _ in 0..4 {
-        let y = twin.query_at_params(&params, &ctx).unwrap().unwrap()[0].to_vec::<f64>();
+        let y = twin.query_at_params(&params, &ctx).unwrap().unwrap()[0]
+            .to_vec::<f64>()
+            .unwrap();
         let q = sam.query_at_params(&params, &ctx).unwrap().unwrap();
         let want: Vec<f64> = match &prev {
             None => y.clone(),
@@ -251,9 +254,9 @@ fn sam_perturbs_the_inner_optimizers_query_point() {
         let g = grad3(&q);
         let u = sam.step(&params, &g, &ctx).unwrap();
         let ut = twin.step(&params, &g, &ctx).unwrap();
-        assert_eq!(u[0].to_vec::<f64>(), ut[0].to_vec::<f64>());
+        assert_eq!(u[0].to_vec::<f64>().unwrap(), ut[0].to_vec::<f64>().unwrap());
         params[0] = params[0].add(&u[0]).unwrap();
-        prev = Some(g[0].to_vec::<f64>());
+        prev = Some(g[0].to_vec::<f64>().unwrap());
     }
 }
 
@@ -336,7 +339,11 @@ fn ema_tracks_the_average_and_leaves_updates_alone() {
         for t in 0..updates.len() {
             let (query, out) = train_step(&mut opt, &mut params, &grad3).unwrap();
             assert!(query.is_none());
-            assert_eq!(out[0].to_vec::<f64>(), updates[t], "the inner update, unchanged");
+            assert_eq!(
+                out[0].to_vec::<f64>().unwrap(),
+                updates[t],
+                "the inner update, unchanged"
+            );
             assert_close(&params[0], &raws[t], "the model holds the raw weights");
             assert_close(&opt.ema_params()[0], &avgs[t], &format!("average {t}"));
         }
@@ -352,7 +359,7 @@ fn ema_evaluating_the_average_holds_it_in_the_model() {
     opt.init_state(0, &ModelLayout::any(&shapes(&params))).unwrap();
     let (raws, avgs) = ema_reference(&P3, &updates, 0.9, true);
     for t in 0..updates.len() {
-        let before = params[0].to_vec::<f64>();
+        let before = params[0].to_vec::<f64>().unwrap();
         let (query, out) = train_step(&mut opt, &mut params, &grad3).unwrap();
         let raw_before = if t == 0 { P3.to_vec() } else { raws[t - 1].clone() };
         assert_close(&query.expect("queries the raw weights")[0], &raw_before, "query");
@@ -380,6 +387,7 @@ fn quad_start() -> Vec<Tensor> {
 }
 fn quad_f(p: &[Tensor]) -> f64 {
     p[0].to_vec::<f64>()
+        .unwrap()
         .iter()
         .zip(quad_a())
         .map(|(x, a)| 0.5 * a * x * x)
@@ -389,6 +397,7 @@ fn quad_grad(p: &[Tensor]) -> Vec<Tensor> {
     vec![vec64(
         &p[0]
             .to_vec::<f64>()
+            .unwrap()
             .iter()
             .zip(quad_a())
             .map(|(x, a)| a * x)
@@ -396,11 +405,11 @@ fn quad_grad(p: &[Tensor]) -> Vec<Tensor> {
     )]
 }
 fn rosen_f(p: &[Tensor]) -> f64 {
-    let v = p[0].to_vec::<f64>();
+    let v = p[0].to_vec::<f64>().unwrap();
     (1.0 - v[0]).powi(2) + 100.0 * (v[1] - v[0] * v[0]).powi(2)
 }
 fn rosen_grad(p: &[Tensor]) -> Vec<Tensor> {
-    let v = p[0].to_vec::<f64>();
+    let v = p[0].to_vec::<f64>().unwrap();
     let (x, y) = (v[0], v[1]);
     vec![vec64(&[
         -2.0 * (1.0 - x) - 400.0 * x * (y - x * x),
@@ -484,11 +493,17 @@ fn the_tracked_average_converges() {
 fn mixed_grad(p: &[Tensor]) -> Vec<Tensor> {
     let g0: Vec<f64> = p[0]
         .to_vec::<f64>()
+        .unwrap()
         .iter()
         .enumerate()
         .map(|(i, x)| (1.0 + i as f64 * 0.3) * x + x.powi(3) * 0.1)
         .collect();
-    let g1: Vec<f64> = p[1].to_vec::<f64>().iter().map(|x| x - 0.5 + x.sin()).collect();
+    let g1: Vec<f64> = p[1]
+        .to_vec::<f64>()
+        .unwrap()
+        .iter()
+        .map(|x| x - 0.5 + x.sin())
+        .collect();
     vec![Tensor::from_vec(g0, [3, 4]).unwrap(), vec64(&g1)]
 }
 
@@ -509,7 +524,13 @@ fn round_trip(name: &str, hps: &[(&str, f64)], k: usize) {
         let (qb, ub) = train_step(b.as_mut(), &mut pb, &mixed_grad).unwrap();
         let bits = |v: &[Tensor]| {
             v.iter()
-                .map(|t| t.to_vec::<f64>().iter().map(|x| x.to_bits()).collect::<Vec<_>>())
+                .map(|t| {
+                    t.to_vec::<f64>()
+                        .unwrap()
+                        .iter()
+                        .map(|x| x.to_bits())
+                        .collect::<Vec<_>>()
+                })
                 .collect::<Vec<_>>()
         };
         assert_eq!(
@@ -560,7 +581,11 @@ fn the_catalog_lists_the_pairs_with_finite_defaults() {
     for _ in 0..5 {
         let (_, u1) = train_step(la.as_mut(), &mut p1, &quad_grad).unwrap();
         let (_, u2) = train_step(adam.as_mut(), &mut p2, &quad_grad).unwrap();
-        assert_close(&u1[0], &u2[0].to_vec::<f64>(), "lookahead(k=1, alpha=1) = adam");
+        assert_close(
+            &u1[0],
+            &u2[0].to_vec::<f64>().unwrap(),
+            "lookahead(k=1, alpha=1) = adam",
+        );
     }
     let info = catalog::lookup("lookahead_adam").unwrap();
     assert!(HyperParams::defaults(info).with("k", 0.0).is_err());

@@ -134,7 +134,7 @@ fn parse_grid(args: &RunArgs) -> Result<Grid, RaceError> {
         .hps
         .iter()
         .map(|h| HpOption::parse(h))
-        .collect::<Result<Vec<_>, _>>()?;
+        .collect::<std::result::Result<Vec<_>, _>>()?;
     Ok(Grid {
         entrants: grid::entrants(optimizers, &hp)?,
         tracks: grid::parse_tracks(&args.tracks)?,

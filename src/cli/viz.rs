@@ -133,7 +133,7 @@ fn visualise(args: &Args) -> Result<(), VizError> {
     let paths = entrants
         .iter()
         .map(|e| viz::trajectory(function, e, start, args.steps))
-        .collect::<Result<Vec<_>, _>>()?;
+        .collect::<std::result::Result<Vec<_>, _>>()?;
     let out = args
         .out
         .clone()

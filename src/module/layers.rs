@@ -204,7 +204,7 @@ macro_rules! activation {
 
         impl Module for $name {
             fn forward(&mut self, x: &Var) -> Result<Var> {
-                Ok(x.$method())
+                Ok(x.$method()?)
             }
         }
     };

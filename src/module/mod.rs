@@ -325,7 +325,7 @@ pub trait Module {
         check_state_dict(&self.state_dict(), &given)?;
         self.visit_mut(&mut |name, mut slot| {
             let dtype = slot.value().dtype();
-            slot.set_value(given[name].to_dtype(dtype));
+            slot.set_value(given[name].to_dtype(dtype).unwrap());
         });
         Ok(())
     }

@@ -47,7 +47,7 @@ struct SavedContext {
 ///     let loss = mse(&model.forward(&x)?, &y)?;
 ///     opt.backward_step(&mut model, &loss)?;
 /// }
-/// let w = model.state_dict()[0].1.to_vec::<f64>()[0];
+/// let w = model.state_dict()[0].1.to_vec::<f64>()?[0];
 /// assert!((w - 2.0).abs() < 1e-3, "w = {w}");
 /// # Ok::<(), ferrograd::Error>(())
 /// ```
@@ -311,21 +311,25 @@ struct StepGradients {
 fn gradients_by_tensor(model: &dyn Module, grads: &Gradients) -> Result<(Vec<Tensor>, Vec<Option<Var>>)> {
     let (mut gradients, mut trained) = (Vec::new(), Vec::new());
     let mut missing = None;
+    let mut failure = None;
     model.visit(&mut |name, slot| {
         let var = match slot {
             Slot::Parameter(p) if p.is_trained() => Some(p.var().clone()),
             _ => None,
         };
-        let grad = match &var {
-            Some(v) => grads.get(v).cloned(),
-            None => Some(slot.value().zeros_like()),
-        };
-        if grad.is_none() && missing.is_none() {
+        let grad = var.as_ref().and_then(|v| grads.get(v)).cloned();
+        if var.is_some() && grad.is_none() && missing.is_none() {
             missing = Some(name.to_string());
         }
-        gradients.push(grad.unwrap_or_else(|| slot.value().zeros_like()));
+        match grad.map_or_else(|| slot.value().zeros_like(), Ok) {
+            Ok(g) => gradients.push(g),
+            Err(e) => failure = failure.take().or(Some(e)),
+        }
         trained.push(var);
     });
+    if let Some(e) = failure {
+        return Err(e.into());
+    }
     match missing {
         Some(name) => Err(ModuleError::NoGradient { name }.into()),
         None => Ok((gradients, trained)),
@@ -374,27 +378,27 @@ impl Curvature for LossCurvature<'_> {
             let Some(g) = var.as_ref().and_then(|var| self.grads.get_var(var)) else {
                 continue;
             };
-            let term = g.mul(&Var::constant(direction.clone()))?.sum_all();
+            let term = g.mul(&Var::constant(direction.clone()))?.sum_all()?;
             directional = Some(match directional {
                 Some(total) => total.add(&term)?,
                 None => term,
             });
         }
         let Some(directional) = directional else {
-            return Ok(v.iter().map(Tensor::zeros_like).collect());
+            return v
+                .iter()
+                .map(Tensor::zeros_like)
+                .collect::<std::result::Result<Vec<_>, _>>();
         };
         let second = directional.backward()?;
-        Ok(self
-            .trained
+        self.trained
             .iter()
             .zip(v)
-            .map(|(var, d)| {
-                var.as_ref()
-                    .and_then(|var| second.get(var))
-                    .cloned()
-                    .unwrap_or_else(|| d.zeros_like())
+            .map(|(var, d)| match var.as_ref().and_then(|var| second.get(var)) {
+                Some(g) => Ok(g.clone()),
+                None => d.zeros_like(),
             })
-            .collect())
+            .collect::<std::result::Result<Vec<_>, _>>()
     }
 }
 

@@ -69,8 +69,14 @@ fn a_sequential_names_its_tensors_as_pytorch_does() {
 fn linear_draws_the_same_initial_weights_as_the_nn_layer() {
     let module = Linear::new(5, 3, DType::F32, &mut Rng::new(9)).unwrap();
     let plain = crate::nn::Linear::new(5, 3, DType::F32, &mut Rng::new(9)).unwrap();
-    assert_eq!(module.weight().value().to_vec::<f32>(), plain.weight.to_vec::<f32>());
-    assert_eq!(module.bias().value().to_vec::<f32>(), plain.bias.to_vec::<f32>());
+    assert_eq!(
+        module.weight().value().to_vec::<f32>().unwrap(),
+        plain.weight.to_vec::<f32>().unwrap()
+    );
+    assert_eq!(
+        module.bias().value().to_vec::<f32>().unwrap(),
+        plain.bias.to_vec::<f32>().unwrap()
+    );
 }
 
 #[test]
@@ -146,9 +152,13 @@ fn batchnorm_trains_on_batch_statistics_and_evaluates_on_running_ones() {
         .forward(&Var::constant(tensor(&x, &[n, f])))
         .unwrap()
         .value()
-        .to_vec::<f64>();
+        .to_vec::<f64>()
+        .unwrap();
     let (mean_buffer, var_buffer) = bn.running_stats();
-    let (means, vars) = (mean_buffer.value().to_vec::<f64>(), var_buffer.value().to_vec::<f64>());
+    let (means, vars) = (
+        mean_buffer.value().to_vec::<f64>().unwrap(),
+        var_buffer.value().to_vec::<f64>().unwrap(),
+    );
     for j in 0..f {
         let col: Vec<f64> = x.iter().skip(j).step_by(f).copied().collect();
         let mean = col.iter().sum::<f64>() / n as f64;
@@ -166,14 +176,15 @@ fn batchnorm_trains_on_batch_statistics_and_evaluates_on_running_ones() {
         .forward(&Var::constant(tensor(&x, &[n, f])))
         .unwrap()
         .value()
-        .to_vec::<f64>();
+        .to_vec::<f64>()
+        .unwrap();
     for (i, v) in x.iter().enumerate() {
         let j = i % f;
         let want = (v - means[j]) / (vars[j] + BN_EPS).sqrt() * scale[j] + shift[j];
         assert!((y[i] - want).abs() < 1e-12);
     }
     assert_eq!(
-        bn.running_stats().0.value().to_vec::<f64>(),
+        bn.running_stats().0.value().to_vec::<f64>().unwrap(),
         means,
         "eval leaves the statistics"
     );
@@ -224,7 +235,7 @@ fn load_state_dict_refuses_missing_unexpected_and_misshapen_tensors_and_changes_
     }
     model.load_state_dict(&good).unwrap();
     for ((_, a), (_, b)) in good.iter().zip(model.state_dict()) {
-        assert_eq!(a.to_vec::<f64>(), b.to_vec::<f64>());
+        assert_eq!(a.to_vec::<f64>().unwrap(), b.to_vec::<f64>().unwrap());
     }
 }
 
@@ -239,8 +250,8 @@ fn a_saved_model_loads_into_a_fresh_one_and_predicts_the_same() {
     let mut fresh = small_model(4);
     fresh.load(&path).unwrap();
     assert_eq!(
-        fresh.predict(&x).unwrap().to_vec::<f64>(),
-        trained.predict(&x).unwrap().to_vec::<f64>()
+        fresh.predict(&x).unwrap().to_vec::<f64>().unwrap(),
+        trained.predict(&x).unwrap().to_vec::<f64>().unwrap()
     );
 }
 
@@ -277,7 +288,7 @@ fn pytorch_batch_counters_are_skipped_when_loading_a_file() {
         2.0 / (4.0 + BN_EPS).sqrt() * 2.0 + 0.5,
         3.0 / (9.0 + BN_EPS).sqrt() * 3.0 - 0.5,
     ];
-    for (a, w) in y.to_vec::<f32>().iter().zip(want) {
+    for (a, w) in y.to_vec::<f32>().unwrap().iter().zip(want) {
         assert!((f64::from(*a) - w).abs() < 1e-5, "{a} vs {w}");
     }
 }
@@ -290,8 +301,8 @@ fn an_sgd_step_subtracts_the_learning_rate_times_the_gradient() {
     let mut model = Linear::new(k, 1, DType::F64, &mut Rng::new(2)).unwrap();
     let mut opt = ModuleOptimizer::new("sgd", &[("lr", 0.05)], &model, 0).unwrap();
     let (x, y) = (table(n, k, 0.2), table(n, 1, 2.0));
-    let w = model.weight().value().to_vec::<f64>();
-    let b = model.bias().value().to_vec::<f64>();
+    let w = model.weight().value().to_vec::<f64>().unwrap();
+    let b = model.bias().value().to_vec::<f64>().unwrap();
     let pred = affine_by_hand(&x, &w, &b, k);
     // L = mean (p - y)^2: dL/dp_i = 2 (p_i - y_i) / n.
     let dp: Vec<f64> = pred.iter().zip(&y).map(|(p, t)| 2.0 * (p - t) / n as f64).collect();
@@ -305,11 +316,11 @@ fn an_sgd_step_subtracts_the_learning_rate_times_the_gradient() {
     .unwrap();
     opt.backward_step(&mut model, &loss).unwrap();
 
-    let w_new = model.weight().value().to_vec::<f64>();
+    let w_new = model.weight().value().to_vec::<f64>().unwrap();
     for i in 0..k {
         assert!((w_new[i] - (w[i] - 0.05 * dw[i])).abs() < 1e-12);
     }
-    assert!((model.bias().value().to_vec::<f64>()[0] - (b[0] - 0.05 * db)).abs() < 1e-12);
+    assert!((model.bias().value().to_vec::<f64>().unwrap()[0] - (b[0] - 0.05 * db)).abs() < 1e-12);
     assert_eq!(opt.context().step, 1);
     opt.end_epoch(0.5, Some(0.7));
     assert_eq!(
@@ -331,15 +342,15 @@ fn frozen_parameters_and_buffers_are_left_alone() {
     let mut opt = ModuleOptimizer::new("adam", &[("lr", 0.1)], &model, 0).unwrap();
     let before = model.state_dict();
     let x = Var::constant(tensor(&table(6, 3, 0.5), &[6, 3]));
-    let loss = model.forward(&x).unwrap().square().mean_all();
+    let loss = model.forward(&x).unwrap().square().unwrap().mean_all().unwrap();
     let after_forward = model.state_dict();
     opt.backward_step(&mut model, &loss).unwrap();
     let after = model.state_dict();
     for i in 0..after.len() {
         let name = &after[i].0;
-        let moved = before[i].1.to_vec::<f64>() != after[i].1.to_vec::<f64>();
+        let moved = before[i].1.to_vec::<f64>().unwrap() != after[i].1.to_vec::<f64>().unwrap();
         let is_stat = name.contains("running");
-        let by_forward = after_forward[i].1.to_vec::<f64>() == after[i].1.to_vec::<f64>();
+        let by_forward = after_forward[i].1.to_vec::<f64>().unwrap() == after[i].1.to_vec::<f64>().unwrap();
         match name.as_str() {
             n if n.starts_with("0.") => assert!(!moved, "{n} is frozen"),
             n if is_stat => assert!(by_forward, "{n}: the optimizer changed a buffer"),
@@ -354,11 +365,11 @@ fn a_loss_from_another_model_is_a_typed_error() {
     let mut other = small_model(1);
     let mut opt = ModuleOptimizer::new("sgd", &[], &model, 0).unwrap();
     let x = Var::constant(tensor(&table(4, 3, 0.0), &[4, 3]));
-    let loss = other.forward(&x).unwrap().sum_all();
+    let loss = other.forward(&x).unwrap().sum_all().unwrap();
     let err = opt.backward_step(&mut model, &loss).unwrap_err();
     assert!(matches!(&err, crate::Error::Module(ModuleError::NoGradient { name }) if name == "0.weight"));
     let mut bigger = small_model(0).append(Linear::new(2, 1, DType::F64, &mut Rng::new(0)).unwrap());
-    let loss = bigger.forward(&x).unwrap().sum_all();
+    let loss = bigger.forward(&x).unwrap().sum_all().unwrap();
     let err = opt.backward_step(&mut bigger, &loss).unwrap_err();
     assert!(err.to_string().contains("build a new ModuleOptimizer"), "{err}");
 }
@@ -391,7 +402,7 @@ fn a_saved_optimizer_continues_bit_for_bit() {
     assert_eq!(resumed_opt.context().epoch, 1);
     train_steps(&mut resumed, &mut resumed_opt, 2);
     for ((name, a), (_, b)) in model.state_dict().iter().zip(resumed.state_dict()) {
-        assert_eq!(a.to_vec::<f64>(), b.to_vec::<f64>(), "{name}");
+        assert_eq!(a.to_vec::<f64>().unwrap(), b.to_vec::<f64>().unwrap(), "{name}");
     }
 
     let other = Sequential::new().append(Linear::new(3, 4, DType::F64, &mut Rng::new(0)).unwrap());
@@ -410,8 +421,8 @@ proptest! {
         let b = table(1, m, seed as f64);
         layer.load_state_dict(&[("weight".into(), layer.weight().value().clone()), ("bias".into(), tensor(&b, &[m]))]).unwrap();
         let x = table(n, k, 0.1 * seed as f64);
-        let y = layer.forward(&Var::constant(tensor(&x, &[n, k]))).unwrap().value().to_vec::<f64>();
-        let want = affine_by_hand(&x, &layer.weight().value().to_vec::<f64>(), &b, k);
+        let y = layer.forward(&Var::constant(tensor(&x, &[n, k]))).unwrap().value().to_vec::<f64>().unwrap();
+        let want = affine_by_hand(&x, &layer.weight().value().to_vec::<f64>()?, &b, k);
         for (a, w) in y.iter().zip(&want) {
             prop_assert!((a - w).abs() < 1e-12, "{} vs {}", a, w);
         }
@@ -424,7 +435,7 @@ proptest! {
         let values = table(1, numel, 0.0);
         let y = Flatten.forward(&Var::constant(tensor(&values, &dims))).unwrap();
         prop_assert_eq!(y.dims(), &[dims[0], numel / dims[0]][..]);
-        prop_assert_eq!(y.value().to_vec::<f64>(), values);
+        prop_assert_eq!(y.value().to_vec::<f64>().unwrap(), values);
     }
 }
 
@@ -442,7 +453,7 @@ fn one_input_model() -> Sequential {
 /// The squared output of `model` on a fixed batch of 6.
 fn output_energy(model: &mut dyn Module) -> crate::Result<Var> {
     let x = Var::constant(tensor(&table(6, 1, 0.4), &[6, 1]));
-    Ok(model.forward(&x)?.square().mean_all())
+    Ok(model.forward(&x)?.square()?.mean_all()?)
 }
 
 /// Every catalog optimizer trains a module through `step_with` (the
@@ -463,9 +474,18 @@ fn every_catalog_optimizer_steps_a_module() {
         }
         let after = model.state_dict();
         for (name, t) in &after {
-            assert!(t.to_vec::<f64>().iter().all(|v| v.is_finite()), "{}: {name}", info.name);
+            assert!(
+                t.to_vec::<f64>().unwrap().iter().all(|v| v.is_finite()),
+                "{}: {name}",
+                info.name
+            );
         }
-        assert_ne!(before[0].1.to_vec::<f64>(), after[0].1.to_vec::<f64>(), "{}", info.name);
+        assert_ne!(
+            before[0].1.to_vec::<f64>().unwrap(),
+            after[0].1.to_vec::<f64>().unwrap(),
+            "{}",
+            info.name
+        );
 
         let mut model = one_input_model();
         let mut opt = ModuleOptimizer::new(info.name, &[], &model, 0).unwrap();
@@ -498,7 +518,7 @@ fn running_stats(model: &dyn Module) -> Vec<Vec<f64>> {
         .state_dict()
         .iter()
         .filter(|(name, _)| name.contains("running"))
-        .map(|(_, t)| t.to_vec::<f64>())
+        .map(|(_, t)| t.to_vec::<f64>().unwrap())
         .collect()
 }
 
@@ -513,10 +533,10 @@ fn a_queried_step_evaluates_elsewhere_and_keeps_the_current_statistics() {
     let mut queried_steps = 0;
     for _ in 0..3 {
         output_energy(&mut model).unwrap(); // statistics of the current parameters
-        let (weight, stats) = (model.state_dict()[0].1.to_vec::<f64>(), running_stats(&model));
+        let (weight, stats) = (model.state_dict()[0].1.to_vec::<f64>().unwrap(), running_stats(&model));
         let mut seen = Vec::new();
         opt.step_with(&mut model, |m| {
-            seen.push(m.state_dict()[0].1.to_vec::<f64>());
+            seen.push(m.state_dict()[0].1.to_vec::<f64>().unwrap());
             output_energy(m)
         })
         .unwrap();
@@ -529,7 +549,7 @@ fn a_queried_step_evaluates_elsewhere_and_keeps_the_current_statistics() {
                 "the queried forward pass kept its statistics"
             );
             assert_ne!(
-                model.state_dict()[0].1.to_vec::<f64>(),
+                model.state_dict()[0].1.to_vec::<f64>().unwrap(),
                 seen[0],
                 "left at the queried point"
             );

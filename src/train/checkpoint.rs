@@ -63,7 +63,7 @@ fn fill_model(model: &mut Mlp, named: &HashMap<String, Tensor>, prefix: &str, or
                 ),
             ));
         }
-        *slot = t.to_dtype(slot.dtype());
+        *slot = t.to_dtype(slot.dtype())?;
     }
     Ok(())
 }
@@ -295,8 +295,11 @@ impl Trainer {
         let dtype = self.config.dtype;
         let opt_tensors = named
             .iter()
-            .filter_map(|(k, v)| k.strip_prefix("optimizer.").map(|k| (k.to_string(), v.to_dtype(dtype))))
-            .collect();
+            .filter_map(|(k, v)| {
+                k.strip_prefix("optimizer.")
+                    .map(|k| Ok((k.to_string(), v.to_dtype(dtype)?)))
+            })
+            .collect::<Result<_>>()?;
         self.optimizer.load_state(&OptimizerState {
             tensors: opt_tensors,
             counters: meta.optimizer_counters.clone(),

@@ -92,7 +92,7 @@ impl BatchCurvature<'_> {
         let mut directional: Option<Var> = None;
         for (var, direction) in vars.iter().zip(v) {
             if let Some(g) = grads.get_var(var) {
-                let term = g.mul(&Var::constant(direction.clone()))?.sum_all();
+                let term = g.mul(&Var::constant(direction.clone()))?.sum_all()?;
                 directional = Some(match directional {
                     Some(total) => total.add(&term)?,
                     None => term,
@@ -100,13 +100,10 @@ impl BatchCurvature<'_> {
             }
         }
         let Some(directional) = directional else {
-            return Ok(v.iter().map(Tensor::zeros_like).collect());
+            return v.iter().map(Tensor::zeros_like).collect();
         };
         let second = directional.backward()?;
-        Ok(vars
-            .iter()
-            .map(|var| second.get(var).cloned().unwrap_or_else(|| var.value().zeros_like()))
-            .collect())
+        vars.iter().map(|var| second.get_or_zeros(var)).collect()
     }
 
     /// Attach `v` as the trained tensors' tangents, run one forward and one
@@ -122,12 +119,12 @@ impl BatchCurvature<'_> {
             })
             .collect::<Result<_>>()?;
         let grads = self.loss(&duals)?.backward()?;
-        Ok(duals
+        duals
             .iter()
             .map(|var| match grads.get_var(var).and_then(Var::tangent) {
-                Some(hv) => hv.value().clone(),
+                Some(hv) => Ok(hv.value().clone()),
                 None => var.value().zeros_like(),
             })
-            .collect())
+            .collect()
     }
 }

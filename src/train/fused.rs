@@ -548,17 +548,22 @@ mod tests {
             let auto = loss.backward().unwrap();
 
             let mut ws = FusedWorkspace::default();
-            let mut grads: Vec<Tensor> = model.tensors().iter().map(Tensor::zeros_like).collect();
+            let mut grads: Vec<Tensor> = model
+                .tensors()
+                .iter()
+                .map(Tensor::zeros_like)
+                .collect::<Result<_>>()
+                .unwrap();
             let params = model.tensors();
             let got = ws
                 .train_step(&model, &params, &inputs, &targets, &batch, &mut grads)
                 .unwrap();
             close(&[got], &[loss.value().to_scalar().unwrap()], "loss");
             for (i, (v, g)) in vars.iter().zip(&grads).enumerate() {
-                let want = auto.get(v).cloned().unwrap_or_else(|| v.value().zeros_like());
+                let want = auto.get(v).cloned().unwrap_or_else(|| v.value().zeros_like().unwrap());
                 close(
-                    &g.to_vec::<f64>(),
-                    &want.to_vec::<f64>(),
+                    &g.to_vec::<f64>().unwrap(),
+                    &want.to_vec::<f64>().unwrap(),
                     &format!("grad of tensor {i}"),
                 );
             }
@@ -568,13 +573,13 @@ mod tests {
             reference.set_running_stats(stats).unwrap();
             for (a, b) in updated.norms.iter().zip(&reference.norms) {
                 close(
-                    &a.running_mean.to_vec::<f64>(),
-                    &b.running_mean.to_vec::<f64>(),
+                    &a.running_mean.to_vec::<f64>().unwrap(),
+                    &b.running_mean.to_vec::<f64>().unwrap(),
                     "running mean",
                 );
                 close(
-                    &a.running_var.to_vec::<f64>(),
-                    &b.running_var.to_vec::<f64>(),
+                    &a.running_var.to_vec::<f64>().unwrap(),
+                    &b.running_var.to_vec::<f64>().unwrap(),
                     "running var",
                 );
             }
@@ -585,6 +590,7 @@ mod tests {
                 .sub(&targets)
                 .unwrap()
                 .square()
+                .unwrap()
                 .mean(None, false)
                 .unwrap();
             close(&[mse], &[autograd_mse.to_scalar().unwrap()], "eval mse");
@@ -614,7 +620,7 @@ mod tests {
                     bits.extend([m.train_loss.to_bits(), m.val_loss.to_bits()]);
                 }
                 for t in trainer.optimizer().state().tensors.values() {
-                    bits.extend(t.to_vec_f64().iter().map(|v| v.to_bits()));
+                    bits.extend(t.to_vec_f64().unwrap().iter().map(|v| v.to_bits()));
                 }
                 bits
             })
@@ -635,17 +641,21 @@ mod tests {
         let batch: Vec<usize> = (0..32).collect();
         let params = model.tensors();
         let mut ws = FusedWorkspace::default();
-        let mut grads: Vec<Tensor> = params.iter().map(Tensor::zeros_like).collect();
+        let mut grads: Vec<Tensor> = params
+            .iter()
+            .map(Tensor::zeros_like)
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .unwrap();
         let first = ws
             .train_step(&model, &params, &inputs, &targets, &batch, &mut grads)
             .unwrap();
         let kept: Vec<Tensor> = grads.clone();
-        let snapshot: Vec<Vec<f64>> = kept.iter().map(|t| t.to_vec::<f64>()).collect();
+        let snapshot: Vec<Vec<f64>> = kept.iter().map(|t| t.to_vec::<f64>().unwrap()).collect();
         let other: Vec<usize> = (32..64).collect();
         ws.train_step(&model, &params, &inputs, &targets, &other, &mut grads)
             .unwrap();
         for (k, s) in kept.iter().zip(&snapshot) {
-            assert_eq!(&k.to_vec::<f64>(), s, "a kept gradient changed");
+            assert_eq!(&k.to_vec::<f64>().unwrap(), s, "a kept gradient changed");
         }
         let again = ws
             .train_step(&model, &params, &inputs, &targets, &batch, &mut grads)
@@ -653,7 +663,7 @@ mod tests {
         assert_eq!(first.to_bits(), again.to_bits());
         for (g, s) in grads.iter().zip(&snapshot) {
             let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-            assert_eq!(bits(&g.to_vec::<f64>()), bits(s));
+            assert_eq!(bits(&g.to_vec::<f64>().unwrap()), bits(s));
         }
     }
 }

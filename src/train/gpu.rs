@@ -147,7 +147,7 @@ impl GpuWorkspace {
     /// since [`GpuWorkspace::start`], read in one copy (this waits for the
     /// device).
     pub(crate) fn read_losses(&self, steps: usize) -> Result<Vec<f64>> {
-        let losses = self.losses.to_device(Device::Cpu)?.to_vec_f64();
+        let losses = self.losses.to_device(Device::Cpu)?.to_vec_f64()?;
         Ok(losses[..steps.min(losses.len())].to_vec())
     }
 
@@ -362,7 +362,7 @@ impl GpuWorkspace {
         };
         let top = feature_major(below, model.linears[n_lin - 2].weight.dims()[0], n);
         output_forward(top, params, y, None, None, (sse, 0))?;
-        let total = sse.to_device(Device::Cpu)?.to_vec_f64()[0];
+        let total = sse.to_device(Device::Cpu)?.to_vec_f64()?[0];
         Ok(total / (n * targets.dims()[1]) as f64)
     }
 }

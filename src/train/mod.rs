@@ -371,7 +371,11 @@ impl Trainer {
         let (input, output) = (data.train.inputs.dims()[1], data.train.targets.dims()[1]);
         let model = Mlp::task(input, output, config.n_hidden, config.dtype, &mut init)?;
         optimizer.init_state(config.seed, &model.layout())?;
-        let grads = model.tensors().iter().map(Tensor::zeros_like).collect();
+        let grads = model
+            .tensors()
+            .iter()
+            .map(Tensor::zeros_like)
+            .collect::<Result<Vec<_>>>()?;
         let device = config.device;
         let mut trainer = Trainer {
             workspace: Mutex::new(FusedWorkspace::default()),
@@ -488,7 +492,7 @@ impl Trainer {
         }
         if !on_device.is_empty() {
             // Through to_device, not to_vec: a failed copy is a typed error.
-            let losses = Tensor::concat(&on_device, 0)?.to_device(Device::Cpu)?.to_vec_f64();
+            let losses = Tensor::concat(&on_device, 0)?.to_device(Device::Cpu)?.to_vec_f64()?;
             for (step, sse) in losses.into_iter().enumerate() {
                 sse_total += self.checked_step_loss(step, sse)?;
             }
@@ -871,10 +875,7 @@ impl Trainer {
         let (prediction, running_stats) = probe.forward(&x, &vars, true)?;
         let loss = nn::sse(&prediction, &y)?;
         let grads = loss.backward()?;
-        self.grads = vars
-            .iter()
-            .map(|v| grads.get(v).cloned().unwrap_or_else(|| v.value().zeros_like()))
-            .collect();
+        self.grads = vars.iter().map(|v| grads.get_or_zeros(v)).collect::<Result<_>>()?;
         if query.is_none() {
             self.model.set_running_stats(running_stats)?;
         }
@@ -966,7 +967,7 @@ pub fn mse_of(model: &Mlp, split: &SplitTensors) -> Result<f64> {
         return FusedWorkspace::default().eval_mse(model, &split.inputs, &split.targets);
     }
     let prediction = model.predict(&split.inputs)?;
-    prediction.sub(&split.targets)?.square().mean(None, false)?.to_scalar()
+    prediction.sub(&split.targets)?.square()?.mean(None, false)?.to_scalar()
 }
 
 /// A training step's sum of squared errors: read, or still on the GPU that

@@ -32,9 +32,9 @@ pub fn score(prediction: &Tensor, targets: &Tensor, clean: &Tensor) -> Result<Sc
         });
     }
     Ok(score_values(
-        &prediction.to_vec_f64(),
-        &targets.to_vec_f64(),
-        &clean.to_vec_f64(),
+        &prediction.to_vec_f64()?,
+        &targets.to_vec_f64()?,
+        &clean.to_vec_f64()?,
         targets.dims()[0],
     ))
 }

@@ -130,27 +130,27 @@ impl Function {
     pub fn apply(self, x: &Var, y: &Var) -> Result<Var> {
         match self {
             Function::Rosenbrock => {
-                let a = x.neg().add_scalar(1.0).square();
-                let b = y.sub(&x.square())?.square().mul_scalar(100.0);
+                let a = x.neg()?.add_scalar(1.0)?.square()?;
+                let b = y.sub(&x.square()?)?.square()?.mul_scalar(100.0)?;
                 a.add(&b)
             }
             Function::Beale => {
                 let xy = x.mul(y)?;
                 let xy2 = xy.mul(y)?;
                 let xy3 = xy2.mul(y)?;
-                let term = |xyk: &Var, c: f64| -> Result<Var> { Ok(xyk.sub(x)?.add_scalar(c).square()) };
+                let term = |xyk: &Var, c: f64| -> Result<Var> { xyk.sub(x)?.add_scalar(c)?.square() };
                 term(&xy, 1.5)?.add(&term(&xy2, 2.25)?)?.add(&term(&xy3, 2.625)?)
             }
             Function::Himmelblau => {
-                let a = x.square().add(y)?.sub_scalar(11.0).square();
-                let b = x.add(&y.square())?.sub_scalar(7.0).square();
+                let a = x.square()?.add(y)?.sub_scalar(11.0)?.square()?;
+                let b = x.add(&y.square()?)?.sub_scalar(7.0)?.square()?;
                 a.add(&b)
             }
-            Function::Saddle => x.square().sub(&y.square()),
-            Function::Quadratic => x.square().mul_scalar(0.5).add(&y.square().mul_scalar(50.0)),
+            Function::Saddle => x.square()?.sub(&y.square()?),
+            Function::Quadratic => x.square()?.mul_scalar(0.5)?.add(&y.square()?.mul_scalar(50.0)?),
             Function::Rastrigin => {
-                let wave = |v: &Var| v.square().sub(&v.mul_scalar(2.0 * PI).cos().mul_scalar(10.0));
-                wave(x)?.add(&wave(y)?).map(|s| s.add_scalar(20.0))
+                let wave = |v: &Var| v.square()?.sub(&v.mul_scalar(2.0 * PI)?.cos()?.mul_scalar(10.0)?);
+                wave(x)?.add(&wave(y)?).map(|s| s.add_scalar(20.0))?
             }
         }
     }
@@ -160,7 +160,7 @@ impl Function {
     pub fn at_point(self, point: &Var) -> Result<Var> {
         let x = point.narrow(0, 0, 1)?;
         let y = point.narrow(0, 1, 1)?;
-        Ok(self.apply(&x, &y)?.sum_all())
+        self.apply(&x, &y)?.sum_all()
     }
 
     /// `f(x, y)`.
@@ -178,8 +178,7 @@ impl Function {
         let grads = f.backward()?;
         let g = grads
             .get(&point)
-            .map(Tensor::to_vec_f64)
-            .unwrap_or_else(|| vec![0.0, 0.0]);
+            .map_or_else(|| Ok(vec![0.0, 0.0]), Tensor::to_vec_f64)?;
         Ok((f.value().to_scalar()?, [g[0], g[1]]))
     }
 
@@ -198,7 +197,7 @@ impl Function {
         }
         let x = Var::constant(Tensor::from_vec(xs, [cols * rows])?);
         let y = Var::constant(Tensor::from_vec(ys, [cols * rows])?);
-        Ok(self.apply(&x, &y)?.value().to_vec_f64())
+        self.apply(&x, &y)?.value().to_vec_f64()
     }
 }
 

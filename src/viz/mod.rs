@@ -94,8 +94,8 @@ impl Curvature for PointCurvature {
         let direction = v
             .first()
             .ok_or_else(|| Error::invalid("hvp", "expected one direction tensor"))?;
-        let second = g.mul(&Var::constant(direction.clone()))?.sum_all().backward()?;
-        Ok(vec![second.get(&p).cloned().unwrap_or_else(|| self.point.zeros_like())])
+        let second = g.mul(&Var::constant(direction.clone()))?.sum_all()?.backward()?;
+        Ok(vec![second.get_or_zeros(&p)?])
     }
 }
 
@@ -180,7 +180,7 @@ fn one_step(
             .ok_or_else(|| Error::invalid("query", "no tensor returned"))?,
         None => params[0].clone(),
     };
-    let v = at.to_vec_f64();
+    let v = at.to_vec_f64()?;
     let (_, grad) = function.value_and_gradient(v[0], v[1])?;
     let grads = [point_tensor(grad[0], grad[1])];
     let updates = if optimizer.uses_curvature() {
@@ -192,7 +192,7 @@ fn one_step(
     let u = updates
         .first()
         .ok_or_else(|| Error::invalid("step", "the optimizer returned no update"))?
-        .to_vec_f64();
+        .to_vec_f64()?;
     Ok([u[0], u[1]])
 }
 

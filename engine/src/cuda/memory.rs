@@ -234,15 +234,6 @@ impl Drop for CudaStorage {
     }
 }
 
-impl Clone for CudaStorage {
-    /// Copy-on-write needs `Clone`; a failed device copy (out of memory)
-    /// panics here with the typed error's message.
-    fn clone(&self) -> Self {
-        self.try_clone()
-            .unwrap_or_else(|e| panic!("copying a shared CUDA buffer failed: {e}"))
-    }
-}
-
 impl PartialEq for CudaStorage {
     /// Equal dtype, length, device and elements (compared on the host).
     fn eq(&self, other: &Self) -> bool {

@@ -159,9 +159,9 @@ fn check(t: &Tensor, ordinal: usize, dtype: DType, len: usize, what: &str, op: &
 
 /// The device address of a buffer a kernel will write, after making its
 /// storage unshared (so no other tensor sees the write).
-fn write_ptr(t: &mut Tensor) -> u64 {
-    match t.storage_mut() {
-        Storage::Cuda(s) => s.device_ptr(),
+fn write_ptr(t: &mut Tensor) -> Result<u64> {
+    match t.unique_storage("fused MLP step")? {
+        Storage::Cuda(s) => Ok(s.device_ptr()),
         _ => unreachable!("checked to be on a GPU first"),
     }
 }
@@ -241,11 +241,11 @@ fn hidden_forward(
                 check(t, ordinal, dtype, c, what, op)?;
             }
             let ptrs = (
-                write_ptr(&mut s.act),
-                write_ptr(&mut s.out),
-                write_ptr(&mut s.mean),
-                write_ptr(&mut s.var),
-                write_ptr(&mut s.inv_std),
+                write_ptr(&mut s.act)?,
+                write_ptr(&mut s.out)?,
+                write_ptr(&mut s.mean)?,
+                write_ptr(&mut s.var)?,
+                write_ptr(&mut s.inv_std)?,
             );
             (ptrs.0, ptrs.1, ptrs.2, ptrs.3, ptrs.4, 0u64, 0u64, 1i32)
         }
@@ -254,7 +254,7 @@ fn hidden_forward(
             check(running.1, ordinal, dtype, c, "running var", op)?;
             check(out, ordinal, dtype, c * n, "out", op)?;
             let (rm, rv) = (buf(running.0).device_ptr(), buf(running.1).device_ptr());
-            (0, write_ptr(out), 0, 0, 0, rm, rv, 0)
+            (0, write_ptr(out)?, 0, 0, 0, rm, rv, 0)
         }
     };
     let (n64, k64, c64) = (n as i64, k as i64, c as i64);
@@ -324,14 +324,14 @@ pub fn output_forward(
         match t {
             Some(t) => {
                 check(t, ordinal, dtype, c * n, what, op)?;
-                Ok(write_ptr(t))
+                write_ptr(t)
             }
             None => Ok(0),
         }
     };
     let (pp, dp) = (out_ptr(pred, "pred")?, out_ptr(dz, "dz")?);
     check(sse, ordinal, dtype, slot + 1, "the loss slots", op)?;
-    let sp = write_ptr(sse) + (slot * dtype.size_in_bytes()) as u64;
+    let sp = write_ptr(sse)? + (slot * dtype.size_in_bytes()) as u64;
     let (wp, bp) = (buf(linear.weight).device_ptr(), buf(linear.bias).device_ptr());
     let (n64, k64, c64) = (n as i64, k as i64, c as i64);
     let kernel = pick(dtype, "mlp_output_fwd_f32", "mlp_output_fwd_f64");
@@ -379,10 +379,10 @@ pub fn hidden_backward(
                 check(t, ordinal, dtype, len, what, op)?;
             }
             [
-                write_ptr(g.bias),
-                write_ptr(g.scale),
-                write_ptr(g.shift),
-                write_ptr(g.weight),
+                write_ptr(g.bias)?,
+                write_ptr(g.scale)?,
+                write_ptr(g.shift)?,
+                write_ptr(g.weight)?,
             ]
         }
         None => [0; 4],
@@ -394,7 +394,7 @@ pub fn hidden_backward(
         buf(&saved.mean).device_ptr(),
         buf(&saved.inv_std).device_ptr(),
         buf(norm.scale).device_ptr(),
-        write_ptr(dz),
+        write_ptr(dz)?,
     );
     let (n64, c64, cu64, k64) = (n as i64, c as i64, c_up as i64, k as i64);
     let kernel = pick(dtype, "mlp_hidden_bwd_f32", "mlp_hidden_bwd_f64");
@@ -425,7 +425,7 @@ pub fn linear_grads(dz: &Tensor, x: Batch<'_>, weight: &mut Tensor, bias: &mut T
     check(weight, ordinal, dtype, c * k, "weight gradient", op)?;
     check(bias, ordinal, dtype, c, "bias gradient", op)?;
     let (xp, _, _) = x.operand(op)?;
-    let (dp, bp, wp) = (buf(dz).device_ptr(), write_ptr(bias), write_ptr(weight));
+    let (dp, bp, wp) = (buf(dz).device_ptr(), write_ptr(bias)?, write_ptr(weight)?);
     let (n64, c64, k64) = (n as i64, c as i64, k as i64);
     let kernel = pick(dtype, "mlp_linear_grads_f32", "mlp_linear_grads_f64");
     // SAFETY: arguments in `mlp_linear_grads`' order; buffers checked above.
@@ -456,7 +456,7 @@ pub fn blend_running_stats(
     check(&saved.mean, ordinal, dtype, c, "mean", op)?;
     check(&saved.var, ordinal, dtype, c, "var", op)?;
     let (mp, vp) = (buf(&saved.mean).device_ptr(), buf(&saved.var).device_ptr());
-    let (rm, rv) = (write_ptr(running_mean), write_ptr(running_var));
+    let (rm, rv) = (write_ptr(running_mean)?, write_ptr(running_var)?);
     let (c64, n64) = (c as i64, n as i64);
     let kernel = pick(dtype, "mlp_running_stats_f32", "mlp_running_stats_f64");
     // SAFETY: arguments in `mlp_running_stats`' order; buffers checked above.
@@ -546,7 +546,7 @@ pub fn batch_gather(
     check(batch_x, ordinal, dtype, n * input, "the batch's inputs", op)?;
     check(batch_y, ordinal, dtype, n * output, "the batch's targets", op)?;
     let (cp, xp, yp) = (cursor.buffer.device_ptr(), buf(x).device_ptr(), buf(y).device_ptr());
-    let (bx, by) = (write_ptr(batch_x), write_ptr(batch_y));
+    let (bx, by) = (write_ptr(batch_x)?, write_ptr(batch_y)?);
     let (n64, s64, in64, out64, r64) = (n as i64, stride as i64, input as i64, output as i64, cursor.rows as i64);
     let kernel = pick(dtype, "mlp_batch_gather_f32", "mlp_batch_gather_f64");
     // SAFETY: arguments in `mlp_batch_gather`'s order; the batch buffers
@@ -574,7 +574,7 @@ pub fn step_finish(cursor: &StepCursor, sse: &Tensor, losses: &mut Tensor) -> Re
     if cursor.ordinal != ordinal {
         return Err(Error::invalid(op, "the cursor is on another GPU"));
     }
-    let (cp, sp, lp) = (cursor.buffer.device_ptr(), buf(sse).device_ptr(), write_ptr(losses));
+    let (cp, sp, lp) = (cursor.buffer.device_ptr(), buf(sse).device_ptr(), write_ptr(losses)?);
     let slots = steps as i64;
     let kernel = pick(dtype, "mlp_step_finish_f32", "mlp_step_finish_f64");
     // SAFETY: arguments in `mlp_step_finish`'s order; one thread writes the

@@ -115,7 +115,7 @@ pub fn batchnorm_train(
 /// A tensor whose buffer no other tensor shares (copying if it was), so a
 /// kernel may write it in place; returns a handle sharing that buffer.
 fn make_unique(t: &mut Tensor) -> Result<Tensor> {
-    t.storage_mut();
+    t.unique_storage("batch_norm")?;
     Ok(t.clone())
 }
 

@@ -95,35 +95,9 @@ pub(crate) fn blocks(n: usize) -> u32 {
     n.div_ceil(BLOCK as usize).clamp(1, 65_535 * 16) as u32
 }
 
-/// A panic for the ops whose CPU signature cannot return an error.
-pub(crate) fn infallible<T>(op: &str, r: Result<T>) -> T {
-    r.unwrap_or_else(|e| panic!("CUDA {op} failed: {e}"))
-}
-
-/// A tensor like `t` filled with `value` (for entry points that return no
-/// `Result`: panics with the typed error's message if the GPU fails).
-pub(crate) fn full_like(t: &Tensor, value: f64) -> Tensor {
-    infallible("full_like", full(ordinal(t), t.shape().clone(), value, t.dtype()))
-}
-
-/// A host copy of a CUDA tensor (panics if the GPU fails).
-pub(crate) fn host_copy(t: &Tensor) -> Tensor {
-    infallible("copy to host", to_host(t))
-}
-
-/// [`unary`], panicking if the GPU fails.
-pub(crate) fn unary_or_panic(t: &Tensor, op: UnaryOp) -> Tensor {
-    infallible("unary", unary(t, op))
-}
-
-/// [`unary_in_place`], panicking if the GPU fails.
-pub(crate) fn unary_in_place_or_panic(s: &mut Storage, op: UnaryOp) {
-    infallible("unary_in_place", unary_in_place(s, op))
-}
-
-/// [`cast`], panicking if the GPU fails.
-pub(crate) fn cast_or_panic(t: &Tensor, dtype: DType) -> Tensor {
-    infallible("to_dtype", cast(t, dtype))
+/// A tensor like `t` (shape, dtype, device) filled with `value`.
+pub(crate) fn full_like(t: &Tensor, value: f64) -> Result<Tensor> {
+    full(ordinal(t), t.shape().clone(), value, t.dtype())
 }
 
 fn launch(b: &Backend, kernel: &'static str, n: usize, args: &[*mut c_void]) -> Result<()> {

@@ -165,7 +165,7 @@ impl FusedOptimizer {
     /// One step applied in place: `param += update` inside the kernel.
     pub fn step(&mut self, params: &mut [Tensor], grads: &[Tensor]) -> Result<()> {
         for p in params.iter_mut() {
-            p.storage_mut(); // copy first if another tensor shares the buffer
+            p.unique_storage("fused optimizer")?; // copy first if another tensor shares the buffer
         }
         self.launch(params, grads, &[], true)
     }
@@ -405,9 +405,9 @@ fn adam_slots(tensors: &mut [AdamSlot<'_>], op: &'static str) -> Result<Option<(
             continue;
         }
         slots.push(Slot {
-            param: unique_ptr(t.param),
+            param: unique_ptr(t.param)?,
             grad: buf(t.grad).device_ptr(),
-            state: [unique_ptr(t.m), unique_ptr(t.v), 0, 0],
+            state: [unique_ptr(t.m)?, unique_ptr(t.v)?, 0, 0],
             update: 0,
             len: t.param.numel() as i64,
             first_block: 0,
@@ -492,9 +492,9 @@ fn first_kind(t: &Tensor, ordinal: usize, dtype: crate::DType, op: &'static str)
 
 /// The device address of a tensor a kernel writes in place, after making
 /// its buffer unshared.
-fn unique_ptr(t: &mut Tensor) -> u64 {
-    match t.storage_mut() {
-        crate::storage::Storage::Cuda(s) => s.device_ptr(),
+fn unique_ptr(t: &mut Tensor) -> Result<u64> {
+    match t.unique_storage("fused optimizer")? {
+        crate::storage::Storage::Cuda(s) => Ok(s.device_ptr()),
         _ => unreachable!("checked to be on a GPU first"),
     }
 }

@@ -325,8 +325,6 @@ fn unary_kernel<T: CpuSlice>(x: &[T], op: UnaryOp) -> Vec<T> {
     )
 }
 
-/// Applies `f` to every element in place, in parallel chunks when large
-/// (the same chunks and the same function as [`map_slice`], so the same bits).
 /// `dst += src`, element by element. Cut into two fixed halves through
 /// [`super::join`] when the slices are long and a second thread is awake
 /// ([`super::pair_is_awake`]): applying an optimizer's updates to a model
@@ -349,6 +347,8 @@ fn add_serial<T: Element>(dst: &mut [T], src: &[T]) {
     }
 }
 
+/// Applies `f` to every element in place, in parallel chunks when large
+/// (the same chunks and the same function as [`map_slice`], so the same bits).
 fn map_in_place<T: Element>(x: &mut [T], f: impl Fn(T) -> T + Sync) {
     if x.len() >= PARALLEL_THRESHOLD {
         x.par_chunks_mut(PARALLEL_THRESHOLD / 4)
@@ -376,26 +376,29 @@ fn unary_in_place_kernel<T: CpuSlice>(x: &mut [T], op: UnaryOp) {
 
 impl Tensor {
     /// Applies a [`UnaryOp`] to every element.
-    pub fn unary(&self, op: UnaryOp) -> Tensor {
+    /// Fails only on a GPU (out of memory, a failed launch); on the CPU the
+    /// result is always `Ok`.
+    pub fn unary(&self, op: UnaryOp) -> Result<Tensor> {
         #[cfg(feature = "cuda")]
         if self.is_cuda() {
-            return crate::cuda::ops::unary_or_panic(self, op);
+            return crate::cuda::ops::unary(self, op);
         }
-        with_dtype!(self.dtype(), T => {
+        Ok(with_dtype!(self.dtype(), T => {
             let out = unary_kernel(self.data::<T>(), op);
             Tensor::from_typed(out, self.shape().clone())
-        })
+        }))
     }
 
     /// Applies a [`UnaryOp`] to every element in place, giving the same
     /// values as [`Tensor::unary`] without allocating (unless the buffer is
     /// shared, when it is copied first, as in [`Tensor::update_in_place`]).
-    pub fn unary_in_place(&mut self, op: UnaryOp) {
+    pub fn unary_in_place(&mut self, op: UnaryOp) -> Result<()> {
         #[cfg(feature = "cuda")]
         if self.is_cuda() {
-            return crate::cuda::ops::unary_in_place_or_panic(self.storage_mut(), op);
+            return crate::cuda::ops::unary_in_place(self.unique_storage("unary_in_place")?, op);
         }
-        with_dtype!(self.dtype(), T => unary_in_place_kernel(self.as_mut_slice::<T>().expect("T is this tensor's dtype"), op))
+        with_dtype!(self.dtype(), T => unary_in_place_kernel(self.as_mut_slice::<T>()?, op));
+        Ok(())
     }
 
     /// Applies a [`BinaryOp`] with NumPy broadcasting.
@@ -443,7 +446,7 @@ impl Tensor {
 macro_rules! unary_methods {
     ($($(#[$doc:meta])* $name:ident => $op:expr;)*) => {
         impl Tensor {
-            $($(#[$doc])* pub fn $name(&self) -> Tensor { self.unary($op) })*
+            $($(#[$doc])* pub fn $name(&self) -> Result<Tensor> { self.unary($op) })*
         }
     };
 }
@@ -523,35 +526,35 @@ binary_methods! {
 
 impl Tensor {
     /// `x + c`
-    pub fn add_scalar(&self, c: f64) -> Tensor {
+    pub fn add_scalar(&self, c: f64) -> Result<Tensor> {
         self.unary(UnaryOp::AddScalar(c))
     }
     /// `x - c`
-    pub fn sub_scalar(&self, c: f64) -> Tensor {
+    pub fn sub_scalar(&self, c: f64) -> Result<Tensor> {
         self.unary(UnaryOp::AddScalar(-c))
     }
     /// `x * c`
-    pub fn mul_scalar(&self, c: f64) -> Tensor {
+    pub fn mul_scalar(&self, c: f64) -> Result<Tensor> {
         self.unary(UnaryOp::MulScalar(c))
     }
     /// `x / c`
-    pub fn div_scalar(&self, c: f64) -> Tensor {
+    pub fn div_scalar(&self, c: f64) -> Result<Tensor> {
         self.unary(UnaryOp::MulScalar(1.0 / c))
     }
     /// `x ^ p`
-    pub fn pow_scalar(&self, p: f64) -> Tensor {
+    pub fn pow_scalar(&self, p: f64) -> Result<Tensor> {
         self.unary(UnaryOp::PowScalar(p))
     }
     /// `max(x, c)`; NaN stays NaN (as in [`Tensor::maximum`])
-    pub fn maximum_scalar(&self, c: f64) -> Tensor {
+    pub fn maximum_scalar(&self, c: f64) -> Result<Tensor> {
         self.unary(UnaryOp::Clamp(c, f64::INFINITY))
     }
     /// `min(x, c)`; NaN stays NaN (as in [`Tensor::minimum`])
-    pub fn minimum_scalar(&self, c: f64) -> Tensor {
+    pub fn minimum_scalar(&self, c: f64) -> Result<Tensor> {
         self.unary(UnaryOp::Clamp(f64::NEG_INFINITY, c))
     }
     /// Leaky ReLU with the given negative slope.
-    pub fn leaky_relu(&self, slope: f64) -> Tensor {
+    pub fn leaky_relu(&self, slope: f64) -> Result<Tensor> {
         self.unary(UnaryOp::LeakyRelu(slope))
     }
     /// Clamps into `[lo, hi]` (NaN stays NaN, so a clamp never hides a
@@ -563,14 +566,14 @@ impl Tensor {
                 format!("need lo <= hi, got [{lo}, {hi}]"),
             ));
         }
-        Ok(self.unary(UnaryOp::Clamp(lo, hi)))
+        self.unary(UnaryOp::Clamp(lo, hi))
     }
     /// 1 where `x > c`, else 0.
-    pub fn gt_scalar(&self, c: f64) -> Tensor {
+    pub fn gt_scalar(&self, c: f64) -> Result<Tensor> {
         self.unary(UnaryOp::GtScalar(c))
     }
     /// 1 where `x < c`, else 0.
-    pub fn lt_scalar(&self, c: f64) -> Tensor {
+    pub fn lt_scalar(&self, c: f64) -> Result<Tensor> {
         self.unary(UnaryOp::LtScalar(c))
     }
 }
@@ -592,7 +595,7 @@ mod tests {
             crate::ops::in_pool(|| {
                 let mut t = Tensor::from_vec(a.clone(), [n]).unwrap();
                 t.add_assign(&Tensor::from_vec(b.clone(), [n]).unwrap()).unwrap();
-                t.to_vec::<f64>()
+                t.to_vec::<f64>().unwrap()
             })
         });
         let expected: Vec<f64> = a.iter().zip(&b).map(|(x, y)| x + y).collect();
@@ -605,17 +608,17 @@ mod tests {
         let b = Tensor::from_vec(vec![10.0f64, 20.0, 30.0], [3]).unwrap();
         let c = Tensor::from_vec(vec![100.0f64, 200.0], [2, 1]).unwrap();
         assert_eq!(
-            a.add(&b).unwrap().to_vec::<f64>(),
+            a.add(&b).unwrap().to_vec::<f64>().unwrap(),
             vec![11.0, 22.0, 33.0, 14.0, 25.0, 36.0]
         );
         assert_eq!(
-            a.add(&c).unwrap().to_vec::<f64>(),
+            a.add(&c).unwrap().to_vec::<f64>().unwrap(),
             vec![101.0, 102.0, 103.0, 204.0, 205.0, 206.0]
         );
         let outer = b.reshape([3, 1]).unwrap().mul(&c.reshape([1, 2]).unwrap()).unwrap();
         assert_eq!(outer.dims(), &[3, 2]);
         assert_eq!(
-            outer.to_vec::<f64>(),
+            outer.to_vec::<f64>().unwrap(),
             vec![1000.0, 2000.0, 2000.0, 4000.0, 3000.0, 6000.0]
         );
     }
@@ -633,11 +636,11 @@ mod tests {
         let n = PARALLEL_THRESHOLD * 3 + 7;
         let v: Vec<f32> = (0..n).map(|i| (i as f32) * 0.001 - 3.0).collect();
         let t = Tensor::from_vec(v.clone(), [n]).unwrap();
-        let s = t.sigmoid().to_vec::<f32>();
+        let s = t.sigmoid().unwrap().to_vec::<f32>().unwrap();
         for (i, &x) in v.iter().enumerate() {
             assert_eq!(s[i], 1.0 / (1.0 + (-x).exp()));
         }
-        let sum = t.add(&t).unwrap().to_vec::<f32>();
+        let sum = t.add(&t).unwrap().to_vec::<f32>().unwrap();
         assert!(sum.iter().zip(&v).all(|(s, x)| *s == x + x));
     }
 
@@ -665,11 +668,12 @@ mod tests {
                 );
                 let want: Vec<f64> = ea
                     .to_vec::<f64>()
+                    .unwrap()
                     .iter()
-                    .zip(eb.to_vec::<f64>())
+                    .zip(eb.to_vec::<f64>().unwrap())
                     .map(|(p, q)| p - q)
                     .collect();
-                assert_eq!(got.to_vec::<f64>(), want, "{sa:?} - {sb:?}");
+                assert_eq!(got.to_vec::<f64>().unwrap(), want, "{sa:?} - {sb:?}");
             }
         }
     }
@@ -686,9 +690,15 @@ mod tests {
                 UnaryOp::Relu,
             ] {
                 let mut u = t.clone();
-                u.unary_in_place(op);
-                let bits = |x: &Tensor| x.to_vec::<f32>().iter().map(|v| v.to_bits()).collect::<Vec<_>>();
-                assert_eq!(bits(&u), bits(&t.unary(op)), "{op:?}");
+                u.unary_in_place(op).unwrap();
+                let bits = |x: &Tensor| {
+                    x.to_vec::<f32>()
+                        .unwrap()
+                        .iter()
+                        .map(|v| v.to_bits())
+                        .collect::<Vec<_>>()
+                };
+                assert_eq!(bits(&u), bits(&t.unary(op).unwrap()), "{op:?}");
                 assert!(!u.same_storage(&t), "a shared buffer must be copied, not written");
             }
         }
@@ -697,9 +707,9 @@ mod tests {
     #[test]
     fn relu_propagates_nan() {
         let t = Tensor::from_vec(vec![f32::NAN, -1.0, 2.0], [3]).unwrap();
-        let r = t.relu().to_vec::<f32>();
+        let r = t.relu().unwrap().to_vec::<f32>().unwrap();
         assert!(r[0].is_nan() && r[1] == 0.0 && r[2] == 2.0);
-        assert!(t.leaky_relu(0.1).to_vec::<f32>()[0].is_nan());
+        assert!(t.leaky_relu(0.1).unwrap().to_vec::<f32>().unwrap()[0].is_nan());
     }
 
     #[test]
@@ -709,6 +719,6 @@ mod tests {
         let f = Tensor::full([2, 1], -1.0, DType::F64).unwrap();
         let w = Tensor::where_cond(&c, &t, &f).unwrap();
         assert_eq!(w.dims(), &[2, 3]);
-        assert_eq!(w.to_vec::<f64>(), vec![5.0, -1.0, 5.0, 5.0, -1.0, 5.0]);
+        assert_eq!(w.to_vec::<f64>().unwrap(), vec![5.0, -1.0, 5.0, 5.0, -1.0, 5.0]);
     }
 }

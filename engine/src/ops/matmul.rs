@@ -362,16 +362,22 @@ mod tests {
         let (m, k, n) = (7, 5, 3);
         let a = Tensor::rand_normal([m, k], 0.0, 1.0, DType::F64, &mut rng).unwrap();
         let b = Tensor::rand_normal([k, n], 0.0, 1.0, DType::F64, &mut rng).unwrap();
-        let want = naive(&a.to_vec::<f64>(), &b.to_vec::<f64>(), m, k, n);
-        let close = |t: Tensor| t.to_vec::<f64>().iter().zip(&want).all(|(x, y)| (x - y).abs() < 1e-12);
+        let want = naive(&a.to_vec::<f64>().unwrap(), &b.to_vec::<f64>().unwrap(), m, k, n);
+        let close = |t: Tensor| {
+            t.to_vec::<f64>()
+                .unwrap()
+                .iter()
+                .zip(&want)
+                .all(|(x, y)| (x - y).abs() < 1e-12)
+        };
         assert!(close(a.matmul(&b).unwrap()));
         assert!(close(a.t().unwrap().matmul_t(true, &b, false).unwrap()));
         assert!(close(a.matmul_t(false, &b.t().unwrap(), true).unwrap()));
         assert!(close(a.t().unwrap().matmul_t(true, &b.t().unwrap(), true).unwrap()));
         assert!(a.matmul(&a).is_err());
-        let af = a.to_dtype(DType::F32);
-        let bf = b.to_dtype(DType::F32);
-        let cf = af.matmul(&bf).unwrap().to_vec::<f64>();
+        let af = a.to_dtype(DType::F32).unwrap();
+        let bf = b.to_dtype(DType::F32).unwrap();
+        let cf = af.matmul(&bf).unwrap().to_vec::<f64>().unwrap();
         assert!(cf.iter().zip(&want).all(|(x, y)| (x - y).abs() < 1e-5));
     }
 

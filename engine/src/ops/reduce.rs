@@ -140,14 +140,14 @@ impl Tensor {
     }
 
     /// Sum of all elements, as a scalar tensor.
-    pub fn sum_all(&self) -> Tensor {
-        self.sum(None, false).expect("reducing all axes cannot fail")
+    pub fn sum_all(&self) -> Result<Tensor> {
+        self.sum(None, false)
     }
 
     /// Mean over `axes` (all if `None`).
     pub fn mean(&self, axes: Option<&[isize]>, keepdim: bool) -> Result<Tensor> {
         let count = self.reduced_count("mean", axes)?;
-        Ok(self.sum(axes, keepdim)?.div_scalar(count as f64))
+        self.sum(axes, keepdim)?.div_scalar(count as f64)
     }
 
     /// Maximum over `axes` (all if `None`).
@@ -171,15 +171,15 @@ impl Tensor {
             ));
         }
         let centered = self.sub(&self.mean(axes, true)?)?;
-        Ok(centered.square().sum(axes, keepdim)?.div_scalar((count - ddof) as f64))
+        centered.square()?.sum(axes, keepdim)?.div_scalar((count - ddof) as f64)
     }
 
     /// `log(sum(exp(x)))` over `axes`, computed stably (max subtracted first).
     pub fn logsumexp(&self, axes: Option<&[isize]>, keepdim: bool) -> Result<Tensor> {
         let m = self.reduce_named("logsumexp", axes, true, ReduceOp::Max)?;
         // An all -inf slice would give -inf - -inf = NaN; shift by 0 there instead.
-        let m = m.unary(crate::UnaryOp::Clamp(f64::MIN, f64::INFINITY));
-        let lse = self.sub(&m)?.exp().sum(axes, true)?.log().add(&m)?;
+        let m = m.unary(crate::UnaryOp::Clamp(f64::MIN, f64::INFINITY))?;
+        let lse = self.sub(&m)?.exp()?.sum(axes, true)?.log()?.add(&m)?;
         if keepdim {
             Ok(lse)
         } else {
@@ -198,7 +198,7 @@ impl Tensor {
         }
         let outer: usize = self.dims()[..a].iter().product();
         let inner: usize = self.dims()[a + 1..].iter().product();
-        let v = self.to_vec_f64();
+        let v = self.to_vec_f64()?;
         let mut out = Vec::with_capacity(outer * inner);
         for o in 0..outer {
             for i in 0..inner {
@@ -229,7 +229,7 @@ mod tests {
         assert_eq!(s.dims(), &[3]);
         // axis-1 index j: sum over i,k of 12i + 4j + k = 2*4*4j + (0+12)*4 + 2*(0+1+2+3)
         let expect: Vec<f64> = (0..3).map(|j| 32.0 * j as f64 + 48.0 + 12.0).collect();
-        assert_eq!(s.to_vec::<f64>(), expect);
+        assert_eq!(s.to_vec::<f64>().unwrap(), expect);
         assert_eq!(a.mean(None, false).unwrap().to_scalar().unwrap(), 11.5);
         assert_eq!(a.sum(Some(&[-1]), true).unwrap().dims(), &[2, 3, 1]);
         assert!(a.sum(Some(&[3]), false).is_err());
@@ -269,7 +269,7 @@ mod tests {
                             }
                         }
                     }
-                    assert_eq!(got.to_vec::<f64>()[idx], acc.unwrap(), "axes {axes:?} {op:?}");
+                    assert_eq!(got.to_vec::<f64>().unwrap()[idx], acc.unwrap(), "axes {axes:?} {op:?}");
                 }
             }
         }
@@ -278,14 +278,17 @@ mod tests {
     #[test]
     fn var_max_argmax_logsumexp() {
         let a = Tensor::from_vec(vec![1.0f64, 2.0, 3.0, 4.0, 9.0, 0.0], [2, 3]).unwrap();
-        let v = a.var(Some(&[1]), false, true).unwrap().to_vec::<f64>();
+        let v = a.var(Some(&[1]), false, true).unwrap().to_vec::<f64>().unwrap();
         // row [4, 9, 0]: mean 13/3, squared deviations sum to 122/3, over n-1 = 2
         assert!((v[0] - 1.0).abs() < 1e-12 && (v[1] - 61.0 / 3.0).abs() < 1e-12, "{v:?}");
-        let vb = a.var(Some(&[1]), false, false).unwrap().to_vec::<f64>();
+        let vb = a.var(Some(&[1]), false, false).unwrap().to_vec::<f64>().unwrap();
         assert!((vb[0] - 2.0 / 3.0).abs() < 1e-12);
-        assert_eq!(a.max(Some(&[0]), false).unwrap().to_vec::<f64>(), vec![4.0, 9.0, 3.0]);
+        assert_eq!(
+            a.max(Some(&[0]), false).unwrap().to_vec::<f64>().unwrap(),
+            vec![4.0, 9.0, 3.0]
+        );
         assert_eq!(a.argmax(1).unwrap(), vec![2, 1]);
-        let l = a.logsumexp(Some(&[1]), false).unwrap().to_vec::<f64>();
+        let l = a.logsumexp(Some(&[1]), false).unwrap().to_vec::<f64>().unwrap();
         let direct = (1f64.exp() + 2f64.exp() + 3f64.exp()).ln();
         assert!((l[0] - direct).abs() < 1e-12);
         let big = Tensor::from_vec(vec![1000.0f64, 1000.0], [2]).unwrap();

@@ -58,11 +58,11 @@ impl Transform for ScaleByBelief {
         let (c1, c2) = (1.0 - self.beta1.powi(t), 1.0 - self.beta2.powi(t));
         let mut out = Vec::with_capacity(grads.len());
         for (i, g) in grads.iter().enumerate() {
-            let m = ema(self.m.get(i, g), g, self.beta1)?;
-            let residual = g.sub(&m)?.square();
-            let s = ema(self.s.get(i, g), &residual, self.beta2)?.add_scalar(self.eps);
-            let denom = s.sqrt().div_scalar(c2.sqrt()).add_scalar(self.eps);
-            out.push(m.div_scalar(c1).div(&denom)?);
+            let m = ema(self.m.get(i, g)?, g, self.beta1)?;
+            let residual = g.sub(&m)?.square()?;
+            let s = ema(self.s.get(i, g)?, &residual, self.beta2)?.add_scalar(self.eps)?;
+            let denom = s.sqrt()?.div_scalar(c2.sqrt())?.add_scalar(self.eps)?;
+            out.push(m.div_scalar(c1)?.div(&denom)?);
             self.m.set(i, m);
             self.s.set(i, s);
         }

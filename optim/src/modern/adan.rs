@@ -146,10 +146,10 @@ impl ScaleByAdan {
             self.coefficients::<f64>(info.count),
         );
         let first = info.count == 1;
-        let m = self.m.all_mut(&grads);
-        let v = self.v.all_mut(&grads);
-        let n = self.n.all_mut(&grads);
-        let prev = self.prev.all_mut(&grads);
+        let m = self.m.all_mut(&grads)?;
+        let v = self.v.all_mut(&grads)?;
+        let n = self.n.all_mut(&grads)?;
+        let prev = self.prev.all_mut(&grads)?;
         let total: usize = grads.iter().map(Tensor::numel).sum();
         let cut = if total < FUSED_SPLIT {
             grads.len()
@@ -199,22 +199,22 @@ impl ScaleByAdan {
         let mut out = Vec::with_capacity(grads.len());
         for (i, g) in grads.iter().enumerate() {
             if info.count == 1 {
-                self.prev.get(i, g);
+                self.prev.get(i, g)?;
                 self.prev.set(i, g.clone());
             }
-            let diff = g.sub(self.prev.get(i, g))?;
-            let m = ema(self.m.get(i, g), g, self.beta1)?;
-            let v = ema(self.v.get(i, g), &diff, self.beta2)?;
-            let corrected = g.add(&diff.mul_scalar(self.beta2))?;
-            let n = ema(self.n.get(i, g), &corrected.square(), self.beta3)?;
-            let denom = n.sqrt().div_scalar(c3.sqrt()).add_scalar(self.eps);
-            let u = m.div_scalar(c1).add(&v.mul_scalar(self.beta2 / c2))?.div(&denom)?;
+            let diff = g.sub(self.prev.get(i, g)?)?;
+            let m = ema(self.m.get(i, g)?, g, self.beta1)?;
+            let v = ema(self.v.get(i, g)?, &diff, self.beta2)?;
+            let corrected = g.add(&diff.mul_scalar(self.beta2)?)?;
+            let n = ema(self.n.get(i, g)?, &corrected.square()?, self.beta3)?;
+            let denom = n.sqrt()?.div_scalar(c3.sqrt())?.add_scalar(self.eps)?;
+            let u = m.div_scalar(c1)?.add(&v.mul_scalar(self.beta2 / c2)?)?.div(&denom)?;
             let p = &info.params[i];
             let step = if self.no_prox {
-                u.add(&p.mul_scalar(wd))?.mul_scalar(-lr)
+                u.add(&p.mul_scalar(wd)?)?.mul_scalar(-lr)
             } else {
-                u.add(&p.mul_scalar(wd))?.mul_scalar(-lr / (1.0 + lr * wd))
-            };
+                u.add(&p.mul_scalar(wd)?)?.mul_scalar(-lr / (1.0 + lr * wd))
+            }?;
             out.push(step);
             self.m.set(i, m);
             self.v.set(i, v);
@@ -338,7 +338,7 @@ mod tests {
     use ferrograd_engine::{DType, Rng, Shape};
 
     fn bits(t: &Tensor) -> Vec<u64> {
-        t.to_vec_f64().iter().map(|v| v.to_bits()).collect()
+        t.to_vec_f64().unwrap().iter().map(|v| v.to_bits()).collect()
     }
 
     /// The fused pass against the tensor operations, bit for bit, over 15
@@ -369,7 +369,8 @@ mod tests {
                                 _ => g.maximum_scalar(-1.0),
                             }
                         })
-                        .collect();
+                        .collect::<std::result::Result<Vec<_>, _>>()
+                        .unwrap();
                     let info = StepInfo {
                         count,
                         params: &params,

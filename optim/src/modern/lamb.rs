@@ -33,7 +33,11 @@ impl Transform for ScaleByTrustRatio {
             .map(|(i, u)| {
                 let w = global_norm(std::slice::from_ref(&info.params[i]))?;
                 let n = global_norm(std::slice::from_ref(&u))?;
-                Ok(if w > 0.0 && n > 0.0 { u.mul_scalar(w / n) } else { u })
+                if w > 0.0 && n > 0.0 {
+                    u.mul_scalar(w / n)
+                } else {
+                    Ok(u)
+                }
             })
             .collect()
     }

@@ -44,7 +44,7 @@ impl Transform for ScaleByLarsTrust {
                 } else {
                     1.0
                 };
-                Ok(g.add(&p.mul_scalar(self.weight_decay))?.mul_scalar(local))
+                g.add(&p.mul_scalar(self.weight_decay)?)?.mul_scalar(local)
             })
             .collect()
     }
@@ -73,7 +73,7 @@ impl Transform for Trace {
     fn update(&mut self, updates: Vec<Tensor>, _: &StepInfo<'_>) -> Result<Vec<Tensor>> {
         let mut out = Vec::with_capacity(updates.len());
         for (i, u) in updates.iter().enumerate() {
-            let v = self.v.get(i, u).mul_scalar(self.momentum).add(u)?;
+            let v = self.v.get(i, u)?.mul_scalar(self.momentum)?.add(u)?;
             self.v.set(i, v.clone());
             out.push(v);
         }

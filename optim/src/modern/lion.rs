@@ -45,8 +45,8 @@ impl Transform for ScaleByLion {
     fn update(&mut self, grads: Vec<Tensor>, _: &StepInfo<'_>) -> Result<Vec<Tensor>> {
         let mut out = Vec::with_capacity(grads.len());
         for (i, g) in grads.iter().enumerate() {
-            let m = self.m.get(i, g).clone();
-            out.push(ema(&m, g, self.beta1)?.sign());
+            let m = self.m.get(i, g)?.clone();
+            out.push(ema(&m, g, self.beta1)?.sign()?);
             self.m.set(i, ema(&m, g, self.beta2)?);
         }
         Ok(out)

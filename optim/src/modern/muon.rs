@@ -51,12 +51,12 @@ pub fn newton_schulz5(g: &Tensor, steps: usize) -> Result<Tensor> {
     let (a, b, c) = NS_COEFFICIENTS;
     let tall = rows > cols;
     let x = if tall { g.t()? } else { g.clone() };
-    let norm = x.square().sum_all().to_scalar()?.sqrt();
-    let mut x = x.mul_scalar(1.0 / (norm + 1e-7));
+    let norm = x.square()?.sum_all()?.to_scalar()?.sqrt();
+    let mut x = x.mul_scalar(1.0 / (norm + 1e-7))?;
     for _ in 0..steps {
         let gram = x.matmul_t(false, &x, true)?;
-        let poly = gram.mul_scalar(b).add(&gram.matmul(&gram)?.mul_scalar(c))?;
-        x = x.mul_scalar(a).add(&poly.matmul(&x)?)?;
+        let poly = gram.mul_scalar(b)?.add(&gram.matmul(&gram)?.mul_scalar(c)?)?;
+        x = Ok(x.mul_scalar(a)?.add(&poly.matmul(&x)?)?)?;
     }
     if tall {
         x.t()
@@ -132,18 +132,20 @@ impl Transform for MuonUpdate {
         for (i, g) in grads.iter().enumerate() {
             let p = &info.params[i];
             if let &[rows, cols] = g.dims() {
-                let m = ema(self.m.get(i, g), g, c.momentum)?;
+                let m = ema(self.m.get(i, g)?, g, c.momentum)?;
                 let u = if c.nesterov { ema(&m, g, c.momentum)? } else { m.clone() };
                 let scale = (rows as f64 / cols as f64).max(1.0).sqrt();
-                let o = newton_schulz5(&u, c.ns_steps)?.mul_scalar(scale);
-                out.push(o.add(&p.mul_scalar(c.weight_decay))?.mul_scalar(-c.lr));
+                let o = newton_schulz5(&u, c.ns_steps)?.mul_scalar(scale)?;
+                out.push(o.add(&p.mul_scalar(c.weight_decay)?)?.mul_scalar(-c.lr)?);
                 self.m.set(i, m);
             } else {
                 let (c1, c2) = (1.0 - c.adam_beta1.powi(t), 1.0 - c.adam_beta2.powi(t));
-                let m = ema(self.m.get(i, g), g, c.adam_beta1)?;
-                let v = ema(self.v.get(i, g), &g.square(), c.adam_beta2)?;
-                let dir = m.div_scalar(c1).div(&v.div_scalar(c2).sqrt().add_scalar(c.adam_eps))?;
-                out.push(dir.add(&p.mul_scalar(c.weight_decay))?.mul_scalar(-c.adam_lr));
+                let m = ema(self.m.get(i, g)?, g, c.adam_beta1)?;
+                let v = ema(self.v.get(i, g)?, &g.square()?, c.adam_beta2)?;
+                let dir = m
+                    .div_scalar(c1)?
+                    .div(&v.div_scalar(c2)?.sqrt()?.add_scalar(c.adam_eps)?)?;
+                out.push(dir.add(&p.mul_scalar(c.weight_decay)?)?.mul_scalar(-c.adam_lr)?);
                 self.m.set(i, m);
                 self.v.set(i, v);
             }

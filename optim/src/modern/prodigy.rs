@@ -134,37 +134,37 @@ impl Transform for ProdigyUpdate {
         for (i, g) in grads.iter_mut().enumerate() {
             let p = &info.params[i];
             if c.weight_decay != 0.0 && !c.decouple {
-                *g = g.add(&p.mul_scalar(c.weight_decay))?;
+                *g = g.add(&p.mul_scalar(c.weight_decay)?)?;
             }
             if self.x0.all().get(i).is_none_or(|x0| x0.shape() != p.shape()) {
-                self.x0.get(i, p);
+                self.x0.get(i, p)?;
                 self.x0.set(i, p.clone());
             }
-            let moved = self.x0.get(i, p).sub(p)?;
-            numerator += (d / c.d0) * dlr * g.mul(&moved)?.sum_all().to_scalar()?;
+            let moved = self.x0.get(i, p)?.sub(p)?;
+            numerator += (d / c.d0) * dlr * g.mul(&moved)?.sum_all()?.to_scalar()?;
             let m = self
                 .m
-                .get(i, g)
-                .mul_scalar(c.beta1)
-                .add(&g.mul_scalar(d * (1.0 - c.beta1)))?;
+                .get(i, g)?
+                .mul_scalar(c.beta1)?
+                .add(&g.mul_scalar(d * (1.0 - c.beta1))?)?;
             let v = self
                 .v
-                .get(i, g)
-                .mul_scalar(c.beta2)
-                .add(&g.square().mul_scalar(d * d * (1.0 - c.beta2)))?;
+                .get(i, g)?
+                .mul_scalar(c.beta2)?
+                .add(&g.square()?.mul_scalar(d * d * (1.0 - c.beta2))?)?;
             let s_rate = if c.safeguard_warmup {
                 (d / c.d0) * d
             } else {
                 (d / c.d0) * dlr
             };
-            let s = self.s.get(i, g).mul_scalar(c.beta3).add(&g.mul_scalar(s_rate))?;
-            denominator += s.abs().sum_all().to_scalar()?;
+            let s = self.s.get(i, g)?.mul_scalar(c.beta3)?.add(&g.mul_scalar(s_rate)?)?;
+            denominator += s.abs()?.sum_all()?.to_scalar()?;
             self.m.set(i, m);
             self.v.set(i, v);
             self.s.set(i, s);
         }
         if denominator == 0.0 {
-            return Ok(grads.iter().map(Tensor::zeros_like).collect());
+            return grads.iter().map(Tensor::zeros_like).collect::<Result<Vec<_>>>();
         }
         let d_hat = c.d_coef * numerator / denominator;
         // The reference's `d = min(d_max, d * growth_rate)` with an infinite
@@ -176,12 +176,12 @@ impl Transform for ProdigyUpdate {
         self.k += 1;
         let mut out = Vec::with_capacity(grads.len());
         for (i, p) in info.params.iter().enumerate().take(grads.len()) {
-            let denom = self.v.all()[i].sqrt().add_scalar(d_new * c.eps);
+            let denom = self.v.all()[i].sqrt()?.add_scalar(d_new * c.eps)?;
             let mut dir = self.m.all()[i].div(&denom)?;
             if c.weight_decay != 0.0 && c.decouple {
-                dir = dir.add(&p.mul_scalar(c.weight_decay))?;
+                dir = dir.add(&p.mul_scalar(c.weight_decay)?)?;
             }
-            out.push(dir.mul_scalar(-dlr));
+            out.push(dir.mul_scalar(-dlr)?);
         }
         Ok(out)
     }

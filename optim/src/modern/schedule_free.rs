@@ -155,9 +155,7 @@ impl ScheduleFree {
             return;
         }
         for (i, p) in params.iter().enumerate() {
-            self.x.get(i, p);
             self.x.set(i, p.clone());
-            self.z.get(i, p);
             self.z.set(i, p.clone());
         }
     }
@@ -168,7 +166,7 @@ impl ScheduleFree {
             .all()
             .iter()
             .zip(self.x.all())
-            .map(|(z, x)| z.mul_scalar(1.0 - self.beta).add(&x.mul_scalar(self.beta)))
+            .map(|(z, x)| z.mul_scalar(1.0 - self.beta)?.add(&x.mul_scalar(self.beta)?))
             .collect()
     }
 }
@@ -223,18 +221,18 @@ impl TaskOptimizer for ScheduleFree {
         for (i, (g, y)) in grads.iter().zip(&ys).enumerate() {
             let z = &self.z.all()[i];
             let z_new = match self.base {
-                Base::Sgd => z.sub(&g.add(&y.mul_scalar(self.weight_decay))?.mul_scalar(lr))?,
+                Base::Sgd => z.sub(&g.add(&y.mul_scalar(self.weight_decay)?)?.mul_scalar(lr)?)?,
                 Base::AdamW { beta2, eps } => {
-                    let v = crate::basic::ema(self.v.get(i, g), &g.square(), beta2)?;
-                    let decayed = z.sub(&y.mul_scalar(lr * self.weight_decay))?;
-                    let z_new = decayed.sub(&g.div(&v.sqrt().add_scalar(eps))?.mul_scalar(lr))?;
+                    let v = crate::basic::ema(self.v.get(i, g)?, &g.square()?, beta2)?;
+                    let decayed = z.sub(&y.mul_scalar(lr * self.weight_decay)?)?;
+                    let z_new = decayed.sub(&g.div(&v.sqrt()?.add_scalar(eps)?)?.mul_scalar(lr)?)?;
                     self.v.set(i, v);
                     z_new
                 }
             };
-            let x_new = self.x.all()[i].mul_scalar(1.0 - ckp1).add(&z_new.mul_scalar(ckp1))?;
+            let x_new = self.x.all()[i].mul_scalar(1.0 - ckp1)?.add(&z_new.mul_scalar(ckp1)?)?;
             let target = if self.hold_y {
-                z_new.mul_scalar(1.0 - self.beta).add(&x_new.mul_scalar(self.beta))?
+                z_new.mul_scalar(1.0 - self.beta)?.add(&x_new.mul_scalar(self.beta)?)?
             } else {
                 x_new.clone()
             };

@@ -70,17 +70,17 @@ impl AdaHessian {
 
     fn update_of(&mut self, i: usize, param: &Tensor, grad: &Tensor, t: i32) -> Result<Tensor> {
         let c = &self.config;
-        let diagonal = self.last_diagonal.get(i, grad).clone();
-        let m = ema(self.m.get(i, grad), grad, c.beta1)?;
-        let v = ema(self.v.get(i, grad), &diagonal.square(), c.beta2)?;
+        let diagonal = self.last_diagonal.get(i, grad).clone()?;
+        let m = ema(self.m.get(i, grad)?, grad, c.beta1)?;
+        let v = ema(self.v.get(i, grad)?, &diagonal.square()?, c.beta2)?;
         let (c1, c2) = (1.0 - c.beta1.powi(t), 1.0 - c.beta2.powi(t));
         let denom = v
-            .sqrt()
-            .div_scalar(c2.sqrt())
-            .pow_scalar(c.hessian_power)
-            .add_scalar(c.eps);
-        let direction = m.div_scalar(c1).div(&denom)?;
-        let update = direction.add(&param.mul_scalar(c.weight_decay))?.mul_scalar(-c.lr);
+            .sqrt()?
+            .div_scalar(c2.sqrt())?
+            .pow_scalar(c.hessian_power)?
+            .add_scalar(c.eps)?;
+        let direction = m.div_scalar(c1)?.div(&denom)?;
+        let update = direction.add(&param.mul_scalar(c.weight_decay)?)?.mul_scalar(-c.lr)?;
         self.m.set(i, m);
         self.v.set(i, v);
         Ok(update)
@@ -121,7 +121,7 @@ impl TaskOptimizer for AdaHessian {
         {
             let estimate = self.probes.diagonal(params, curvature)?;
             for (i, d) in estimate.into_iter().enumerate() {
-                self.last_diagonal.get(i, &d);
+                self.last_diagonal.get(i, &d)?;
                 self.last_diagonal.set(i, d);
             }
         }

@@ -45,7 +45,7 @@ pub fn rademacher(params: &[Tensor], mask: &[bool], rng: &mut (impl Draw + ?Size
         .zip(mask)
         .map(|(p, &probed)| {
             if !probed {
-                return Ok(p.zeros_like());
+                return p.zeros_like();
             }
             // Drawn on the CPU (one generator, the same signs on any device),
             // then moved to the parameter's device.
@@ -144,7 +144,11 @@ impl ProbeState {
     ) -> Result<Vec<Tensor>> {
         let mut out = Vec::with_capacity(grads.len());
         for (i, (p, g)) in params.iter().zip(grads).enumerate() {
-            out.push(if self.mask[i] { update(i, p, g)? } else { g.zeros_like() });
+            out.push(if self.mask[i] {
+                update(i, p, g)?
+            } else {
+                g.zeros_like()?
+            });
         }
         Ok(out)
     }

@@ -57,17 +57,21 @@ pub struct NewtonCg {
 fn dot(a: &[Tensor], b: &[Tensor]) -> Result<f64> {
     let mut total = 0.0;
     for (x, y) in a.iter().zip(b) {
-        total += x.mul(y)?.to_dtype(ferrograd_engine::DType::F64).sum_all().to_scalar()?;
+        total += x
+            .mul(y)?
+            .to_dtype(ferrograd_engine::DType::F64)?
+            .sum_all()?
+            .to_scalar()?;
     }
     Ok(total)
 }
 
 /// `a + s b`, tensor by tensor.
 fn axpy(a: &[Tensor], s: f64, b: &[Tensor]) -> Result<Vec<Tensor>> {
-    a.iter().zip(b).map(|(x, y)| x.add(&y.mul_scalar(s))).collect()
+    a.iter().zip(b).map(|(x, y)| x.add(&y.mul_scalar(s)?)).collect()
 }
 
-fn scaled(a: &[Tensor], s: f64) -> Vec<Tensor> {
+fn scaled(a: &[Tensor], s: f64) -> Result<Vec<Tensor>> {
     a.iter().map(|x| x.mul_scalar(s)).collect()
 }
 
@@ -96,9 +100,9 @@ impl NewtonCg {
             .zip(&self.mask)
             .map(|((h, p), &on)| {
                 if on {
-                    h.add(&p.mul_scalar(self.config.damping))
+                    h.add(&p.mul_scalar(self.config.damping)?)
                 } else {
-                    Ok(p.zeros_like())
+                    p.zeros_like()
                 }
             })
             .collect()
@@ -107,8 +111,8 @@ impl NewtonCg {
     /// Approximately solves `(H + lambda I) d = -g` by conjugate gradients.
     fn solve(&mut self, g: &[Tensor], curvature: &mut dyn Curvature) -> Result<Vec<Tensor>> {
         let g_norm = dot(g, g)?.sqrt();
-        let mut d: Vec<Tensor> = g.iter().map(Tensor::zeros_like).collect();
-        let mut r = scaled(g, -1.0);
+        let mut d: Vec<Tensor> = g.iter().map(Tensor::zeros_like).collect::<Result<Vec<_>>>()?;
+        let mut r = scaled(g, -1.0)?;
         let mut p = r.clone();
         let mut rr = dot(&r, &r)?;
         self.last_iterations = 0;
@@ -168,8 +172,8 @@ impl TaskOptimizer for NewtonCg {
         let masked: Vec<Tensor> = grads
             .iter()
             .zip(&self.mask)
-            .map(|(g, &on)| if on { g.clone() } else { g.zeros_like() })
-            .collect();
+            .map(|(g, &on)| if on { Ok(g.clone()) } else { g.zeros_like() })
+            .collect::<Result<_>>()?;
         let direction = self.solve(&masked, curvature)?;
         let mut step = self.config.lr;
         let norm = dot(&direction, &direction)?.sqrt() * step;
@@ -177,7 +181,7 @@ impl TaskOptimizer for NewtonCg {
             step *= self.config.max_norm / norm;
         }
         self.count += 1;
-        Ok(scaled(&direction, step))
+        scaled(&direction, step)
     }
 
     fn state(&self) -> OptimizerState {

@@ -79,7 +79,7 @@ impl Sophia {
     fn refresh_hessian(&mut self, params: &[Tensor], curvature: &mut dyn Curvature) -> Result<()> {
         let estimate = self.probes.diagonal(params, curvature)?;
         for (i, h_hat) in estimate.iter().enumerate() {
-            let h = ema(self.h.get(i, h_hat), h_hat, self.config.beta2)?;
+            let h = ema(self.h.get(i, h_hat)?, h_hat, self.config.beta2)?;
             self.h.set(i, h);
         }
         Ok(())
@@ -87,10 +87,10 @@ impl Sophia {
 
     fn update_of(&mut self, i: usize, param: &Tensor, grad: &Tensor) -> Result<Tensor> {
         let c = &self.config;
-        let m = ema(self.m.get(i, grad), grad, c.beta1)?;
-        let h = self.h.get(i, grad).clone();
-        let ratio = m.div(&h.mul_scalar(c.rho).maximum_scalar(c.eps))?.clamp(-1.0, 1.0)?;
-        let update = ratio.add(&param.mul_scalar(c.weight_decay))?.mul_scalar(-c.lr);
+        let m = ema(self.m.get(i, grad)?, grad, c.beta1)?;
+        let h = self.h.get(i, grad).clone()?;
+        let ratio = m.div(&h.mul_scalar(c.rho)?.maximum_scalar(c.eps)?)?.clamp(-1.0, 1.0)?;
+        let update = ratio.add(&param.mul_scalar(c.weight_decay)?)?.mul_scalar(-c.lr)?;
         self.m.set(i, m);
         Ok(update)
     }

@@ -96,10 +96,10 @@ impl Transform for ScaleByNadam {
         let c2 = 1.0 - self.beta2.powf(t as f64);
         let mut out = Vec::with_capacity(grads.len());
         for (i, g) in grads.iter().enumerate() {
-            let m = ema(self.m.get(i, g), g, self.beta1)?;
-            let v = ema(self.v.get(i, g), &g.square(), self.beta2)?;
-            let denom = v.div_scalar(c2).sqrt().add_scalar(self.eps);
-            let dir = g.mul_scalar(grad_coef).add(&m.mul_scalar(m_coef))?;
+            let m = ema(self.m.get(i, g)?, g, self.beta1)?;
+            let v = ema(self.v.get(i, g)?, &g.square()?, self.beta2)?;
+            let denom = v.div_scalar(c2)?.sqrt()?.add_scalar(self.eps)?;
+            let dir = g.mul_scalar(grad_coef)?.add(&m.mul_scalar(m_coef)?)?;
             out.push(dir.div(&denom)?);
             self.m.set(i, m);
             self.v.set(i, v);
@@ -180,11 +180,11 @@ impl Transform for ScaleByRadam {
         let rect = self.rectification(info.count);
         let mut out = Vec::with_capacity(grads.len());
         for (i, g) in grads.iter().enumerate() {
-            let m = ema(self.m.get(i, g), g, self.beta1)?;
-            let v = ema(self.v.get(i, g), &g.square(), self.beta2)?;
-            let m_hat = m.div_scalar(c1);
+            let m = ema(self.m.get(i, g)?, g, self.beta1)?;
+            let v = ema(self.v.get(i, g)?, &g.square()?, self.beta2)?;
+            let m_hat = m.div_scalar(c1)?;
             out.push(match rect {
-                Some(r) => m_hat.mul_scalar(r).div(&v.sqrt().add_scalar(self.eps))?,
+                Some(r) => m_hat.mul_scalar(r)?.div(&v.sqrt()?.add_scalar(self.eps)?)?,
                 None => m_hat,
             });
             self.m.set(i, m);
@@ -244,13 +244,13 @@ impl Transform for ScaleByAdamax {
         let c1 = 1.0 - self.beta1.powf(info.count as f64);
         let mut out = Vec::with_capacity(grads.len());
         for (i, g) in grads.iter().enumerate() {
-            let m = ema(self.m.get(i, g), g, self.beta1)?;
+            let m = ema(self.m.get(i, g)?, g, self.beta1)?;
             let u = self
                 .u
-                .get(i, g)
-                .mul_scalar(self.beta2)
-                .maximum(&g.abs().add_scalar(self.eps))?;
-            out.push(m.div(&u)?.div_scalar(c1));
+                .get(i, g)?
+                .mul_scalar(self.beta2)?
+                .maximum(&g.abs()?.add_scalar(self.eps)?)?;
+            out.push(m.div(&u)?.div_scalar(c1)?);
             self.m.set(i, m);
             self.u.set(i, u);
         }

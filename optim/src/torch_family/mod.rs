@@ -463,7 +463,12 @@ mod tests {
             b.load_state(&a.state()).unwrap();
             let ua = a.step(std::slice::from_ref(&p), &[grad(3.0)], &ctx).unwrap();
             let ub = b.step(std::slice::from_ref(&p), &[grad(3.0)], &ctx).unwrap();
-            assert_eq!(ua[0].to_vec::<f64>(), ub[0].to_vec::<f64>(), "{}", info.name);
+            assert_eq!(
+                ua[0].to_vec::<f64>().unwrap(),
+                ub[0].to_vec::<f64>().unwrap(),
+                "{}",
+                info.name
+            );
         }
     }
 }

@@ -51,14 +51,15 @@ impl Transform for TorchMomentum {
         }
         let mut out = Vec::with_capacity(updates.len());
         for (i, g) in updates.iter().enumerate() {
-            let old = self.buf.get(i, g);
+            let old = self.buf.get(i, g)?;
             let buf = if info.count == 1 {
                 g.clone()
             } else {
-                old.mul_scalar(self.momentum).add(&g.mul_scalar(1.0 - self.dampening))?
+                old.mul_scalar(self.momentum)?
+                    .add(&g.mul_scalar(1.0 - self.dampening)?)?
             };
             out.push(if self.nesterov {
-                g.add(&buf.mul_scalar(self.momentum))?
+                g.add(&buf.mul_scalar(self.momentum)?)?
             } else {
                 buf.clone()
             });
@@ -110,13 +111,13 @@ impl Transform for ScaleByAdagrad {
     fn update(&mut self, grads: Vec<Tensor>, info: &StepInfo<'_>) -> Result<Vec<Tensor>> {
         let mut out = Vec::with_capacity(grads.len());
         for (i, g) in grads.iter().enumerate() {
-            let old = self.sum.get(i, g);
+            let old = self.sum.get(i, g)?;
             let sum = if info.count == 1 {
-                g.square().add_scalar(self.initial_accumulator_value)
+                g.square()?.add_scalar(self.initial_accumulator_value)
             } else {
-                old.add(&g.square())?
-            };
-            out.push(g.div(&sum.sqrt().add_scalar(self.eps))?);
+                Ok(old.add(&g.square()?)?)
+            }?;
+            out.push(g.div(&sum.sqrt()?.add_scalar(self.eps)?)?);
             self.sum.set(i, sum);
         }
         Ok(out)
@@ -186,10 +187,10 @@ impl ScaleByRmsprop {
     /// `sqrt(s - a^2)` (centered) or `sqrt(s)`, updating the mean `a`.
     fn root(&mut self, i: usize, g: &Tensor, square_avg: &Tensor) -> Result<Tensor> {
         if !self.centered {
-            return Ok(square_avg.sqrt());
+            return square_avg.sqrt();
         }
-        let grad_avg = ema(self.grad_avg.get(i, g), g, self.alpha)?;
-        let root = square_avg.sub(&grad_avg.square())?.sqrt();
+        let grad_avg = ema(self.grad_avg.get(i, g)?, g, self.alpha)?;
+        let root = square_avg.sub(&grad_avg.square()?)?.sqrt()?;
         self.grad_avg.set(i, grad_avg);
         Ok(root)
     }
@@ -199,9 +200,9 @@ impl Transform for ScaleByRmsprop {
     fn update(&mut self, grads: Vec<Tensor>, _: &StepInfo<'_>) -> Result<Vec<Tensor>> {
         let mut out = Vec::with_capacity(grads.len());
         for (i, g) in grads.iter().enumerate() {
-            let square_avg = ema(self.square_avg.get(i, g), &g.square(), self.alpha)?;
+            let square_avg = ema(self.square_avg.get(i, g)?, &g.square()?, self.alpha)?;
             let root = self.root(i, g, &square_avg)?;
-            out.push(g.div(&root.add_scalar(self.eps))?);
+            out.push(g.div(&root.add_scalar(self.eps)?)?);
             self.square_avg.set(i, square_avg);
         }
         Ok(out)
@@ -255,11 +256,11 @@ impl Transform for ScaleByAdadelta {
     fn update(&mut self, grads: Vec<Tensor>, _: &StepInfo<'_>) -> Result<Vec<Tensor>> {
         let mut out = Vec::with_capacity(grads.len());
         for (i, g) in grads.iter().enumerate() {
-            let square_avg = ema(self.square_avg.get(i, g), &g.square(), self.rho)?;
-            let acc_delta = self.acc_delta.get(i, g);
-            let rms_delta = acc_delta.add_scalar(self.eps).sqrt();
-            let delta = rms_delta.div(&square_avg.add_scalar(self.eps).sqrt())?.mul(g)?;
-            let acc_delta = ema(acc_delta, &delta.square(), self.rho)?;
+            let square_avg = ema(self.square_avg.get(i, g)?, &g.square()?, self.rho)?;
+            let acc_delta = self.acc_delta.get(i, g)?;
+            let rms_delta = acc_delta.add_scalar(self.eps)?.sqrt()?;
+            let delta = rms_delta.div(&square_avg.add_scalar(self.eps)?.sqrt()?)?.mul(g)?;
+            let acc_delta = ema(acc_delta, &delta.square()?, self.rho)?;
             self.square_avg.set(i, square_avg);
             self.acc_delta.set(i, acc_delta);
             out.push(delta);

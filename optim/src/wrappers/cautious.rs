@@ -48,9 +48,9 @@ impl Cautious {
 
 /// `u * mask * numel / (sum(mask) + 1)` with `mask = (u * g < 0)`.
 pub fn cautious_mask(u: &Tensor, g: &Tensor) -> Result<Tensor> {
-    let mask = u.mul(g)?.lt_scalar(0.0);
-    let kept = mask.sum_all().to_scalar()?;
-    Ok(u.mul(&mask)?.mul_scalar(u.numel() as f64 / (kept + 1.0)))
+    let mask = u.mul(g)?.lt_scalar(0.0)?;
+    let kept = mask.sum_all()?.to_scalar()?;
+    u.mul(&mask)?.mul_scalar(u.numel() as f64 / (kept + 1.0))
 }
 
 impl TaskOptimizer for Cautious {

@@ -115,13 +115,11 @@ impl Ema {
     fn ensure_started(&mut self, params: &[Tensor]) {
         if self.average.all().len() != params.len() {
             for (i, p) in params.iter().enumerate() {
-                self.average.get(i, p);
                 self.average.set(i, p.clone());
             }
         }
         if self.eval_average && self.raw.all().len() != params.len() {
             for (i, p) in params.iter().enumerate() {
-                self.raw.get(i, p);
                 self.raw.set(i, p.clone());
             }
         }

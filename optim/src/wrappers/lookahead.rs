@@ -86,7 +86,7 @@ impl TaskOptimizer for Lookahead {
     fn step(&mut self, params: &[Tensor], grads: &[Tensor], ctx: &StepContext) -> Result<Vec<Tensor>> {
         if self.slow.all().len() != params.len() {
             for (i, p) in params.iter().enumerate() {
-                self.slow.get(i, p);
+                self.slow.get(i, p)?;
                 self.slow.set(i, p.clone());
             }
         }
@@ -99,7 +99,7 @@ impl TaskOptimizer for Lookahead {
         for (i, (p, u)) in params.iter().zip(&updates).enumerate() {
             let fast = p.add(u)?;
             let slow = &self.slow.all()[i];
-            let slow_new = slow.add(&fast.sub(slow)?.mul_scalar(self.alpha))?;
+            let slow_new = slow.add(&fast.sub(slow)?.mul_scalar(self.alpha)?)?;
             out.push(slow_new.sub(p)?);
             self.slow.set(i, slow_new);
         }

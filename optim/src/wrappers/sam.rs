@@ -97,7 +97,6 @@ impl Sam {
 
     fn store_ascent(&mut self, grads: &[Tensor]) {
         for (i, g) in grads.iter().enumerate() {
-            self.ascent.get(i, g);
             self.ascent.set(i, g.clone());
         }
     }
@@ -124,7 +123,7 @@ impl TaskOptimizer for Sam {
         let scale = self.rho / (global_norm(self.ascent.all())? + 1e-12);
         base.iter()
             .zip(self.ascent.all())
-            .map(|(p, g)| p.add(&g.mul_scalar(scale)))
+            .map(|(p, g)| p.add(&g.mul_scalar(scale)?))
             .collect::<Result<Vec<_>>>()
             .map(Some)
     }
@@ -134,7 +133,7 @@ impl TaskOptimizer for Sam {
         if self.is_ascent_step() {
             self.store_ascent(grads);
             self.count += 1;
-            return Ok(grads.iter().map(Tensor::zeros_like).collect());
+            return grads.iter().map(Tensor::zeros_like).collect::<Result<Vec<_>>>();
         }
         let updates = self.inner.step(params, grads, ctx)?;
         if !self.two_pass {

@@ -38,7 +38,7 @@ impl Settle {
     }
 
     /// Zero updates shaped like `grads`, kept from step to step.
-    fn zero_updates(&mut self, grads: &[Tensor]) -> Vec<Tensor> {
+    fn zero_updates(&mut self, grads: &[Tensor]) -> Result<Vec<Tensor>> {
         let reusable = self.zeros.len() == grads.len()
             && self
                 .zeros
@@ -46,9 +46,9 @@ impl Settle {
                 .zip(grads)
                 .all(|(z, g)| z.shape() == g.shape() && z.dtype() == g.dtype() && z.device() == g.device());
         if !reusable {
-            self.zeros = grads.iter().map(Tensor::zeros_like).collect();
+            self.zeros = grads.iter().map(Tensor::zeros_like).collect::<Result<Vec<_>>>()?;
         }
-        self.zeros.clone()
+        Ok(self.zeros.clone())
     }
 }
 
@@ -73,7 +73,7 @@ impl TaskOptimizer for Settle {
 
     fn step(&mut self, params: &[Tensor], grads: &[Tensor], ctx: &StepContext) -> Result<Vec<Tensor>> {
         if self.settled(ctx.epoch) {
-            return Ok(self.zero_updates(grads));
+            return self.zero_updates(grads);
         }
         self.inner.step(params, grads, ctx)
     }
@@ -101,7 +101,7 @@ mod tests {
         let shapes = [Shape::from([3])];
         opt.init_state(0, &ModelLayout::any(&shapes)).unwrap();
         let params = [Tensor::ones([3], DType::F64).unwrap()];
-        let grads = [params[0].mul_scalar(0.5)];
+        let grads = [params[0].mul_scalar(0.5).unwrap()];
         for epoch in 0..4 {
             let ctx = StepContext {
                 epoch,
@@ -109,11 +109,14 @@ mod tests {
                 ..StepContext::default()
             };
             let query = opt.query_at_params(&params, &ctx).unwrap();
-            let u = opt.step(&params, &grads, &ctx).unwrap()[0].to_vec::<f64>();
+            let u = opt.step(&params, &grads, &ctx).unwrap()[0].to_vec::<f64>().unwrap();
             if epoch < 2 {
                 assert!(query.is_none() && u.iter().all(|&v| v < 0.0), "epoch {epoch}: {u:?}");
             } else {
-                assert_eq!(query.unwrap()[0].to_vec::<f64>(), params[0].to_vec::<f64>());
+                assert_eq!(
+                    query.unwrap()[0].to_vec::<f64>().unwrap(),
+                    params[0].to_vec::<f64>().unwrap()
+                );
                 assert_eq!(u, vec![0.0; 3], "epoch {epoch}");
             }
         }

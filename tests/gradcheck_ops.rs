@@ -199,6 +199,10 @@ gradcheck_ops! {
     gradcheck_index_add, gradgradcheck_index_add = index_add,
     gradcheck_gather, gradgradcheck_gather = gather,
     gradcheck_scatter, gradgradcheck_scatter = scatter,
+    // layers' ops (composites)
+    gradcheck_layer_norm, gradgradcheck_layer_norm = layer_norm,
+    gradcheck_dropout, gradgradcheck_dropout = dropout,
+    gradcheck_embedding, gradgradcheck_embedding = embedding,
     // user-defined primitives (autograd::custom)
     gradcheck_custom_softplus, gradgradcheck_custom_softplus = custom_softplus,
     gradcheck_custom_scaled_square, gradgradcheck_custom_scaled_square = custom_scaled_square,

@@ -193,7 +193,7 @@ fn sigmoid(x: f64) -> f64 {
 fn derivative(f: VarFn, points: &[f64]) -> Result<Vec<f64>> {
     let x = Var::parameter(Tensor::from_vec(points.to_vec(), [points.len()])?);
     let grads = f(&x)?.sum_all()?.backward()?;
-    grads.get(&x).expect("x is a parameter").to_vec::<f64>()
+    Ok(grads.get(&x).expect("x is a parameter").to_vec::<f64>().unwrap())
 }
 
 /// The three softplus versions and their reports at random points and at 0.

@@ -78,8 +78,8 @@ impl BatchNorm1d {
     /// as PyTorch and cuDNN do).
     pub fn forward_train(&self, x: &Var, scale: &Var, shift: &Var) -> Result<(Var, Tensor, Tensor)> {
         let (y, mean, unbiased) = self.normalise_batch(x, scale, shift)?;
-        let running_mean = blend(&self.running_mean, &mean)?;
-        let running_var = blend(&self.running_var, &unbiased)?;
+        let running_mean = blend(&self.running_mean, &mean, BN_MOMENTUM)?;
+        let running_var = blend(&self.running_var, &unbiased, BN_MOMENTUM)?;
         Ok((y, running_mean, running_var))
     }
 
@@ -99,29 +99,43 @@ impl BatchNorm1d {
                 "training mode needs at least 2 samples per batch to estimate a variance",
             ));
         }
-        let mean = x.mean(Some(&[0]), false)?;
-        let var = x.var(Some(&[0]), false, false)?;
-        let normalised = x.sub(&mean)?.mul(&var.add_scalar(BN_EPS)?.rsqrt()?)?;
+        let (normalised, mean, var) = normalise_with_batch_stats(x, &[0], false, BN_EPS)?;
         let y = normalised.mul(scale)?.add(shift)?;
-        let unbiased = var.value().mul_scalar(n as f64 / (n - 1) as f64)?;
-        Ok((y, mean.value().clone(), unbiased))
+        let unbiased = var.mul_scalar(n as f64 / (n - 1) as f64);
+        Ok((y, mean, unbiased?))
     }
 
     /// Inference mode: normalise with the running statistics.
     pub fn forward_eval(&self, x: &Var, scale: &Var, shift: &Var) -> Result<Var> {
-        let inv_std = self.running_var.add_scalar(BN_EPS)?.rsqrt()?;
-        x.sub(&Var::constant(self.running_mean.clone()))?
-            .mul(&Var::constant(inv_std))?
+        normalise_with_stats(x, &self.running_mean, &self.running_var, BN_EPS)?
             .mul(scale)?
             .add(shift)
     }
 }
 
-/// `(1 - momentum) * running + momentum * batch`.
-fn blend(running: &Tensor, batch: &Tensor) -> Result<Tensor> {
-    running
-        .mul_scalar(1.0 - BN_MOMENTUM)?
-        .add(&batch.mul_scalar(BN_MOMENTUM)?)
+/// BatchNorm's training-mode normalisation, shared by every BatchNorm
+/// layer: `(x - mean) / sqrt(var + eps)` with the mean and biased variance
+/// of `x` over `axes` (kept as size-1 axes when `keepdim`, so that they
+/// broadcast against `x`), and those two statistics.
+pub fn normalise_with_batch_stats(x: &Var, axes: &[isize], keepdim: bool, eps: f64) -> Result<(Var, Tensor, Tensor)> {
+    let mean = x.mean(Some(axes), keepdim)?;
+    let var = x.var(Some(axes), keepdim, false)?;
+    let normalised = x.sub(&mean)?.mul(&var.add_scalar(eps)?.rsqrt()?)?;
+    Ok((normalised, mean.value().clone(), var.value().clone()))
+}
+
+/// BatchNorm's evaluation-mode normalisation, shared by every BatchNorm
+/// layer: `(x - mean) / sqrt(var + eps)` with given statistics (shaped to
+/// broadcast against `x`), constants of the graph.
+pub fn normalise_with_stats(x: &Var, mean: &Tensor, var: &Tensor, eps: f64) -> Result<Var> {
+    let inv_std = var.add_scalar(eps)?.rsqrt();
+    x.sub(&Var::constant(mean.clone()))?.mul(&Var::constant(inv_std?))
+}
+
+/// `(1 - momentum) * running + momentum * batch`: how every BatchNorm
+/// layer updates its running statistics.
+pub fn blend(running: &Tensor, batch: &Tensor, momentum: f64) -> Result<Tensor> {
+    running.mul_scalar(1.0 - momentum)?.add(&batch.mul_scalar(momentum)?)
 }
 
 /// An activation function between layers.

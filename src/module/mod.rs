@@ -27,12 +27,17 @@
 //! optimizer; [`crate::data::DataLoader`] cuts a data set into shuffled
 //! mini-batches.
 
+#[cfg(test)]
+mod layer_tests;
 mod layers;
 mod optimizer;
 #[cfg(test)]
 mod tests;
 
-pub use layers::{BatchNorm1d, Flatten, Gelu, Linear, Relu, Sequential, Sigmoid, Tanh};
+pub use layers::{
+    BatchNorm1d, BatchNorm2d, BatchNormOptions, Dropout, Embedding, Flatten, Gelu, LayerNorm, Linear, Relu, Sequential,
+    Sigmoid, Tanh,
+};
 pub use optimizer::{ModuleOptimizer, MODULE_OPTIMIZER_FILE};
 
 use crate::autograd::{no_grad, Var};
@@ -57,6 +62,28 @@ pub enum ModuleError {
         expected: String,
         /// The shape it was given.
         actual: Shape,
+    },
+    /// A layer was built with an option outside its range.
+    #[error("{layer}: {option} = {value} is out of range; it must be {valid}")]
+    InvalidOption {
+        /// The layer being built (`BatchNorm1d(4)`).
+        layer: String,
+        /// The option (`momentum`).
+        option: &'static str,
+        /// The value given.
+        value: f64,
+        /// The range it must lie in (`in [0, 1]`).
+        valid: &'static str,
+    },
+    /// An embedding was given an index that names none of its rows.
+    #[error("{layer} got index {index}, which is not a row of its table; indices must be whole numbers in 0..{rows}")]
+    InputIndex {
+        /// The layer (`Embedding(10, 3)`).
+        layer: String,
+        /// The index given (a float input's value, as it was).
+        index: f64,
+        /// The number of rows.
+        rows: usize,
     },
     /// A state dict lacks a tensor the model has.
     #[error(

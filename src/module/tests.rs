@@ -69,12 +69,9 @@ fn a_sequential_names_its_tensors_as_pytorch_does() {
 fn linear_draws_the_same_initial_weights_as_the_nn_layer() {
     let module = Linear::new(5, 3, DType::F32, &mut Rng::new(9)).unwrap();
     let plain = crate::nn::Linear::new(5, 3, DType::F32, &mut Rng::new(9)).unwrap();
+    assert_eq!(module.weight().value().to_vec::<f32>().unwrap(), plain.weight.to_vec::<f32>().unwrap());
     assert_eq!(
-        module.weight().value().to_vec::<f32>().unwrap(),
-        plain.weight.to_vec::<f32>().unwrap()
-    );
-    assert_eq!(
-        module.bias().value().to_vec::<f32>().unwrap(),
+        module.bias().unwrap().value().to_vec::<f32>().unwrap(),
         plain.bias.to_vec::<f32>().unwrap()
     );
 }
@@ -152,13 +149,9 @@ fn batchnorm_trains_on_batch_statistics_and_evaluates_on_running_ones() {
         .forward(&Var::constant(tensor(&x, &[n, f])))
         .unwrap()
         .value()
-        .to_vec::<f64>()
-        .unwrap();
-    let (mean_buffer, var_buffer) = bn.running_stats();
-    let (means, vars) = (
-        mean_buffer.value().to_vec::<f64>().unwrap(),
-        var_buffer.value().to_vec::<f64>().unwrap(),
-    );
+        .to_vec::<f64>().unwrap();
+    let (mean_buffer, var_buffer) = bn.running_stats().unwrap();
+    let (means, vars) = (mean_buffer.value().to_vec::<f64>().unwrap(), var_buffer.value().to_vec::<f64>().unwrap());
     for j in 0..f {
         let col: Vec<f64> = x.iter().skip(j).step_by(f).copied().collect();
         let mean = col.iter().sum::<f64>() / n as f64;
@@ -184,7 +177,7 @@ fn batchnorm_trains_on_batch_statistics_and_evaluates_on_running_ones() {
         assert!((y[i] - want).abs() < 1e-12);
     }
     assert_eq!(
-        bn.running_stats().0.value().to_vec::<f64>().unwrap(),
+        bn.running_stats().unwrap().0.value().to_vec::<f64>().unwrap(),
         means,
         "eval leaves the statistics"
     );
@@ -302,7 +295,7 @@ fn an_sgd_step_subtracts_the_learning_rate_times_the_gradient() {
     let mut opt = ModuleOptimizer::new("sgd", &[("lr", 0.05)], &model, 0).unwrap();
     let (x, y) = (table(n, k, 0.2), table(n, 1, 2.0));
     let w = model.weight().value().to_vec::<f64>().unwrap();
-    let b = model.bias().value().to_vec::<f64>().unwrap();
+    let b = model.bias().unwrap().value().to_vec::<f64>().unwrap();
     let pred = affine_by_hand(&x, &w, &b, k);
     // L = mean (p - y)^2: dL/dp_i = 2 (p_i - y_i) / n.
     let dp: Vec<f64> = pred.iter().zip(&y).map(|(p, t)| 2.0 * (p - t) / n as f64).collect();
@@ -320,7 +313,7 @@ fn an_sgd_step_subtracts_the_learning_rate_times_the_gradient() {
     for i in 0..k {
         assert!((w_new[i] - (w[i] - 0.05 * dw[i])).abs() < 1e-12);
     }
-    assert!((model.bias().value().to_vec::<f64>().unwrap()[0] - (b[0] - 0.05 * db)).abs() < 1e-12);
+    assert!((model.bias().unwrap().value().to_vec::<f64>().unwrap()[0] - (b[0] - 0.05 * db)).abs() < 1e-12);
     assert_eq!(opt.context().step, 1);
     opt.end_epoch(0.5, Some(0.7));
     assert_eq!(

@@ -1,10 +1,11 @@
 //! A state dict saved by PyTorch for an `nn.Sequential` loads into the
 //! equivalent ferrograd `Sequential` and predicts PyTorch's outputs. The
-//! fixture was written once by `tests/fixtures/pytorch/make_sequential.py`
-//! (PyTorch is not needed to run this test).
+//! fixtures were written once by `tests/fixtures/pytorch/make_sequential.py`
+//! (Linear, BatchNorm1d) and `make_layers.py` (Embedding, LayerNorm,
+//! BatchNorm2d); PyTorch is not needed to run this test.
 
 use ferrograd::engine::{DType, Rng, Tensor};
-use ferrograd::module::{BatchNorm1d, Linear, Module, Relu, Sequential};
+use ferrograd::module::{BatchNorm1d, BatchNorm2d, Embedding, Flatten, LayerNorm, Linear, Module, Relu, Sequential};
 use std::path::PathBuf;
 
 fn fixture(name: &str) -> PathBuf {
@@ -89,4 +90,66 @@ fn the_pytorch_state_dict_has_ferrograds_names_and_a_batch_counter() {
         3,
         "three training batches"
     );
+}
+
+/// The numbers under `key` in a fixture's JSON.
+fn fixture_numbers(json: &serde_json::Value, key: &str) -> Vec<f64> {
+    json[key]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect()
+}
+
+/// PyTorch's `Sequential(Embedding(10, 4), LayerNorm([4]), BatchNorm2d(2),
+/// Flatten(), Linear(24, 3))`, with other initial weights.
+fn layers_model() -> Sequential {
+    let mut rng = Rng::new(1);
+    Sequential::new()
+        .append(Embedding::new(10, 4, DType::F32, &mut rng).unwrap())
+        .append(LayerNorm::new(&[4], DType::F32).unwrap())
+        .append(BatchNorm2d::new(2, DType::F32).unwrap())
+        .append(Flatten)
+        .append(Linear::new(24, 3, DType::F32, &mut rng).unwrap())
+}
+
+/// Embedding, LayerNorm and BatchNorm2d saved by PyTorch (the
+/// `make_layers.py` fixture) predict PyTorch's outputs here.
+#[test]
+fn a_pytorch_state_dict_with_embedding_layer_norm_and_batchnorm2d_predicts_pytorchs_outputs() {
+    let expected: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture("layers.json")).unwrap()).unwrap();
+    let indices: Vec<f64> = (0..30).map(|k| ((7 * k + 3) % 10) as f64).collect();
+    assert_eq!(
+        indices,
+        fixture_numbers(&expected, "input"),
+        "the index formula differs from the script's"
+    );
+
+    let mut model = layers_model();
+    model.load(&fixture("layers.safetensors")).unwrap();
+    let x = Tensor::from_f64_slice(&indices, [5, 2, 3], DType::F32).unwrap();
+    let y = model.predict(&x).unwrap();
+    assert_eq!(y.dims(), [5, 3]);
+    // float32 on both sides, outputs of order 1: as the first fixture.
+    for (i, (got, want)) in y
+        .to_vec::<f32>()
+        .iter()
+        .zip(fixture_numbers(&expected, "output"))
+        .enumerate()
+    {
+        assert!(
+            approx::abs_diff_eq!(f64::from(*got), want, epsilon = 1e-5),
+            "output {i}: ferrograd {got}, PyTorch {want}"
+        );
+    }
+    let mut names: Vec<String> = model.state_dict().into_iter().map(|(name, _)| name).collect();
+    names.push("2.num_batches_tracked".into());
+    names.sort();
+    let bytes = std::fs::read(fixture("layers.safetensors")).unwrap();
+    let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut theirs: Vec<String> = file.names().into_iter().cloned().collect();
+    theirs.sort();
+    assert_eq!(theirs, names);
 }

@@ -2,7 +2,7 @@
 //!
 //! A public-API fuzz harness for ferrograd on stable Rust: each case is a
 //! seeded random sequence of public calls (engine, autograd, optim,
-//! datasets, nn and train) with plausible and adversarial arguments. Every
+//! datasets, nn, train and module) with plausible and adversarial arguments. Every
 //! call runs under `catch_unwind`; a quiet panic hook names the panic's
 //! site. A supervisor runs cases in worker processes (memory capped with
 //! `RLIMIT_AS`, a time limit per case), so aborts and hangs are recorded
@@ -15,6 +15,7 @@ pub mod compat;
 mod data_calls;
 mod engine_calls;
 pub mod gen;
+mod module_calls;
 mod nn_calls;
 mod optim_calls;
 pub mod record;
@@ -25,7 +26,7 @@ use gen::Gen;
 use record::CaseStats;
 
 /// The families of calls, one per case, chosen by the case's seed.
-pub const FAMILIES: [&str; 6] = ["engine", "autograd", "optim", "datasets", "nn", "train"];
+pub const FAMILIES: [&str; 7] = ["engine", "autograd", "optim", "datasets", "nn", "train", "module"];
 
 /// Runs case `case`: its family and every argument follow from `case`.
 /// `wild` allows absurd sizes and counters (which may abort or hang the
@@ -39,7 +40,8 @@ pub fn run_case(case: u64, wild: bool) -> CaseStats {
         2 => optim_calls::run(&mut g, &mut stats),
         3 => data_calls::run(&mut g, &mut stats),
         4 => nn_calls::run_nn(&mut g, &mut stats),
-        _ => nn_calls::run_train(&mut g, &mut stats),
+        5 => nn_calls::run_train(&mut g, &mut stats),
+        _ => module_calls::run(&mut g, &mut stats),
     }
     stats
 }

@@ -135,6 +135,7 @@ fn a_pytorch_state_dict_with_embedding_layer_norm_and_batchnorm2d_predicts_pytor
     // float32 on both sides, outputs of order 1: as the first fixture.
     for (i, (got, want)) in y
         .to_vec::<f32>()
+        .unwrap()
         .iter()
         .zip(fixture_numbers(&expected, "output"))
         .enumerate()

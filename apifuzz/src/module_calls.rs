@@ -137,7 +137,7 @@ fn forward(g: &mut Gen, s: &mut CaseStats, model: &mut Sequential) {
     };
     if g.chance(0.5) {
         s.call("backward of the output's sum", || {
-            y.sum_all().backward().map(|grads| grads.len())
+            y.sum_all()?.backward().map(|grads| grads.len())
         });
     }
 }
@@ -153,7 +153,7 @@ fn load_mutated(g: &mut Gen, s: &mut CaseStats, model: &mut Sequential) {
         }
         (1, Some((name, _))) => name.push_str(".x"),
         (2, Some((_, t))) => *t = small_tensor(g),
-        (3, Some((_, t))) => *t = t.to_dtype(dtype(g)),
+        (3, Some((_, t))) => *t = t.to_dtype(dtype(g)).unwrap(),
         (4, _) => tensors.push((format!("{}.weight", g.below(4)), small_tensor(g))),
         _ => {}
     }

@@ -105,7 +105,7 @@ impl Var {
             });
         }
         if p == 1.0 {
-            return Ok(self.mul_scalar(0.0)?);
+            return self.mul_scalar(0.0);
         }
         let scaled = mask.to_dtype(self.dtype())?.mul_scalar(1.0 / (1.0 - p));
         self.mul(&Var::constant(scaled?.to_device(self.device())?))
@@ -213,7 +213,12 @@ mod tests {
         assert!(x.layer_norm(&[3], None, None, -1.0).is_err());
         assert!(x.layer_norm(&[3], None, None, f64::NAN).is_err());
         // [1, 2, 3]: mean 2, biased variance 2/3.
-        let y = x.layer_norm(&[3], None, None, 0.0).unwrap().value().to_vec::<f64>().unwrap();
+        let y = x
+            .layer_norm(&[3], None, None, 0.0)
+            .unwrap()
+            .value()
+            .to_vec::<f64>()
+            .unwrap();
         let s = (2.0f64 / 3.0).sqrt();
         for (got, want) in y.iter().zip([-1.0 / s, 0.0, 1.0 / s, -1.0 / s, 0.0, 1.0 / s]) {
             assert!((got - want).abs() < 1e-12, "{got} vs {want}");
@@ -229,7 +234,11 @@ mod tests {
         }
         let ones = Tensor::from_vec(vec![1.0, 1.0, 1.0], [3]).unwrap();
         assert_eq!(
-            x.dropout_with_mask(&ones, 1.0).unwrap().value().to_vec::<f64>().unwrap(),
+            x.dropout_with_mask(&ones, 1.0)
+                .unwrap()
+                .value()
+                .to_vec::<f64>()
+                .unwrap(),
             [0.0; 3]
         );
         let short = Tensor::from_vec(vec![1.0, 0.0], [2]).unwrap();
@@ -239,12 +248,20 @@ mod tests {
         ));
         let mask = Tensor::from_vec(vec![1.0, 0.0, 1.0], [3]).unwrap();
         assert_eq!(
-            x.dropout_with_mask(&mask, 0.5).unwrap().value().to_vec::<f64>().unwrap(),
+            x.dropout_with_mask(&mask, 0.5)
+                .unwrap()
+                .value()
+                .to_vec::<f64>()
+                .unwrap(),
             [2.0, 0.0, 6.0]
         );
         let before = rng.state();
         assert_eq!(
-            x.dropout(0.5, false, &mut rng).unwrap().value().to_vec::<f64>().unwrap(),
+            x.dropout(0.5, false, &mut rng)
+                .unwrap()
+                .value()
+                .to_vec::<f64>()
+                .unwrap(),
             [1.0, -2.0, 3.0]
         );
         assert_eq!(rng.state(), before, "evaluation mode draws nothing");

@@ -107,9 +107,17 @@ fn batchnorm2d_uses_each_channels_batch_and_spatial_statistics() {
     let [_, c, h, w] = dims;
     let x = values(dims.iter().product(), 0.4);
     let mut bn = BatchNorm2d::new(c, DType::F64).unwrap();
-    let y = bn.forward(&constant(&x, &dims)).unwrap().value().to_vec::<f64>().unwrap();
+    let y = bn
+        .forward(&constant(&x, &dims))
+        .unwrap()
+        .value()
+        .to_vec::<f64>()
+        .unwrap();
     let (mean_buffer, var_buffer) = bn.running_stats().unwrap();
-    let (running_mean, running_var) = (mean_buffer.value().to_vec::<f64>().unwrap(), var_buffer.value().to_vec::<f64>().unwrap());
+    let (running_mean, running_var) = (
+        mean_buffer.value().to_vec::<f64>().unwrap(),
+        var_buffer.value().to_vec::<f64>().unwrap(),
+    );
     for j in 0..c {
         let values = channel(&x, dims, j);
         let count = values.len() as f64;
@@ -120,7 +128,12 @@ fn batchnorm2d_uses_each_channels_batch_and_spatial_statistics() {
         assert_close(&channel(&y, dims, j), &normalise_group(&values, 1e-5), "train");
     }
     bn.eval();
-    let y = bn.forward(&constant(&x, &dims)).unwrap().value().to_vec::<f64>().unwrap();
+    let y = bn
+        .forward(&constant(&x, &dims))
+        .unwrap()
+        .value()
+        .to_vec::<f64>()
+        .unwrap();
     for (i, v) in x.iter().enumerate() {
         let j = (i / (h * w)) % c;
         let want = (v - running_mean[j]) / (running_var[j] + 1e-5).sqrt();
@@ -162,7 +175,12 @@ fn batchnorm_options_drop_tensors_and_change_the_running_blend() {
     let mut bn = BatchNorm1d::with_options(f, options, DType::F64).unwrap();
     let names: Vec<String> = bn.state_dict().into_iter().map(|(n, _)| n).collect();
     assert_eq!(names, ["running_mean", "running_var"]);
-    let y = bn.forward(&constant(&x, &[n, f])).unwrap().value().to_vec::<f64>().unwrap();
+    let y = bn
+        .forward(&constant(&x, &[n, f]))
+        .unwrap()
+        .value()
+        .to_vec::<f64>()
+        .unwrap();
     let running = bn.running_stats().unwrap().0.value().to_vec::<f64>().unwrap();
     for (j, running_mean) in running.iter().enumerate() {
         let col: Vec<f64> = x.iter().skip(j).step_by(f).copied().collect();
@@ -179,7 +197,12 @@ fn batchnorm_options_drop_tensors_and_change_the_running_blend() {
     let mut bn = BatchNorm1d::with_options(f, untracked, DType::F64).unwrap();
     assert!(bn.running_stats().is_none());
     bn.eval();
-    let y = bn.forward(&constant(&x, &[n, f])).unwrap().value().to_vec::<f64>().unwrap();
+    let y = bn
+        .forward(&constant(&x, &[n, f]))
+        .unwrap()
+        .value()
+        .to_vec::<f64>()
+        .unwrap();
     let col: Vec<f64> = x.iter().step_by(f).copied().collect();
     let got: Vec<f64> = y.iter().step_by(f).copied().collect();
     assert_close(&got, &normalise_group(&col, 1e-5), "untracked eval uses the batch");
@@ -204,7 +227,12 @@ fn batchnorm1d_takes_a_sequence_input_per_channel() {
     let dims = [2, 3, 4];
     let x = values(24, 0.1);
     let mut bn = BatchNorm1d::new(3, DType::F64).unwrap();
-    let y = bn.forward(&constant(&x, &dims)).unwrap().value().to_vec::<f64>().unwrap();
+    let y = bn
+        .forward(&constant(&x, &dims))
+        .unwrap()
+        .value()
+        .to_vec::<f64>()
+        .unwrap();
     let as_image = [2, 3, 1, 4];
     for j in 0..3 {
         assert_close(
@@ -228,7 +256,12 @@ fn linear_without_bias_is_x_times_w_transposed() {
     assert_eq!(names, ["weight"]);
     let w = layer.weight().value().to_vec::<f64>().unwrap();
     let x = values(6, 0.0);
-    let y = layer.forward(&constant(&x, &[2, 3])).unwrap().value().to_vec::<f64>().unwrap();
+    let y = layer
+        .forward(&constant(&x, &[2, 3]))
+        .unwrap()
+        .value()
+        .to_vec::<f64>()
+        .unwrap();
     let want: Vec<f64> = x
         .chunks(3)
         .flat_map(|row| {
@@ -246,7 +279,12 @@ fn dropout_zeroes_about_p_of_the_elements_and_scales_the_rest() {
     let (n, p) = (20_000, 0.3);
     let x = values(n, 0.5);
     let mut layer = Dropout::new(p, Rng::new(11)).unwrap();
-    let y = layer.forward(&constant(&x, &[n])).unwrap().value().to_vec::<f64>().unwrap();
+    let y = layer
+        .forward(&constant(&x, &[n]))
+        .unwrap()
+        .value()
+        .to_vec::<f64>()
+        .unwrap();
     let mut dropped = 0;
     for (a, b) in x.iter().zip(&y) {
         if *b == 0.0 {
@@ -262,10 +300,23 @@ fn dropout_zeroes_about_p_of_the_elements_and_scales_the_rest() {
         .forward(&constant(&x, &[n]))
         .unwrap();
     assert_eq!(again.value().to_vec::<f64>().unwrap(), y, "same seed, same mask");
-    let next = layer.forward(&constant(&x, &[n])).unwrap().value().to_vec::<f64>().unwrap();
+    let next = layer
+        .forward(&constant(&x, &[n]))
+        .unwrap()
+        .value()
+        .to_vec::<f64>()
+        .unwrap();
     assert_ne!(next, y, "each pass draws a new mask");
     layer.eval();
-    assert_eq!(layer.forward(&constant(&x, &[n])).unwrap().value().to_vec::<f64>().unwrap(), x);
+    assert_eq!(
+        layer
+            .forward(&constant(&x, &[n]))
+            .unwrap()
+            .value()
+            .to_vec::<f64>()
+            .unwrap(),
+        x
+    );
     for bad in [-0.1, 1.1, f64::NAN] {
         let err = Dropout::new(bad, Rng::new(0)).unwrap_err();
         assert!(

@@ -69,7 +69,10 @@ fn a_sequential_names_its_tensors_as_pytorch_does() {
 fn linear_draws_the_same_initial_weights_as_the_nn_layer() {
     let module = Linear::new(5, 3, DType::F32, &mut Rng::new(9)).unwrap();
     let plain = crate::nn::Linear::new(5, 3, DType::F32, &mut Rng::new(9)).unwrap();
-    assert_eq!(module.weight().value().to_vec::<f32>().unwrap(), plain.weight.to_vec::<f32>().unwrap());
+    assert_eq!(
+        module.weight().value().to_vec::<f32>().unwrap(),
+        plain.weight.to_vec::<f32>().unwrap()
+    );
     assert_eq!(
         module.bias().unwrap().value().to_vec::<f32>().unwrap(),
         plain.bias.to_vec::<f32>().unwrap()
@@ -149,9 +152,13 @@ fn batchnorm_trains_on_batch_statistics_and_evaluates_on_running_ones() {
         .forward(&Var::constant(tensor(&x, &[n, f])))
         .unwrap()
         .value()
-        .to_vec::<f64>().unwrap();
+        .to_vec::<f64>()
+        .unwrap();
     let (mean_buffer, var_buffer) = bn.running_stats().unwrap();
-    let (means, vars) = (mean_buffer.value().to_vec::<f64>().unwrap(), var_buffer.value().to_vec::<f64>().unwrap());
+    let (means, vars) = (
+        mean_buffer.value().to_vec::<f64>().unwrap(),
+        var_buffer.value().to_vec::<f64>().unwrap(),
+    );
     for j in 0..f {
         let col: Vec<f64> = x.iter().skip(j).step_by(f).copied().collect();
         let mean = col.iter().sum::<f64>() / n as f64;

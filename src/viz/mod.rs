@@ -106,6 +106,34 @@ pub fn trajectory(
     start: (f64, f64),
     steps: usize,
 ) -> Result<Trajectory, VizError> {
+    trajectory_observed(function, entrant, start, steps, |_| {})
+}
+
+/// What an observer of [`trajectory_observed`] sees after each optimizer
+/// step: the optimizer itself (its [`TaskOptimizer::state`]) and the step's
+/// inputs and output.
+pub struct StepView<'a> {
+    /// The step (0-based): it moved point `step` to point `step + 1`.
+    pub step: usize,
+    /// The optimizer right after the step.
+    pub optimizer: &'a dyn TaskOptimizer,
+    /// The gradient the step received (at the queried point, if the
+    /// optimizer asked for one).
+    pub gradient: [f64; 2],
+    /// The update it returned.
+    pub update: [f64; 2],
+}
+
+/// [`trajectory`], calling `observe` after every optimizer step: how
+/// `ferrograd serve` shows an optimizer's internal state step by step from
+/// the very run that drew the path.
+pub fn trajectory_observed(
+    function: Function,
+    entrant: &Entrant,
+    start: (f64, f64),
+    steps: usize,
+    mut observe: impl FnMut(StepView<'_>),
+) -> Result<Trajectory, VizError> {
     let label = entrant.to_string();
     let fail = |source: Error| VizError::Optimizer {
         entrant: label.clone(),
@@ -138,7 +166,14 @@ pub fn trajectory(
                 val_loss: previous_f,
                 steps_per_epoch: Some(1),
             };
-            Some(one_step(function, optimizer.as_mut(), (x, y), &ctx).map_err(fail)?)
+            let (gradient, update) = one_step(function, optimizer.as_mut(), (x, y), &ctx).map_err(fail)?;
+            observe(StepView {
+                step,
+                optimizer: optimizer.as_ref(),
+                gradient,
+                update,
+            });
+            Some(update)
         } else {
             None
         };
@@ -164,13 +199,13 @@ fn escaped(x: f64, y: f64, f: f64) -> Option<String> {
 
 /// One optimizer step at `(x, y)`, exactly as the training harness makes
 /// it: query, gradient at the queried point, step (with curvature if the
-/// optimizer uses it). Returns the update.
+/// optimizer uses it). Returns the gradient and the update.
 fn one_step(
     function: Function,
     optimizer: &mut dyn TaskOptimizer,
     (x, y): (f64, f64),
     ctx: &StepContext,
-) -> crate::engine::Result<[f64; 2]> {
+) -> crate::engine::Result<([f64; 2], [f64; 2])> {
     let params = [point_tensor(x, y)];
     let query = optimizer.query_at_params(&params, ctx)?;
     let at = match &query {
@@ -193,7 +228,7 @@ fn one_step(
         .first()
         .ok_or_else(|| Error::invalid("step", "the optimizer returned no update"))?
         .to_vec_f64()?;
-    Ok([u[0], u[1]])
+    Ok((grad, [u[0], u[1]]))
 }
 
 /// The `--json` document: the function and every trajectory.

@@ -4,7 +4,8 @@ use ferrograd::train::EpochMetrics;
 use ferrograd::Error;
 use std::path::Path;
 
-fn to_json(m: &EpochMetrics) -> serde_json::Value {
+/// One epoch as the JSON object of one line of metrics.jsonl.
+pub fn to_json(m: &EpochMetrics) -> serde_json::Value {
     serde_json::json!({
         "epoch": m.epoch,
         "train_loss": m.train_loss,
@@ -31,6 +32,17 @@ pub fn write_history(path: &Path, history: &[EpochMetrics]) -> Result<(), Error>
 /// miss epochs.
 pub fn read_history(path: &Path, epochs: usize) -> Result<Vec<EpochMetrics>, Error> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, "read", e))?;
+    parse_history(path, &text, epochs)
+}
+
+/// Reads every epoch written by [`write_history`] so far (the file is
+/// replaced whole, so it never holds half an epoch).
+pub fn read_every_epoch(path: &Path) -> Result<Vec<EpochMetrics>, Error> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, "read", e))?;
+    parse_history(path, &text, text.lines().count())
+}
+
+fn parse_history(path: &Path, text: &str, epochs: usize) -> Result<Vec<EpochMetrics>, Error> {
     let found = text.lines().count();
     if found < epochs {
         return Err(Error::format(

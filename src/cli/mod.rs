@@ -9,6 +9,7 @@ mod gradcheck;
 mod metrics;
 mod optimizers;
 mod race;
+mod serve;
 mod train;
 mod viz;
 
@@ -40,6 +41,8 @@ enum Command {
     Race(race::Args),
     /// Draw optimizer trajectories on 2-D test functions (SVG, or --json).
     Viz(viz::Args),
+    /// Serve the interactive page: optimizer playground, training monitor, race viewer.
+    Serve(serve::Args),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions(completions::CompletionsArgs),
     /// Print the man page (or write every command's page with --out DIR).
@@ -114,6 +117,7 @@ pub fn run() -> i32 {
         Command::Data(args) => data::run(&args),
         Command::Race(args) => race::run(&args),
         Command::Viz(args) => viz::run(&args),
+        Command::Serve(args) => serve::run(&args),
         Command::Completions(args) => completions::completions(&args, Cli::command()),
         Command::Man(args) => completions::man(&args, Cli::command()),
     }

@@ -337,7 +337,7 @@ fn train(
 /// Writes the metrics, then the checkpoint, then the best model. In that
 /// order a kill between two writes leaves metrics.jsonl with at least the
 /// checkpoint's epochs (a resume keeps the first of them), never fewer.
-fn save_progress(trainer: &Trainer, history: &[EpochMetrics], dir: &Path) -> Result<(), Error> {
+pub(super) fn save_progress(trainer: &Trainer, history: &[EpochMetrics], dir: &Path) -> Result<(), Error> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, "create directory", e))?;
     crate::cli::metrics::write_history(&dir.join("metrics.jsonl"), history)?;
     trainer.save_checkpoint(dir)?;
@@ -366,13 +366,24 @@ fn update_bar(bar: &ProgressBar, m: &EpochMetrics) {
 }
 
 fn summary_json(args: &Args, spec: &RunSpec, s: &Summary) -> serde_json::Value {
-    serde_json::json!({
+    let mut json = serde_json::json!({
         "optimizer": spec.optimizer,
         "hp": spec.overrides(),
         "n_hidden": spec.n_hidden,
         "seed": spec.seed,
         "device": args.device,
         "dtype": spec.dtype.to_string(),
+    });
+    if let (Some(json), serde_json::Value::Object(numbers)) = (json.as_object_mut(), summary_numbers(s)) {
+        json.extend(numbers);
+    }
+    json
+}
+
+/// A run's results as `train --json` and summary.json report them (and
+/// `ferrograd serve` streams them).
+pub(super) fn summary_numbers(s: &Summary) -> serde_json::Value {
+    serde_json::json!({
         "quality": s.quality,
         "recalibrated_quality": s.recalibrated_quality,
         "test_loss": s.test_loss,

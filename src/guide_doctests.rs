@@ -61,3 +61,8 @@ pub struct GuideBenchmarkTask;
 #[doc = include_str!("../docs/guide/cuda.md")]
 #[cfg(doctest)]
 pub struct GuideCuda;
+
+/// `docs/guide/serve.md`
+#[doc = include_str!("../docs/guide/serve.md")]
+#[cfg(doctest)]
+pub struct GuideServe;

@@ -139,3 +139,27 @@ fn runs_beyond_the_limit_are_refused_a_lost_client_harms_no_one_and_ctrl_c_leave
         String::from_utf8_lossy(&resumed.stderr)
     );
 }
+
+#[test]
+fn a_train_out_directory_is_streamed_epoch_by_epoch_with_its_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("by-train");
+    let train =
+        serve_support::ferrograd_json(&["train", "--json", "--max-epochs", "3", "--out", out.to_str().unwrap()]);
+    let server = Served::start(dir.path(), &[]);
+    let (status, files) = server.get("/api/files");
+    assert_eq!((status, &files["runs"]), (200, &json!(["by-train"])));
+    let (status, stream) = server.raw("GET", "/api/watch?dir=by-train", b"");
+    assert_eq!(status, 200, "{stream}");
+    assert_eq!(stream.matches("event: epoch").count(), 3, "{stream}");
+    let summary_line = stream
+        .lines()
+        .skip_while(|l| *l != "event: summary")
+        .nth(1)
+        .and_then(|l| l.strip_prefix("data: "))
+        .unwrap_or_else(|| panic!("no summary in {stream}"));
+    let summary: serde_json::Value = serde_json::from_str(summary_line).unwrap();
+    for field in ["quality", "recalibrated_quality", "test_loss", "best_epoch"] {
+        assert_eq!(summary[field], train[field], "{field}");
+    }
+}

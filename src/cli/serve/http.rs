@@ -141,47 +141,62 @@ pub fn body_json(request: &mut Request) -> Result<serde_json::Value, ApiError> {
 }
 
 /// A server-sent event stream written straight to the client's socket, so
-/// that each event reaches the page as soon as it is sent. Each event is
-/// one chunk of a chunked response; dropping the stream ends the response,
-/// so the client sees a finished stream, not a cut connection.
+/// that each event reaches the page as soon as it is sent. To an HTTP/1.1
+/// client each event is one chunk of a chunked response, and dropping the
+/// stream ends the response, so the client sees a finished stream, not a
+/// cut connection; to an HTTP/1.0 client (which knows no chunks) the events
+/// are sent as they are and the connection is closed at the end.
 pub struct EventStream {
     writer: Box<dyn Write + Send>,
+    chunked: bool,
 }
 
 impl EventStream {
     /// Takes over `request`'s connection and sends the stream's headers.
     pub fn open(request: Request) -> std::io::Result<EventStream> {
+        let chunked = *request.http_version() > tiny_http::HTTPVersion(1, 0);
+        let framing = if chunked {
+            "Transfer-Encoding: chunked"
+        } else {
+            "Connection: close"
+        };
         let mut writer = request.into_writer();
-        writer.write_all(
-            b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-store\r\n\
-              Transfer-Encoding: chunked\r\n\r\n",
+        write!(
+            writer,
+            "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-store\r\n{framing}\r\n\r\n"
         )?;
         writer.flush()?;
-        Ok(EventStream { writer })
+        Ok(EventStream { writer, chunked })
     }
 
-    fn chunk(&mut self, text: &str) -> std::io::Result<()> {
-        write!(self.writer, "{:x}\r\n{text}\r\n", text.len())?;
+    fn write_part(&mut self, text: &str) -> std::io::Result<()> {
+        if self.chunked {
+            write!(self.writer, "{:x}\r\n{text}\r\n", text.len())?;
+        } else {
+            self.writer.write_all(text.as_bytes())?;
+        }
         self.writer.flush()
     }
 
     /// Sends one event named `name` carrying `data`. An error means the
     /// client has gone: the caller ends the stream.
     pub fn send(&mut self, name: &str, data: &serde_json::Value) -> std::io::Result<()> {
-        self.chunk(&format!("event: {name}\ndata: {data}\n\n"))
+        self.write_part(&format!("event: {name}\ndata: {data}\n\n"))
     }
 
     /// Sends a comment line, which the page ignores: how a stream with
     /// nothing new finds out that its client has gone.
     pub fn keep_alive(&mut self) -> std::io::Result<()> {
-        self.chunk(": keep-alive\n\n")
+        self.write_part(": keep-alive\n\n")
     }
 }
 
 impl Drop for EventStream {
     fn drop(&mut self) {
-        // The last, empty chunk; a client that has gone does not need it.
-        let _ = self.writer.write_all(b"0\r\n\r\n").and_then(|()| self.writer.flush());
+        if self.chunked {
+            // The last, empty chunk; a client that has gone does not need it.
+            let _ = self.writer.write_all(b"0\r\n\r\n").and_then(|()| self.writer.flush());
+        }
     }
 }
 

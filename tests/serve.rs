@@ -138,6 +138,18 @@ fn runs_beyond_the_limit_are_refused_a_lost_client_harms_no_one_and_ctrl_c_leave
         "the interrupted run resumes: {}",
         String::from_utf8_lossy(&resumed.stderr)
     );
+
+    // A later server in the same directory writes its runs beside, not over.
+    let resumed_metrics = std::fs::read_to_string(run_dir.join("metrics.jsonl")).unwrap();
+    let later = Served::start(dir.path(), &[]);
+    let (status, run) = later.post("/api/runs", &json!({"max_epochs": 1}));
+    assert_eq!(status, 200, "{run}");
+    later.wait_for_run(1, Duration::from_secs(120), |r| r["over"] == true);
+    assert!(dir.path().join("serve-runs/run-2/summary.json").is_file());
+    assert_eq!(
+        std::fs::read_to_string(run_dir.join("metrics.jsonl")).unwrap(),
+        resumed_metrics
+    );
 }
 
 #[test]

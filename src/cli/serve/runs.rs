@@ -128,7 +128,7 @@ impl Runs {
         let job = Arc::new(Job {
             id,
             settings: request.settings.clone(),
-            dir: self.dir.join(RUNS_FOLDER).join(format!("run-{id}")),
+            dir: claim_run_dir(&self.dir.join(RUNS_FOLDER))?,
             progress: Mutex::new(Progress::default()),
             changed: Condvar::new(),
         });
@@ -182,6 +182,23 @@ impl Runs {
             let _ = thread.join();
         }
     }
+}
+
+/// Creates and returns the first `run-K` under `folder` that does not exist
+/// yet, so that a run never writes over the files of an earlier server's.
+fn claim_run_dir(folder: &Path) -> Result<PathBuf, ApiError> {
+    let cannot =
+        |e: std::io::Error| ApiError::internal(format!("cannot create a run directory in {}: {e}", folder.display()));
+    std::fs::create_dir_all(folder).map_err(cannot)?;
+    for k in 1.. {
+        let dir = folder.join(format!("run-{k}"));
+        match std::fs::create_dir(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(cannot(e)),
+        }
+    }
+    unreachable!("some run-K is free")
 }
 
 /// Sends the epochs after the first `sent`, and the end when the run is over.
@@ -263,7 +280,12 @@ fn train(job: &Job, request: RunRequest) {
         p.over = true;
         match outcome {
             Ok(Some(summary)) => p.summary = Some(summary),
-            Ok(None) => p.error = Some("the server stopped; resume with ferrograd train --resume".into()),
+            Ok(None) => {
+                p.error = Some(format!(
+                    "the server stopped; continue with ferrograd train --resume {}",
+                    job.dir.display()
+                ))
+            }
             Err(e) => p.error = Some(e),
         }
     });
@@ -274,7 +296,6 @@ fn train_and_write(job: &Job, request: RunRequest) -> Result<Option<Value>, Stri
     let patience = request.config.patience;
     let mut trainer = Trainer::new(request.config, request.optimizer).map_err(|e| e.to_string())?;
     trainer.set_hyperparameters(request.hyperparameters);
-    std::fs::create_dir_all(&job.dir).map_err(|e| format!("cannot create {}: {e}", job.dir.display()))?;
     let mut history = Vec::new();
     while !trainer.finished() {
         if stopping() {

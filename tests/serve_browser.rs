@@ -31,25 +31,27 @@ use std::time::{Duration, Instant};
 /// Set (to 1) where the browser tests must run: a missing Chromium fails.
 const REQUIRE_ENV: &str = "FERROGRAD_REQUIRE_BROWSER";
 
-/// Debian's Chromium, or the one `FERROGRAD_CHROMIUM` names.
-fn chromium() -> Option<PathBuf> {
-    let path = std::env::var_os("FERROGRAD_CHROMIUM").map_or_else(|| PathBuf::from("/usr/bin/chromium"), PathBuf::from);
-    path.is_file().then_some(path)
+/// Where Chromium should be: `FERROGRAD_CHROMIUM`, else Debian's.
+fn chromium_path() -> PathBuf {
+    std::env::var_os("FERROGRAD_CHROMIUM").map_or_else(|| PathBuf::from("/usr/bin/chromium"), PathBuf::from)
 }
 
 /// A headless Chromium with a fresh profile, or `None` (a skip) where
 /// there is none and none is required.
 fn browser() -> Option<(Browser, tempfile::TempDir)> {
-    let Some(path) = chromium() else {
-        let message = "Chromium not found at /usr/bin/chromium: run scripts/install-chromium.sh \
-                       (or set FERROGRAD_CHROMIUM)";
+    let path = chromium_path();
+    if !path.is_file() {
+        let message = format!(
+            "Chromium not found at {}: run scripts/install-chromium.sh (or set FERROGRAD_CHROMIUM)",
+            path.display()
+        );
         assert!(
             std::env::var(REQUIRE_ENV).as_deref() != Ok("1"),
             "{message}; {REQUIRE_ENV}=1 forbids skipping"
         );
         eprintln!("skipped: {message}");
         return None;
-    };
+    }
     let profile = tempfile::tempdir().unwrap();
     let flags = [
         "--disable-quic",

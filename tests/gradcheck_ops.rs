@@ -199,10 +199,13 @@ gradcheck_ops! {
     gradcheck_index_add, gradgradcheck_index_add = index_add,
     gradcheck_gather, gradgradcheck_gather = gather,
     gradcheck_scatter, gradgradcheck_scatter = scatter,
-    // layers' ops (composites)
-    gradcheck_layer_norm, gradgradcheck_layer_norm = layer_norm,
-    gradcheck_dropout, gradgradcheck_dropout = dropout,
-    gradcheck_embedding, gradgradcheck_embedding = embedding,
+    // convolution and pooling
+    gradcheck_unfold, gradgradcheck_unfold = unfold,
+    gradcheck_fold, gradgradcheck_fold = fold,
+    gradcheck_conv2d, gradgradcheck_conv2d = conv2d,
+    gradcheck_conv1d, gradgradcheck_conv1d = conv1d,
+    gradcheck_max_pool2d, gradgradcheck_max_pool2d = max_pool2d,
+    gradcheck_avg_pool2d, gradgradcheck_avg_pool2d = avg_pool2d,
     // user-defined primitives (autograd::custom)
     gradcheck_custom_softplus, gradgradcheck_custom_softplus = custom_softplus,
     gradcheck_custom_scaled_square, gradgradcheck_custom_scaled_square = custom_scaled_square,

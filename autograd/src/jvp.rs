@@ -199,6 +199,8 @@ pub(crate) fn tangent_rule(op: &Op, inputs: &[Var], out: &Var, tangents: &[Optio
         Op::IndexAdd(indices) => map(tx, |t| t.index_add(indices, out.dims()[0])),
         Op::Gather(labels) => map(tx, |t| t.gather(labels)),
         Op::Scatter(labels) => map(tx, |t| t.scatter(labels, out.dims()[1])),
+        Op::Unfold(window) => map(tx, |t| t.unfold(window)),
+        Op::Fold(window) => map(tx, |t| t.fold(window, out.dims()[2], out.dims()[3])),
         Op::Cast => map(tx, |t| t.to_dtype(out.dtype())),
         Op::Custom(op) => crate::custom::output_tangent(op.as_ref(), inputs, out, tangents),
     }

@@ -26,6 +26,7 @@
 #![deny(missing_docs)]
 
 mod backward;
+pub mod conv;
 pub mod custom;
 mod dot;
 mod forward;
@@ -41,6 +42,7 @@ pub mod suite;
 mod var;
 
 pub use backward::Gradients;
+pub use conv::{Conv1dParams, Conv2dParams};
 pub use custom::PrimitiveOp;
 pub use gradcheck::{gradcheck, gradgradcheck, GradcheckOptions, GradcheckReport};
 pub use jvpcheck::{dot_product_check, gradcheck_fast, hvpcheck, jvpcheck, DotProductReport, FastCheckReport};

@@ -44,7 +44,7 @@ op_kinds! {
     Reshape => "reshape", Permute => "permute", BroadcastTo => "broadcast_to",
     SumTo => "sum_to", Concat => "concat", Narrow => "narrow", PadZeros => "pad_zeros",
     IndexSelect => "index_select", IndexAdd => "index_add", Gather => "gather",
-    Scatter => "scatter", Cast => "cast", Custom => "custom",
+    Scatter => "scatter", Unfold => "unfold", Fold => "fold", Cast => "cast", Custom => "custom",
 }
 
 /// A recorded operation and the data its backward rule needs (never the
@@ -134,6 +134,10 @@ pub enum Op {
     Gather(Vec<usize>),
     /// The adjoint of gather.
     Scatter(Vec<usize>),
+    /// Sliding windows of an image batch as columns (im2col).
+    Unfold(ferrograd_engine::Window2d),
+    /// Columns summed back into an image (col2im), the adjoint of unfold.
+    Fold(ferrograd_engine::Window2d),
     /// A dtype conversion.
     Cast,
     /// A user-defined primitive ([`crate::custom::PrimitiveOp`]).
@@ -169,6 +173,8 @@ impl Op {
             Op::IndexAdd(_) => OpKind::IndexAdd,
             Op::Gather(_) => OpKind::Gather,
             Op::Scatter(_) => OpKind::Scatter,
+            Op::Unfold(_) => OpKind::Unfold,
+            Op::Fold(_) => OpKind::Fold,
             Op::Cast => OpKind::Cast,
             Op::Custom(_) => OpKind::Custom,
         }

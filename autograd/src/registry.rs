@@ -6,8 +6,8 @@
 //! test fails if any [`OpKind`] is not the primary kind of some entry, so an
 //! op cannot be added without a gradient check.
 
-use crate::{OpKind, PrimitiveOp, Var};
-use ferrograd_engine::{DType, Result, Rng, Shape, Tensor, UnaryOp};
+use crate::{Conv1dParams, Conv2dParams, OpKind, PrimitiveOp, Var};
+use ferrograd_engine::{DType, Result, Rng, Shape, Tensor, UnaryOp, Window2d};
 use std::sync::Arc;
 
 /// A differentiable function of some input `Var`s.
@@ -170,7 +170,7 @@ pub fn entries() -> Vec<OpEntry> {
     all.extend(binary_entries());
     all.extend(reduction_entries());
     all.extend(shape_entries());
-    all.extend(layer_entries());
+    all.extend(conv_entries());
     all.extend(custom_entries());
     all
 }
@@ -463,54 +463,104 @@ fn shape_entries() -> Vec<OpEntry> {
     ]
 }
 
-// ----- layers' ops (composites, `nn_ops.rs`) --------------------------------
+// ----- convolution and pooling ----------------------------------------------
 
-/// Layer norm over the last 1..=rank axes of distinct values (every group
-/// has at least 2 elements 0.2 apart, so its variance is away from 0),
-/// with no affine tensors, a weight, or a weight and a bias.
-fn layer_norm_case(d: &[usize], r: &mut Rng) -> Case {
-    let mut dims = d.to_vec();
-    *dims.last_mut().expect("rank >= 1") += 1;
-    let normalized: Vec<usize> = dims[r.below(dims.len())..].to_vec();
-    let mut inputs = vec![distinct(&dims, r)];
-    for _ in 0..r.below(3) {
-        inputs.push(real(&normalized, r));
+/// A random small window (kernel 1..=3, stride 1..=2, dilation 1..=2,
+/// padding up to half the kernel) and an image size `(h, w)` it fits.
+fn window_and_image(r: &mut Rng) -> (Window2d, usize, usize) {
+    let mut pick = || (1 + r.below(3), 1 + r.below(2), 1 + r.below(2));
+    let ((kh, sh, dh), (kw, sw, dw)) = (pick(), pick());
+    let window = Window2d::new((kh, kw))
+        .stride((sh, sw))
+        .dilation((dh, dw))
+        .padding((r.below(kh / 2 + 1), r.below(kw / 2 + 1)));
+    let size = |k: usize, d: usize, p: usize, extra: usize| (d * (k - 1) + 1).saturating_sub(2 * p).max(1) + extra;
+    let h = size(kh, dh, window.padding.0, r.below(3));
+    let w = size(kw, dw, window.padding.1, r.below(3));
+    (window, h, w)
+}
+
+/// A conv case: input `[n, c, h, w]` (or `[n, c, w]` for 1-D), weight,
+/// bias, and the params, with `groups` 1 or 2.
+fn conv_case(d: &[usize], r: &mut Rng, one_d: bool) -> Case {
+    let (mut window, mut h, w) = window_and_image(r);
+    if one_d {
+        window = Window2d::new((1, window.kernel.1))
+            .stride((1, window.stride.1))
+            .padding((0, window.padding.1))
+            .dilation((1, window.dilation.1));
+        h = 1;
+    }
+    let groups = 1 + r.below(2);
+    let n = d[0].min(2);
+    let (c, o) = (groups * (1 + r.below(2)), groups * (1 + r.below(2)));
+    let (kh, kw) = window.kernel;
+    let params = Conv2dParams {
+        stride: window.stride,
+        padding: window.padding,
+        dilation: window.dilation,
+        groups,
+    };
+    if one_d {
+        let p1 = Conv1dParams {
+            stride: params.stride.1,
+            padding: params.padding.1,
+            dilation: params.dilation.1,
+            groups,
+        };
+        return Case {
+            inputs: vec![real(&[n, c, w], r), real(&[o, c / groups, kw], r), real(&[o], r)],
+            apply: Box::new(move |v| v[0].conv1d(&v[1], Some(&v[2]), &p1)),
+        };
     }
     Case {
-        inputs,
-        apply: Box::new(move |v| v[0].layer_norm(&normalized, v.get(1), v.get(2), 1e-5)),
+        inputs: vec![real(&[n, c, h, w], r), real(&[o, c / groups, kh, kw], r), real(&[o], r)],
+        apply: Box::new(move |v| v[0].conv2d(&v[1], Some(&v[2]), &params)),
     }
 }
 
-/// Dropout with a mask drawn once per case (fixed for the check).
-fn dropout_case(d: &[usize], r: &mut Rng) -> Case {
-    let p = [0.2, 0.5][r.below(2)];
-    let mask = crate::dropout_mask(d.to_vec(), p, r).expect("p is a probability");
-    Case {
-        inputs: vec![real(d, r)],
-        apply: Box::new(move |v| v[0].dropout_with_mask(&mask, p)),
-    }
-}
-
-/// An embedding table of `d[0] + 1` rows and indices shaped by the other
-/// base dims (or `[3]`), repeated rows likely.
-fn embedding_case(d: &[usize], r: &mut Rng) -> Case {
-    let rows = d[0] + 1;
-    let index_dims: Vec<usize> = if d.len() > 1 { d[1..].to_vec() } else { vec![3] };
-    let count: usize = index_dims.iter().product();
-    let indices: Vec<usize> = (0..count).map(|_| r.below(rows)).collect();
-    let dim = 1 + r.below(3);
-    Case {
-        inputs: vec![real(&[rows, dim], r)],
-        apply: Box::new(move |v| v[0].embedding(&indices, &index_dims)),
-    }
-}
-
-fn layer_entries() -> Vec<OpEntry> {
+fn conv_entries() -> Vec<OpEntry> {
     vec![
-        entry!("layer_norm", Rsqrt, layer_norm_case),
-        entry!("dropout", Mul, dropout_case),
-        entry!("embedding", IndexSelect, embedding_case),
+        entry!("unfold", Unfold, |d, r| {
+            let (window, h, w) = window_and_image(r);
+            Case {
+                inputs: vec![real(&[d[0].min(2), d.get(1).map_or(1, |&c| c.min(2)), h, w], r)],
+                apply: Box::new(move |v| v[0].unfold(&window)),
+            }
+        }),
+        entry!("fold", Fold, |d, r| {
+            let (window, h, w) = window_and_image(r);
+            let (oh, ow) = window.output_size("fold", h, w).expect("the window fits");
+            let c = d.get(1).map_or(1, |&c| c.min(2));
+            Case {
+                inputs: vec![real(&[d[0].min(2), c * window.taps(), oh * ow], r)],
+                apply: Box::new(move |v| v[0].fold(&window, h, w)),
+            }
+        }),
+        entry!("conv2d", Unfold, |d, r| conv_case(d, r, false)),
+        entry!("conv1d", Unfold, |d, r| conv_case(d, r, true)),
+        // Distinct values: no ties in any window, so max is differentiable.
+        entry!("max_pool2d", Unfold, |d, r| {
+            // Redraw windows that lie entirely in the padding (refused).
+            let (window, h, w) = loop {
+                let (window, h, w) = window_and_image(r);
+                let probe = Var::constant(Tensor::zeros([1, 1, h, w], DType::F64).expect("small"));
+                if probe.max_pool2d(&window).is_ok() {
+                    break (window, h, w);
+                }
+            };
+            Case {
+                inputs: vec![distinct(&[d[0].min(2), 2, h, w], r)],
+                apply: Box::new(move |v| v[0].max_pool2d(&window)),
+            }
+        }),
+        entry!("avg_pool2d", Unfold, |d, r| {
+            let (window, h, w) = window_and_image(r);
+            Case {
+                inputs: vec![real(&[d[0].min(2), 2, h, w], r)],
+                apply: Box::new(move |v| v[0].avg_pool2d(&window)),
+            }
+        }),
     ]
 }
 

@@ -233,10 +233,13 @@ forward_mode_ops! {
     jvpcheck_index_add, dot_product_index_add, hvp_modes_index_add = index_add,
     jvpcheck_gather, dot_product_gather, hvp_modes_gather = gather,
     jvpcheck_scatter, dot_product_scatter, hvp_modes_scatter = scatter,
-    // layers' ops (composites)
-    jvpcheck_layer_norm, dot_product_layer_norm, hvp_modes_layer_norm = layer_norm,
-    jvpcheck_dropout, dot_product_dropout, hvp_modes_dropout = dropout,
-    jvpcheck_embedding, dot_product_embedding, hvp_modes_embedding = embedding,
+    // convolution and pooling
+    jvpcheck_unfold, dot_product_unfold, hvp_modes_unfold = unfold,
+    jvpcheck_fold, dot_product_fold, hvp_modes_fold = fold,
+    jvpcheck_conv2d, dot_product_conv2d, hvp_modes_conv2d = conv2d,
+    jvpcheck_conv1d, dot_product_conv1d, hvp_modes_conv1d = conv1d,
+    jvpcheck_max_pool2d, dot_product_max_pool2d, hvp_modes_max_pool2d = max_pool2d,
+    jvpcheck_avg_pool2d, dot_product_avg_pool2d, hvp_modes_avg_pool2d = avg_pool2d,
     // user-defined primitives
     jvpcheck_custom_softplus, dot_product_custom_softplus, hvp_modes_custom_softplus = custom_softplus,
     jvpcheck_custom_scaled_square, dot_product_custom_scaled_square, hvp_modes_custom_scaled_square = custom_scaled_square,

@@ -31,6 +31,7 @@ mod tensor;
 pub use dtype::{DType, Device, Element};
 pub use error::{Error, Result};
 pub use isa::Isa;
+pub use ops::conv::Window2d;
 pub use ops::elementwise::{BinaryOp, UnaryOp};
 pub use rng::{Draw, Rng};
 pub use shape::{checked_numel, Shape};

@@ -716,3 +716,17 @@ pub fn scatter(t: &Tensor, labels: &[usize], classes: usize) -> Result<Tensor> {
     }
     Ok(wrap(out, shape))
 }
+
+/// im2col of a `[n, c, h, w]` image batch (shapes checked by the caller).
+/// Interim: computed on the host and copied back, until the kernel lands.
+pub fn unfold(t: &Tensor, window: &crate::Window2d, _oh: usize, _ow: usize) -> Result<Tensor> {
+    t.to_device(Device::Cpu)?.unfold(window)?.to_device(t.device())
+}
+
+/// col2im of `[n, c * taps, l]` columns (shapes checked by the caller).
+/// Interim: computed on the host and copied back, until the kernel lands.
+pub fn fold(t: &Tensor, window: &crate::Window2d, height: usize, width: usize) -> Result<Tensor> {
+    t.to_device(Device::Cpu)?
+        .fold(window, height, width)?
+        .to_device(t.device())
+}

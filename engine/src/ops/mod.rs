@@ -3,6 +3,7 @@
 //! the storage (CPU f32/f64, or a CUDA buffer with the `cuda` feature) to a
 //! generic kernel.
 
+pub mod conv;
 pub mod elementwise;
 pub mod fused;
 pub mod index;

@@ -27,6 +27,7 @@
 //! optimizer; [`crate::data::DataLoader`] cuts a data set into shuffled
 //! mini-batches.
 
+mod conv;
 #[cfg(test)]
 mod layer_tests;
 mod layers;
@@ -34,6 +35,7 @@ mod optimizer;
 #[cfg(test)]
 mod tests;
 
+pub use conv::{AvgPool2d, Conv1d, Conv2d, MaxPool2d};
 pub use layers::{
     BatchNorm1d, BatchNorm2d, BatchNormOptions, Dropout, Embedding, Flatten, Gelu, LayerNorm, Linear, Relu, Sequential,
     Sigmoid, Tanh,

@@ -21,7 +21,7 @@
 
 use ferrograd_engine::cuda::nn::{batchnorm_backward, batchnorm_eval, batchnorm_train};
 use ferrograd_engine::cuda::optim::{FusedOptimizer, FusedRule};
-use ferrograd_engine::{cuda, BinaryOp, DType, Device, Rng, Tensor, UnaryOp};
+use ferrograd_engine::{cuda, BinaryOp, DType, Device, Rng, Tensor, UnaryOp, Window2d};
 
 /// The GPU, or `None` after printing why the test is skipped.
 fn gpu(test: &str) -> Option<Device> {
@@ -432,6 +432,13 @@ fn shape_and_index_ops_match_the_cpu() {
         let v = rand(&[6], dtype, &mut rng);
         check("scatter", dev, &[&v], Magnitude::OfAbs, |t| {
             t[0].scatter(&labels, 4).unwrap()
+        });
+        let image = rand(&[2, 3, 5, 6], dtype, &mut rng);
+        let window = Window2d::new((2, 3)).stride((2, 1)).padding((1, 1)).dilation((1, 2));
+        check("unfold", dev, &[&image], none, |t| t[0].unfold(&window).unwrap());
+        let cols = rand(image.unfold(&window).unwrap().dims(), dtype, &mut rng);
+        check("fold", dev, &[&cols], Magnitude::OfAbs, |t| {
+            t[0].fold(&window, 5, 6).unwrap()
         });
         // In place, so compared directly: x + x = 2x exactly, in f32 as in f64.
         let mut acc = g.clone();

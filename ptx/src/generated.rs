@@ -17,6 +17,16 @@ pub const MODULES: &[Module] = &[
         ],
     },
     Module {
+        name: "conv",
+        ptx: include_str!("../ptx/conv.ptx"),
+        kernels: &[
+            "unfold_f32",
+            "fold_f32",
+            "unfold_f64",
+            "fold_f64",
+        ],
+    },
+    Module {
         name: "elementwise",
         ptx: include_str!("../ptx/elementwise.ptx"),
         kernels: &[

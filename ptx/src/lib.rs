@@ -81,7 +81,7 @@ mod tests {
 
     #[test]
     fn kernel_lists_match_the_ptx_entries() {
-        assert_eq!(MODULES.len(), 8);
+        assert_eq!(MODULES.len(), 9);
         for m in MODULES {
             assert_eq!(entries(m.ptx), m.kernels, "module {}", m.name);
             assert!(m.ptx.contains(&format!("from ptx/cuda/{}.cu", m.name)));

@@ -717,16 +717,82 @@ pub fn scatter(t: &Tensor, labels: &[usize], classes: usize) -> Result<Tensor> {
     Ok(wrap(out, shape))
 }
 
-/// im2col of a `[n, c, h, w]` image batch (shapes checked by the caller).
-/// Interim: computed on the host and copied back, until the kernel lands.
-pub fn unfold(t: &Tensor, window: &crate::Window2d, _oh: usize, _ow: usize) -> Result<Tensor> {
-    t.to_device(Device::Cpu)?.unfold(window)?.to_device(t.device())
+/// The sizes of one unfold/fold; mirrors `ConvGeometry` in ptx/cuda/conv.cu.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+struct ConvGeometry {
+    n: i64,
+    c: i64,
+    h: i64,
+    w: i64,
+    oh: i64,
+    ow: i64,
+    kh: i64,
+    kw: i64,
+    sh: i64,
+    sw: i64,
+    ph: i64,
+    pw: i64,
+    dh: i64,
+    dw: i64,
 }
 
-/// col2im of `[n, c * taps, l]` columns (shapes checked by the caller).
-/// Interim: computed on the host and copied back, until the kernel lands.
-pub fn fold(t: &Tensor, window: &crate::Window2d, height: usize, width: usize) -> Result<Tensor> {
-    t.to_device(Device::Cpu)?
-        .fold(window, height, width)?
-        .to_device(t.device())
+impl ConvGeometry {
+    fn new(image: [usize; 4], window: &crate::Window2d, oh: usize, ow: usize) -> ConvGeometry {
+        let [n, c, h, w] = image.map(|d| d as i64);
+        let i = |v: usize| v as i64;
+        ConvGeometry {
+            n,
+            c,
+            h,
+            w,
+            oh: i(oh),
+            ow: i(ow),
+            kh: i(window.kernel.0),
+            kw: i(window.kernel.1),
+            sh: i(window.stride.0),
+            sw: i(window.stride.1),
+            ph: i(window.padding.0),
+            pw: i(window.padding.1),
+            dh: i(window.dilation.0),
+            dw: i(window.dilation.1),
+        }
+    }
+}
+
+/// Launches `kernel` (`unfold_*` or `fold_*`) writing `len` elements of a
+/// fresh `out_shape` tensor from `src`.
+fn conv_launch(src: &Tensor, geometry: ConvGeometry, kernel: &'static str, out_shape: Shape) -> Result<Tensor> {
+    let len = out_shape.numel();
+    let out = CudaStorage::alloc(ordinal(src), src.dtype(), len)?;
+    if len > 0 {
+        let b = backend(ordinal(src))?;
+        let (sp, op_) = (buf(src).device_ptr(), out.device_ptr());
+        launch(&b, kernel, len, &args![geometry, sp, op_])?;
+    }
+    Ok(wrap(out, out_shape))
+}
+
+/// im2col of a `[n, c, h, w]` image batch into `[n, c * taps, oh * ow]`
+/// (shapes checked by the caller).
+pub fn unfold(t: &Tensor, window: &crate::Window2d, oh: usize, ow: usize) -> Result<Tensor> {
+    let &[n, c, h, w] = t.dims() else {
+        unreachable!("unfold checks the rank")
+    };
+    let geometry = ConvGeometry::new([n, c, h, w], window, oh, ow);
+    let shape = Shape::new([n, c * window.taps(), oh * ow]);
+    conv_launch(t, geometry, pick(t.dtype(), "unfold_f32", "unfold_f64"), shape)
+}
+
+/// col2im of `[n, c * taps, oh * ow]` columns into `[n, c, height, width]`
+/// (shapes checked by the caller).
+pub fn fold(t: &Tensor, window: &crate::Window2d, oh: usize, ow: usize, height: usize, width: usize) -> Result<Tensor> {
+    let (n, c) = (t.dims()[0], t.dims()[1] / window.taps());
+    let geometry = ConvGeometry::new([n, c, height, width], window, oh, ow);
+    conv_launch(
+        t,
+        geometry,
+        pick(t.dtype(), "fold_f32", "fold_f64"),
+        Shape::new([n, c, height, width]),
+    )
 }

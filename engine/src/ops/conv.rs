@@ -214,11 +214,11 @@ impl Tensor {
         let (oh, ow) = window.output_size("unfold", h, w)?;
         let dims = [n, c * window.taps(), oh * ow];
         let numel = checked_numel("unfold", &dims)?;
-        let d = Dims { n, c, h, w, oh, ow };
         #[cfg(feature = "cuda")]
         if self.is_cuda() {
             return crate::cuda::ops::unfold(self, window, oh, ow);
         }
+        let d = Dims { n, c, h, w, oh, ow };
         Ok(with_dtype!(self.dtype(), T => {
             let mut out = alloc::with_capacity("unfold", numel)?;
             unfold_kernel(self.data::<T>(), d, window, &mut out);
@@ -254,6 +254,10 @@ impl Tensor {
         let c = rows / taps;
         let dims = [n, c, height, width];
         let numel = checked_numel("fold", &dims)?;
+        #[cfg(feature = "cuda")]
+        if self.is_cuda() {
+            return crate::cuda::ops::fold(self, window, oh, ow, height, width);
+        }
         let d = Dims {
             n,
             c,
@@ -262,10 +266,6 @@ impl Tensor {
             oh,
             ow,
         };
-        #[cfg(feature = "cuda")]
-        if self.is_cuda() {
-            return crate::cuda::ops::fold(self, window, height, width);
-        }
         Ok(with_dtype!(self.dtype(), T => {
             let mut out = alloc::with_capacity("fold", numel)?;
             fold_kernel(self.data::<T>(), d, window, &mut out);

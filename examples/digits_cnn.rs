@@ -8,6 +8,7 @@
 //! cargo run --release --example digits_cnn             # 20 epochs
 //! cargo run --release --example digits_cnn -- --quick  # 10 epochs
 //! cargo run --release --example digits_cnn -- --bench  # one JSON line (bench/compare-general.sh)
+//! cargo run --release --example digits_cnn -- --epochs 5
 //! ```
 //!
 //! The data and its split are those of `examples/digits.rs` (see
@@ -199,11 +200,17 @@ fn run(config: &Config, verbose: bool) -> ferrograd::Result<Outcome> {
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
     let has = |flag: &str| args.iter().any(|a| a == flag);
-    let config = if has("--quick") {
+    let mut config = if has("--quick") {
         Config::quick()
     } else {
         Config::full()
     };
+    if let Some(at) = args.iter().position(|a| a == "--epochs") {
+        config.epochs = args
+            .get(at + 1)
+            .and_then(|n| n.parse().ok())
+            .ok_or("--epochs takes a number")?;
+    }
     let bench = has("--bench");
     let outcome = run(&config, !bench)?;
     if bench {

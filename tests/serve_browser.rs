@@ -239,13 +239,18 @@ fn adam_state_by_hand(lr: f64, k: usize) -> (BTreeMap<String, Vec<f64>>, BTreeMa
         let update = optimizer
             .step(&[point_tensor(x, y)], &[point_tensor(g[0], g[1])], &ctx)
             .unwrap()[0]
-            .to_vec_f64();
+            .to_vec_f64()
+            .unwrap();
         x += update[0];
         y += update[1];
         previous = Some(f);
     }
     let state = optimizer.state();
-    let tensors = state.tensors.iter().map(|(n, t)| (n.clone(), t.to_vec_f64())).collect();
+    let tensors = state
+        .tensors
+        .iter()
+        .map(|(n, t)| (n.clone(), t.to_vec_f64().unwrap()))
+        .collect();
     (tensors, state.counters)
 }
 

@@ -306,7 +306,7 @@ fn input_grads(node: &Node, out: &Var, g: &Var) -> Result<Vec<Option<Var>>> {
         // unfold and fold are linear and each other's adjoint.
         Op::Unfold(window) => one(g.fold(window, x.dims()[2], x.dims()[3])?),
         Op::Fold(window) => one(g.unfold(window)?),
-        Op::Cast => one(g.to_dtype(x.dtype())),
+        Op::Cast => one(g.to_dtype(x.dtype())?),
         Op::Custom(op) => crate::custom::input_grads(op.as_ref(), &node.inputs, out, g),
     }
 }

@@ -102,14 +102,14 @@ impl Var {
     /// `[n, c * kh * kw, oh * ow]` (see [`Tensor::unfold`]).
     pub fn unfold(&self, window: &Window2d) -> Result<Var> {
         let value = self.value().unfold(window)?;
-        Ok(Var::from_op(value, Op::Unfold(*window), vec![self.clone()]))
+        Var::from_op(value, Op::Unfold(*window), vec![self.clone()])
     }
 
     /// Columns `[n, c * kh * kw, oh * ow]` summed back into a
     /// `[n, c, height, width]` image (see [`Tensor::fold`]).
     pub fn fold(&self, window: &Window2d, height: usize, width: usize) -> Result<Var> {
         let value = self.value().fold(window, height, width)?;
-        Ok(Var::from_op(value, Op::Fold(*window), vec![self.clone()]))
+        Var::from_op(value, Op::Fold(*window), vec![self.clone()])
     }
 
     /// 2-D cross-correlation (PyTorch's `conv2d`): input `[n, c, h, w]`,
@@ -172,7 +172,7 @@ impl Var {
         check_pool_padding(window, (h, w), (oh, ow))?;
         let mut cols = self.unfold(window)?;
         if window.padding != (0, 0) {
-            let real = self.value().ones_like().unfold(window)?;
+            let real = self.value().ones_like()?.unfold(window)?;
             let neg_inf = Tensor::full([1], f64::NEG_INFINITY, self.dtype())?.to_device(self.device())?;
             cols = Var::where_mask(&real, &cols, &Var::constant(neg_inf))?;
         }
@@ -297,7 +297,7 @@ mod tests {
         let span = |k: usize, d: usize| d * (k - 1) + 1;
         let oh = (h + 2 * p.padding.0 - span(kh, p.dilation.0)) / p.stride.0 + 1;
         let ow = (wd + 2 * p.padding.1 - span(kw, p.dilation.1)) / p.stride.1 + 1;
-        let (xv, wv) = (x.to_vec::<f64>(), w.to_vec::<f64>());
+        let (xv, wv) = (x.to_vec::<f64>().unwrap(), w.to_vec::<f64>().unwrap());
         let mut out = vec![0.0; n * o * oh * ow];
         for (idx, slot) in out.iter_mut().enumerate() {
             let (ni, oi, oy, ox) = (idx / (o * oh * ow), idx / (oh * ow) % o, idx / ow % oh, idx % ow);
@@ -343,9 +343,9 @@ mod tests {
             let got = Var::constant(x.clone())
                 .conv2d(&Var::constant(w.clone()), Some(&Var::constant(b.clone())), &params)
                 .unwrap();
-            let (dims, want) = naive_conv2d(&x, &w, &b.to_vec::<f64>(), &params);
+            let (dims, want) = naive_conv2d(&x, &w, &b.to_vec::<f64>().unwrap(), &params);
             assert_eq!(got.dims(), dims.as_slice());
-            for (g, e) in got.value().to_vec::<f64>().iter().zip(&want) {
+            for (g, e) in got.value().to_vec::<f64>().unwrap().iter().zip(&want) {
                 assert!((g - e).abs() < 1e-12, "{params:?}: {g} vs {e}");
             }
         }
@@ -360,8 +360,11 @@ mod tests {
         let avg = Var::constant(x.clone()).avg_pool2d(&win).unwrap();
         let (oh, ow) = win.output_size("test", 5, 4).unwrap();
         assert_eq!(max.dims(), &[2, 3, oh, ow]);
-        let xv = x.to_vec::<f64>();
-        let (mv, av) = (max.value().to_vec::<f64>(), avg.value().to_vec::<f64>());
+        let xv = x.to_vec::<f64>().unwrap();
+        let (mv, av) = (
+            max.value().to_vec::<f64>().unwrap(),
+            avg.value().to_vec::<f64>().unwrap(),
+        );
         for plane in 0..6 {
             for oy in 0..oh {
                 for ox in 0..ow {
@@ -403,7 +406,7 @@ mod tests {
         let w4 = w.reshape([3, 2, 1, 3]).unwrap();
         let (dims, want) = naive_conv2d(&x4, &w4, &[0.0; 3], &p.as_2d());
         assert_eq!(got.dims(), &[dims[0], dims[1], dims[3]]);
-        for (g, e) in got.value().to_vec::<f64>().iter().zip(&want) {
+        for (g, e) in got.value().to_vec::<f64>().unwrap().iter().zip(&want) {
             assert!((g - e).abs() < 1e-12);
         }
     }

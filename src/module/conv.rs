@@ -439,12 +439,15 @@ mod tests {
         assert_eq!(dict[1].1.dims(), &[8]);
         let bound = 1.0 / 18f64.sqrt();
         for (_, t) in &dict {
-            let v = t.to_vec::<f64>();
+            let v = t.to_vec::<f64>().unwrap();
             assert!(v.iter().all(|x| x.abs() <= bound), "outside ±{bound}");
             assert!(v.iter().any(|x| x.abs() > bound / 2.0), "the draws fill the range");
         }
         let again = Conv2d::new(2, 8, (3, 3), DType::F64, &mut Rng::new(1)).unwrap();
-        assert_eq!(again.state_dict()[0].1.to_vec::<f64>(), dict[0].1.to_vec::<f64>());
+        assert_eq!(
+            again.state_dict()[0].1.to_vec::<f64>().unwrap(),
+            dict[0].1.to_vec::<f64>().unwrap()
+        );
         let params = Conv2dParams {
             groups: 2,
             ..Conv2dParams::default()
@@ -468,11 +471,11 @@ mod tests {
         let y = layer.forward(&x).unwrap();
         assert_eq!(y.dims(), &[1, 2, 2, 3]);
         let (w, b) = (
-            layer.weight().value().to_vec::<f64>(),
-            layer.bias().unwrap().value().to_vec::<f64>(),
+            layer.weight().value().to_vec::<f64>().unwrap(),
+            layer.bias().unwrap().value().to_vec::<f64>().unwrap(),
         );
-        let xv = x.value().to_vec::<f64>();
-        let got = y.value().to_vec::<f64>();
+        let xv = x.value().to_vec::<f64>().unwrap();
+        let got = y.value().to_vec::<f64>().unwrap();
         for o in 0..2 {
             for oy in 0..2 {
                 for ox in 0..3 {
@@ -523,15 +526,15 @@ mod tests {
         // 4x4 image 0..16: the 2x2 windows hold {0,1,4,5}, {2,3,6,7}, ...
         let x = Var::constant(Tensor::from_vec((0..16).map(f64::from).collect::<Vec<f64>>(), [1, 1, 4, 4]).unwrap());
         let max = MaxPool2d::new((2, 2)).forward(&x).unwrap();
-        assert_eq!(max.value().to_vec::<f64>(), [5.0, 7.0, 13.0, 15.0]);
+        assert_eq!(max.value().to_vec::<f64>().unwrap(), [5.0, 7.0, 13.0, 15.0]);
         let avg = AvgPool2d::new((2, 2)).forward(&x).unwrap();
-        assert_eq!(avg.value().to_vec::<f64>(), [2.5, 4.5, 10.5, 12.5]);
+        assert_eq!(avg.value().to_vec::<f64>().unwrap(), [2.5, 4.5, 10.5, 12.5]);
         let overlapping = MaxPool2d::with_window(Window2d::new((3, 3)).padding((1, 1)).stride((2, 2)));
         assert_eq!(
             *overlapping.window(),
             Window2d::new((3, 3)).padding((1, 1)).stride((2, 2))
         );
         let y = { overlapping }.forward(&x).unwrap();
-        assert_eq!(y.value().to_vec::<f64>(), [5.0, 7.0, 13.0, 15.0]);
+        assert_eq!(y.value().to_vec::<f64>().unwrap(), [5.0, 7.0, 13.0, 15.0]);
     }
 }

@@ -13,7 +13,7 @@
 //! match Device::cuda(0) {
 //!     Ok(gpu) => {
 //!         let x = Tensor::from_vec(vec![1.0f32, -2.0, 3.0], [3])?.to_device(gpu)?;
-//!         assert_eq!(x.relu().to_device(Device::Cpu)?.to_vec::<f32>(), vec![1.0, 0.0, 3.0]);
+//!         assert_eq!(x.relu()?.to_device(Device::Cpu)?.to_vec::<f32>()?, vec![1.0, 0.0, 3.0]);
 //!     }
 //!     Err(e) => {
 //!         assert_eq!(cuda::device_count(), 0);

@@ -318,8 +318,8 @@ mod tests {
             let k = Tensor::rand_normal([1, win.taps()], 0.0, 1.0, DType::F64, &mut rng).unwrap();
             let unfolded = x.unfold(&win).unwrap();
             let cols = unfolded.reshape([win.taps(), unfolded.dims()[2]]).unwrap();
-            let got = k.matmul(&cols).unwrap().to_vec::<f64>();
-            let want = direct_conv(&x.to_vec::<f64>(), h, w, &k.to_vec::<f64>(), &win);
+            let got = k.matmul(&cols).unwrap().to_vec::<f64>().unwrap();
+            let want = direct_conv(&x.to_vec::<f64>().unwrap(), h, w, &k.to_vec::<f64>().unwrap(), &win);
             assert_eq!(got.len(), want.len());
             for (g, e) in got.iter().zip(&want) {
                 assert!((g - e).abs() < 1e-12, "{win:?}: {g} vs {e}");
@@ -339,14 +339,16 @@ mod tests {
             assert_eq!(fy.dims(), x.dims());
             let left: f64 = ux
                 .to_vec::<f64>()
+                .unwrap()
                 .iter()
-                .zip(y.to_vec::<f64>())
+                .zip(y.to_vec::<f64>().unwrap())
                 .map(|(a, b)| a * b)
                 .sum();
             let right: f64 = x
                 .to_vec::<f64>()
+                .unwrap()
                 .iter()
-                .zip(fy.to_vec::<f64>())
+                .zip(fy.to_vec::<f64>().unwrap())
                 .map(|(a, b)| a * b)
                 .sum();
             assert!(

@@ -247,18 +247,19 @@ fn step_json(view: &StepView<'_>) -> Value {
         "gradient": view.gradient,
         "update": view.update,
         "update_per_gradient": [per_unit(0), per_unit(1)],
-        "state": state_json(&view.optimizer.state()),
+        // The playground runs on the CPU, where reading a state cannot fail.
+        "state": state_json(&view.optimizer.state()).unwrap_or_else(|e| json!({ "error": e.to_string() })),
     })
 }
 
 /// An optimizer's state as `{"tensors": {name: [values]}, "counters": {name: n}}`.
-pub fn state_json(state: &OptimizerState) -> Value {
+pub fn state_json(state: &OptimizerState) -> ferrograd::engine::Result<Value> {
     let tensors: BTreeMap<&str, Vec<f64>> = state
         .tensors
         .iter()
-        .map(|(name, tensor)| (name.as_str(), tensor.to_vec_f64()))
-        .collect();
-    json!({ "tensors": tensors, "counters": state.counters })
+        .map(|(name, tensor)| Ok((name.as_str(), tensor.to_vec_f64()?)))
+        .collect::<ferrograd::engine::Result<_>>()?;
+    Ok(json!({ "tensors": tensors, "counters": state.counters }))
 }
 
 #[cfg(test)]

@@ -199,6 +199,10 @@ gradcheck_ops! {
     gradcheck_index_add, gradgradcheck_index_add = index_add,
     gradcheck_gather, gradgradcheck_gather = gather,
     gradcheck_scatter, gradgradcheck_scatter = scatter,
+    // layers' ops (composites)
+    gradcheck_layer_norm, gradgradcheck_layer_norm = layer_norm,
+    gradcheck_dropout, gradgradcheck_dropout = dropout,
+    gradcheck_embedding, gradgradcheck_embedding = embedding,
     // convolution and pooling
     gradcheck_unfold, gradgradcheck_unfold = unfold,
     gradcheck_fold, gradgradcheck_fold = fold,

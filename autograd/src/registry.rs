@@ -170,6 +170,7 @@ pub fn entries() -> Vec<OpEntry> {
     all.extend(binary_entries());
     all.extend(reduction_entries());
     all.extend(shape_entries());
+    all.extend(layer_entries());
     all.extend(conv_entries());
     all.extend(custom_entries());
     all
@@ -460,6 +461,57 @@ fn shape_entries() -> Vec<OpEntry> {
                 apply: Box::new(move |v| v[0].scatter(&labels, c)),
             }
         }),
+    ]
+}
+
+// ----- layers' ops (composites, `nn_ops.rs`) --------------------------------
+
+/// Layer norm over the last 1..=rank axes of distinct values (every group
+/// has at least 2 elements 0.2 apart, so its variance is away from 0),
+/// with no affine tensors, a weight, or a weight and a bias.
+fn layer_norm_case(d: &[usize], r: &mut Rng) -> Case {
+    let mut dims = d.to_vec();
+    *dims.last_mut().expect("rank >= 1") += 1;
+    let normalized: Vec<usize> = dims[r.below(dims.len())..].to_vec();
+    let mut inputs = vec![distinct(&dims, r)];
+    for _ in 0..r.below(3) {
+        inputs.push(real(&normalized, r));
+    }
+    Case {
+        inputs,
+        apply: Box::new(move |v| v[0].layer_norm(&normalized, v.get(1), v.get(2), 1e-5)),
+    }
+}
+
+/// Dropout with a mask drawn once per case (fixed for the check).
+fn dropout_case(d: &[usize], r: &mut Rng) -> Case {
+    let p = [0.2, 0.5][r.below(2)];
+    let mask = crate::dropout_mask(d.to_vec(), p, r).expect("p is a probability");
+    Case {
+        inputs: vec![real(d, r)],
+        apply: Box::new(move |v| v[0].dropout_with_mask(&mask, p)),
+    }
+}
+
+/// An embedding table of `d[0] + 1` rows and indices shaped by the other
+/// base dims (or `[3]`), repeated rows likely.
+fn embedding_case(d: &[usize], r: &mut Rng) -> Case {
+    let rows = d[0] + 1;
+    let index_dims: Vec<usize> = if d.len() > 1 { d[1..].to_vec() } else { vec![3] };
+    let count: usize = index_dims.iter().product();
+    let indices: Vec<usize> = (0..count).map(|_| r.below(rows)).collect();
+    let dim = 1 + r.below(3);
+    Case {
+        inputs: vec![real(&[rows, dim], r)],
+        apply: Box::new(move |v| v[0].embedding(&indices, &index_dims)),
+    }
+}
+
+fn layer_entries() -> Vec<OpEntry> {
+    vec![
+        entry!("layer_norm", Rsqrt, layer_norm_case),
+        entry!("dropout", Mul, dropout_case),
+        entry!("embedding", IndexSelect, embedding_case),
     ]
 }
 

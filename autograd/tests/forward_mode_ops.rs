@@ -233,6 +233,10 @@ forward_mode_ops! {
     jvpcheck_index_add, dot_product_index_add, hvp_modes_index_add = index_add,
     jvpcheck_gather, dot_product_gather, hvp_modes_gather = gather,
     jvpcheck_scatter, dot_product_scatter, hvp_modes_scatter = scatter,
+    // layers' ops (composites)
+    jvpcheck_layer_norm, dot_product_layer_norm, hvp_modes_layer_norm = layer_norm,
+    jvpcheck_dropout, dot_product_dropout, hvp_modes_dropout = dropout,
+    jvpcheck_embedding, dot_product_embedding, hvp_modes_embedding = embedding,
     // convolution and pooling
     jvpcheck_unfold, dot_product_unfold, hvp_modes_unfold = unfold,
     jvpcheck_fold, dot_product_fold, hvp_modes_fold = fold,

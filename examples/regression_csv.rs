@@ -114,7 +114,7 @@ fn train_step(
     ctx: &StepContext,
 ) -> ferrograd::Result<f64> {
     let vars = model.vars(); // parameters for trainable tensors, constants for the rest
-    let (prediction, running_stats) = model.forward(&Var::constant(x.clone()), &vars, true)?;
+    let (prediction, running_stats) = model.functional_forward(&Var::constant(x.clone()), &vars, true)?;
     let loss = nn::mse(&prediction, &Var::constant(y.clone()))?;
     let grads = loss.backward()?;
     // The optimizer wants one gradient per tensor: zeros where there is none.

@@ -2,13 +2,17 @@
 //! [`Linear`], [`BatchNorm1d`], activations, the [`Mlp`] with frozen layers,
 //! and the [`mse`] and [`cross_entropy`] losses.
 //!
-//! Layers hold plain tensors. A forward pass wraps them in `Var`s (trainable
-//! tensors as parameters, frozen ones as constants) so backward returns
-//! gradients for exactly the trainable ones.
+//! [`Linear`] and [`BatchNorm1d`] here are the functional forms: plain
+//! tensors, and forward passes that take the `Var`s to compute with. The
+//! [`Mlp`] is built from the [`crate::module`] layers that wrap them, so it
+//! is a [`Module`] like any other network; it adds what the task's trainer
+//! needs (tensors by [`Role`] in the task's order, frozen layers, a forward
+//! pass at given `Var`s).
 
 use crate::autograd::Var;
 use crate::engine::Draw;
 use crate::engine::{DType, Device, Error, Result, Shape, Tensor};
+use crate::module::{self, Module, Slot, SlotMut};
 use crate::optim::layout::ModelLayout;
 pub use crate::optim::layout::Role;
 
@@ -169,24 +173,38 @@ impl Activation {
     }
 }
 
-/// A multilayer perceptron: every layer but the last is
-/// `Linear -> activation -> BatchNorm1d` (BatchNorm after the activation, as
-/// in the task), the last a plain `Linear`. The last `frozen` Linear layers
-/// (with their BatchNorms) are never trained.
+impl Module for Activation {
+    /// [`Activation::apply`]: an activation is a module without tensors.
+    fn forward(&mut self, x: &Var) -> crate::Result<Var> {
+        Ok(self.apply(x)?)
+    }
+}
+
+/// A multilayer perceptron built from modules: every layer but the last is
+/// [`module::Linear`] -> activation -> [`module::BatchNorm1d`] (BatchNorm
+/// after the activation, as in the task), the last a plain Linear. The
+/// last `frozen` Linear layers (with their BatchNorms) are never trained:
+/// their parameters are frozen ([`module::Parameter::set_trained`]).
+///
+/// As a [`Module`] it is PyTorch's `nn.Sequential(Linear, ReLU,
+/// BatchNorm1d, ..., Linear)`: the state dict names are `0.weight`,
+/// `0.bias`, `2.weight` (the first BatchNorm's scale), `2.running_mean`,
+/// `3.weight`, ... Its tensors are listed in the task's order (every
+/// Linear's weight and bias first, then every BatchNorm's scale, shift,
+/// running mean and running variance), which is the order of
+/// [`Mlp::roles`], of checkpoints and of what optimizers are given.
 #[derive(Debug, Clone)]
 pub struct Mlp {
-    /// The linear layers, input first.
-    pub linears: Vec<Linear>,
-    /// One BatchNorm per hidden layer.
-    pub norms: Vec<BatchNorm1d>,
-    /// The activation of every hidden layer.
-    pub activation: Activation,
-    /// How many of the last Linear layers are frozen.
-    pub frozen: usize,
+    linears: Vec<module::Linear>,
+    norms: Vec<module::BatchNorm1d>,
+    activation: Activation,
+    training: bool,
 }
 
 impl Mlp {
-    /// Builds an MLP with layer widths `widths` (input first, output last).
+    /// Builds an MLP with layer widths `widths` (input first, output last),
+    /// in training mode. The weights are drawn from `rng` layer by layer
+    /// with [`Linear::new`]'s initialisation.
     pub fn new(
         widths: &[usize],
         activation: Activation,
@@ -206,19 +224,22 @@ impl Mlp {
                 format!("cannot freeze {frozen} of {} linear layers", widths.len() - 1),
             ));
         }
-        let linears = widths
+        let mut linears = widths
             .windows(2)
-            .map(|w| Linear::new(w[0], w[1], dtype, &mut *rng))
+            .map(|w| Ok(module::Linear::from(Linear::new(w[0], w[1], dtype, &mut *rng)?)))
             .collect::<Result<Vec<_>>>()?;
-        let norms = widths[1..widths.len() - 1]
+        let mut norms = widths[1..widths.len() - 1]
             .iter()
-            .map(|&w| BatchNorm1d::new(w, dtype))
+            .map(|&w| module::BatchNorm1d::new(w, dtype).map_err(engine_error))
             .collect::<Result<Vec<_>>>()?;
+        let first_frozen = linears.len() - frozen;
+        linears.iter_mut().skip(first_frozen).for_each(|l| freeze(l));
+        norms.iter_mut().skip(first_frozen).for_each(|n| freeze(n));
         Ok(Mlp {
             linears,
             norms,
             activation,
-            frozen,
+            training: true,
         })
     }
 
@@ -239,22 +260,38 @@ impl Mlp {
         Mlp::new(&widths, Activation::Relu, 2, dtype, rng)
     }
 
+    /// The Linear layers, input first.
+    pub fn linears(&self) -> &[module::Linear] {
+        &self.linears
+    }
+
+    /// The BatchNorms, one per hidden layer, input first.
+    pub fn norms(&self) -> &[module::BatchNorm1d] {
+        &self.norms
+    }
+
+    /// The activation of every hidden layer.
+    pub fn activation(&self) -> Activation {
+        self.activation
+    }
+
+    /// How many of the last Linear layers are frozen.
+    pub fn frozen(&self) -> usize {
+        self.linears.len() - self.first_frozen_layer()
+    }
+
+    /// The layer widths, input first (what [`Mlp::new`] was given).
+    pub fn widths(&self) -> Vec<usize> {
+        let input = self.linears[0].in_features();
+        std::iter::once(input)
+            .chain(self.linears.iter().map(module::Linear::out_features))
+            .collect()
+    }
+
     /// The roles of [`Mlp::tensors`], in the task's order: `W0, b0, ..., Wn, bn`,
     /// then per BatchNorm `scale, shift, running_mean, running_var`.
     pub fn roles(&self) -> Vec<Role> {
-        let mut roles = Vec::new();
-        for i in 0..self.linears.len() {
-            roles.extend([Role::Weight(i), Role::Bias(i)]);
-        }
-        for i in 0..self.norms.len() {
-            roles.extend([
-                Role::BnScale(i),
-                Role::BnShift(i),
-                Role::RunningMean(i),
-                Role::RunningVar(i),
-            ]);
-        }
-        roles
+        (0..self.tensor_count()).map(|i| self.role(i)).collect()
     }
 
     /// How many tensors the model has (the length of [`Mlp::roles`]).
@@ -318,27 +355,55 @@ impl Mlp {
     pub fn tensor(&self, role: Role) -> &Tensor {
         self.check_role(role);
         match role {
-            Role::Weight(i) => &self.linears[i].weight,
-            Role::Bias(i) => &self.linears[i].bias,
-            Role::BnScale(i) => &self.norms[i].scale,
-            Role::BnShift(i) => &self.norms[i].shift,
-            Role::RunningMean(i) => &self.norms[i].running_mean,
-            Role::RunningVar(i) => &self.norms[i].running_var,
+            Role::Weight(i) => self.linears[i].weight().value(),
+            Role::Bias(i) => self.linears[i].bias().expect(HAS_BIAS).value(),
+            Role::BnScale(i) => self.norms[i].affine().expect(AFFINE).0.value(),
+            Role::BnShift(i) => self.norms[i].affine().expect(AFFINE).1.value(),
+            Role::RunningMean(i) => self.norms[i].running_stats().expect(TRACKED).0.value(),
+            Role::RunningVar(i) => self.norms[i].running_stats().expect(TRACKED).1.value(),
         }
     }
 
-    /// Mutable access to the tensor with role `role`.
+    /// Mutable access to the tensor with role `role`, to change in place
+    /// (a parameter that a clone of the model or a recorded graph still
+    /// holds moves to a fresh leaf first; see
+    /// [`module::Parameter::value_mut`]).
     ///
     /// Panics if `role`'s layer is past the model's layers, as [`Mlp::tensor`].
     pub fn tensor_mut(&mut self, role: Role) -> &mut Tensor {
         self.check_role(role);
         match role {
-            Role::Weight(i) => &mut self.linears[i].weight,
-            Role::Bias(i) => &mut self.linears[i].bias,
-            Role::BnScale(i) => &mut self.norms[i].scale,
-            Role::BnShift(i) => &mut self.norms[i].shift,
-            Role::RunningMean(i) => &mut self.norms[i].running_mean,
-            Role::RunningVar(i) => &mut self.norms[i].running_var,
+            Role::Weight(i) => self.linears[i].parameters_mut().0.value_mut(),
+            Role::Bias(i) => self.linears[i].parameters_mut().1.expect(HAS_BIAS).value_mut(),
+            Role::BnScale(i) => self.norms[i].affine_mut().expect(AFFINE).0.value_mut(),
+            Role::BnShift(i) => self.norms[i].affine_mut().expect(AFFINE).1.value_mut(),
+            Role::RunningMean(i) => self.norms[i].running_stats_mut().expect(TRACKED).0.value_mut(),
+            Role::RunningVar(i) => self.norms[i].running_stats_mut().expect(TRACKED).1.value_mut(),
+        }
+    }
+
+    /// The parameter with role `role`; `None` for the running statistics,
+    /// which are buffers.
+    fn parameter(&self, role: Role) -> Option<&module::Parameter> {
+        self.check_role(role);
+        match role {
+            Role::Weight(i) => Some(self.linears[i].weight()),
+            Role::Bias(i) => self.linears[i].bias(),
+            Role::BnScale(i) => Some(self.norms[i].affine().expect(AFFINE).0),
+            Role::BnShift(i) => Some(self.norms[i].affine().expect(AFFINE).1),
+            Role::RunningMean(_) | Role::RunningVar(_) => None,
+        }
+    }
+
+    /// [`Mlp::parameter`], open to change.
+    fn parameter_mut(&mut self, role: Role) -> Option<&mut module::Parameter> {
+        self.check_role(role);
+        match role {
+            Role::Weight(i) => Some(self.linears[i].parameters_mut().0),
+            Role::Bias(i) => self.linears[i].parameters_mut().1,
+            Role::BnScale(i) => Some(self.norms[i].affine_mut().expect(AFFINE).0),
+            Role::BnShift(i) => Some(self.norms[i].affine_mut().expect(AFFINE).1),
+            Role::RunningMean(_) | Role::RunningVar(_) => None,
         }
     }
 
@@ -362,17 +427,19 @@ impl Mlp {
                 format!("got {} tensors for a model with {}", tensors.len(), roles.len()),
             ));
         }
-        for (role, t) in roles.into_iter().zip(tensors) {
-            let slot = self.tensor_mut(role);
-            if slot.shape() != t.shape() || slot.dtype() != t.dtype() {
+        for (&role, t) in roles.iter().zip(tensors) {
+            let own = self.tensor(role);
+            if own.shape() != t.shape() || own.dtype() != t.dtype() {
                 return Err(Error::ShapeMismatch {
                     op: "Mlp::set_tensors",
-                    lhs: slot.shape().clone(),
+                    lhs: own.shape().clone(),
                     rhs: t.shape().clone(),
                     hint: "each tensor must keep its shape and dtype",
                 });
             }
-            *slot = t.clone();
+        }
+        for (role, t) in roles.into_iter().zip(tensors) {
+            *self.tensor_mut(role) = t.clone();
         }
         Ok(())
     }
@@ -380,17 +447,19 @@ impl Mlp {
     /// Whether the tensor with role `role` is trained (running statistics and
     /// the frozen layers are not).
     pub fn is_trainable(&self, role: Role) -> bool {
-        let first_frozen = self.first_frozen_layer();
-        match role {
-            Role::Weight(i) | Role::Bias(i) | Role::BnScale(i) | Role::BnShift(i) => i < first_frozen,
-            Role::RunningMean(_) | Role::RunningVar(_) => false,
-        }
+        self.parameter(role).is_some_and(module::Parameter::is_trained)
     }
 
     /// The index of the first frozen Linear layer (every layer from it on
-    /// is frozen; `frozen` past the layer count freezes them all).
+    /// is frozen).
     fn first_frozen_layer(&self) -> usize {
-        self.linears.len().saturating_sub(self.frozen)
+        let frozen = self
+            .linears
+            .iter()
+            .rev()
+            .take_while(|l| !l.weight().is_trained())
+            .count();
+        self.linears.len() - frozen
     }
 
     /// The number of trained scalars.
@@ -402,45 +471,28 @@ impl Mlp {
             .sum()
     }
 
-    /// The `Var`s of a forward pass: parameters for trainable tensors,
-    /// constants for the rest, in the task's order.
+    /// The `Var`s a forward pass computes with, in the task's order: each
+    /// trained tensor's parameter (the leaf the model's own forward pass
+    /// uses), constants for the rest.
     pub fn vars(&self) -> Vec<Var> {
         self.roles()
             .into_iter()
-            .map(|r| {
-                if self.is_trainable(r) {
-                    Var::parameter(self.tensor(r).clone())
-                } else {
-                    Var::constant(self.tensor(r).clone())
-                }
+            .map(|r| match self.parameter(r) {
+                Some(p) => p.var().clone(),
+                None => Var::constant(self.tensor(r).clone()),
             })
             .collect()
     }
 
-    /// Forward pass with the tensors in `vars` (from [`Mlp::vars`]). In
-    /// training mode, also returns the updated running statistics
-    /// (`[mean0, var0, mean1, var1, ...]`) without storing them.
-    pub fn forward(&self, x: &Var, vars: &[Var], training: bool) -> Result<(Var, Vec<Tensor>)> {
-        let mut stats = Vec::new();
-        let y = self.forward_with(x, vars, |norm, h, scale, shift| {
-            if !training {
-                return norm.forward_eval(h, scale, shift);
-            }
-            let (y, mean, var) = norm.forward_train(h, scale, shift)?;
-            stats.extend([mean, var]);
-            Ok(y)
-        })?;
-        Ok((y, stats))
-    }
-
-    /// The layers, with `normalise(norm, h, scale, shift)` in place of each
-    /// BatchNorm: the one loop behind every kind of forward pass.
-    fn forward_with(
-        &self,
-        x: &Var,
-        vars: &[Var],
-        mut normalise: impl FnMut(&BatchNorm1d, &Var, &Var, &Var) -> Result<Var>,
-    ) -> Result<Var> {
+    /// The model's forward pass computed with the tensors in `vars` (one
+    /// per tensor, in the task's order, as [`Mlp::vars`] makes them) in
+    /// place of its parameters, PyTorch's `torch.func.functional_call`:
+    /// gradients and tangents are taken with respect to those `Var`s, and
+    /// the model is not changed. The running statistics come from the
+    /// model (their entries in `vars` are not read). In training mode, also
+    /// returns the updated running statistics (`[mean0, var0, mean1, var1,
+    /// ...]`) without storing them (see [`Mlp::set_running_stats`]).
+    pub fn functional_forward(&self, x: &Var, vars: &[Var], training: bool) -> Result<(Var, Vec<Tensor>)> {
         if vars.len() != self.tensor_count() {
             return Err(Error::invalid(
                 "Mlp::forward",
@@ -451,19 +503,37 @@ impl Mlp {
                 ),
             ));
         }
-        let n_lin = self.linears.len();
-        let bn_base = 2 * n_lin;
-        let mut h = x.clone();
-        for i in 0..n_lin {
-            h = Linear::forward(&h, &vars[2 * i], &vars[2 * i + 1])?;
-            if i + 1 == n_lin {
-                break;
+        let mut probe = self.clone();
+        for (i, var) in vars.iter().enumerate() {
+            let role = self.role(i);
+            if let Some(parameter) = probe.parameter_mut(role) {
+                if var.shape() != parameter.value().shape() {
+                    return Err(Error::ShapeMismatch {
+                        op: "Mlp::functional_forward",
+                        lhs: parameter.value().shape().clone(),
+                        rhs: var.shape().clone(),
+                        hint: "each var must have its tensor's shape (make them with Mlp::vars)",
+                    });
+                }
+                parameter.bind(var.clone());
             }
-            h = self.activation.apply(&h)?;
-            let (scale, shift) = (&vars[bn_base + 4 * i], &vars[bn_base + 4 * i + 1]);
-            h = normalise(&self.norms[i], &h, scale, shift)?;
         }
-        Ok(h)
+        probe.set_training(training);
+        let y = probe.forward(x).map_err(engine_error)?;
+        let stats = match training {
+            true => probe.running_stats(),
+            false => Vec::new(),
+        };
+        Ok((y, stats))
+    }
+
+    /// The running statistics `[mean0, var0, mean1, var1, ...]`.
+    fn running_stats(&self) -> Vec<Tensor> {
+        let pair = |n: &module::BatchNorm1d| {
+            let (mean, var) = n.running_stats().expect(TRACKED);
+            [mean.value().clone(), var.value().clone()]
+        };
+        self.norms.iter().flat_map(pair).collect()
     }
 
     /// The model with every BatchNorm's running statistics replaced by the
@@ -476,23 +546,24 @@ impl Mlp {
     /// whole training set this removes that difference, and what is left
     /// is the model itself (`docs/champion.md`, "What the score measures").
     pub fn recalibrated(&self, inputs: &Tensor) -> Result<Mlp> {
-        let mut stats = Vec::new();
-        crate::autograd::no_grad(|| {
-            let vars: Vec<Var> = self.tensors().into_iter().map(Var::constant).collect();
-            self.forward_with(&Var::constant(inputs.clone()), &vars, |norm, h, scale, shift| {
-                let (y, mean, var) = norm.normalise_batch(h, scale, shift)?;
-                stats.extend([mean, var]);
-                Ok(y)
-            })
-        })?;
         let mut model = self.clone();
-        model.set_running_stats(stats)?;
+        for norm in &mut model.norms {
+            // Momentum 1 from mean 0 and variance 1: the batch replaces them.
+            norm.reset_running_stats().map_err(engine_error)?;
+            norm.set_momentum(1.0).map_err(engine_error)?;
+        }
+        model.set_training(true);
+        crate::autograd::no_grad(|| model.forward(&Var::constant(inputs.clone()))).map_err(engine_error)?;
+        for (norm, own) in model.norms.iter_mut().zip(&self.norms) {
+            norm.set_momentum(own.options().momentum).map_err(engine_error)?;
+        }
+        model.set_training(self.training);
         Ok(model)
     }
 
-    /// Stores running statistics returned by a training-mode [`Mlp::forward`]
-    /// (`[mean0, var0, mean1, var1, ...]`, one pair per BatchNorm, each of
-    /// its width).
+    /// Stores running statistics returned by a training-mode
+    /// [`Mlp::functional_forward`] (`[mean0, var0, mean1, var1, ...]`, one
+    /// pair per BatchNorm, each of its width).
     pub fn set_running_stats(&mut self, stats: Vec<Tensor>) -> Result<()> {
         if stats.len() != 2 * self.norms.len() {
             return Err(Error::invalid(
@@ -504,41 +575,47 @@ impl Mlp {
                 ),
             ));
         }
-        for (norm, pair) in self.norms.iter().zip(stats.chunks_exact(2)) {
-            for t in pair {
-                if t.shape() != norm.running_mean.shape() {
-                    return Err(Error::ShapeMismatch {
-                        op: "Mlp::set_running_stats",
-                        lhs: norm.running_mean.shape().clone(),
-                        rhs: t.shape().clone(),
-                        hint: "each statistic has the shape of its BatchNorm's features",
-                    });
-                }
+        for (i, t) in stats.iter().enumerate() {
+            let own = self.tensor(Role::RunningMean(i / 2));
+            if t.shape() != own.shape() {
+                return Err(Error::ShapeMismatch {
+                    op: "Mlp::set_running_stats",
+                    lhs: own.shape().clone(),
+                    rhs: t.shape().clone(),
+                    hint: "each statistic has the shape of its BatchNorm's features",
+                });
             }
         }
-        for (norm, pair) in self.norms.iter_mut().zip(stats.chunks_exact(2)) {
-            norm.running_mean = pair[0].clone();
-            norm.running_var = pair[1].clone();
+        for (i, t) in stats.into_iter().enumerate() {
+            let role = match i % 2 {
+                0 => Role::RunningMean(i / 2),
+                _ => Role::RunningVar(i / 2),
+            };
+            *self.tensor_mut(role) = t;
         }
         Ok(())
     }
 
     /// Inference-mode predictions for `x: [batch, input]`, without recording.
     pub fn predict(&self, x: &Tensor) -> Result<Tensor> {
-        crate::autograd::no_grad(|| {
-            let vars: Vec<Var> = self.tensors().into_iter().map(Var::constant).collect();
-            Ok(self.forward(&Var::constant(x.clone()), &vars, false)?.0.value().clone())
-        })
+        let mut model = self.clone();
+        model.set_training(false);
+        let y = crate::autograd::no_grad(|| model.forward(&Var::constant(x.clone()))).map_err(engine_error)?;
+        Ok(y.value().clone())
     }
 
     /// The shapes of [`Mlp::tensors`].
     pub fn shapes(&self) -> Vec<Shape> {
-        self.tensors().iter().map(|t| t.shape().clone()).collect()
+        self.roles()
+            .into_iter()
+            .map(|r| self.tensor(r).shape().clone())
+            .collect()
     }
 
     /// What an optimizer is told about this model: each tensor's shape and
     /// role, in the task's order, and which tensors are trained (what a
-    /// training loop passes to `TaskOptimizer::init_state`).
+    /// training loop passes to `TaskOptimizer::init_state`). The same as
+    /// [`Module::layout`], which cannot fail here.
     pub fn layout(&self) -> ModelLayout {
         let roles = self.roles();
         let trained = roles.iter().map(|&r| self.is_trainable(r)).collect();
@@ -563,19 +640,114 @@ impl Mlp {
         let first_frozen = self.first_frozen_layer();
         let (mut indices, mut tensors) = (Vec::new(), Vec::new());
         for (i, linear) in self.linears.iter_mut().enumerate().take(first_frozen) {
+            let (weight, bias) = linear.parameters_mut();
             indices.extend([2 * i, 2 * i + 1]);
-            tensors.extend([&mut linear.weight, &mut linear.bias]);
+            tensors.extend([weight.value_mut(), bias.expect(HAS_BIAS).value_mut()]);
         }
         for (i, norm) in self.norms.iter_mut().enumerate().take(first_frozen) {
+            let (scale, shift) = norm.affine_mut().expect(AFFINE);
             indices.extend([2 * n_lin + 4 * i, 2 * n_lin + 4 * i + 1]);
-            tensors.extend([&mut norm.scale, &mut norm.shift]);
+            tensors.extend([scale.value_mut(), shift.value_mut()]);
         }
         (indices, tensors)
+    }
+
+    /// BatchNorm `i`'s running mean and variance, open to change together
+    /// (the fused and GPU steps blend into them in place).
+    pub(crate) fn running_stats_mut(&mut self, i: usize) -> (&mut Tensor, &mut Tensor) {
+        let (mean, var) = self.norms[i].running_stats_mut().expect(TRACKED);
+        (mean.value_mut(), var.value_mut())
     }
 
     /// Whether every tensor lives on `device` (allocates nothing).
     pub fn tensors_on(&self, device: Device) -> bool {
         (0..self.tensor_count()).all(|i| self.tensor(self.role(i)).device() == device)
+    }
+
+    /// The position of hidden layer `i`'s Linear in the equivalent
+    /// `nn.Sequential` (Linear, activation, BatchNorm per hidden layer);
+    /// its BatchNorm is 2 further on.
+    fn sequential_index(i: usize) -> usize {
+        3 * i
+    }
+}
+
+/// Why an `Mlp`'s Linear layers have biases: [`Mlp::new`] builds them so.
+const HAS_BIAS: &str = "an Mlp's Linear layers have biases";
+/// Why an `Mlp`'s BatchNorms have a scale and shift.
+const AFFINE: &str = "an Mlp's BatchNorms are affine";
+/// Why an `Mlp`'s BatchNorms have running statistics.
+const TRACKED: &str = "an Mlp's BatchNorms track running statistics";
+
+/// The engine error behind a module's error: itself when the engine
+/// raised it, else the module's message (a layer given an input of the
+/// wrong width) as an invalid argument of `Mlp`.
+fn engine_error(error: crate::Error) -> Error {
+    match error {
+        crate::Error::Engine(e) => e,
+        other => Error::invalid("Mlp", other.to_string()),
+    }
+}
+
+/// Freezes every parameter of `layer`.
+fn freeze(layer: &mut dyn Module) {
+    layer.visit_mut(&mut |_, slot| {
+        if let SlotMut::Parameter(p) = slot {
+            p.set_trained(false);
+        }
+    });
+}
+
+impl Module for Mlp {
+    /// Linear, activation and BatchNorm for each hidden layer, then the
+    /// last Linear. In training mode the BatchNorms use the batch's
+    /// statistics and update their running ones.
+    fn forward(&mut self, x: &Var) -> crate::Result<Var> {
+        let n_lin = self.linears.len();
+        let mut h = x.clone();
+        for i in 0..n_lin {
+            let at = Mlp::sequential_index(i);
+            h = self.linears[i].forward(&h).map_err(|e| module::locate(e, at))?;
+            if i + 1 == n_lin {
+                break;
+            }
+            h = self.activation.forward(&h)?;
+            h = self.norms[i].forward(&h).map_err(|e| module::locate(e, at + 2))?;
+        }
+        Ok(h)
+    }
+
+    /// The task's order: every Linear's tensors, then every BatchNorm's,
+    /// named as in the equivalent `nn.Sequential`.
+    fn visit(&self, f: &mut dyn FnMut(&str, Slot<'_>)) {
+        for (i, linear) in self.linears.iter().enumerate() {
+            let at = Mlp::sequential_index(i);
+            linear.visit(&mut |name, slot| f(&format!("{at}.{name}"), slot));
+        }
+        for (i, norm) in self.norms.iter().enumerate() {
+            let at = Mlp::sequential_index(i) + 2;
+            norm.visit(&mut |name, slot| f(&format!("{at}.{name}"), slot));
+        }
+    }
+
+    fn visit_mut(&mut self, f: &mut dyn FnMut(&str, SlotMut<'_>)) {
+        for (i, linear) in self.linears.iter_mut().enumerate() {
+            let at = Mlp::sequential_index(i);
+            linear.visit_mut(&mut |name, slot| f(&format!("{at}.{name}"), slot));
+        }
+        for (i, norm) in self.norms.iter_mut().enumerate() {
+            let at = Mlp::sequential_index(i) + 2;
+            norm.visit_mut(&mut |name, slot| f(&format!("{at}.{name}"), slot));
+        }
+    }
+
+    fn set_training(&mut self, training: bool) {
+        self.training = training;
+        self.norms.iter_mut().for_each(|n| n.set_training(training));
+    }
+
+    fn is_training(&self) -> bool {
+        self.training
     }
 }
 
@@ -693,11 +865,9 @@ mod tests {
     fn hidden_activations_by_hand(model: &Mlp, x: &[Vec<f64>]) -> Vec<Vec<Vec<f64>>> {
         let mut rows = x.to_vec();
         let mut layers = Vec::new();
-        for (i, norm) in model.norms.iter().enumerate() {
-            let (w, b) = (
-                model.linears[i].weight.to_vec::<f64>().unwrap(),
-                model.linears[i].bias.to_vec::<f64>().unwrap(),
-            );
+        let read = |role| model.tensor(role).to_vec::<f64>().unwrap();
+        for i in 0..model.norms().len() {
+            let (w, b) = (read(Role::Weight(i)), read(Role::Bias(i)));
             let fan_in = rows[0].len();
             let h: Vec<Vec<f64>> = rows
                 .iter()
@@ -707,7 +877,7 @@ mod tests {
                         .collect()
                 })
                 .collect();
-            let (scale, shift) = (norm.scale.to_vec::<f64>().unwrap(), norm.shift.to_vec::<f64>().unwrap());
+            let (scale, shift) = (read(Role::BnScale(i)), read(Role::BnShift(i)));
             let n = h.len() as f64;
             rows = h.clone();
             for j in 0..b.len() {
@@ -727,12 +897,14 @@ mod tests {
         let mut rng = Rng::new(7);
         let mut model = Mlp::new(&[2, 5, 4, 3], Activation::Relu, 0, DType::F64, &mut rng).unwrap();
         // Non-trivial scales, shifts and biases, so every term of the pass matters.
-        for (i, norm) in model.norms.iter_mut().enumerate() {
-            let f = norm.scale.dims()[0];
-            norm.scale = Tensor::from_vec((0..f).map(|j| 0.5 + 0.3 * (i + j) as f64).collect(), [f]).unwrap();
-            norm.shift = Tensor::from_vec((0..f).map(|j| 0.1 * j as f64 - 0.2).collect(), [f]).unwrap();
+        for i in 0..model.norms().len() {
+            let f = model.norms()[i].features();
+            *model.tensor_mut(Role::BnScale(i)) =
+                Tensor::from_vec((0..f).map(|j| 0.5 + 0.3 * (i + j) as f64).collect(), [f]).unwrap();
+            *model.tensor_mut(Role::BnShift(i)) =
+                Tensor::from_vec((0..f).map(|j| 0.1 * j as f64 - 0.2).collect(), [f]).unwrap();
         }
-        model.linears[0].bias = Tensor::from_vec(vec![0.1, -0.05, 0.2, 0.0, 0.03], [5]).unwrap();
+        *model.tensor_mut(Role::Bias(0)) = Tensor::from_vec(vec![0.1, -0.05, 0.2, 0.0, 0.03], [5]).unwrap();
         let x: Vec<Vec<f64>> = (0..9)
             .map(|i| vec![(i as f64 * 0.37).sin(), (i as f64 * 0.91).cos()])
             .collect();
@@ -742,10 +914,9 @@ mod tests {
 
         let n = x.len() as f64;
         for (layer, h) in hidden_activations_by_hand(&model, &x).iter().enumerate() {
-            let norm = &recalibrated.norms[layer];
             let (means, vars) = (
-                norm.running_mean.to_vec::<f64>().unwrap(),
-                norm.running_var.to_vec::<f64>().unwrap(),
+                recalibrated.tensor(Role::RunningMean(layer)).to_vec::<f64>().unwrap(),
+                recalibrated.tensor(Role::RunningVar(layer)).to_vec::<f64>().unwrap(),
             );
             for j in 0..means.len() {
                 let mean = h.iter().map(|r| r[j]).sum::<f64>() / n;
@@ -764,10 +935,10 @@ mod tests {
         }
         // The weights are the model's, and the model itself is untouched.
         assert_eq!(
-            recalibrated.linears[1].weight.to_vec::<f64>().unwrap(),
-            model.linears[1].weight.to_vec::<f64>().unwrap()
+            recalibrated.tensor(Role::Weight(1)).to_vec::<f64>().unwrap(),
+            model.tensor(Role::Weight(1)).to_vec::<f64>().unwrap()
         );
-        assert_eq!(model.norms[0].running_var.to_vec::<f64>().unwrap(), vec![1.0; 5]);
+        assert_eq!(model.tensor(Role::RunningVar(0)).to_vec::<f64>().unwrap(), vec![1.0; 5]);
     }
 
     #[test]
@@ -803,5 +974,144 @@ mod tests {
     fn a_role_past_the_layers_panics_with_the_documented_message() {
         let model = Mlp::new(&[2, 3, 1], Activation::Relu, 0, DType::F64, &mut Rng::new(0)).unwrap();
         model.tensor(Role::Weight(2));
+    }
+
+    /// The same layers, drawn from the same seed, as a `Sequential`.
+    fn as_sequential(widths: &[usize], seed: u64) -> module::Sequential {
+        let mut rng = Rng::new(seed);
+        let mut seq = module::Sequential::new();
+        for (i, w) in widths.windows(2).enumerate() {
+            seq = seq.append(module::Linear::from(
+                Linear::new(w[0], w[1], DType::F64, &mut rng).unwrap(),
+            ));
+            if i + 2 < widths.len() {
+                seq = seq
+                    .append(module::Relu)
+                    .append(module::BatchNorm1d::new(w[1], DType::F64).unwrap());
+            }
+        }
+        seq
+    }
+
+    #[test]
+    fn the_mlp_computes_what_the_equivalent_sequential_computes_bit_for_bit() {
+        let widths = [3, 5, 4, 2];
+        let mut mlp = Mlp::new(&widths, Activation::Relu, 0, DType::F64, &mut Rng::new(4)).unwrap();
+        let mut seq = as_sequential(&widths, 4);
+        let mut by_name: Vec<(String, Tensor)> = mlp.state_dict();
+        let mut seq_dict = seq.state_dict();
+        by_name.sort_by(|a, b| a.0.cmp(&b.0));
+        seq_dict.sort_by(|a, b| a.0.cmp(&b.0));
+        for ((n1, t1), (n2, t2)) in by_name.iter().zip(&seq_dict) {
+            assert_eq!(n1, n2);
+            assert_eq!(t1.to_vec::<f64>().unwrap(), t2.to_vec::<f64>().unwrap(), "{n1}");
+        }
+        let x = Var::constant(Tensor::rand_uniform([6, 3], -1.0, 1.0, DType::F64, &mut Rng::new(5)).unwrap());
+        for training in [true, true, false] {
+            mlp.set_training(training);
+            seq.set_training(training);
+            let (a, b) = (Module::forward(&mut mlp, &x).unwrap(), seq.forward(&x).unwrap());
+            assert_eq!(a.value().to_vec::<f64>().unwrap(), b.value().to_vec::<f64>().unwrap());
+        }
+        let running = |dict: Vec<(String, Tensor)>| -> Vec<Vec<f64>> {
+            let mut d: Vec<_> = dict.into_iter().filter(|(n, _)| n.contains("running")).collect();
+            d.sort_by(|a, b| a.0.cmp(&b.0));
+            d.into_iter().map(|(_, t)| t.to_vec::<f64>().unwrap()).collect()
+        };
+        assert_eq!(running(mlp.state_dict()), running(seq.state_dict()));
+    }
+
+    #[test]
+    fn as_a_module_the_mlp_lists_its_tensors_in_the_tasks_order_with_its_roles() {
+        let mlp = Mlp::task(3, 2, 2, DType::F64, &mut Rng::new(0)).unwrap();
+        let names: Vec<String> = mlp.state_dict().into_iter().map(|(n, _)| n).collect();
+        assert_eq!(
+            names,
+            [
+                "0.weight",
+                "0.bias",
+                "3.weight",
+                "3.bias",
+                "6.weight",
+                "6.bias",
+                "2.weight",
+                "2.bias",
+                "2.running_mean",
+                "2.running_var",
+                "5.weight",
+                "5.bias",
+                "5.running_mean",
+                "5.running_var",
+            ]
+        );
+        assert_eq!(Module::layout(&mlp).unwrap(), mlp.layout());
+        let trained: Vec<String> = mlp.parameters().into_iter().map(|(n, _)| n).collect();
+        assert_eq!(
+            trained,
+            ["0.weight", "0.bias", "2.weight", "2.bias"],
+            "the last two Linears are frozen"
+        );
+    }
+
+    #[test]
+    fn a_functional_forward_takes_gradients_at_the_given_vars_and_leaves_the_model_alone() {
+        let model = Mlp::new(&[2, 4, 1], Activation::Relu, 0, DType::F64, &mut Rng::new(1)).unwrap();
+        let before = model.tensors();
+        let vars: Vec<Var> = model
+            .tensors()
+            .into_iter()
+            .enumerate()
+            .map(|(i, t)| match model.is_trainable(model.role(i)) {
+                true => Var::parameter(t.mul_scalar(2.0).unwrap()),
+                false => Var::constant(t),
+            })
+            .collect();
+        let x = Var::constant(Tensor::from_vec(vec![0.5, -1.0, 1.5, 0.25, -0.75, 2.0], [3, 2]).unwrap());
+        let (y, stats) = model.functional_forward(&x, &vars, true).unwrap();
+        assert_eq!(stats.len(), 2);
+        let grads = y.sum_all().unwrap().backward().unwrap();
+        assert!(grads.get_var(&vars[0]).is_some(), "gradient at the given var");
+        assert!(
+            grads.get_var(&model.vars()[0]).is_none(),
+            "none at the model's own parameter"
+        );
+        for (a, b) in before.iter().zip(model.tensors()) {
+            assert_eq!(a.to_vec::<f64>().unwrap(), b.to_vec::<f64>().unwrap());
+        }
+        // With the model's own vars it is the model's own forward pass.
+        let mut own = model.clone();
+        let (y, _) = model.functional_forward(&x, &model.vars(), true).unwrap();
+        let z = Module::forward(&mut own, &x).unwrap();
+        assert_eq!(y.value().to_vec::<f64>().unwrap(), z.value().to_vec::<f64>().unwrap());
+    }
+
+    #[test]
+    fn changing_a_clones_tensor_in_place_leaves_the_original_alone() {
+        let model = Mlp::new(&[2, 3, 1], Activation::Relu, 0, DType::F64, &mut Rng::new(2)).unwrap();
+        let before = model.tensor(Role::Weight(0)).to_vec::<f64>().unwrap();
+        let mut copy = model.clone();
+        let ones = |t: &Tensor| t.ones_like().unwrap();
+        let one = ones(model.tensor(Role::Weight(0)));
+        copy.tensor_mut(Role::Weight(0)).add_assign(&one).unwrap();
+        let (indices, trained) = copy.trainable_tensors_mut();
+        assert_eq!(indices, [0, 1, 2, 3, 4, 5]);
+        for t in trained {
+            let one = ones(t);
+            t.add_assign(&one).unwrap();
+        }
+        assert_eq!(model.tensor(Role::Weight(0)).to_vec::<f64>().unwrap(), before);
+        let moved: Vec<f64> = before.iter().map(|w| (w + 1.0) + 1.0).collect();
+        assert_eq!(copy.tensor(Role::Weight(0)).to_vec::<f64>().unwrap(), moved);
+        assert!(copy.is_trainable(Role::Weight(0)), "still a trained parameter");
+    }
+
+    #[test]
+    fn recalibration_keeps_the_momentum_and_the_mode() {
+        let mut model = Mlp::new(&[2, 3, 1], Activation::Relu, 0, DType::F64, &mut Rng::new(3)).unwrap();
+        model.eval();
+        let inputs = Tensor::from_vec(vec![0.1, 0.2, -0.3, 0.4, 0.9, -1.0], [3, 2]).unwrap();
+        let recalibrated = model.recalibrated(&inputs).unwrap();
+        assert_eq!(recalibrated.norms()[0].options().momentum, BN_MOMENTUM);
+        assert!(!recalibrated.is_training());
     }
 }

@@ -116,9 +116,11 @@ fn mlp() -> Mlp {
 }
 
 #[test]
-fn freezing_more_layers_than_the_model_has_freezes_them_all() {
-    let mut model = mlp();
-    model.frozen = 10;
+fn freezing_more_layers_than_the_model_has_is_refused_and_freezing_all_trains_nothing() {
+    let too_many = Mlp::new(&[1, 8, 8, 1], Activation::Relu, 10, DType::F64, &mut Rng::new(7));
+    error_text(too_many, &["cannot freeze 10 of 3"]);
+    let mut model = Mlp::new(&[1, 8, 8, 1], Activation::Relu, 3, DType::F64, &mut Rng::new(7)).unwrap();
+    assert_eq!(model.frozen(), 3);
     assert_eq!(model.trainable_count(), 0);
     assert!(!model.is_trainable(Role::Weight(0)));
     let (indices, tensors) = model.trainable_tensors_mut();
@@ -132,10 +134,10 @@ fn a_forward_with_the_wrong_number_of_vars_is_an_error() {
     let mut vars = model.vars();
     vars.pop();
     error_text(
-        model.forward(&x, &vars, true),
+        model.functional_forward(&x, &vars, true),
         &["vars", &model.tensor_count().to_string()],
     );
-    error_text(model.forward(&x, &[], false), &["got 0 vars"]);
+    error_text(model.functional_forward(&x, &[], false), &["got 0 vars"]);
 }
 
 #[test]
@@ -156,7 +158,7 @@ fn running_statistics_of_the_wrong_count_or_shape_are_refused_and_nothing_change
         .zip(&after)
         .all(|(a, b)| a.to_vec::<f64>().unwrap() == b.to_vec::<f64>().unwrap()));
     model.set_running_stats(vec![one.clone(); 4]).unwrap();
-    assert_eq!(model.norms[1].running_var.to_vec::<f64>().unwrap(), vec![1.0; 8]);
+    assert_eq!(model.tensor(Role::RunningVar(1)).to_vec::<f64>().unwrap(), vec![1.0; 8]);
 }
 
 #[test]

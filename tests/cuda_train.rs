@@ -35,6 +35,7 @@
 #![cfg(feature = "cuda")]
 
 use ferrograd::engine::{DType, Device, Error};
+use ferrograd::nn::Role;
 use ferrograd::optim::{catalog, HyperParams, TaskOptimizer};
 use ferrograd::train::{EpochMetrics, TaskConfig, Trainer};
 
@@ -184,10 +185,9 @@ fn optimizers_without_a_fused_kernel_and_with_queries_train_on_the_gpu() {
         ];
         let running = |t: &Trainer| {
             let bits = |x: &ferrograd::engine::Tensor| x.to_device(Device::Cpu).unwrap().to_vec_f64().unwrap();
-            t.model
-                .norms
-                .iter()
-                .flat_map(|n| [bits(&n.running_mean), bits(&n.running_var)])
+            (0..t.model.norms().len())
+                .flat_map(|i| [Role::RunningMean(i), Role::RunningVar(i)])
+                .map(|role| bits(t.model.tensor(role)))
                 .collect::<Vec<_>>()
         };
         for (step, batch) in batches.iter().enumerate() {

@@ -13,7 +13,7 @@ use ferrograd::train::{BatchCurvature, TaskConfig, Trainer};
 /// The sum-of-squared-errors gradient of `model` on `(x, y)`, one tensor per model tensor.
 fn gradient(model: &Mlp, x: &Var, y: &Var) -> Result<Vec<Tensor>> {
     let vars = model.vars();
-    let (prediction, _) = model.forward(x, &vars, true)?;
+    let (prediction, _) = model.functional_forward(x, &vars, true)?;
     let grads = nn::sse(&prediction, y)?.backward()?;
     Ok(vars
         .iter()

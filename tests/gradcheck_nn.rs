@@ -76,7 +76,7 @@ fn small_task_model_end_to_end() {
             for (slot, var) in trainable.iter().zip(v) {
                 vars[*slot] = var.clone();
             }
-            sse(&model.forward(&x, &vars, true)?.0, &y)
+            sse(&model.functional_forward(&x, &vars, true)?.0, &y)
         },
         &inputs,
         &GradcheckOptions::default(),

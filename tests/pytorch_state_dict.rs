@@ -154,3 +154,58 @@ fn a_pytorch_state_dict_with_embedding_layer_norm_and_batchnorm2d_predicts_pytor
     theirs.sort();
     assert_eq!(theirs, names);
 }
+
+/// Asserts `got` (float32) matches PyTorch's `want` within float32 room.
+fn assert_matches_pytorch(what: &str, got: &Tensor, want: &[f64]) {
+    let got = got.to_vec::<f32>().unwrap();
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    for (i, (got, want)) in got.iter().zip(want).enumerate() {
+        assert!(
+            approx::abs_diff_eq!(f64::from(*got), want, epsilon = 1e-5),
+            "{what} {i}: ferrograd {got}, PyTorch {want}"
+        );
+    }
+}
+
+/// The benchmark's model is a composition of modules: as a `Module` it has
+/// the state dict of PyTorch's `Sequential(Linear, ReLU, BatchNorm1d, ...,
+/// Linear)`, loads the `make_mlp.py` fixture by name, and predicts
+/// PyTorch's outputs in both modes, its running statistics moving as
+/// PyTorch's do.
+#[test]
+fn the_task_mlp_loads_a_pytorch_sequential_and_computes_its_outputs_in_both_modes() {
+    use ferrograd::autograd::{no_grad, Var};
+    use ferrograd::nn::{Activation, Mlp};
+    let expected: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture("mlp.json")).unwrap()).unwrap();
+    let input = fixed_input(5, 4);
+    let x = Tensor::from_f64_slice(&input, [5, 4], DType::F32).unwrap();
+
+    let mut model = Mlp::new(&[4, 8, 6, 2], Activation::Relu, 0, DType::F32, &mut Rng::new(3)).unwrap();
+    let mut names: Vec<String> = model.state_dict().into_iter().map(|(name, _)| name).collect();
+    names.extend(["2.num_batches_tracked".into(), "5.num_batches_tracked".into()]);
+    names.sort();
+    let bytes = std::fs::read(fixture("mlp.safetensors")).unwrap();
+    let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut theirs: Vec<String> = file.names().into_iter().cloned().collect();
+    theirs.sort();
+    assert_eq!(theirs, names);
+
+    model.load(&fixture("mlp.safetensors")).unwrap();
+    let eval = Mlp::predict(&model, &x).unwrap();
+    assert_matches_pytorch("eval output", &eval, &fixture_numbers(&expected, "eval_output"));
+
+    model.train();
+    let train = no_grad(|| Module::forward(&mut model, &Var::constant(x.clone()))).unwrap();
+    assert_matches_pytorch(
+        "train output",
+        train.value(),
+        &fixture_numbers(&expected, "train_output"),
+    );
+    let after = &expected["running_after_train_pass"];
+    for (name, tensor) in model.state_dict() {
+        if name.contains("running") {
+            assert_matches_pytorch(&name, &tensor, &fixture_numbers(after, &name));
+        }
+    }
+}

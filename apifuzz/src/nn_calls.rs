@@ -101,7 +101,7 @@ fn mlp(g: &mut Gen, s: &mut CaseStats) {
         x.dims(),
         vars.len()
     );
-    s.call(desc, || m.forward(&x, &vars, training).map(|r| r.1.len()));
+    s.call(desc, || m.functional_forward(&x, &vars, training).map(|r| r.1.len()));
     let stats: Vec<Tensor> = (0..g.below(4)).map(|_| small_tensor(g)).collect();
     s.call(
         format!("Mlp({widths:?}).set_running_stats({} tensors)", stats.len()),

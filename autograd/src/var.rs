@@ -187,6 +187,19 @@ impl Var {
         self.0.node.is_none()
     }
 
+    /// The value, open to change in place, when nothing else can see it:
+    /// this `Var` is a leaf without a tangent and the only handle to its
+    /// value (no clone, no recorded op holds it). `None` otherwise; then
+    /// make a fresh leaf instead. How a model updates its parameters in
+    /// place between steps without a copy.
+    pub fn unshared_leaf_value_mut(&mut self) -> Option<&mut Tensor> {
+        let inner = Arc::get_mut(&mut self.0)?;
+        if inner.node.is_some() || inner.tangent.get().is_some() {
+            return None;
+        }
+        Some(&mut inner.value)
+    }
+
     /// The same value cut off from the graph (a constant).
     pub fn detach(&self) -> Var {
         Var::constant(self.0.value.clone())
@@ -357,5 +370,24 @@ mod tests {
             assert!(approx::abs_diff_eq!(got, want, epsilon = 1e-15), "{got} vs {want}");
         }
         assert!(x.tangent().is_some() && leaf().tangent().is_none());
+    }
+
+    #[test]
+    fn a_leaf_is_open_to_change_in_place_only_while_nothing_else_sees_it() {
+        let mut x = leaf();
+        assert!(x.unshared_leaf_value_mut().is_some(), "a lone leaf");
+        let y = x.mul_scalar(3.0).unwrap();
+        assert!(x.unshared_leaf_value_mut().is_none(), "y's node holds x");
+        drop(y);
+        let copy = x.clone();
+        assert!(x.unshared_leaf_value_mut().is_none(), "a clone sees it");
+        drop(copy);
+        *x.unshared_leaf_value_mut().unwrap() = Tensor::scalar(5.0, DType::F64);
+        assert_eq!(x.value().to_scalar().unwrap(), 5.0);
+        let mut z = x.add_scalar(1.0).unwrap();
+        assert!(z.unshared_leaf_value_mut().is_none(), "a recorded result is no leaf");
+        let t = Var::constant(Tensor::scalar(1.0, DType::F64));
+        let mut dual = leaf().with_tangent(&t).unwrap();
+        assert!(dual.unshared_leaf_value_mut().is_none(), "a leaf carrying a tangent");
     }
 }

@@ -40,7 +40,7 @@ fn setup(n_hidden: usize) -> (Mlp, Var, Var, Vec<Tensor>) {
 
 fn gradient(model: &Mlp, x: &Var, y: &Var, create_graph: bool) -> usize {
     let vars = model.vars();
-    let (prediction, _) = model.forward(x, &vars, true).unwrap();
+    let (prediction, _) = model.functional_forward(x, &vars, true).unwrap();
     let grads = nn::sse(&prediction, y).unwrap().backward_with(create_graph).unwrap();
     vars.iter().filter(|v| grads.get(v).is_some()).count()
 }

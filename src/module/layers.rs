@@ -76,6 +76,11 @@ impl Linear {
     pub fn bias(&self) -> Option<&Parameter> {
         self.bias.as_ref()
     }
+
+    /// The weight and the bias (if any), open to change together.
+    pub fn parameters_mut(&mut self) -> (&mut Parameter, Option<&mut Parameter>) {
+        (&mut self.weight, self.bias.as_mut())
+    }
 }
 
 impl From<nn::Linear> for Linear {
@@ -357,6 +362,44 @@ macro_rules! batch_norm_layer {
             /// The running statistics `(mean, variance)`, if the layer keeps them.
             pub fn running_stats(&self) -> Option<(&Buffer, &Buffer)> {
                 self.core.running.as_ref().map(|(mean, var)| (mean, var))
+            }
+
+            /// The running statistics, open to change.
+            pub fn running_stats_mut(&mut self) -> Option<(&mut Buffer, &mut Buffer)> {
+                self.core.running.as_mut().map(|(mean, var)| (mean, var))
+            }
+
+            /// The scale `weight` and shift `bias`, if the layer is affine.
+            pub fn affine(&self) -> Option<(&Parameter, &Parameter)> {
+                self.core.weight.as_ref().zip(self.core.bias.as_ref())
+            }
+
+            /// The scale and shift, open to change together.
+            pub fn affine_mut(&mut self) -> Option<(&mut Parameter, &mut Parameter)> {
+                self.core.weight.as_mut().zip(self.core.bias.as_mut())
+            }
+
+            /// Sets the running statistics back to mean 0 and variance 1
+            /// (PyTorch's `reset_running_stats`), if the layer keeps them.
+            pub fn reset_running_stats(&mut self) -> Result<()> {
+                if let Some((mean, var)) = &mut self.core.running {
+                    mean.set(mean.value().zeros_like()?);
+                    var.set(var.value().ones_like()?);
+                }
+                Ok(())
+            }
+
+            /// Changes the momentum of the running statistics (in `[0, 1]`,
+            /// else a [`ModuleError::InvalidOption`] and no change). With
+            /// momentum 1 the next training-mode batch replaces them.
+            pub fn set_momentum(&mut self, momentum: f64) -> Result<()> {
+                let options = BatchNormOptions {
+                    momentum,
+                    ..self.core.options
+                };
+                options.check(&self.to_string())?;
+                self.core.options = options;
+                Ok(())
             }
         }
 
@@ -805,7 +848,7 @@ impl std::fmt::Debug for Sequential {
 }
 
 /// Names the child at `index` in a layer error from its forward pass.
-fn locate(error: Error, index: usize) -> Error {
+pub(crate) fn locate(error: Error, index: usize) -> Error {
     match error {
         Error::Module(ModuleError::InputShape {
             layer,

@@ -36,6 +36,7 @@ mod optimizer;
 mod tests;
 
 pub use conv::{AvgPool2d, Conv1d, Conv2d, MaxPool2d};
+pub(crate) use layers::locate;
 pub use layers::{
     BatchNorm1d, BatchNorm2d, BatchNormOptions, Dropout, Embedding, Flatten, Gelu, LayerNorm, Linear, Relu, Sequential,
     Sigmoid, Tanh,
@@ -173,6 +174,27 @@ impl Parameter {
         };
     }
 
+    /// The value, open to change in place (how a trainer applies an
+    /// update without a copy). When a recorded graph or a clone of the
+    /// module still holds the current leaf, the parameter first moves to a
+    /// fresh leaf with the same value, so what they see does not change.
+    pub fn value_mut(&mut self) -> &mut Tensor {
+        if self.var.unshared_leaf_value_mut().is_none() {
+            self.set_value(self.value().clone());
+        }
+        self.var
+            .unshared_leaf_value_mut()
+            .expect("a fresh leaf is seen by nothing else")
+    }
+
+    /// Binds the parameter to `var` (same shape and dtype, checked by the
+    /// caller): the next forward passes compute with it, so gradients (and
+    /// tangents) are taken with respect to `var`, as in PyTorch's
+    /// `torch.func.functional_call`.
+    pub(crate) fn bind(&mut self, var: Var) {
+        self.var = var;
+    }
+
     /// Replaces the value (a fresh leaf, trained as before).
     fn set_value(&mut self, value: Tensor) {
         let trained = self.is_trained();
@@ -205,6 +227,11 @@ impl Buffer {
     /// Replaces the value (the caller keeps the shape).
     pub fn set(&mut self, value: Tensor) {
         self.value = value;
+    }
+
+    /// The value, open to change in place.
+    pub fn value_mut(&mut self) -> &mut Tensor {
+        &mut self.value
     }
 }
 

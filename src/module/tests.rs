@@ -557,3 +557,58 @@ fn a_queried_step_evaluates_elsewhere_and_keeps_the_current_statistics() {
     }
     assert!(queried_steps >= 1, "SAM never asked for another point");
 }
+
+/// The benchmark's `Mlp` is a module like any other: the module optimizer
+/// trains it by name, leaves its frozen layers alone and moves its running
+/// statistics. The task's own trainer takes the same step through
+/// `Mlp::functional_forward`: both end at the same tensors, bit for bit.
+#[test]
+fn the_module_optimizer_trains_the_task_mlp_as_the_tasks_trainer_steps_it() {
+    use crate::nn::{sse, Mlp, Role};
+    let mut model = Mlp::task(3, 1, 2, DType::F64, &mut Rng::new(8)).unwrap();
+    let x = Var::constant(tensor(&table(16, 3, 0.2), &[16, 3]));
+    let y = Var::constant(tensor(&table(16, 1, 0.9), &[16, 1]));
+    let mut opt = ModuleOptimizer::new("adam", &[("lr", 1e-2)], &model, 0).unwrap();
+    let mut by_hand = model.clone();
+    let info = crate::optim::catalog::lookup("adam").unwrap();
+    let mut settings = crate::optim::HyperParams::defaults(info);
+    settings.set("lr", 1e-2).unwrap();
+    let mut hand_opt = (info.build)(&settings).unwrap();
+    hand_opt.init_state(0, &by_hand.layout()).unwrap();
+    let frozen_before = model.tensor(Role::Weight(2)).to_vec::<f64>().unwrap();
+    let first = sse(&Module::forward(&mut model.clone(), &x).unwrap(), &y)
+        .unwrap()
+        .value()
+        .to_scalar()
+        .unwrap();
+    for _ in 0..20 {
+        let ctx = opt.context().clone();
+        let loss = sse(&Module::forward(&mut model, &x).unwrap(), &y).unwrap();
+        opt.backward_step(&mut model, &loss).unwrap();
+
+        let vars = by_hand.vars();
+        let (prediction, stats) = by_hand.functional_forward(&x, &vars, true).unwrap();
+        let grads = sse(&prediction, &y).unwrap().backward().unwrap();
+        let grads: Vec<Tensor> = vars.iter().map(|v| grads.get_or_zeros(v).unwrap()).collect();
+        let updates = hand_opt.step(&by_hand.tensors(), &grads, &ctx).unwrap();
+        let (indices, trained) = by_hand.trainable_tensors_mut();
+        for (i, t) in indices.into_iter().zip(trained) {
+            t.add_assign(&updates[i]).unwrap();
+        }
+        by_hand.set_running_stats(stats).unwrap();
+    }
+    let last = sse(&Module::forward(&mut model.clone(), &x).unwrap(), &y)
+        .unwrap()
+        .value()
+        .to_scalar()
+        .unwrap();
+    assert!(last < 0.5 * first, "{first} -> {last}");
+    assert_eq!(model.tensor(Role::Weight(2)).to_vec::<f64>().unwrap(), frozen_before);
+    assert_ne!(
+        model.tensor(Role::RunningMean(0)).to_vec::<f64>().unwrap(),
+        vec![0.0; 256]
+    );
+    for (a, b) in model.tensors().iter().zip(by_hand.tensors()) {
+        assert_eq!(a.to_vec::<f64>().unwrap(), b.to_vec::<f64>().unwrap());
+    }
+}

@@ -98,10 +98,7 @@ fn check_version(path: &Path, what: &str, found: u32, newest: u32) -> Result<()>
 
 /// Saves `model` to `path` (safetensors, atomic).
 pub fn save_model(model: &Mlp, path: &Path) -> Result<()> {
-    let widths: Vec<String> = std::iter::once(model.linears[0].weight.dims()[1])
-        .chain(model.linears.iter().map(|l| l.weight.dims()[0]))
-        .map(|w| w.to_string())
-        .collect();
+    let widths: Vec<String> = model.widths().iter().map(|w| w.to_string()).collect();
     let metadata = HashMap::from([
         ("format".to_string(), "ferrograd-mlp".to_string()),
         ("widths".to_string(), widths.join(",")),

@@ -80,7 +80,7 @@ impl Curvature for BatchCurvature<'_> {
 impl BatchCurvature<'_> {
     /// The batch loss of the model's tensors `vars`, recorded.
     fn loss(&self, vars: &[Var]) -> Result<Var> {
-        let (prediction, _running_stats) = self.model.forward(self.inputs, vars, true)?;
+        let (prediction, _running_stats) = self.model.functional_forward(self.inputs, vars, true)?;
         nn::sse(&prediction, self.targets)
     }
 

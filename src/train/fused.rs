@@ -26,7 +26,7 @@ use crate::engine::ops::matmul::{gemm_into, MatRef};
 use crate::engine::ops::{in_pool, join};
 use crate::engine::storage::CpuSlice;
 use crate::engine::{DType, Result, Tensor};
-use crate::nn::{Activation, Mlp, BN_EPS, BN_MOMENTUM};
+use crate::nn::{Activation, Mlp, Role, BN_EPS, BN_MOMENTUM};
 
 /// Below this many multiply-adds a GEMM (and its layer) runs as one piece:
 /// handing half of it to the other thread would cost more than it saves.
@@ -71,7 +71,7 @@ impl FusedWorkspace {
     /// Whether `model` is a shape this path computes: ReLU hidden layers with
     /// BatchNorm (every `Mlp::task` model).
     pub(crate) fn supports(model: &Mlp) -> bool {
-        model.activation == Activation::Relu && model.norms.len() + 1 == model.linears.len()
+        model.activation() == Activation::Relu && model.norms().len() + 1 == model.linears().len()
     }
 
     /// Forward and backward at `params` (all tensors in the task's order)
@@ -98,7 +98,7 @@ impl FusedWorkspace {
     /// Blends the last training step's batch statistics into `model`'s
     /// running statistics, in place.
     pub(crate) fn store_running_stats(&self, model: &mut Mlp) -> Result<()> {
-        match model.linears[0].weight.dtype() {
+        match model.tensor(Role::Weight(0)).dtype() {
             DType::F32 => self.f32.store_running_stats(model),
             DType::F64 => self.f64.store_running_stats(model),
         }
@@ -169,16 +169,17 @@ impl<T: CpuSlice + Default> Buffers<T> {
     /// Cuts the buffers for `model` and batch size `n`, growing them if needed.
     fn prepare(&mut self, model: &Mlp, n: usize) {
         self.n = n;
-        let n_in = model.linears[0].weight.dims()[1];
-        let n_out = model.linears.last().expect("an Mlp has layers").weight.dims()[0];
+        let linears = model.linears();
+        let n_in = linears[0].in_features();
+        let n_out = linears.last().expect("an Mlp has layers").out_features();
         ensure(&mut self.input, n_in * n);
         ensure(&mut self.target, n_out * n);
-        if self.layers.len() < model.linears.len() {
-            self.layers.resize_with(model.linears.len(), Layer::default);
+        if self.layers.len() < linears.len() {
+            self.layers.resize_with(linears.len(), Layer::default);
         }
         let mut widest = n_in;
-        for (layer, lin) in self.layers.iter_mut().zip(&model.linears) {
-            let w = lin.weight.dims()[0];
+        for (layer, lin) in self.layers.iter_mut().zip(linears) {
+            let w = lin.out_features();
             widest = widest.max(w);
             ensure(&mut layer.act, w * n);
             ensure(&mut layer.out, w * n);
@@ -224,7 +225,7 @@ impl<T: CpuSlice + Default> Buffers<T> {
     /// training mode BatchNorm uses (and keeps) the batch statistics; in
     /// inference mode the running ones from `params`.
     fn forward<P: Params + ?Sized>(&mut self, model: &Mlp, params: &P, n: usize, training: bool) -> Result<()> {
-        let n_lin = model.linears.len();
+        let n_lin = model.linears().len();
         for i in 0..n_lin {
             let weight = params.at(2 * i);
             let (w_out, w_in) = (weight.dims()[0], weight.dims()[1]);
@@ -277,8 +278,8 @@ impl<T: CpuSlice + Default> Buffers<T> {
     /// Backpropagates `grad[0]` (d loss / d prediction) through every layer,
     /// writing parameter gradients into `grads` (trainable tensors only).
     fn backward(&mut self, model: &Mlp, params: &[Tensor], grads: &mut [Tensor], n: usize) -> Result<()> {
-        let n_lin = model.linears.len();
-        let first_frozen = n_lin - model.frozen;
+        let n_lin = model.linears().len();
+        let first_frozen = n_lin - model.frozen();
         let (lin_grads, bn_grads) = grads.split_at_mut(2 * n_lin);
         for i in (0..n_lin).rev() {
             let trainable = i < first_frozen;
@@ -346,12 +347,13 @@ impl<T: CpuSlice + Default> Buffers<T> {
         let (keep, take) = (T::from_f64(1.0 - BN_MOMENTUM), T::from_f64(BN_MOMENTUM));
         // PyTorch's running variance is the unbiased batch variance.
         let unbias = T::from_f64(n as f64 / (n - 1) as f64);
-        for (norm, layer) in model.norms.iter_mut().zip(&self.layers) {
-            let rm = norm.running_mean.as_mut_slice::<T>()?;
+        for (i, layer) in self.layers.iter().enumerate().take(model.norms().len()) {
+            let (running_mean, running_var) = model.running_stats_mut(i);
+            let rm = running_mean.as_mut_slice::<T>()?;
             for (r, &m) in rm.iter_mut().zip(&layer.mean) {
                 *r = *r * keep + m * take;
             }
-            let rv = norm.running_var.as_mut_slice::<T>()?;
+            let rv = running_var.as_mut_slice::<T>()?;
             for (r, &v) in rv.iter_mut().zip(&layer.var) {
                 *r = *r * keep + (v * unbias) * take;
             }
@@ -507,8 +509,8 @@ mod tests {
             let role = m.role(i);
             let t = m.tensor(role);
             let (lo, hi) = match role {
-                crate::nn::Role::RunningVar(_) => (0.5, 2.0),
-                crate::nn::Role::Weight(_) => (-0.3, 0.3),
+                Role::RunningVar(_) => (0.5, 2.0),
+                Role::Weight(_) => (-0.3, 0.3),
                 _ => (-1.0, 1.0),
             };
             *m.tensor_mut(role) = Tensor::rand_uniform(t.shape().clone(), lo, hi, DType::F64, rng).unwrap();
@@ -543,7 +545,7 @@ mod tests {
             let vars = model.vars();
             let x = Var::constant(inputs.index_select(&batch).unwrap());
             let y = Var::constant(targets.index_select(&batch).unwrap());
-            let (pred, stats) = model.forward(&x, &vars, true).unwrap();
+            let (pred, stats) = model.functional_forward(&x, &vars, true).unwrap();
             let loss = sse(&pred, &y).unwrap();
             let auto = loss.backward().unwrap();
 
@@ -571,17 +573,14 @@ mod tests {
             ws.store_running_stats(&mut updated).unwrap();
             let mut reference = model.clone();
             reference.set_running_stats(stats).unwrap();
-            for (a, b) in updated.norms.iter().zip(&reference.norms) {
-                close(
-                    &a.running_mean.to_vec::<f64>().unwrap(),
-                    &b.running_mean.to_vec::<f64>().unwrap(),
-                    "running mean",
-                );
-                close(
-                    &a.running_var.to_vec::<f64>().unwrap(),
-                    &b.running_var.to_vec::<f64>().unwrap(),
-                    "running var",
-                );
+            for i in 0..model.norms().len() {
+                for role in [Role::RunningMean(i), Role::RunningVar(i)] {
+                    close(
+                        &updated.tensor(role).to_vec::<f64>().unwrap(),
+                        &reference.tensor(role).to_vec::<f64>().unwrap(),
+                        &format!("{role:?}"),
+                    );
+                }
             }
             let mse = ws.eval_mse(&model, &inputs, &targets).unwrap();
             let autograd_mse = model

@@ -27,7 +27,7 @@ use crate::engine::cuda::mlp::{
 };
 use crate::engine::storage::Storage;
 use crate::engine::{DType, Device, Result, Tensor};
-use crate::nn::{Mlp, BN_EPS, BN_MOMENTUM};
+use crate::nn::{Mlp, Role, BN_EPS, BN_MOMENTUM};
 
 /// The GPU step's buffers, made for one model shape, dtype and GPU, a
 /// batch size and a training split's size; remade when any of them changes.
@@ -54,7 +54,7 @@ pub(crate) struct GpuWorkspace {
 
 /// The hidden widths of `model` (one per BatchNorm).
 fn hidden_widths(model: &Mlp) -> Vec<usize> {
-    model.norms.iter().map(|n| n.scale.numel()).collect()
+    model.norms().iter().map(|n| n.features()).collect()
 }
 
 /// A GPU tensor's device address.
@@ -87,7 +87,7 @@ impl GpuWorkspace {
     pub(crate) fn supports(model: &Mlp, inputs: &Tensor) -> bool {
         let device = inputs.device();
         super::fused::FusedWorkspace::supports(model)
-            && !model.norms.is_empty()
+            && !model.norms().is_empty()
             && matches!(device, Device::Cuda(_))
             && model.tensors_on(device)
     }
@@ -95,7 +95,7 @@ impl GpuWorkspace {
     /// A workspace for `model` on its GPU, batches of up to `n` rows from a
     /// training split of `rows` rows.
     pub(crate) fn new(model: &Mlp, n: usize, rows: usize) -> Result<GpuWorkspace> {
-        let weight = &model.linears[0].weight;
+        let weight = model.tensor(Role::Weight(0));
         let (device, dtype) = (weight.device(), weight.dtype());
         let Device::Cuda(ordinal) = device else {
             unreachable!("supports() checked the device")
@@ -105,10 +105,10 @@ impl GpuWorkspace {
             .iter()
             .map(|&c| HiddenSaved::new(ordinal, c, n, dtype))
             .collect::<Result<Vec<_>>>()?;
-        let widest = model.linears.iter().map(|l| l.weight.dims()[0]).max().unwrap_or(1);
+        let widest = model.linears().iter().map(|l| l.out_features()).max().unwrap_or(1);
         let (input, output) = (
             weight.dims()[1],
-            model.linears[model.linears.len() - 1].weight.dims()[0],
+            model.linears()[model.linears().len() - 1].out_features(),
         );
         let zeros = |len: usize| Tensor::zeros([len], dtype)?.to_device(device);
         Ok(GpuWorkspace {
@@ -128,7 +128,7 @@ impl GpuWorkspace {
     /// Whether this workspace fits `model` with batches of up to `n` rows
     /// from a split of `rows` rows.
     pub(crate) fn fits(&self, model: &Mlp, n: usize, rows: usize) -> bool {
-        let weight = &model.linears[0].weight;
+        let weight = model.tensor(Role::Weight(0));
         let (widths, dtype, device, capacity, split) = &self.key;
         *widths == hidden_widths(model)
             && *dtype == weight.dtype()
@@ -217,7 +217,7 @@ impl GpuWorkspace {
         (n, stride): (usize, usize),
         grads: &mut [Tensor],
     ) -> Result<()> {
-        let n_lin = model.linears.len();
+        let n_lin = model.linears().len();
         let h = n_lin - 1;
         let (batch_x, batch_y) = &mut self.batch;
         batch_gather(&self.cursor, (n, stride), (inputs, targets), batch_x, batch_y)?;
@@ -228,7 +228,7 @@ impl GpuWorkspace {
             features: inputs.dims()[1],
             layout: Layout::SampleMajor { first: 0 },
         };
-        let widths = |i: usize| model.linears[i].weight.dims()[0];
+        let widths = |i: usize| model.linears()[i].out_features();
         let linear = |i: usize| LinearParams {
             weight: &params[2 * i],
             bias: &params[2 * i + 1],
@@ -254,7 +254,7 @@ impl GpuWorkspace {
         };
         let [dz_top, dz_other] = &mut self.dz;
         output_forward(top, linear(h), y, None, Some(dz_top), (&mut self.step_sse, 0))?;
-        let first_frozen = n_lin.saturating_sub(model.frozen);
+        let first_frozen = n_lin.saturating_sub(model.frozen());
         let (lin_grads, bn_grads) = grads.split_at_mut(2 * n_lin);
         if h < first_frozen {
             let [gw, gb] = &mut lin_grads[2 * h..2 * h + 2] else {
@@ -302,8 +302,9 @@ impl GpuWorkspace {
     /// Blends the last training step's batch statistics (a batch of `n`)
     /// into `model`'s running statistics, in place.
     pub(crate) fn store_running_stats(&self, model: &mut Mlp, n: usize) -> Result<()> {
-        for (norm, saved) in model.norms.iter_mut().zip(&self.hidden) {
-            blend_running_stats(saved, n, &mut norm.running_mean, &mut norm.running_var, BN_MOMENTUM)?;
+        for (i, saved) in self.hidden.iter().enumerate() {
+            let (running_mean, running_var) = model.running_stats_mut(i);
+            blend_running_stats(saved, n, running_mean, running_var, BN_MOMENTUM)?;
         }
         Ok(())
     }
@@ -312,9 +313,9 @@ impl GpuWorkspace {
     /// (one copy back, so it waits for the device).
     pub(crate) fn eval_mse(&mut self, model: &Mlp, inputs: &Tensor, targets: &Tensor) -> Result<f64> {
         let n = inputs.dims()[0];
-        let n_lin = model.linears.len();
+        let n_lin = model.linears().len();
         let (dtype, device) = (self.key.1, self.key.2);
-        let widest = model.linears.iter().map(|l| l.weight.dims()[0]).max().unwrap_or(1);
+        let widest = model.linears().iter().map(|l| l.out_features()).max().unwrap_or(1);
         if self.eval.as_ref().is_none_or(|(cap, ..)| *cap < n) {
             let zeros = |len: usize| Tensor::zeros([len], dtype)?.to_device(device);
             self.eval = Some((n, [zeros(widest * n)?, zeros(widest * n)?], zeros(1)?));
@@ -330,26 +331,25 @@ impl GpuWorkspace {
                     layout: Layout::SampleMajor { first: 0 },
                 }
             } else {
-                feature_major(below, model.linears[i - 1].weight.dims()[0], n)
+                feature_major(below, model.linears()[i - 1].out_features(), n)
             };
-            let (lin, norm) = (&model.linears[i], &model.norms[i]);
+            let tensor = |role| model.tensor(role);
             hidden_forward_eval(
                 x,
                 LinearParams {
-                    weight: &lin.weight,
-                    bias: &lin.bias,
+                    weight: tensor(Role::Weight(i)),
+                    bias: tensor(Role::Bias(i)),
                 },
                 NormParams {
-                    scale: &norm.scale,
-                    shift: &norm.shift,
+                    scale: tensor(Role::BnScale(i)),
+                    shift: tensor(Role::BnShift(i)),
                 },
-                (&norm.running_mean, &norm.running_var),
+                (tensor(Role::RunningMean(i)), tensor(Role::RunningVar(i))),
                 out,
                 BN_EPS,
             )?;
             std::mem::swap(&mut below, &mut out);
         }
-        let last = &model.linears[n_lin - 1];
         let y = Batch {
             data: targets,
             n,
@@ -357,10 +357,10 @@ impl GpuWorkspace {
             layout: Layout::SampleMajor { first: 0 },
         };
         let params = LinearParams {
-            weight: &last.weight,
-            bias: &last.bias,
+            weight: model.tensor(Role::Weight(n_lin - 1)),
+            bias: model.tensor(Role::Bias(n_lin - 1)),
         };
-        let top = feature_major(below, model.linears[n_lin - 2].weight.dims()[0], n);
+        let top = feature_major(below, model.linears()[n_lin - 2].out_features(), n);
         output_forward(top, params, y, None, None, (sse, 0))?;
         let total = sse.to_device(Device::Cpu)?.to_vec_f64()?[0];
         Ok(total / (n * targets.dims()[1]) as f64)

@@ -872,7 +872,7 @@ impl Trainer {
             probe.set_tensors(params)?;
         }
         let vars = probe.vars();
-        let (prediction, running_stats) = probe.forward(&x, &vars, true)?;
+        let (prediction, running_stats) = probe.functional_forward(&x, &vars, true)?;
         let loss = nn::sse(&prediction, &y)?;
         let grads = loss.backward()?;
         self.grads = vars.iter().map(|v| grads.get_or_zeros(v)).collect::<Result<_>>()?;

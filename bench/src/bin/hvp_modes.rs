@@ -45,7 +45,7 @@ fn seconds(work: impl FnOnce()) -> f64 {
 fn round(model: &Mlp, x: &Var, y: &Var, direction: &[Tensor]) -> [f64; 3] {
     let gradient = seconds(|| {
         let vars = model.vars();
-        let (prediction, _) = model.forward(x, &vars, true).unwrap();
+        let (prediction, _) = model.functional_forward(x, &vars, true).unwrap();
         std::hint::black_box(nn::sse(&prediction, y).unwrap().backward().unwrap());
     });
     let by = |mode| {

@@ -5,6 +5,10 @@
 //! backward pass itself (second order), and so that tangents flow through it
 //! (forward-over-reverse). Each op's forward rule (its JVP) sits in
 //! `jvp.rs`, one arm per op in the same order as [`input_grads`].
+//!
+//! A rule does only the work its result needs: it computes no gradient for
+//! an input that does not require one (a batch of data, a mask, a frozen
+//! weight).
 
 use crate::op::{Op, OpKind};
 use crate::var::{set_grad_enabled, Node};
@@ -168,7 +172,8 @@ impl Var {
             let (Some(node), Some(g)) = (var.node(), grads.get_var(var).cloned()) else {
                 continue;
             };
-            for (input, input_grad) in node.inputs.iter().zip(input_grads(node, var, &g)?) {
+            let needs = Needs::of(node);
+            for (input, input_grad) in node.inputs.iter().zip(input_grads(node, &needs, var, &g)?) {
                 if let (true, Some(ig)) = (input.requires_grad(), input_grad) {
                     grads.accumulate(input.id(), ig)?;
                 }
@@ -183,6 +188,32 @@ fn constant(t: Tensor) -> Var {
     Var::constant(t)
 }
 
+/// Which inputs of a node need a gradient: those that require one. A rule
+/// with several inputs computes nothing for the others.
+struct Needs(Vec<bool>);
+
+impl Needs {
+    /// The needs of `node`'s inputs, in its argument order.
+    fn of(node: &Node) -> Needs {
+        Needs(node.inputs.iter().map(Var::requires_grad).collect())
+    }
+
+    /// Whether input `index` needs a gradient.
+    fn input(&self, index: usize) -> bool {
+        self.0[index]
+    }
+
+    /// `rule()` if input `index` needs a gradient, else `None` (and the rule
+    /// does not run).
+    fn grad(&self, index: usize, rule: impl FnOnce() -> Result<Var>) -> Result<Option<Var>> {
+        if self.input(index) {
+            rule().map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+}
+
 /// The cotangent of a reduction, reshaped so it broadcasts over the input.
 fn unreduce(g: &Var, input: &Shape, axes: &[usize], keepdim: bool) -> Result<Var> {
     if keepdim {
@@ -195,8 +226,10 @@ fn unreduce(g: &Var, input: &Shape, axes: &[usize], keepdim: bool) -> Result<Var
 }
 
 /// The backward rule of one node: the gradient for each input (`None` where
-/// the input gets none), given the output `out` and its gradient `g`.
-fn input_grads(node: &Node, out: &Var, g: &Var) -> Result<Vec<Option<Var>>> {
+/// the input gets none, or does not need one), given the output `out` and
+/// its gradient `g`. A node with one input was recorded because that input
+/// requires a gradient, so only the rules of several inputs consult `needs`.
+fn input_grads(node: &Node, needs: &Needs, out: &Var, g: &Var) -> Result<Vec<Option<Var>>> {
     let x = &node.inputs[0];
     let one = |v: Var| Ok(vec![Some(v)]);
     match &node.op {
@@ -217,19 +250,19 @@ fn input_grads(node: &Node, out: &Var, g: &Var) -> Result<Vec<Option<Var>>> {
         // ----- binary (gradients summed back to each input's shape) --------
         Op::Binary(kind) => {
             let y = &node.inputs[1];
-            let (ga, gb) = binary_grads(*kind, x, y, g)?;
             Ok(vec![
-                Some(ga.sum_to(x.shape().clone())?),
-                Some(gb.sum_to(y.shape().clone())?),
+                needs.grad(0, || binary_grad_lhs(*kind, x, y, g)?.sum_to(x.shape().clone()))?,
+                needs.grad(1, || binary_grad_rhs(*kind, x, y, g)?.sum_to(y.shape().clone()))?,
             ])
         }
         Op::Where(mask) => {
             let y = &node.inputs[1];
-            let keep = constant(mask.clone());
-            let drop = constant(mask.neg()?.add_scalar(1.0)?);
             Ok(vec![
-                Some(g.mul(&keep)?.sum_to(x.shape().clone())?),
-                Some(g.mul(&drop)?.sum_to(y.shape().clone())?),
+                needs.grad(0, || g.mul(&constant(mask.clone()))?.sum_to(x.shape().clone()))?,
+                needs.grad(1, || {
+                    let unmasked = constant(mask.neg()?.add_scalar(1.0)?);
+                    g.mul(&unmasked)?.sum_to(y.shape().clone())
+                })?,
             ])
         }
         // ----- matmul: C = op(A) op(B) ---------------------------------------
@@ -238,17 +271,21 @@ fn input_grads(node: &Node, out: &Var, g: &Var) -> Result<Vec<Option<Var>>> {
             transpose_b: tb,
         } => {
             let (a, b) = (x, &node.inputs[1]);
-            let ga = if *ta {
-                b.matmul_t(*tb, g, true)?
-            } else {
-                g.matmul_t(false, b, !tb)?
-            };
-            let gb = if *tb {
-                g.matmul_t(true, a, *ta)?
-            } else {
-                a.matmul_t(!ta, g, false)?
-            };
-            Ok(vec![Some(ga), Some(gb)])
+            let ga = needs.grad(0, || {
+                if *ta {
+                    b.matmul_t(*tb, g, true)
+                } else {
+                    g.matmul_t(false, b, !tb)
+                }
+            })?;
+            let gb = needs.grad(1, || {
+                if *tb {
+                    g.matmul_t(true, a, *ta)
+                } else {
+                    a.matmul_t(!ta, g, false)
+                }
+            })?;
+            Ok(vec![ga, gb])
         }
         // ----- reductions ----------------------------------------------------
         Op::Sum { axes, keepdim } => one(unreduce(g, x.shape(), axes, *keepdim)?.broadcast_to(x.shape().clone())?),
@@ -287,9 +324,9 @@ fn input_grads(node: &Node, out: &Var, g: &Var) -> Result<Vec<Option<Var>>> {
         Op::Concat(axis) => {
             let mut start = 0;
             let mut grads = Vec::with_capacity(node.inputs.len());
-            for input in &node.inputs {
+            for (index, input) in node.inputs.iter().enumerate() {
                 let len = input.dims()[*axis];
-                grads.push(Some(g.narrow(*axis as isize, start, len)?));
+                grads.push(needs.grad(index, || g.narrow(*axis as isize, start, len))?);
                 start += len;
             }
             Ok(grads)
@@ -356,28 +393,166 @@ pub(crate) fn gelu_derivative(x: &Var) -> Result<Var> {
     left.add(&right)
 }
 
-/// `(g * dz/da, g * dz/db)` before summing to the input shapes.
-fn binary_grads(kind: OpKind, a: &Var, b: &Var, g: &Var) -> Result<(Var, Var)> {
+/// `g * dz/da` for `z = a op b`, before summing to `a`'s shape.
+fn binary_grad_lhs(kind: OpKind, a: &Var, b: &Var, g: &Var) -> Result<Var> {
     match kind {
-        OpKind::Add => Ok((g.clone(), g.clone())),
-        OpKind::Sub => Ok((g.clone(), g.neg()?)),
-        OpKind::Mul => Ok((g.mul(b)?, g.mul(a)?)),
-        OpKind::Div => Ok((g.div(b)?, g.mul(a)?.div(&b.square()?)?.neg()?)),
-        OpKind::Pow => {
-            // d/da a^b = b a^(b-1);  d/db a^b = a^b ln a
-            let ga = g.mul(b)?.mul(&a.pow(&b.sub_scalar(1.0)?)?)?;
-            let gb = g.mul(&a.pow(b)?)?.mul(&a.log()?)?;
-            Ok((ga, gb))
-        }
+        OpKind::Add | OpKind::Sub => Ok(g.clone()),
+        OpKind::Mul => g.mul(b),
+        OpKind::Div => g.div(b),
+        // d/da a^b = b a^(b-1)
+        OpKind::Pow => g.mul(b)?.mul(&a.pow(&b.sub_scalar(1.0)?)?),
+        OpKind::Maximum | OpKind::Minimum => g.mul(&constant(lhs_wins(kind, a, b)?)),
+        other => unreachable!("{} is not a binary op", other.name()),
+    }
+}
+
+/// `g * dz/db` for `z = a op b`, before summing to `b`'s shape.
+fn binary_grad_rhs(kind: OpKind, a: &Var, b: &Var, g: &Var) -> Result<Var> {
+    match kind {
+        OpKind::Add => Ok(g.clone()),
+        OpKind::Sub => g.neg(),
+        OpKind::Mul => g.mul(a),
+        OpKind::Div => g.mul(a)?.div(&b.square()?)?.neg(),
+        // d/db a^b = a^b ln a
+        OpKind::Pow => g.mul(&a.pow(b)?)?.mul(&a.log()?),
         OpKind::Maximum | OpKind::Minimum => {
-            let a_wins = if kind == OpKind::Maximum {
-                a.value().ge(b.value())?
-            } else {
-                a.value().le(b.value())?
-            };
-            let b_wins = a_wins.neg()?.add_scalar(1.0)?;
-            Ok((g.mul(&constant(a_wins))?, g.mul(&constant(b_wins))?))
+            let rhs_wins = lhs_wins(kind, a, b)?.neg()?.add_scalar(1.0)?;
+            g.mul(&constant(rhs_wins))
         }
         other => unreachable!("{} is not a binary op", other.name()),
+    }
+}
+
+/// 1 where `a` is the result of `maximum` / `minimum` (ties go to `a`), else 0.
+fn lhs_wins(kind: OpKind, a: &Var, b: &Var) -> Result<Tensor> {
+    if kind == OpKind::Maximum {
+        a.value().ge(b.value())
+    } else {
+        a.value().le(b.value())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::op_log::ops_run_by;
+    use ferrograd_engine::{DType, Rng};
+
+    /// Values in `[0.5, 2)`: inside every tested op's domain (log, sqrt, pow).
+    fn positive(dims: &[usize], seed: u64) -> Tensor {
+        Tensor::rand_uniform(dims.to_vec(), 0.5, 2.0, DType::F32, &mut Rng::new(seed)).unwrap()
+    }
+
+    fn bits(t: &Tensor) -> Vec<u32> {
+        t.to_vec::<f32>().unwrap().iter().map(|v| v.to_bits()).collect()
+    }
+
+    fn count(kinds: &[OpKind], kind: OpKind) -> usize {
+        kinds.iter().filter(|&&k| k == kind).count()
+    }
+
+    /// The gradients of `loss` and the kinds of the ops its backward pass ran.
+    fn backward_ops(loss: &Var, create_graph: bool) -> (Gradients, Vec<OpKind>) {
+        let (grads, kinds) = ops_run_by(|| loss.backward_with(create_graph));
+        (grads.unwrap(), kinds)
+    }
+
+    /// `sum(z * weights)`: the cotangent reaching `z` is `weights`, bit for bit.
+    fn weighted_sum(z: &Var, seed: u64) -> Var {
+        let weights = Var::constant(positive(z.dims(), seed));
+        z.mul(&weights).unwrap().sum_all().unwrap()
+    }
+
+    #[test]
+    fn a_constant_matmul_operand_costs_no_gemm_and_changes_no_bits() {
+        for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+            let a = positive(if ta { &[4, 3] } else { &[3, 4] }, 1);
+            let b = positive(if tb { &[5, 4] } else { &[4, 5] }, 2);
+            let loss = |a: &Var, b: &Var| weighted_sum(&a.matmul_t(ta, b, tb).unwrap(), 3);
+            let (pa, pb) = (Var::parameter(a.clone()), Var::parameter(b.clone()));
+            let (both, kinds) = backward_ops(&loss(&pa, &pb), false);
+            assert_eq!(count(&kinds, OpKind::Matmul), 2);
+            for create_graph in [false, true] {
+                let case = format!("transposes ({ta}, {tb}), create_graph {create_graph}");
+                let (data, weight) = (Var::constant(a.clone()), Var::parameter(b.clone()));
+                let (grads, kinds) = backward_ops(&loss(&data, &weight), create_graph);
+                assert_eq!(count(&kinds, OpKind::Matmul), 1, "{case}: {kinds:?}");
+                assert!(grads.get(&data).is_none(), "{case}");
+                assert_eq!(
+                    bits(grads.get(&weight).unwrap()),
+                    bits(both.get(&pb).unwrap()),
+                    "{case}"
+                );
+
+                let (weight, data) = (Var::parameter(a.clone()), Var::constant(b.clone()));
+                let (grads, kinds) = backward_ops(&loss(&weight, &data), create_graph);
+                assert_eq!(count(&kinds, OpKind::Matmul), 1, "{case}: {kinds:?}");
+                assert!(grads.get(&data).is_none(), "{case}");
+                assert_eq!(
+                    bits(grads.get(&weight).unwrap()),
+                    bits(both.get(&pa).unwrap()),
+                    "{case}"
+                );
+            }
+        }
+    }
+
+    /// Backward of `sum(op(a, b) * weights)` with `a` `[3, 4]` and `b` `[4]`
+    /// (broadcast): with both as parameters, and with each side constant.
+    /// The constant side costs nothing: fewer ops, no `sum_to` for a
+    /// constant `b`, and the same bits for the other side's gradient.
+    fn check_a_constant_side_is_skipped(name: &str, op: impl Fn(&Var, &Var) -> Var, lhs_rule_is_free: bool) {
+        let (a, b) = (positive(&[3, 4], 4), positive(&[4], 5));
+        let loss = |a: &Var, b: &Var| weighted_sum(&op(a, b), 6);
+        let (pa, pb) = (Var::parameter(a.clone()), Var::parameter(b.clone()));
+        let (both, both_kinds) = backward_ops(&loss(&pa, &pb), false);
+        for create_graph in [false, true] {
+            let case = format!("{name}, create_graph {create_graph}");
+            let (param, broadcast_constant) = (Var::parameter(a.clone()), Var::constant(b.clone()));
+            let (grads, kinds) = backward_ops(&loss(&param, &broadcast_constant), create_graph);
+            assert_eq!(count(&kinds, OpKind::SumTo), 0, "{case}: {kinds:?}");
+            assert!(kinds.len() < both_kinds.len(), "{case}: {kinds:?} vs {both_kinds:?}");
+            assert!(grads.get(&broadcast_constant).is_none(), "{case}");
+            assert_eq!(bits(grads.get(&param).unwrap()), bits(both.get(&pa).unwrap()), "{case}");
+
+            let (constant, param) = (Var::constant(a.clone()), Var::parameter(b.clone()));
+            let (grads, kinds) = backward_ops(&loss(&constant, &param), create_graph);
+            if !lhs_rule_is_free {
+                assert!(kinds.len() < both_kinds.len(), "{case}: {kinds:?} vs {both_kinds:?}");
+            }
+            assert!(grads.get(&constant).is_none(), "{case}");
+            assert_eq!(bits(grads.get(&param).unwrap()), bits(both.get(&pb).unwrap()), "{case}");
+        }
+    }
+
+    #[test]
+    fn a_constant_side_of_a_binary_op_gets_no_gradient_work() {
+        check_a_constant_side_is_skipped("add", |a, b| a.add(b).unwrap(), true);
+        check_a_constant_side_is_skipped("sub", |a, b| a.sub(b).unwrap(), true);
+        check_a_constant_side_is_skipped("mul", |a, b| a.mul(b).unwrap(), false);
+        check_a_constant_side_is_skipped("div", |a, b| a.div(b).unwrap(), false);
+        check_a_constant_side_is_skipped("pow", |a, b| a.pow(b).unwrap(), false);
+        check_a_constant_side_is_skipped("maximum", |a, b| a.maximum(b).unwrap(), false);
+        check_a_constant_side_is_skipped("minimum", |a, b| a.minimum(b).unwrap(), false);
+        let mask = positive(&[3, 4], 7).gt_scalar(1.2).unwrap();
+        check_a_constant_side_is_skipped("where", |a, b| Var::where_mask(&mask, a, b).unwrap(), false);
+    }
+
+    #[test]
+    fn a_constant_concat_input_gets_no_slice() {
+        let parts: Vec<Tensor> = (0..3).map(|i| positive(&[2, i + 1], 8 + i as u64)).collect();
+        let params: Vec<Var> = parts.iter().cloned().map(Var::parameter).collect();
+        let (both, _) = backward_ops(&weighted_sum(&Var::concat(&params, 1).unwrap(), 11), false);
+        let mixed = [
+            Var::parameter(parts[0].clone()),
+            Var::constant(parts[1].clone()),
+            Var::parameter(parts[2].clone()),
+        ];
+        let (grads, kinds) = backward_ops(&weighted_sum(&Var::concat(&mixed, 1).unwrap(), 11), false);
+        assert_eq!(count(&kinds, OpKind::Narrow), 2, "{kinds:?}");
+        assert!(grads.get(&mixed[1]).is_none());
+        for i in [0, 2] {
+            assert_eq!(bits(grads.get(&mixed[i]).unwrap()), bits(both.get(&params[i]).unwrap()));
+        }
     }
 }

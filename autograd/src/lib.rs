@@ -36,6 +36,8 @@ mod jvp;
 pub mod jvpcheck;
 pub mod nn_ops;
 pub mod op;
+#[cfg(test)]
+mod op_log;
 pub mod registry;
 pub mod second_order;
 pub mod suite;

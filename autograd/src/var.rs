@@ -110,6 +110,8 @@ impl Var {
     /// op's forward rule computes, whether or not recording is on; the rule's
     /// ops can fail like any op (a GPU out of memory), and so can this.
     pub(crate) fn from_op(value: Tensor, op: Op, inputs: Vec<Var>) -> Result<Var> {
+        #[cfg(test)]
+        crate::op_log::record(op.kind());
         let pushes_tangent = crate::jvp::tangents_flow(&inputs);
         if is_grad_enabled() && inputs.iter().any(Var::requires_grad) {
             let out = Var::new(value, true, Some(Node { op, inputs }));

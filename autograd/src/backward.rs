@@ -8,7 +8,10 @@
 //!
 //! A rule does only the work its result needs: it computes no gradient for
 //! an input that does not require one (a batch of data, a mask, a frozen
-//! weight).
+//! weight), and it reads the node's own output where its derivative is
+//! written in terms of it (`exp`, `tanh`, `sigmoid`, `softmax`, ...) instead
+//! of computing the forward op again. The output is the value the op
+//! computed from the same input, so the gradients keep the same bits.
 
 use crate::op::{Op, OpKind};
 use crate::var::{set_grad_enabled, Node};
@@ -234,7 +237,7 @@ fn input_grads(node: &Node, needs: &Needs, out: &Var, g: &Var) -> Result<Vec<Opt
     let one = |v: Var| Ok(vec![Some(v)]);
     match &node.op {
         // ----- unary --------------------------------------------------------
-        Op::Unary(kind) => one(unary_grad(*kind, x, g)?),
+        Op::Unary(kind) => one(unary_grad(*kind, x, out, g)?),
         Op::LeakyRelu(slope) => {
             let positive = x.value().gt_scalar(0.0)?;
             let scale = positive.mul_scalar(1.0 - slope)?.add_scalar(*slope)?;
@@ -252,7 +255,7 @@ fn input_grads(node: &Node, needs: &Needs, out: &Var, g: &Var) -> Result<Vec<Opt
             let y = &node.inputs[1];
             Ok(vec![
                 needs.grad(0, || binary_grad_lhs(*kind, x, y, g)?.sum_to(x.shape().clone()))?,
-                needs.grad(1, || binary_grad_rhs(*kind, x, y, g)?.sum_to(y.shape().clone()))?,
+                needs.grad(1, || binary_grad_rhs(*kind, x, y, out, g)?.sum_to(y.shape().clone()))?,
             ])
         }
         Op::Where(mask) => {
@@ -297,16 +300,19 @@ fn input_grads(node: &Node, needs: &Needs, out: &Var, g: &Var) -> Result<Vec<Opt
             one(unreduce(g, x.shape(), axes, *keepdim)?.mul(&constant(share))?)
         }
         Op::LogSumExp { axes, keepdim } => {
-            let ax: Vec<isize> = axes.iter().map(|&a| a as isize).collect();
-            let weights = x.sub(&x.logsumexp(Some(&ax), true)?)?.exp()?;
+            // `out` kept its reduced axes: the same bits as logsumexp with keepdim.
+            let lse = unreduce(out, x.shape(), axes, *keepdim)?;
+            let weights = x.sub(&lse)?.exp()?;
             one(unreduce(g, x.shape(), axes, *keepdim)?.mul(&weights)?)
         }
         Op::Softmax(axis) => {
-            let y = x.softmax(*axis as isize)?;
-            let dot = g.mul(&y)?.sum(Some(&[*axis as isize]), true)?;
+            let y = out;
+            let dot = g.mul(y)?.sum(Some(&[*axis as isize]), true)?;
             one(y.mul(&g.sub(&dot)?)?)
         }
         Op::LogSoftmax(axis) => {
+            // Not `out.exp()`: exp(x - logsumexp(x)) rounds differently from
+            // softmax's exp(x - max) / sum, so the gradient would change bits.
             let p = x.softmax(*axis as isize)?;
             one(g.sub(&p.mul(&g.sum(Some(&[*axis as isize]), true)?)?)?)
         }
@@ -348,23 +354,26 @@ fn input_grads(node: &Node, needs: &Needs, out: &Var, g: &Var) -> Result<Vec<Opt
     }
 }
 
-/// `dy/dx * g` for the parameterless unary ops.
-fn unary_grad(kind: OpKind, x: &Var, g: &Var) -> Result<Var> {
+/// `dy/dx * g` for the parameterless unary ops, given `out = y(x)`.
+///
+/// Where the derivative is a function of `y`, the rule reads `out` rather
+/// than computing `y(x)` again: the engine computed `out` from the same `x`
+/// with the same kernel, so the bits are those of the recomputation. `sqrt`'s
+/// `1 / sqrt(x)` is `out.recip()` because the engine's `rsqrt` is itself
+/// `recip(sqrt(x))` (on the CPU and in the CUDA kernels).
+fn unary_grad(kind: OpKind, x: &Var, out: &Var, g: &Var) -> Result<Var> {
     match kind {
         OpKind::Neg => Ok(g.neg()?),
         OpKind::Abs => g.mul(&x.sign()?),
-        OpKind::Exp => g.mul(&x.exp()?),
+        OpKind::Exp => g.mul(out),
         OpKind::Log => g.div(x),
-        OpKind::Sqrt => Ok(g.mul(&x.rsqrt()?)?.mul_scalar(0.5)?),
-        OpKind::Rsqrt => Ok(g.mul(&x.rsqrt()?.div(x)?)?.mul_scalar(-0.5)?),
+        OpKind::Sqrt => Ok(g.mul(&out.recip()?)?.mul_scalar(0.5)?),
+        OpKind::Rsqrt => Ok(g.mul(&out.div(x)?)?.mul_scalar(-0.5)?),
         OpKind::Square => Ok(g.mul(x)?.mul_scalar(2.0)?),
-        OpKind::Recip => Ok(g.mul(&x.recip()?.square()?)?.neg()?),
+        OpKind::Recip => Ok(g.mul(&out.square()?)?.neg()?),
         OpKind::Relu => g.mul(&constant(x.value().gt_scalar(0.0)?)),
-        OpKind::Sigmoid => {
-            let s = x.sigmoid()?;
-            g.mul(&s.mul(&s.neg()?.add_scalar(1.0)?)?)
-        }
-        OpKind::Tanh => g.mul(&x.tanh()?.square()?.neg()?.add_scalar(1.0)?),
+        OpKind::Sigmoid => g.mul(&out.mul(&out.neg()?.add_scalar(1.0)?)?),
+        OpKind::Tanh => g.mul(&out.square()?.neg()?.add_scalar(1.0)?),
         OpKind::Gelu => g.mul(&gelu_derivative(x)?),
         OpKind::Silu => {
             // d/dx x*s(x) = s (1 + x (1 - s))
@@ -406,15 +415,16 @@ fn binary_grad_lhs(kind: OpKind, a: &Var, b: &Var, g: &Var) -> Result<Var> {
     }
 }
 
-/// `g * dz/db` for `z = a op b`, before summing to `b`'s shape.
-fn binary_grad_rhs(kind: OpKind, a: &Var, b: &Var, g: &Var) -> Result<Var> {
+/// `g * dz/db` for `z = a op b` (its value `out`), before summing to `b`'s
+/// shape.
+fn binary_grad_rhs(kind: OpKind, a: &Var, b: &Var, out: &Var, g: &Var) -> Result<Var> {
     match kind {
         OpKind::Add => Ok(g.clone()),
         OpKind::Sub => g.neg(),
         OpKind::Mul => g.mul(a),
         OpKind::Div => g.mul(a)?.div(&b.square()?)?.neg(),
-        // d/db a^b = a^b ln a
-        OpKind::Pow => g.mul(&a.pow(b)?)?.mul(&a.log()?),
+        // d/db a^b = a^b ln a, and `out` is a^b.
+        OpKind::Pow => g.mul(out)?.mul(&a.log()?),
         OpKind::Maximum | OpKind::Minimum => {
             let rhs_wins = lhs_wins(kind, a, b)?.neg()?.add_scalar(1.0)?;
             g.mul(&constant(rhs_wins))
@@ -435,6 +445,7 @@ fn lhs_wins(kind: OpKind, a: &Var, b: &Var) -> Result<Tensor> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::no_grad;
     use crate::op_log::ops_run_by;
     use ferrograd_engine::{DType, Rng};
 
@@ -553,6 +564,118 @@ mod tests {
         assert!(grads.get(&mixed[1]).is_none());
         for i in [0, 2] {
             assert_eq!(bits(grads.get(&mixed[i]).unwrap()), bits(both.get(&params[i]).unwrap()));
+        }
+    }
+
+    /// An op whose backward rule reads the node's output, the kinds of op
+    /// the rule used to run again to get it, and the rule as it was written
+    /// before (given the input and the cotangent).
+    struct ReusesOutput {
+        name: &'static str,
+        forward: Box<Forward>,
+        no_longer_run: &'static [OpKind],
+        old_rule: Box<Rule>,
+    }
+
+    /// An op of one input.
+    type Forward = dyn Fn(&Var) -> Result<Var>;
+    /// A backward rule given the input and the cotangent.
+    type Rule = dyn Fn(&Var, &Var) -> Result<Var>;
+
+    fn reuses_output_cases() -> Vec<ReusesOutput> {
+        let base = Var::constant(positive(&[3, 4], 12));
+        let (base_in_pow, base_in_rule) = (base.clone(), base);
+        vec![
+            ReusesOutput {
+                name: "exp",
+                forward: Box::new(|x| x.exp()),
+                no_longer_run: &[OpKind::Exp],
+                old_rule: Box::new(|x, g| g.mul(&x.exp()?)),
+            },
+            ReusesOutput {
+                name: "tanh",
+                forward: Box::new(|x| x.tanh()),
+                no_longer_run: &[OpKind::Tanh],
+                old_rule: Box::new(|x, g| g.mul(&x.tanh()?.square()?.neg()?.add_scalar(1.0)?)),
+            },
+            ReusesOutput {
+                name: "sigmoid",
+                forward: Box::new(|x| x.sigmoid()),
+                no_longer_run: &[OpKind::Sigmoid],
+                old_rule: Box::new(|x, g| {
+                    let s = x.sigmoid()?;
+                    g.mul(&s.mul(&s.neg()?.add_scalar(1.0)?)?)
+                }),
+            },
+            ReusesOutput {
+                name: "sqrt",
+                forward: Box::new(|x| x.sqrt()),
+                no_longer_run: &[OpKind::Sqrt, OpKind::Rsqrt],
+                old_rule: Box::new(|x, g| g.mul(&x.rsqrt()?)?.mul_scalar(0.5)),
+            },
+            ReusesOutput {
+                name: "rsqrt",
+                forward: Box::new(|x| x.rsqrt()),
+                no_longer_run: &[OpKind::Rsqrt],
+                old_rule: Box::new(|x, g| g.mul(&x.rsqrt()?.div(x)?)?.mul_scalar(-0.5)),
+            },
+            ReusesOutput {
+                name: "recip",
+                forward: Box::new(|x| x.recip()),
+                no_longer_run: &[OpKind::Recip],
+                old_rule: Box::new(|x, g| g.mul(&x.recip()?.square()?)?.neg()),
+            },
+            ReusesOutput {
+                name: "softmax",
+                forward: Box::new(|x| x.softmax(1)),
+                no_longer_run: &[OpKind::Softmax],
+                old_rule: Box::new(|x, g| {
+                    let y = x.softmax(1)?;
+                    let dot = g.mul(&y)?.sum(Some(&[1]), true)?;
+                    y.mul(&g.sub(&dot)?)
+                }),
+            },
+            ReusesOutput {
+                name: "logsumexp",
+                forward: Box::new(|x| x.logsumexp(Some(&[1]), false)),
+                no_longer_run: &[OpKind::LogSumExp],
+                old_rule: Box::new(|x, g| {
+                    let weights = x.sub(&x.logsumexp(Some(&[1]), true)?)?.exp()?;
+                    g.reshape([3, 1])?.mul(&weights)
+                }),
+            },
+            ReusesOutput {
+                name: "logsumexp keepdim",
+                forward: Box::new(|x| x.logsumexp(Some(&[1]), true)),
+                no_longer_run: &[OpKind::LogSumExp],
+                old_rule: Box::new(|x, g| g.mul(&x.sub(&x.logsumexp(Some(&[1]), true)?)?.exp()?)),
+            },
+            ReusesOutput {
+                name: "pow (exponent)",
+                forward: Box::new(move |x| base_in_pow.pow(x)),
+                no_longer_run: &[OpKind::Pow],
+                old_rule: Box::new(move |x, g| g.mul(&base_in_rule.pow(x)?)?.mul(&base_in_rule.log()?)),
+            },
+        ]
+    }
+
+    #[test]
+    fn rules_read_the_output_instead_of_recomputing_it_with_the_same_bits() {
+        let x = positive(&[3, 4], 13);
+        for case in reuses_output_cases() {
+            for create_graph in [false, true] {
+                let name = format!("{}, create_graph {create_graph}", case.name);
+                let input = Var::parameter(x.clone());
+                let out = (case.forward)(&input).unwrap();
+                let weights = positive(out.dims(), 14);
+                let loss = out.mul(&Var::constant(weights.clone())).unwrap().sum_all().unwrap();
+                let (grads, kinds) = backward_ops(&loss, create_graph);
+                for &kind in case.no_longer_run {
+                    assert_eq!(count(&kinds, kind), 0, "{name}: {kinds:?}");
+                }
+                let old = no_grad(|| (case.old_rule)(&Var::constant(x.clone()), &Var::constant(weights)));
+                assert_eq!(bits(grads.get(&input).unwrap()), bits(old.unwrap().value()), "{name}");
+            }
         }
     }
 }

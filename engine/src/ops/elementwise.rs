@@ -268,24 +268,18 @@ fn binary_with<T: CpuSlice, F: Fn(T, T) -> T + Sync>(
         (Layout::Full, Layout::Full) => zip_map(x, y, f),
         (Layout::Full, Layout::Scalar) => map_slice(x, |p| f(p, y[0])),
         (Layout::Scalar, Layout::Full) => map_slice(y, |q| f(x[0], q)),
-        (Layout::Full, Layout::Tail(len)) => x
-            .chunks(len)
-            .flat_map(|row| row.iter().zip(y).map(|(&p, &q)| f(p, q)))
-            .collect(),
-        (Layout::Tail(len), Layout::Full) => y
-            .chunks(len)
-            .flat_map(|row| x.iter().zip(row).map(|(&p, &q)| f(p, q)))
-            .collect(),
-        (Layout::Full, Layout::Spread(inner)) => x
-            .chunks(inner)
-            .zip(y)
-            .flat_map(|(row, &q)| row.iter().map(move |&p| f(p, q)))
-            .collect(),
-        (Layout::Spread(inner), Layout::Full) => y
-            .chunks(inner)
-            .zip(x)
-            .flat_map(|(row, &p)| row.iter().map(move |&q| f(p, q)))
-            .collect(),
+        (Layout::Full, Layout::Tail(len)) => by_rows(op, n, x.chunks(len), |out, row| {
+            out.extend(row.iter().zip(y).map(|(&p, &q)| f(p, q)))
+        })?,
+        (Layout::Tail(len), Layout::Full) => by_rows(op, n, y.chunks(len), |out, row| {
+            out.extend(x.iter().zip(row).map(|(&p, &q)| f(p, q)))
+        })?,
+        (Layout::Full, Layout::Spread(inner)) => by_rows(op, n, x.chunks(inner).zip(y), |out, (row, &q)| {
+            out.extend(row.iter().map(|&p| f(p, q)))
+        })?,
+        (Layout::Spread(inner), Layout::Full) => by_rows(op, n, y.chunks(inner).zip(x), |out, (row, &p)| {
+            out.extend(row.iter().map(|&q| f(p, q)))
+        })?,
         _ => {
             let sa = a.shape().broadcast_strides(out_shape);
             let sb = b.shape().broadcast_strides(out_shape);
@@ -294,6 +288,24 @@ fn binary_with<T: CpuSlice, F: Fn(T, T) -> T + Sync>(
             out
         }
     })
+}
+
+/// The `n` outputs of a broadcast written row by row: `fill(out, row)`
+/// appends each row's values to one buffer allocated up front. Each row
+/// is a slice iterator of known length, so the loop is a plain (and
+/// vectorisable) one rather than a growing collect.
+fn by_rows<T, R>(
+    op: &'static str,
+    n: usize,
+    rows: impl Iterator<Item = R>,
+    fill: impl Fn(&mut Vec<T>, R),
+) -> Result<Vec<T>> {
+    let mut out = alloc::with_capacity(op, n)?;
+    for row in rows {
+        fill(&mut out, row);
+    }
+    debug_assert_eq!(out.len(), n, "{op}: the rows gave a different count");
+    Ok(out)
 }
 
 /// Dispatches on the op once, outside the loop, so each kernel is a tight

@@ -100,9 +100,19 @@ impl Tensor {
         Ok(with_dtype!(self.dtype(), T => {
             let src = self.data::<T>();
             let data: Vec<T> = match layout {
-                super::Layout::Tail(len) => alloc::collect(op, n, src.iter().copied().cycle().take(len * (n / len)))?,
+                super::Layout::Tail(len) => {
+                    let mut data = alloc::with_capacity(op, n)?;
+                    for _ in 0..n / len {
+                        data.extend_from_slice(&src[..len]);
+                    }
+                    data
+                }
                 super::Layout::Spread(inner) => {
-                    alloc::collect(op, n, src.iter().flat_map(|&v| std::iter::repeat_n(v, inner)))?
+                    let mut data = alloc::with_capacity(op, n)?;
+                    for &v in src {
+                        data.resize(data.len() + inner, v);
+                    }
+                    data
                 }
                 _ => gather_strided(op, src, 0, &strides, shape.dims())?,
             };
@@ -297,6 +307,40 @@ mod tests {
         let s = b.sum_to([3, 1]).unwrap();
         assert_eq!(s.to_vec::<f64>().unwrap(), vec![8.0, 16.0, 24.0]);
         assert!(a.broadcast_to([2]).is_err());
+    }
+
+    #[test]
+    fn broadcast_to_repeats_each_source_value_where_its_index_says() {
+        // Trailing-block, spread and general layouts, against indexing.
+        let cases: [(&[usize], &[usize]); 4] = [
+            (&[4], &[3, 4]),
+            (&[3, 1], &[3, 5]),
+            (&[2, 1, 3], &[2, 4, 3]),
+            (&[1], &[2, 2]),
+        ];
+        for (from, to) in cases {
+            let n: usize = from.iter().product();
+            let src = t((0..n).map(|v| v as f64 + 0.5).collect(), from);
+            let out = src.broadcast_to(to.to_vec()).unwrap();
+            let values = out.to_vec::<f64>().unwrap();
+            let mut index = vec![0; to.len()];
+            for value in values {
+                let lead = to.len() - from.len();
+                let at: Vec<usize> = from
+                    .iter()
+                    .enumerate()
+                    .map(|(k, &d)| if d == 1 { 0 } else { index[lead + k] })
+                    .collect();
+                assert_eq!(value, src.get(&at).unwrap(), "{from:?} -> {to:?} at {index:?}");
+                for axis in (0..to.len()).rev() {
+                    index[axis] += 1;
+                    if index[axis] < to[axis] {
+                        break;
+                    }
+                    index[axis] = 0;
+                }
+            }
+        }
     }
 
     #[test]

@@ -79,6 +79,11 @@ pub trait Element:
     fn from_f64(v: f64) -> Self;
     /// Converts to f64 (exact).
     fn to_f64(self) -> f64;
+    /// `tanh` as the engine's CPU kernels compute it: libm's for f64, a
+    /// vectorisable form within 2 ulp for f32 (`ops::math_f32`).
+    fn engine_tanh(self) -> Self {
+        self.tanh()
+    }
 }
 
 impl Element for f32 {
@@ -88,6 +93,9 @@ impl Element for f32 {
     }
     fn to_f64(self) -> f64 {
         self as f64
+    }
+    fn engine_tanh(self) -> Self {
+        crate::ops::math_f32::tanh_f32(self)
     }
 }
 

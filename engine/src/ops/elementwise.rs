@@ -93,10 +93,10 @@ impl UnaryOp {
                 }
             }
             UnaryOp::Sigmoid => T::one() / (T::one() + (-x).exp()),
-            UnaryOp::Tanh => x.tanh(),
+            UnaryOp::Tanh => x.engine_tanh(),
             UnaryOp::Gelu => {
                 let inner = f(GELU_C) * (x + f(GELU_A) * x * x * x);
-                f(0.5) * x * (T::one() + inner.tanh())
+                f(0.5) * x * (T::one() + inner.engine_tanh())
             }
             UnaryOp::Silu => x / (T::one() + (-x).exp()),
             UnaryOp::Sin => x.sin(),

@@ -7,6 +7,7 @@ pub mod conv;
 pub mod elementwise;
 pub mod fused;
 pub mod index;
+pub(crate) mod math_f32;
 pub mod matmul;
 pub mod multi_tensor;
 mod pair;

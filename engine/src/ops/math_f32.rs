@@ -33,8 +33,8 @@ fn exp_f32(x: f32) -> f32 {
     let k_int = (x * LOG2_E + 0.5) as i32;
     let k = k_int as f32;
     let r = x - k * LN2_HIGH - k * LN2_LOW;
-    let p = ((((1.987_569_2e-4 * r + 1.398_2e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r + 1.666_666_5e-1) * r
-        + 0.5; // Cephes: 5.0000001201e-1, which rounds to 0.5 in f32
+    let p =
+        ((((1.987_569_2e-4 * r + 1.398_2e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r + 1.666_666_5e-1) * r + 0.5; // Cephes: 5.0000001201e-1, which rounds to 0.5 in f32
     let e_r = p * (r * r) + r + 1.0;
     // k is in [0, 127] here, so 2^k is a normal f32.
     e_r * f32::from_bits(((k_int + 127) as u32) << 23)
@@ -45,11 +45,9 @@ fn exp_f32(x: f32) -> f32 {
 pub(crate) fn tanh_f32(x: f32) -> f32 {
     let a = x.abs();
     let z = x * x;
-    let odd = ((((-5.704_988_7e-3 * z + 2.063_909e-2) * z - 5.373_971_6e-2) * z + 1.333_144_2e-1) * z
-        - 3.333_328e-1)
-        * z
-        * x
-        + x;
+    let odd =
+        ((((-5.704_988_7e-3 * z + 2.063_909e-2) * z - 5.373_971_6e-2) * z + 1.333_144_2e-1) * z - 3.333_328e-1) * z * x
+            + x;
     let large = 1.0 - 2.0 / (exp_f32(2.0 * a) + 1.0);
     let magnitude = if a < SMALL || a.is_nan() { odd } else { large };
     // tanh is odd: the result has the sign of x (also for -0).

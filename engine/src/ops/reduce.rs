@@ -94,19 +94,71 @@ fn reduce_kernel<T: CpuSlice>(x: &Tensor, axes: &[usize], op: ReduceOp) -> Vec<T
             .map(|c| c.iter().fold(op.init(), |a, &v| op.fold(a, v)))
             .collect();
     }
-    // General case: stride of each input axis in the output (0 on reduced axes).
-    let out_strides: Vec<usize> = kept
-        .strides()
-        .iter()
-        .enumerate()
-        .map(|(i, &s)| if axes.contains(&i) { 0 } else { s })
-        .collect();
-    let mut out = vec![op.init::<T>(); kept.numel()];
-    let in_strides = x.shape().strides();
-    for_each_strided(x.dims(), [&in_strides, &out_strides], |_, [i, o]| {
-        out[o] = op.fold(out[o], src[i]);
+    match op {
+        ReduceOp::Sum => reduce_by_runs(src, x.dims(), axes, kept.numel(), ReduceOp::Sum),
+        ReduceOp::Max => reduce_by_runs(src, x.dims(), axes, kept.numel(), ReduceOp::Max),
+        ReduceOp::Min => reduce_by_runs(src, x.dims(), axes, kept.numel(), ReduceOp::Min),
+    }
+}
+
+/// The general reduction, in runs: neighbouring axes that are both reduced
+/// or both kept walk as one (the input is contiguous), and the last such
+/// group is handled a whole run at a time (folded into one output when
+/// reduced, folded element by element into a run of outputs when kept).
+/// Each output receives its inputs in the input's row-major order, as an
+/// element-by-element walk would: the same bits.
+#[inline(always)]
+fn reduce_by_runs<T: Element>(src: &[T], dims: &[usize], axes: &[usize], kept: usize, op: ReduceOp) -> Vec<T> {
+    let groups = coalesce(dims, axes);
+    let mut out = vec![op.init::<T>(); kept];
+    let Some((&(run, run_reduced), outer)) = groups.split_last() else {
+        return out;
+    };
+    let outer_dims: Vec<usize> = outer.iter().map(|&(len, _)| len).collect();
+    let (in_strides, out_strides) = group_strides(&groups);
+    let outer_in = &in_strides[..outer.len()];
+    let outer_out = &out_strides[..outer.len()];
+    for_each_strided(&outer_dims, [outer_in, outer_out], |_, [i, o]| {
+        let values = &src[i..i + run];
+        if run_reduced {
+            out[o] = values.iter().fold(out[o], |a, &v| op.fold(a, v));
+        } else {
+            for (acc, &v) in out[o..o + run].iter_mut().zip(values) {
+                *acc = op.fold(*acc, v);
+            }
+        }
     });
     out
+}
+
+/// `dims` with size-1 axes dropped and neighbours of the same kind
+/// (reduced or kept) merged: `(length, reduced)` per group.
+fn coalesce(dims: &[usize], axes: &[usize]) -> Vec<(usize, bool)> {
+    let mut groups: Vec<(usize, bool)> = Vec::new();
+    for (i, &d) in dims.iter().enumerate().filter(|&(_, &d)| d != 1) {
+        let reduced = axes.contains(&i);
+        match groups.last_mut() {
+            Some((len, r)) if *r == reduced => *len *= d,
+            _ => groups.push((d, reduced)),
+        }
+    }
+    groups
+}
+
+/// The row-major strides of each group in the input, and in the output
+/// (the kept groups' own row-major strides; 0 for reduced groups).
+fn group_strides(groups: &[(usize, bool)]) -> (Vec<usize>, Vec<usize>) {
+    let (mut in_strides, mut out_strides) = (vec![0; groups.len()], vec![0; groups.len()]);
+    let (mut in_step, mut out_step) = (1, 1);
+    for (g, &(len, reduced)) in groups.iter().enumerate().rev() {
+        in_strides[g] = in_step;
+        in_step *= len;
+        if !reduced {
+            out_strides[g] = out_step;
+            out_step *= len;
+        }
+    }
+    (in_strides, out_strides)
 }
 
 impl Tensor {
@@ -293,5 +345,71 @@ mod tests {
         assert!((l[0] - direct).abs() < 1e-12);
         let big = Tensor::from_vec(vec![1000.0f64, 1000.0], [2]).unwrap();
         assert!((big.logsumexp(None, false).unwrap().to_scalar().unwrap() - (1000.0 + 2f64.ln())).abs() < 1e-9);
+    }
+
+    /// The reduction by plain index loops: every input element, in
+    /// row-major order, folded into the output its kept indices name.
+    fn reduce_by_hand(values: &[f64], dims: &[usize], axes: &[usize], op: ReduceOp) -> Vec<f64> {
+        let kept: Vec<usize> = (0..dims.len()).filter(|a| !axes.contains(a)).collect();
+        let out_len: usize = kept.iter().map(|&a| dims[a]).product();
+        let init = if op == ReduceOp::Sum {
+            0.0
+        } else if op == ReduceOp::Max {
+            f64::NEG_INFINITY
+        } else {
+            f64::INFINITY
+        };
+        let mut out = vec![init; out_len];
+        let mut index = vec![0usize; dims.len()];
+        for &v in values {
+            let o = kept.iter().fold(0, |o, &a| o * dims[a] + index[a]);
+            out[o] = match op {
+                ReduceOp::Sum => out[o] + v,
+                ReduceOp::Max => {
+                    if v > out[o] || v.is_nan() {
+                        v
+                    } else {
+                        out[o]
+                    }
+                }
+                ReduceOp::Min => {
+                    if v < out[o] || v.is_nan() {
+                        v
+                    } else {
+                        out[o]
+                    }
+                }
+            };
+            for a in (0..dims.len()).rev() {
+                index[a] += 1;
+                if index[a] < dims[a] {
+                    break;
+                }
+                index[a] = 0;
+            }
+        }
+        out
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn every_reduction_equals_the_index_loop_bit_for_bit(
+            dims in proptest::collection::vec(1usize..5, 1..5),
+            mask in 0u32..16,
+            seed in 0u64..1000,
+        ) {
+            let numel: usize = dims.iter().product();
+            let mut rng = crate::Rng::new(seed);
+            let values: Vec<f64> = (0..numel).map(|_| rng.normal()).collect();
+            let axes: Vec<usize> = (0..dims.len()).filter(|a| mask & (1 << a) != 0).collect();
+            let x = Tensor::from_vec(values.clone(), dims.clone()).unwrap();
+            let signed: Vec<isize> = axes.iter().map(|&a| a as isize).collect();
+            for op in [ReduceOp::Sum, ReduceOp::Max, ReduceOp::Min] {
+                let got = x.reduce(Some(&signed), false, op).unwrap().to_vec::<f64>().unwrap();
+                let want = reduce_by_hand(&values, &dims, &axes, op);
+                let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                proptest::prop_assert_eq!(bits(&got), bits(&want), "{:?} over {:?} of {:?}", op, axes, dims);
+            }
+        }
     }
 }

@@ -175,17 +175,20 @@ fn unfold_kernel<T: Element>(x: &[T], d: Dims, win: &Window2d, out: &mut Vec<T>)
 fn fold_kernel<T: Element>(cols: &[T], d: Dims, win: &Window2d, out: &mut Vec<T>) {
     let (kh, kw) = win.kernel;
     let l = d.oh * d.ow;
+    // position_of for every pixel and tap, computed once, not per channel.
+    let rows = positions_table(d.h, kh, win.stride.0, win.padding.0, win.dilation.0, d.oh);
+    let columns = positions_table(d.w, kw, win.stride.1, win.padding.1, win.dilation.1, d.ow);
     for img in cols.chunks_exact(d.c * kh * kw * l).take(d.n) {
         for ci in 0..d.c {
             for y in 0..d.h {
                 for x_ in 0..d.w {
                     let mut total = T::zero();
                     for ki in 0..kh {
-                        let Some(oy) = position_of(y, ki, win.stride.0, win.padding.0, win.dilation.0, d.oh) else {
+                        let Some(oy) = rows[y * kh + ki] else {
                             continue;
                         };
                         for kj in 0..kw {
-                            if let Some(ox) = position_of(x_, kj, win.stride.1, win.padding.1, win.dilation.1, d.ow) {
+                            if let Some(ox) = columns[x_ * kw + kj] {
                                 total = total + img[((ci * kh + ki) * kw + kj) * l + oy * d.ow + ox];
                             }
                         }
@@ -195,6 +198,21 @@ fn fold_kernel<T: Element>(cols: &[T], d: Dims, win: &Window2d, out: &mut Vec<T>
             }
         }
     }
+}
+
+/// [`position_of`] for every pixel `0..size` and tap `0..taps` along one
+/// axis, pixel-major: entry `pixel * taps + tap`.
+fn positions_table(
+    size: usize,
+    taps: usize,
+    stride: usize,
+    pad: usize,
+    dilation: usize,
+    positions: usize,
+) -> Vec<Option<usize>> {
+    (0..size)
+        .flat_map(|pixel| (0..taps).map(move |tap| position_of(pixel, tap, stride, pad, dilation, positions)))
+        .collect()
 }
 
 impl Tensor {

@@ -14,7 +14,15 @@ pub(crate) fn gather_strided<T: Element>(
     dims: &[usize],
 ) -> Result<Vec<T>> {
     let mut out = alloc::with_capacity(op, dims.iter().product())?;
-    for_each_strided(dims, [strides], |_, [o]| out.push(src[offset + o]));
+    match (dims.split_last(), strides.split_last()) {
+        // The last axis is contiguous: copy whole runs of it.
+        (Some((&run, outer_dims)), Some((1, outer_strides))) => {
+            for_each_strided(outer_dims, [outer_strides], |_, [o]| {
+                out.extend_from_slice(&src[offset + o..offset + o + run]);
+            });
+        }
+        _ => for_each_strided(dims, [strides], |_, [o]| out.push(src[offset + o])),
+    }
     Ok(out)
 }
 
@@ -341,6 +349,21 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_permute_keeping_the_last_axis_moves_every_element_where_get_says() {
+        let b = t((0..60).map(|x| x as f64).collect(), &[3, 4, 5]);
+        let p = b.permute(&[1, 0, 2]).unwrap();
+        assert_eq!(p.dims(), &[4, 3, 5]);
+        for (i, j, k) in (0..4).flat_map(|i| (0..3).flat_map(move |j| (0..5).map(move |k| (i, j, k)))) {
+            assert_eq!(p.get(&[i, j, k]).unwrap(), b.get(&[j, i, k]).unwrap());
+        }
+        let n = b.narrow(1, 1, 2).unwrap();
+        assert_eq!(
+            n.to_vec::<f64>().unwrap()[..10],
+            [5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 11.0, 12.0, 13.0, 14.0]
+        );
     }
 
     #[test]

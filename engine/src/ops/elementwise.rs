@@ -280,13 +280,65 @@ fn binary_with<T: CpuSlice, F: Fn(T, T) -> T + Sync>(
         (Layout::Spread(inner), Layout::Full) => by_rows(op, n, y.chunks(inner).zip(x), |out, (row, &p)| {
             out.extend(row.iter().map(|&q| f(p, q)))
         })?,
+        _ if n == 0 => Vec::new(),
         _ => {
             let sa = a.shape().broadcast_strides(out_shape);
             let sb = b.shape().broadcast_strides(out_shape);
+            let groups = broadcast_groups(out_shape.dims(), &sa, &sb);
             let mut out = alloc::with_capacity(op, n)?;
-            for_each_strided(out_shape.dims(), [&sa, &sb], |_, [oa, ob]| out.push(f(x[oa], y[ob])));
+            let Some((&(run, [a_runs, b_runs]), outer)) = groups.split_last() else {
+                out.push(f(x[0], y[0])); // every axis has length 1
+                return Ok(out);
+            };
+            let outer_dims: Vec<usize> = outer.iter().map(|&(len, _)| len).collect();
+            let [outer_a, outer_b] = group_strides(&groups);
+            for_each_strided(&outer_dims, [&outer_a, &outer_b], |_, [i, j]| {
+                let (xs, ys) = (
+                    &x[i..i + if a_runs { run } else { 1 }],
+                    &y[j..j + if b_runs { run } else { 1 }],
+                );
+                match (a_runs, b_runs) {
+                    (true, true) => out.extend(xs.iter().zip(ys).map(|(&p, &q)| f(p, q))),
+                    (true, false) => out.extend(xs.iter().map(|&p| f(p, ys[0]))),
+                    (false, true) => out.extend(ys.iter().map(|&q| f(xs[0], q))),
+                    (false, false) => out.extend(std::iter::repeat_n(f(xs[0], ys[0]), run)),
+                }
+            });
             out
         }
+    })
+}
+
+/// The output axes of a broadcast with size-1 axes dropped and neighbours
+/// merged where each operand either runs along both (its axis is full) or
+/// is constant along both (broadcast): `(length, [a runs, b runs])` per
+/// group. Both operands are contiguous, so merged full axes step by one.
+fn broadcast_groups(dims: &[usize], sa: &[usize], sb: &[usize]) -> Vec<(usize, [bool; 2])> {
+    let mut groups: Vec<(usize, [bool; 2])> = Vec::new();
+    for (d, &len) in dims.iter().enumerate().filter(|&(_, &len)| len != 1) {
+        let runs = [sa[d] != 0, sb[d] != 0];
+        match groups.last_mut() {
+            Some((merged, r)) if *r == runs => *merged *= len,
+            _ => groups.push((len, runs)),
+        }
+    }
+    groups
+}
+
+/// Each operand's strides over all groups but the last: row-major over the
+/// groups it runs along, 0 where it is broadcast.
+fn group_strides(groups: &[(usize, [bool; 2])]) -> [Vec<usize>; 2] {
+    std::array::from_fn(|operand| {
+        let mut strides = vec![0; groups.len()];
+        let mut step = 1;
+        for (g, &(len, runs)) in groups.iter().enumerate().rev() {
+            if runs[operand] {
+                strides[g] = step;
+                step *= len;
+            }
+        }
+        strides.truncate(groups.len() - 1);
+        strides
     })
 }
 
@@ -659,7 +711,10 @@ mod tests {
     #[test]
     fn every_broadcast_layout_matches_the_strided_definition() {
         let mut rng = crate::Rng::new(9);
-        let cases: [(&[usize], &[usize]); 7] = [
+        let cases: [(&[usize], &[usize]); 10] = [
+            (&[2, 0, 3], &[1, 1, 3]),
+            (&[2, 3, 1, 5], &[1, 3, 4, 1]),
+            (&[1, 1], &[1, 1, 1]),
             (&[3, 4], &[4]),
             (&[3, 4], &[3, 1]),
             (&[2, 3, 4], &[3, 4]),

@@ -32,6 +32,7 @@ pub mod groups;
 mod hyper;
 pub mod layout;
 pub mod modern;
+pub mod onepass;
 pub mod schedule;
 pub mod second_order;
 pub mod sgd;

@@ -3,10 +3,11 @@
 //! and Adagrad's inverse-time learning-rate decay.
 
 use crate::basic::ema;
+use crate::onepass::{all_on_cpu, one_pass, ElementStep, TensorOpsReference};
 use crate::schedule::Schedule;
 use crate::transform::{Slots, StepInfo, Transform};
 use crate::{OptimizerState, StepContext};
-use ferrograd_engine::{Result, Tensor};
+use ferrograd_engine::{Element, Result, Tensor};
 
 /// Momentum exactly as `torch.optim.SGD` applies it (Polyak 1964 heavy ball;
 /// Nesterov momentum in the form of Sutskever et al., "On the importance of
@@ -44,8 +45,70 @@ impl TorchMomentum {
     }
 }
 
+/// [`TorchMomentum`] for one element, its constants rounded to `T`.
+struct MomentumStep<T> {
+    momentum: T,
+    keep: T,
+    first: bool,
+    nesterov: bool,
+}
+
+impl<T: Element> MomentumStep<T> {
+    fn new(stage: &TorchMomentum, count: u64) -> Self {
+        MomentumStep {
+            momentum: T::from_f64(stage.momentum),
+            keep: T::from_f64(1.0 - stage.dampening),
+            first: count == 1,
+            nesterov: stage.nesterov,
+        }
+    }
+}
+
+impl<T: Element> ElementStep<T, 1> for MomentumStep<T> {
+    #[inline(always)]
+    fn apply(&self, g: T, [buf]: [&mut T; 1]) -> T {
+        *buf = if self.first {
+            g
+        } else {
+            *buf * self.momentum + g * self.keep
+        };
+        if self.nesterov {
+            g + *buf * self.momentum
+        } else {
+            *buf
+        }
+    }
+}
+
 impl Transform for TorchMomentum {
-    fn update(&mut self, updates: Vec<Tensor>, info: &StepInfo<'_>) -> Result<Vec<Tensor>> {
+    /// One pass per tensor on the CPU, the tensor form elsewhere.
+    fn update(&mut self, mut updates: Vec<Tensor>, info: &StepInfo<'_>) -> Result<Vec<Tensor>> {
+        if self.momentum == 0.0 {
+            return Ok(updates);
+        }
+        if !all_on_cpu(&updates) {
+            return self.update_with_tensor_ops(updates, info);
+        }
+        let step = (
+            &MomentumStep::new(self, info.count),
+            &MomentumStep::new(self, info.count),
+        );
+        one_pass(&mut updates, [&mut self.buf], step)?;
+        Ok(updates)
+    }
+
+    fn save(&self, prefix: &str, state: &mut OptimizerState) {
+        self.buf.save(prefix, "momentum", state);
+    }
+
+    fn load(&mut self, prefix: &str, state: &OptimizerState) -> Result<()> {
+        self.buf.load(prefix, "momentum", state);
+        Ok(())
+    }
+}
+
+impl TensorOpsReference for TorchMomentum {
+    fn update_with_tensor_ops(&mut self, updates: Vec<Tensor>, info: &StepInfo<'_>) -> Result<Vec<Tensor>> {
         if self.momentum == 0.0 {
             return Ok(updates);
         }
@@ -66,15 +129,6 @@ impl Transform for TorchMomentum {
             self.buf.set(i, buf);
         }
         Ok(out)
-    }
-
-    fn save(&self, prefix: &str, state: &mut OptimizerState) {
-        self.buf.save(prefix, "momentum", state);
-    }
-
-    fn load(&mut self, prefix: &str, state: &OptimizerState) -> Result<()> {
-        self.buf.load(prefix, "momentum", state);
-        Ok(())
     }
 }
 
@@ -107,8 +161,54 @@ impl ScaleByAdagrad {
     }
 }
 
+/// [`ScaleByAdagrad`] for one element, its constants rounded to `T`.
+struct AdagradStep<T> {
+    initial: T,
+    eps: T,
+    first: bool,
+}
+
+impl<T: Element> AdagradStep<T> {
+    fn new(stage: &ScaleByAdagrad, count: u64) -> Self {
+        AdagradStep {
+            initial: T::from_f64(stage.initial_accumulator_value),
+            eps: T::from_f64(stage.eps),
+            first: count == 1,
+        }
+    }
+}
+
+impl<T: Element> ElementStep<T, 1> for AdagradStep<T> {
+    #[inline(always)]
+    fn apply(&self, g: T, [sum]: [&mut T; 1]) -> T {
+        *sum = if self.first { g * g + self.initial } else { *sum + g * g };
+        g / (sum.sqrt() + self.eps)
+    }
+}
+
 impl Transform for ScaleByAdagrad {
-    fn update(&mut self, grads: Vec<Tensor>, info: &StepInfo<'_>) -> Result<Vec<Tensor>> {
+    /// One pass per tensor on the CPU, the tensor form elsewhere.
+    fn update(&mut self, mut grads: Vec<Tensor>, info: &StepInfo<'_>) -> Result<Vec<Tensor>> {
+        if !all_on_cpu(&grads) {
+            return self.update_with_tensor_ops(grads, info);
+        }
+        let step = (&AdagradStep::new(self, info.count), &AdagradStep::new(self, info.count));
+        one_pass(&mut grads, [&mut self.sum], step)?;
+        Ok(grads)
+    }
+
+    fn save(&self, prefix: &str, state: &mut OptimizerState) {
+        self.sum.save(prefix, "sum", state);
+    }
+
+    fn load(&mut self, prefix: &str, state: &OptimizerState) -> Result<()> {
+        self.sum.load(prefix, "sum", state);
+        Ok(())
+    }
+}
+
+impl TensorOpsReference for ScaleByAdagrad {
+    fn update_with_tensor_ops(&mut self, grads: Vec<Tensor>, info: &StepInfo<'_>) -> Result<Vec<Tensor>> {
         let mut out = Vec::with_capacity(grads.len());
         for (i, g) in grads.iter().enumerate() {
             let old = self.sum.get(i, g)?;
@@ -121,15 +221,6 @@ impl Transform for ScaleByAdagrad {
             self.sum.set(i, sum);
         }
         Ok(out)
-    }
-
-    fn save(&self, prefix: &str, state: &mut OptimizerState) {
-        self.sum.save(prefix, "sum", state);
-    }
-
-    fn load(&mut self, prefix: &str, state: &OptimizerState) -> Result<()> {
-        self.sum.load(prefix, "sum", state);
-        Ok(())
     }
 }
 
@@ -196,16 +287,61 @@ impl ScaleByRmsprop {
     }
 }
 
-impl Transform for ScaleByRmsprop {
-    fn update(&mut self, grads: Vec<Tensor>, _: &StepInfo<'_>) -> Result<Vec<Tensor>> {
-        let mut out = Vec::with_capacity(grads.len());
-        for (i, g) in grads.iter().enumerate() {
-            let square_avg = ema(self.square_avg.get(i, g)?, &g.square()?, self.alpha)?;
-            let root = self.root(i, g, &square_avg)?;
-            out.push(g.div(&root.add_scalar(self.eps)?)?);
-            self.square_avg.set(i, square_avg);
+/// [`ScaleByRmsprop`] for one element, its constants rounded to `T`: the
+/// plain form updates `[square_avg]`, the centered one
+/// `[square_avg, grad_avg]`.
+struct RmspropStep<T> {
+    alpha: T,
+    rest: T,
+    eps: T,
+}
+
+impl<T: Element> RmspropStep<T> {
+    fn new(stage: &ScaleByRmsprop) -> Self {
+        RmspropStep {
+            alpha: T::from_f64(stage.alpha),
+            rest: T::from_f64(1.0 - stage.alpha),
+            eps: T::from_f64(stage.eps),
         }
-        Ok(out)
+    }
+
+    /// `avg` moved towards `x` (the tensor form's `ema`).
+    #[inline(always)]
+    fn average(&self, avg: &mut T, x: T) {
+        *avg = *avg * self.alpha + x * self.rest;
+    }
+}
+
+impl<T: Element> ElementStep<T, 1> for RmspropStep<T> {
+    #[inline(always)]
+    fn apply(&self, g: T, [square_avg]: [&mut T; 1]) -> T {
+        self.average(square_avg, g * g);
+        g / (square_avg.sqrt() + self.eps)
+    }
+}
+
+impl<T: Element> ElementStep<T, 2> for RmspropStep<T> {
+    #[inline(always)]
+    fn apply(&self, g: T, [square_avg, grad_avg]: [&mut T; 2]) -> T {
+        self.average(square_avg, g * g);
+        self.average(grad_avg, g);
+        g / ((*square_avg - *grad_avg * *grad_avg).sqrt() + self.eps)
+    }
+}
+
+impl Transform for ScaleByRmsprop {
+    /// One pass per tensor on the CPU, the tensor form elsewhere.
+    fn update(&mut self, mut grads: Vec<Tensor>, info: &StepInfo<'_>) -> Result<Vec<Tensor>> {
+        if !all_on_cpu(&grads) {
+            return self.update_with_tensor_ops(grads, info);
+        }
+        let step = (&RmspropStep::new(self), &RmspropStep::new(self));
+        if self.centered {
+            one_pass(&mut grads, [&mut self.square_avg, &mut self.grad_avg], step)?;
+        } else {
+            one_pass(&mut grads, [&mut self.square_avg], step)?;
+        }
+        Ok(grads)
     }
 
     fn save(&self, prefix: &str, state: &mut OptimizerState) {
@@ -217,6 +353,19 @@ impl Transform for ScaleByRmsprop {
         self.square_avg.load(prefix, "square_avg", state);
         self.grad_avg.load(prefix, "grad_avg", state);
         Ok(())
+    }
+}
+
+impl TensorOpsReference for ScaleByRmsprop {
+    fn update_with_tensor_ops(&mut self, grads: Vec<Tensor>, _: &StepInfo<'_>) -> Result<Vec<Tensor>> {
+        let mut out = Vec::with_capacity(grads.len());
+        for (i, g) in grads.iter().enumerate() {
+            let square_avg = ema(self.square_avg.get(i, g)?, &g.square()?, self.alpha)?;
+            let root = self.root(i, g, &square_avg)?;
+            out.push(g.div(&root.add_scalar(self.eps)?)?);
+            self.square_avg.set(i, square_avg);
+        }
+        Ok(out)
     }
 }
 
@@ -252,8 +401,59 @@ impl ScaleByAdadelta {
     }
 }
 
+/// [`ScaleByAdadelta`] for one element (state `[square_avg, acc_delta]`),
+/// its constants rounded to `T`.
+struct AdadeltaStep<T> {
+    rho: T,
+    rest: T,
+    eps: T,
+}
+
+impl<T: Element> AdadeltaStep<T> {
+    fn new(stage: &ScaleByAdadelta) -> Self {
+        AdadeltaStep {
+            rho: T::from_f64(stage.rho),
+            rest: T::from_f64(1.0 - stage.rho),
+            eps: T::from_f64(stage.eps),
+        }
+    }
+}
+
+impl<T: Element> ElementStep<T, 2> for AdadeltaStep<T> {
+    #[inline(always)]
+    fn apply(&self, g: T, [square_avg, acc_delta]: [&mut T; 2]) -> T {
+        *square_avg = *square_avg * self.rho + (g * g) * self.rest;
+        let delta = ((*acc_delta + self.eps).sqrt() / (*square_avg + self.eps).sqrt()) * g;
+        *acc_delta = *acc_delta * self.rho + (delta * delta) * self.rest;
+        delta
+    }
+}
+
 impl Transform for ScaleByAdadelta {
-    fn update(&mut self, grads: Vec<Tensor>, _: &StepInfo<'_>) -> Result<Vec<Tensor>> {
+    /// One pass per tensor on the CPU, the tensor form elsewhere.
+    fn update(&mut self, mut grads: Vec<Tensor>, info: &StepInfo<'_>) -> Result<Vec<Tensor>> {
+        if !all_on_cpu(&grads) {
+            return self.update_with_tensor_ops(grads, info);
+        }
+        let step = (&AdadeltaStep::new(self), &AdadeltaStep::new(self));
+        one_pass(&mut grads, [&mut self.square_avg, &mut self.acc_delta], step)?;
+        Ok(grads)
+    }
+
+    fn save(&self, prefix: &str, state: &mut OptimizerState) {
+        self.square_avg.save(prefix, "square_avg", state);
+        self.acc_delta.save(prefix, "acc_delta", state);
+    }
+
+    fn load(&mut self, prefix: &str, state: &OptimizerState) -> Result<()> {
+        self.square_avg.load(prefix, "square_avg", state);
+        self.acc_delta.load(prefix, "acc_delta", state);
+        Ok(())
+    }
+}
+
+impl TensorOpsReference for ScaleByAdadelta {
+    fn update_with_tensor_ops(&mut self, grads: Vec<Tensor>, _: &StepInfo<'_>) -> Result<Vec<Tensor>> {
         let mut out = Vec::with_capacity(grads.len());
         for (i, g) in grads.iter().enumerate() {
             let square_avg = ema(self.square_avg.get(i, g)?, &g.square()?, self.rho)?;
@@ -267,15 +467,43 @@ impl Transform for ScaleByAdadelta {
         }
         Ok(out)
     }
+}
 
-    fn save(&self, prefix: &str, state: &mut OptimizerState) {
-        self.square_avg.save(prefix, "square_avg", state);
-        self.acc_delta.save(prefix, "acc_delta", state);
-    }
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::onepass::testing::{assert_one_pass_matches_tensor_ops, runs};
+    use proptest::prelude::*;
 
-    fn load(&mut self, prefix: &str, state: &OptimizerState) -> Result<()> {
-        self.square_avg.load(prefix, "square_avg", state);
-        self.acc_delta.load(prefix, "acc_delta", state);
-        Ok(())
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+
+        /// Heavy-ball and Nesterov momentum, with and without dampening.
+        #[test]
+        fn momentum_in_one_pass_is_the_tensor_form(
+            run in runs(), momentum in 0.0f64..1.0, dampening in 0.0f64..1.0, nesterov in any::<bool>()
+        ) {
+            assert_one_pass_matches_tensor_ops(TorchMomentum::new(momentum, dampening, nesterov), &run)?;
+        }
+
+        /// Adagrad, from any starting accumulator.
+        #[test]
+        fn adagrad_in_one_pass_is_the_tensor_form(run in runs(), initial in 0.0f64..1.0, eps in 1e-12f64..1e-2) {
+            assert_one_pass_matches_tensor_ops(ScaleByAdagrad::new(initial, eps), &run)?;
+        }
+
+        /// RMSprop, plain and centered.
+        #[test]
+        fn rmsprop_in_one_pass_is_the_tensor_form(
+            run in runs(), alpha in 0.5f64..1.0, eps in 1e-12f64..1e-2, centered in any::<bool>()
+        ) {
+            assert_one_pass_matches_tensor_ops(ScaleByRmsprop::new(alpha, eps, centered), &run)?;
+        }
+
+        /// Adadelta.
+        #[test]
+        fn adadelta_in_one_pass_is_the_tensor_form(run in runs(), rho in 0.5f64..1.0, eps in 1e-10f64..1e-2) {
+            assert_one_pass_matches_tensor_ops(ScaleByAdadelta::new(rho, eps), &run)?;
+        }
     }
 }

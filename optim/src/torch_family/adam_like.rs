@@ -3,9 +3,23 @@
 //! learning rate comes after it ([`crate::basic::ScaleByLr`]).
 
 use crate::basic::ema;
+use crate::onepass::{all_on_cpu, one_pass, ElementStep, TensorOpsReference};
 use crate::transform::{Slots, StepInfo, Transform};
 use crate::OptimizerState;
-use ferrograd_engine::{Result, Tensor};
+use ferrograd_engine::{BinaryOp, Element, Result, Tensor};
+
+/// `m` and `v` moved towards `g` and `g^2` (the tensor form's two `ema`s),
+/// with the decays `b1`, `b2` and their complements `nb1`, `nb2` rounded to `T`.
+#[inline(always)]
+fn update_moments<T: Element>(g: T, m: &mut T, v: &mut T, [b1, nb1, b2, nb2]: [T; 4]) {
+    *m = *m * b1 + g * nb1;
+    *v = *v * b2 + (g * g) * nb2;
+}
+
+/// `[b1, 1 - b1, b2, 1 - b2]` rounded to `T`, for [`update_moments`].
+fn moment_decays<T: Element>(b1: f64, b2: f64) -> [T; 4] {
+    [b1, 1.0 - b1, b2, 1.0 - b2].map(T::from_f64)
+}
 
 /// NAdam's direction (Dozat, "Incorporating Nesterov Momentum into Adam",
 /// ICLR 2016 workshop), with the momentum schedule of `torch.optim.NAdam`:
@@ -86,25 +100,60 @@ impl ScaleByNadam {
     }
 }
 
-impl Transform for ScaleByNadam {
-    fn update(&mut self, grads: Vec<Tensor>, info: &StepInfo<'_>) -> Result<Vec<Tensor>> {
-        let t = info.count;
+impl ScaleByNadam {
+    /// Step `t`'s `(grad_coef, m_coef, c2)`: the factors of `g` and `m` in
+    /// the direction and the second moment's bias correction.
+    fn coefficients(&mut self, t: u64) -> (f64, f64, f64) {
         let (mu, mu_next) = (self.mu(t), self.mu(t + 1));
         let product = self.mu_product(t);
         let grad_coef = (1.0 - mu) / (1.0 - product);
         let m_coef = mu_next / (1.0 - product * mu_next);
         let c2 = 1.0 - self.beta2.powf(t as f64);
-        let mut out = Vec::with_capacity(grads.len());
-        for (i, g) in grads.iter().enumerate() {
-            let m = ema(self.m.get(i, g)?, g, self.beta1)?;
-            let v = ema(self.v.get(i, g)?, &g.square()?, self.beta2)?;
-            let denom = v.div_scalar(c2)?.sqrt()?.add_scalar(self.eps)?;
-            let dir = g.mul_scalar(grad_coef)?.add(&m.mul_scalar(m_coef)?)?;
-            out.push(dir.div(&denom)?);
-            self.m.set(i, m);
-            self.v.set(i, v);
+        (grad_coef, m_coef, c2)
+    }
+}
+
+/// [`ScaleByNadam`] for one element (state `[m, v]`), its constants rounded
+/// to `T`.
+struct NadamStep<T> {
+    decays: [T; 4],
+    grad_coef: T,
+    m_coef: T,
+    inv_c2: T,
+    eps: T,
+}
+
+impl<T: Element> NadamStep<T> {
+    fn new(stage: &ScaleByNadam, (grad_coef, m_coef, c2): (f64, f64, f64)) -> Self {
+        NadamStep {
+            decays: moment_decays(stage.beta1, stage.beta2),
+            grad_coef: T::from_f64(grad_coef),
+            m_coef: T::from_f64(m_coef),
+            inv_c2: T::from_f64(1.0 / c2),
+            eps: T::from_f64(stage.eps),
         }
-        Ok(out)
+    }
+}
+
+impl<T: Element> ElementStep<T, 2> for NadamStep<T> {
+    #[inline(always)]
+    fn apply(&self, g: T, [m, v]: [&mut T; 2]) -> T {
+        update_moments(g, m, v, self.decays);
+        let denom = (*v * self.inv_c2).sqrt() + self.eps;
+        (g * self.grad_coef + *m * self.m_coef) / denom
+    }
+}
+
+impl Transform for ScaleByNadam {
+    /// One pass per tensor on the CPU, the tensor form elsewhere.
+    fn update(&mut self, mut grads: Vec<Tensor>, info: &StepInfo<'_>) -> Result<Vec<Tensor>> {
+        if !all_on_cpu(&grads) {
+            return self.update_with_tensor_ops(grads, info);
+        }
+        let k = self.coefficients(info.count);
+        let step = (&NadamStep::new(self, k), &NadamStep::new(self, k));
+        one_pass(&mut grads, [&mut self.m, &mut self.v], step)?;
+        Ok(grads)
     }
 
     fn save(&self, prefix: &str, state: &mut OptimizerState) {
@@ -117,6 +166,23 @@ impl Transform for ScaleByNadam {
         self.v.load(prefix, "v", state);
         self.mu_product = (0, 1.0);
         Ok(())
+    }
+}
+
+impl TensorOpsReference for ScaleByNadam {
+    fn update_with_tensor_ops(&mut self, grads: Vec<Tensor>, info: &StepInfo<'_>) -> Result<Vec<Tensor>> {
+        let (grad_coef, m_coef, c2) = self.coefficients(info.count);
+        let mut out = Vec::with_capacity(grads.len());
+        for (i, g) in grads.iter().enumerate() {
+            let m = ema(self.m.get(i, g)?, g, self.beta1)?;
+            let v = ema(self.v.get(i, g)?, &g.square()?, self.beta2)?;
+            let denom = v.div_scalar(c2)?.sqrt()?.add_scalar(self.eps)?;
+            let dir = g.mul_scalar(grad_coef)?.add(&m.mul_scalar(m_coef)?)?;
+            out.push(dir.div(&denom)?);
+            self.m.set(i, m);
+            self.v.set(i, v);
+        }
+        Ok(out)
     }
 }
 
@@ -174,8 +240,63 @@ impl ScaleByRadam {
     }
 }
 
+/// [`ScaleByRadam`] for one element (state `[m, v]`), its constants rounded
+/// to `T`; `rect` is `None` while the step is plain momentum.
+struct RadamStep<T> {
+    decays: [T; 4],
+    inv_c1: T,
+    rect: Option<T>,
+    eps: T,
+}
+
+impl<T: Element> RadamStep<T> {
+    fn new(stage: &ScaleByRadam, count: u64) -> Self {
+        RadamStep {
+            decays: moment_decays(stage.beta1, stage.beta2),
+            inv_c1: T::from_f64(1.0 / (1.0 - stage.beta1.powf(count as f64))),
+            rect: stage.rectification(count).map(T::from_f64),
+            eps: T::from_f64(stage.eps),
+        }
+    }
+}
+
+impl<T: Element> ElementStep<T, 2> for RadamStep<T> {
+    #[inline(always)]
+    fn apply(&self, g: T, [m, v]: [&mut T; 2]) -> T {
+        update_moments(g, m, v, self.decays);
+        let m_hat = *m * self.inv_c1;
+        match self.rect {
+            Some(r) => (m_hat * r) / (v.sqrt() + self.eps),
+            None => m_hat,
+        }
+    }
+}
+
 impl Transform for ScaleByRadam {
-    fn update(&mut self, grads: Vec<Tensor>, info: &StepInfo<'_>) -> Result<Vec<Tensor>> {
+    /// One pass per tensor on the CPU, the tensor form elsewhere.
+    fn update(&mut self, mut grads: Vec<Tensor>, info: &StepInfo<'_>) -> Result<Vec<Tensor>> {
+        if !all_on_cpu(&grads) {
+            return self.update_with_tensor_ops(grads, info);
+        }
+        let step = (&RadamStep::new(self, info.count), &RadamStep::new(self, info.count));
+        one_pass(&mut grads, [&mut self.m, &mut self.v], step)?;
+        Ok(grads)
+    }
+
+    fn save(&self, prefix: &str, state: &mut OptimizerState) {
+        self.m.save(prefix, "m", state);
+        self.v.save(prefix, "v", state);
+    }
+
+    fn load(&mut self, prefix: &str, state: &OptimizerState) -> Result<()> {
+        self.m.load(prefix, "m", state);
+        self.v.load(prefix, "v", state);
+        Ok(())
+    }
+}
+
+impl TensorOpsReference for ScaleByRadam {
+    fn update_with_tensor_ops(&mut self, grads: Vec<Tensor>, info: &StepInfo<'_>) -> Result<Vec<Tensor>> {
         let c1 = 1.0 - self.beta1.powf(info.count as f64);
         let rect = self.rectification(info.count);
         let mut out = Vec::with_capacity(grads.len());
@@ -191,17 +312,6 @@ impl Transform for ScaleByRadam {
             self.v.set(i, v);
         }
         Ok(out)
-    }
-
-    fn save(&self, prefix: &str, state: &mut OptimizerState) {
-        self.m.save(prefix, "m", state);
-        self.v.save(prefix, "v", state);
-    }
-
-    fn load(&mut self, prefix: &str, state: &OptimizerState) -> Result<()> {
-        self.m.load(prefix, "m", state);
-        self.v.load(prefix, "v", state);
-        Ok(())
     }
 }
 
@@ -239,8 +349,64 @@ impl ScaleByAdamax {
     }
 }
 
+/// [`ScaleByAdamax`] for one element (state `[m, u]`), its constants rounded
+/// to `T`.
+struct AdamaxStep<T> {
+    b1: T,
+    nb1: T,
+    b2: T,
+    eps: T,
+    inv_c1: T,
+}
+
+impl<T: Element> AdamaxStep<T> {
+    fn new(stage: &ScaleByAdamax, count: u64) -> Self {
+        let f = T::from_f64;
+        AdamaxStep {
+            b1: f(stage.beta1),
+            nb1: f(1.0 - stage.beta1),
+            b2: f(stage.beta2),
+            eps: f(stage.eps),
+            inv_c1: f(1.0 / (1.0 - stage.beta1.powf(count as f64))),
+        }
+    }
+}
+
+impl<T: Element> ElementStep<T, 2> for AdamaxStep<T> {
+    #[inline(always)]
+    fn apply(&self, g: T, [m, u]: [&mut T; 2]) -> T {
+        *m = *m * self.b1 + g * self.nb1;
+        let (decayed, bound) = (*u * self.b2, g.abs() + self.eps);
+        *u = BinaryOp::Maximum.apply(decayed, bound);
+        (*m / *u) * self.inv_c1
+    }
+}
+
 impl Transform for ScaleByAdamax {
-    fn update(&mut self, grads: Vec<Tensor>, info: &StepInfo<'_>) -> Result<Vec<Tensor>> {
+    /// One pass per tensor on the CPU, the tensor form elsewhere.
+    fn update(&mut self, mut grads: Vec<Tensor>, info: &StepInfo<'_>) -> Result<Vec<Tensor>> {
+        if !all_on_cpu(&grads) {
+            return self.update_with_tensor_ops(grads, info);
+        }
+        let step = (&AdamaxStep::new(self, info.count), &AdamaxStep::new(self, info.count));
+        one_pass(&mut grads, [&mut self.m, &mut self.u], step)?;
+        Ok(grads)
+    }
+
+    fn save(&self, prefix: &str, state: &mut OptimizerState) {
+        self.m.save(prefix, "m", state);
+        self.u.save(prefix, "u", state);
+    }
+
+    fn load(&mut self, prefix: &str, state: &OptimizerState) -> Result<()> {
+        self.m.load(prefix, "m", state);
+        self.u.load(prefix, "u", state);
+        Ok(())
+    }
+}
+
+impl TensorOpsReference for ScaleByAdamax {
+    fn update_with_tensor_ops(&mut self, grads: Vec<Tensor>, info: &StepInfo<'_>) -> Result<Vec<Tensor>> {
         let c1 = 1.0 - self.beta1.powf(info.count as f64);
         let mut out = Vec::with_capacity(grads.len());
         for (i, g) in grads.iter().enumerate() {
@@ -256,15 +422,40 @@ impl Transform for ScaleByAdamax {
         }
         Ok(out)
     }
+}
 
-    fn save(&self, prefix: &str, state: &mut OptimizerState) {
-        self.m.save(prefix, "m", state);
-        self.u.save(prefix, "u", state);
-    }
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::onepass::testing::{assert_one_pass_matches_tensor_ops, runs};
+    use proptest::prelude::*;
 
-    fn load(&mut self, prefix: &str, state: &OptimizerState) -> Result<()> {
-        self.m.load(prefix, "m", state);
-        self.u.load(prefix, "u", state);
-        Ok(())
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+
+        /// NAdam, over its momentum schedule.
+        #[test]
+        fn nadam_in_one_pass_is_the_tensor_form(
+            run in runs(), beta1 in 0.5f64..1.0, beta2 in 0.5f64..1.0, eps in 1e-12f64..1e-2, decay in 0.0f64..0.1
+        ) {
+            assert_one_pass_matches_tensor_ops(ScaleByNadam::new(beta1, beta2, eps, decay), &run)?;
+        }
+
+        /// RAdam, on both sides of its threshold (small `beta2` rectifies
+        /// from the first steps, large `beta2` not within them).
+        #[test]
+        fn radam_in_one_pass_is_the_tensor_form(
+            run in runs(), beta1 in 0.5f64..1.0, beta2 in 0.3f64..1.0, eps in 1e-12f64..1e-2
+        ) {
+            assert_one_pass_matches_tensor_ops(ScaleByRadam::new(beta1, beta2, eps), &run)?;
+        }
+
+        /// Adamax.
+        #[test]
+        fn adamax_in_one_pass_is_the_tensor_form(
+            run in runs(), beta1 in 0.5f64..1.0, beta2 in 0.5f64..1.0, eps in 1e-12f64..1e-2
+        ) {
+            assert_one_pass_matches_tensor_ops(ScaleByAdamax::new(beta1, beta2, eps), &run)?;
+        }
     }
 }

@@ -117,9 +117,13 @@ fn sweep<T: Copy + Send, const N: usize>(u: &mut [T], state: [&mut [T]; N], step
 }
 
 /// [`sweep`] on one thread.
-fn sweep_serial<T: Copy, const N: usize>(u: &mut [T], mut state: [&mut [T]; N], step: &impl ElementStep<T, N>) {
-    for (j, x) in u.iter_mut().enumerate() {
-        *x = step.apply(*x, state.each_mut().map(|s| &mut s[j]));
+fn sweep_serial<T: Copy, const N: usize>(u: &mut [T], state: [&mut [T]; N], step: &impl ElementStep<T, N>) {
+    // Every slice cut to the same length, so that the compiler drops the
+    // bounds checks and vectorises the loop.
+    let len = u.len();
+    let mut state = state.map(|s| &mut s[..len]);
+    for j in 0..len {
+        u[j] = step.apply(u[j], state.each_mut().map(|s| &mut s[j]));
     }
 }
 

@@ -38,6 +38,7 @@
 //! and PyTorch's AdamW do the same. To exempt parameters (biases, BatchNorm)
 //! use `mask`, or route groups through [`crate::groups::Partition`].
 
+use crate::onepass::TensorOpsReference;
 use crate::schedule::Schedule;
 use crate::transform::{Slots, StepInfo, Transform};
 use crate::OptimizerState;
@@ -168,20 +169,64 @@ pub struct AddDecayedWeights {
     pub mask: Option<Vec<bool>>,
 }
 
+impl AddDecayedWeights {
+    /// Whether parameter `i` decays (the mask does not exempt it).
+    fn decays(&self, i: usize) -> bool {
+        match &self.mask {
+            Some(mask) => mask.get(i).copied().unwrap_or(true),
+            None => true,
+        }
+    }
+}
+
 impl Transform for AddDecayedWeights {
-    fn update(&mut self, updates: Vec<Tensor>, info: &StepInfo<'_>) -> Result<Vec<Tensor>> {
+    /// Adds `rate * p` into each update in place on the CPU (one pass, no
+    /// temporary: `u + p * rate`, as the tensor form rounds it); the tensor
+    /// form off the CPU or where `u` and `p` differ in shape or dtype.
+    fn update(&mut self, mut updates: Vec<Tensor>, info: &StepInfo<'_>) -> Result<Vec<Tensor>> {
+        if self.rate == 0.0 {
+            return Ok(updates);
+        }
+        for (i, u) in updates.iter_mut().enumerate() {
+            if self.decays(i) {
+                add_decayed_weight(u, &info.params[i], self.rate)?;
+            }
+        }
+        Ok(updates)
+    }
+}
+
+impl TensorOpsReference for AddDecayedWeights {
+    fn update_with_tensor_ops(&mut self, updates: Vec<Tensor>, info: &StepInfo<'_>) -> Result<Vec<Tensor>> {
         if self.rate == 0.0 {
             return Ok(updates);
         }
         updates
             .into_iter()
             .enumerate()
-            .map(|(i, u)| match &self.mask {
-                Some(mask) if !mask.get(i).copied().unwrap_or(true) => Ok(u),
-                _ => u.add(&info.params[i].mul_scalar(self.rate)?),
+            .map(|(i, u)| match self.decays(i) {
+                false => Ok(u),
+                true => u.add(&info.params[i].mul_scalar(self.rate)?),
             })
             .collect()
     }
+}
+
+/// `u += p * rate` for one tensor: in place where both are CPU tensors of
+/// the same shape and dtype, else as tensor operations.
+fn add_decayed_weight(u: &mut Tensor, p: &Tensor, rate: f64) -> Result<()> {
+    let same_layout = u.shape() == p.shape() && u.dtype() == p.dtype();
+    if !same_layout || u.device() != Device::Cpu || p.device() != Device::Cpu {
+        *u = u.add(&p.mul_scalar(rate)?)?;
+        return Ok(());
+    }
+    with_dtype!(u.dtype(), T => {
+        let rate = T::from_f64(rate);
+        for (x, &w) in u.as_mut_slice::<T>()?.iter_mut().zip(p.as_slice::<T>()?) {
+            *x += w * rate;
+        }
+    });
+    Ok(())
 }
 
 /// Adam's direction `m_hat / (sqrt(v_hat) + eps)` (Kingma and Ba 2015,
@@ -410,6 +455,23 @@ impl Transform for ScaleByAdam {
     }
 }
 
+impl TensorOpsReference for ScaleByAdam {
+    fn update_with_tensor_ops(&mut self, mut grads: Vec<Tensor>, info: &StepInfo<'_>) -> Result<Vec<Tensor>> {
+        let (c1, c2) = adam_bias_corrections((self.beta1, self.beta2), info.count);
+        for (i, g) in grads.iter_mut().enumerate() {
+            let m = self.m.get_mut(i, g)?;
+            let v = self.v.get_mut(i, g)?;
+            let v_max = if self.amsgrad {
+                Some(self.v_max.get_mut(i, g)?)
+            } else {
+                None
+            };
+            adam_tensor_ops(g, m, v, v_max, (self.beta1, self.beta2), (c1, c2), self.eps)?;
+        }
+        Ok(grads)
+    }
+}
+
 /// [`adam_in_place`] for tensors off the CPU, which have no host slices:
 /// the tensor-op form that function's documentation gives, every op running
 /// on the tensors' device.
@@ -442,6 +504,7 @@ pub(crate) fn adam_tensor_ops(
 mod tests {
     use super::*;
     use crate::layout::ModelLayout;
+    use crate::onepass::testing::{assert_one_pass_matches_tensor_ops, runs};
     use crate::schedule::Constant;
     use crate::transform::ChainOptimizer;
     use crate::{chain, StepContext, TaskOptimizer};
@@ -590,6 +653,26 @@ mod tests {
                     v = Some(v_new);
                 }
             }
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+
+        /// Adam and AMSGrad: the fused pass against `adam_tensor_ops`.
+        #[test]
+        fn adam_in_one_pass_is_the_tensor_form(
+            run in runs(), beta1 in 0.5f64..1.0, beta2 in 0.5f64..1.0, eps in 1e-12f64..1e-2, amsgrad: bool
+        ) {
+            assert_one_pass_matches_tensor_ops(ScaleByAdam::new(beta1, beta2, eps, amsgrad), &run)?;
+        }
+
+        /// Weight decay in place, some parameters exempted by the mask.
+        #[test]
+        fn decayed_weights_in_place_are_the_tensor_form(
+            run in runs(), rate in -1.0f64..1.0, mask in proptest::collection::vec(proptest::bool::ANY, 0..5)
+        ) {
+            assert_one_pass_matches_tensor_ops(AddDecayedWeights { rate, mask: Some(mask) }, &run)?;
         }
     }
 

@@ -6,8 +6,8 @@
 //! * as **tensor operations** ([`TensorOpsReference::update_with_tensor_ops`]):
 //!   the readable form of the formula, which runs on any device and is the
 //!   reference;
-//! * as **one element's arithmetic** (an [`ElementStep`]), which
-//!   [`one_pass`] runs over each tensor on the CPU: one sweep that reads the
+//! * as **one element's arithmetic** (an `ElementStep`), which
+//!   `one_pass` runs over each tensor on the CPU: one sweep that reads the
 //!   update and the state and writes both back in place, instead of one
 //!   sweep and one temporary tensor per operation.
 //!
